@@ -1,0 +1,108 @@
+"""Confidence signals: label probability mass, per-field token probability, k-sample agreement."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import Counter
+from typing import Any, Sequence
+
+import numpy as np
+
+TokenLogprob = tuple[bytes, float]  # a token's bytes and its log-probability
+
+
+def normalise_label_scores(log_scores: dict[str, float]) -> dict[str, float]:
+    """Softmax over the allowed labels' sequence log-probabilities: a distribution that sums to 1."""
+    labels = list(log_scores)
+    values = np.array([log_scores[label] for label in labels], dtype=np.float64)
+    values = np.exp(values - values.max())
+    values /= values.sum()
+    return dict(zip(labels, values.tolist()))
+
+
+def top_level_value_spans(text: str) -> dict[str, tuple[int, int]]:
+    """Character spans of each top-level value in a JSON object text, e.g. {"a": 1} -> {"a": (6, 7)}."""
+    decoder = json.JSONDecoder()
+    spans: dict[str, tuple[int, int]] = {}
+    i = text.index("{") + 1
+
+    def skip_ws(pos: int) -> int:
+        while pos < len(text) and text[pos] in " \t\r\n":
+            pos += 1
+        return pos
+
+    while True:
+        i = skip_ws(i)
+        if i >= len(text) or text[i] == "}":
+            return spans
+        key, i = decoder.raw_decode(text, i)
+        i = skip_ws(i)
+        if text[i] != ":":
+            raise ValueError(f"expected ':' at {i}")
+        start = skip_ws(i + 1)
+        _, end = decoder.raw_decode(text, start)
+        spans[str(key)] = (start, end)
+        i = skip_ws(end)
+        if i < len(text) and text[i] == ",":
+            i += 1
+
+
+def field_confidences(text: str, tokens: Sequence[TokenLogprob]) -> dict[str, float]:
+    """Per top-level field: the probability of the tokens that spell its value (their joint probability).
+
+    A token counts for a field if it overlaps the value's byte span, so a token that merges a quote with
+    the first characters still counts.
+    """
+    encoded_prefix_len = _char_to_byte_offsets(text)
+    token_spans: list[tuple[int, int, float]] = []
+    pos = 0
+    for piece, logprob in tokens:
+        token_spans.append((pos, pos + len(piece), logprob))
+        pos += len(piece)
+    result: dict[str, float] = {}
+    for field, (start, end) in top_level_value_spans(text).items():
+        b_start, b_end = encoded_prefix_len[start], encoded_prefix_len[end]
+        logprob = sum(lp for t_start, t_end, lp in token_spans if t_start < b_end and t_end > b_start)
+        result[field] = math.exp(logprob)
+    return result
+
+
+def _char_to_byte_offsets(text: str) -> list[int]:
+    offsets = [0]
+    for ch in text:
+        offsets.append(offsets[-1] + len(ch.encode("utf-8")))
+    return offsets
+
+
+def normalise_value(value: Any) -> str:
+    """A comparable key for sample agreement: whitespace and case folded."""
+    if isinstance(value, str):
+        return " ".join(value.split()).casefold()
+    return json.dumps(value, sort_keys=True)
+
+
+def label_agreement(samples: Sequence[str | None]) -> tuple[str, float]:
+    """The most frequent label and the share of all k samples that gave it (invalid samples count against)."""
+    counts = Counter(s for s in samples if s is not None)
+    label, count = counts.most_common(1)[0]
+    return label, count / len(samples)
+
+
+def field_agreement(
+    samples: Sequence[dict[str, Any] | None], fields: Sequence[str]
+) -> tuple[dict[str, Any], dict[str, float]]:
+    """Per field: the most frequent (normalised) value across samples, and the share of samples agreeing."""
+    valid = [s for s in samples if s is not None]
+    answer: dict[str, Any] = {}
+    confidence: dict[str, float] = {}
+    for field in fields:
+        present = [s[field] for s in valid if field in s]
+        if not present:
+            confidence[field] = 0.0
+            continue
+        counts = Counter(normalise_value(v) for v in present)
+        key, count = counts.most_common(1)[0]
+        answer[field] = next(v for v in present if normalise_value(v) == key)
+        confidence[field] = count / len(samples)
+    return answer, confidence

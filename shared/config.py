@@ -1,0 +1,139 @@
+"""All runtime configuration, read from environment variables / app settings in one place.
+
+Tiers are named ``small``, ``small2`` and ``frontier``; each is configured by ``SMALLFIRST_<NAME>_<FIELD>``
+(for example ``SMALLFIRST_FRONTIER_BACKEND=azure_openai``). With nothing set, ``small`` is the embedded
+llama.cpp model and there is no frontier.
+"""
+
+from __future__ import annotations
+
+import os
+from enum import StrEnum
+from pathlib import Path
+from typing import Literal, Mapping, TypeVar
+
+from pydantic import BaseModel, Field, SecretStr, ValidationError
+
+PREFIX = "SMALLFIRST_"
+TIER_NAMES = ("small", "small2", "frontier")
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+M = TypeVar("M", bound=BaseModel)
+
+
+class ConfigError(ValueError):
+    """A setting is missing or malformed; the message names the variable."""
+
+
+class Backend(StrEnum):
+    EMBEDDED = "embedded"
+    FOUNDRY = "foundry"
+    AZURE_OPENAI = "azure_openai"
+    OPENAI_COMPATIBLE = "openai_compatible"
+
+
+class StructuredOutput(StrEnum):
+    JSON_SCHEMA = "json_schema"  # server enforces the schema (response_format json_schema, or a grammar)
+    JSON_OBJECT = "json_object"  # server guarantees JSON; the schema goes in the prompt
+    INSTRUCTIONS = "instructions"  # nothing enforced server-side; the schema goes in the prompt
+
+
+# USD per 1M tokens (input, output). Phi-4 serverless and gpt-4o list prices; override per tier.
+DEFAULT_PRICES: dict[Backend, tuple[float, float]] = {
+    Backend.EMBEDDED: (0.0, 0.0),
+    Backend.FOUNDRY: (0.125, 0.5),
+    Backend.AZURE_OPENAI: (2.5, 10.0),
+    Backend.OPENAI_COMPATIBLE: (0.0, 0.0),
+}
+# What each backend can do by default. Foundry's Phi-4 serverless documents neither json_schema nor logprobs.
+DEFAULT_CAPABILITIES: dict[Backend, tuple[StructuredOutput, bool]] = {
+    Backend.EMBEDDED: (StructuredOutput.JSON_SCHEMA, True),
+    Backend.FOUNDRY: (StructuredOutput.INSTRUCTIONS, False),
+    Backend.AZURE_OPENAI: (StructuredOutput.JSON_SCHEMA, True),
+    Backend.OPENAI_COMPATIBLE: (StructuredOutput.JSON_OBJECT, False),
+}
+
+
+class TierConfig(BaseModel):
+    """One model tier. Unset capability/price fields take the backend's defaults."""
+
+    name: str
+    backend: Backend = Backend.EMBEDDED
+    endpoint: str | None = None
+    model: str | None = Field(default=None, description="model or deployment name")
+    api_key: SecretStr | None = Field(default=None, description="unset: Entra ID via DefaultAzureCredential")
+    api_version: str = "2024-10-21"
+    structured_output: StructuredOutput | None = None
+    logprobs: bool | None = None
+    samples: int = Field(default=5, ge=2, le=20, description="k for sample agreement when no logprobs")
+    sample_temperature: float = Field(default=0.7, gt=0.0, le=2.0)
+    max_input_tokens: int = Field(default=6000, gt=0)
+    max_output_tokens: int = Field(default=512, gt=0)
+    timeout_s: float = Field(default=30.0, gt=0)
+    max_attempts: int = Field(default=3, ge=1, le=10)
+    price_in_per_m: float | None = Field(default=None, ge=0)
+    price_out_per_m: float | None = Field(default=None, ge=0)
+    # embedded only
+    model_path: Path | None = None
+    n_ctx: int = Field(default=8192, ge=512)
+    n_threads: int | None = None
+
+    @property
+    def role(self) -> Literal["small", "frontier"]:
+        return "frontier" if self.name == "frontier" else "small"
+
+    @property
+    def effective_structured_output(self) -> StructuredOutput:
+        return self.structured_output or DEFAULT_CAPABILITIES[self.backend][0]
+
+    @property
+    def effective_logprobs(self) -> bool:
+        return DEFAULT_CAPABILITIES[self.backend][1] if self.logprobs is None else self.logprobs
+
+    @property
+    def prices(self) -> tuple[float, float]:
+        default_in, default_out = DEFAULT_PRICES[self.backend]
+        return (
+            default_in if self.price_in_per_m is None else self.price_in_per_m,
+            default_out if self.price_out_per_m is None else self.price_out_per_m,
+        )
+
+
+class Settings(BaseModel):
+    tasks_dir: Path = PROJECT_ROOT / "tasks"
+    tiers: dict[str, TierConfig]
+    concurrency: int = Field(default=8, ge=1, le=256)
+    max_batch_items: int = Field(default=100, ge=1)
+    # blob processing (the Functions app)
+    storage_connection: str = "AzureWebJobsStorage"
+    max_blob_bytes: int = Field(default=20 * 1024 * 1024, ge=1)
+    chunk_items: int = Field(default=100, ge=1)
+    chunk_queue: str = "smallfirst-chunks"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
+        env = os.environ if env is None else env
+        tiers: dict[str, TierConfig] = {}
+        for name in TIER_NAMES:
+            fields = _fields_with_prefix(env, f"{PREFIX}{name.upper()}_")
+            if fields or name == "small":
+                tiers[name] = _validate(TierConfig, {"name": name, **fields}, f"{PREFIX}{name.upper()}_")
+        general = {
+            key: value
+            for key, value in _fields_with_prefix(env, PREFIX).items()
+            if key in cls.model_fields and key != "tiers"
+        }
+        return _validate(cls, {**general, "tiers": tiers}, PREFIX)
+
+
+def _fields_with_prefix(env: Mapping[str, str], prefix: str) -> dict[str, str]:
+    return {key[len(prefix):].lower(): value for key, value in env.items() if key.startswith(prefix) and value != ""}
+
+
+def _validate(model: type[M], data: dict, prefix: str) -> M:
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{prefix}{'_'.join(str(p) for p in err['loc']).upper()}: {err['msg']}" for err in exc.errors()
+        )
+        raise ConfigError(f"invalid configuration: {problems}") from exc

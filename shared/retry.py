@@ -1,0 +1,47 @@
+"""Bounded exponential backoff with full jitter that honours Retry-After, for transient tier errors."""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from dataclasses import dataclass
+from typing import Callable, TypeVar
+
+from shared.tiers.base import TransientTierError
+
+T = TypeVar("T")
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    max_attempts: int = 3
+    base_delay_s: float = 0.5
+    max_delay_s: float = 8.0
+    max_retry_after_s: float = 30.0  # a longer Retry-After means: move on to the next tier instead
+
+    def delay(self, attempt: int, retry_after: float | None, rng: random.Random) -> float:
+        backoff = rng.uniform(0, min(self.max_delay_s, self.base_delay_s * 2**attempt))
+        return max(backoff, retry_after or 0.0)
+
+
+def call_with_retries(
+    fn: Callable[[], T],
+    policy: RetryPolicy,
+    sleep: Callable[[float], None] = time.sleep,
+    rng: random.Random | None = None,
+) -> T:
+    """Call ``fn``; on TransientTierError wait and try again, up to ``policy.max_attempts`` calls in all."""
+    rng = rng or random.Random()
+    for attempt in range(policy.max_attempts):
+        try:
+            return fn()
+        except TransientTierError as exc:
+            last_try = attempt == policy.max_attempts - 1
+            if last_try or (exc.retry_after or 0) > policy.max_retry_after_s:
+                raise
+            delay = policy.delay(attempt, exc.retry_after, rng)
+            log.warning("transient tier error (%s); retry %d in %.2fs", exc, attempt + 1, delay)
+            sleep(delay)
+    raise AssertionError("unreachable")

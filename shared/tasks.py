@@ -1,0 +1,213 @@
+"""Declarative task specs (classification / extraction) loaded from YAML or JSON files under tasks/."""
+
+from __future__ import annotations
+
+import json
+from functools import cached_property
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import jsonschema
+import numpy as np
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+CHARS_PER_TOKEN = 4  # rough estimate used for budgets before any tokenizer is loaded
+
+
+class TaskError(ValueError):
+    """A task file is missing or invalid; the message names the file and the field."""
+
+
+class Label(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1)
+    description: str = ""
+
+
+class Example(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    text: str
+    label: str | None = None
+    output: dict[str, Any] | None = None
+
+
+class Calibration(BaseModel):
+    """A monotone map from a tier's raw confidence to the probability of being right (fitted by `tune`)."""
+
+    model_config = ConfigDict(extra="forbid")
+    tier: str = "small"
+    method: Literal["isotonic"] = "isotonic"
+    x: list[float]
+    y: list[float]
+    fitted_on: str = ""
+    fitted_at: str = ""
+
+    @model_validator(mode="after")
+    def _same_length(self) -> "Calibration":
+        if len(self.x) != len(self.y) or not self.x:
+            raise ValueError("x and y must be non-empty and of equal length")
+        return self
+
+    def apply(self, confidence: float) -> float:
+        return float(np.interp(confidence, self.x, self.y))
+
+
+class TaskBase(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")
+    description: str = ""
+    instruction: str = Field(min_length=1)
+    threshold: float = Field(default=0.5, ge=0.0, le=1.0)
+    threshold_source: str = "default (not tuned)"
+    max_input_chars: int = Field(default=20_000, gt=0)
+    max_input_tokens: int = Field(default=4_000, gt=0)
+    tiers: list[str] = Field(default_factory=lambda: ["small", "small2", "frontier"], min_length=1)
+    calibration: Calibration | None = None
+    examples: list[Example] = Field(default_factory=list)
+
+    def estimate_tokens(self, text: str) -> int:
+        return len(text) // CHARS_PER_TOKEN + 1
+
+    def calibrated(self, tier: str, confidence: float) -> float:
+        if self.calibration is not None and self.calibration.tier == tier:
+            return self.calibration.apply(confidence)
+        return confidence
+
+
+class ClassificationTask(TaskBase):
+    kind: Literal["classification"] = "classification"
+    labels: list[Label] = Field(min_length=2)
+    allow_none: bool = False
+    none_label: str | None = None
+
+    @model_validator(mode="after")
+    def _check_labels(self) -> "ClassificationTask":
+        names = [label.name for label in self.labels]
+        if len(set(names)) != len(names):
+            raise ValueError("label names must be unique")
+        if self.allow_none and not self.none_label:
+            raise ValueError("allow_none needs a none_label")
+        if self.none_label and self.none_label in names:
+            raise ValueError("none_label must not also be a label")
+        for example in self.examples:
+            if example.label not in self.allowed_labels:
+                raise ValueError(f"example label {example.label!r} is not an allowed label")
+        return self
+
+    @property
+    def allowed_labels(self) -> list[str]:
+        names = [label.name for label in self.labels]
+        return names + [self.none_label] if self.allow_none and self.none_label else names
+
+    @property
+    def output_schema(self) -> dict[str, Any]:
+        return {
+            "type": "object",
+            "properties": {"label": {"type": "string", "enum": self.allowed_labels}},
+            "required": ["label"],
+            "additionalProperties": False,
+        }
+
+
+class ExtractionTask(TaskBase):
+    kind: Literal["extraction"] = "extraction"
+    json_schema: dict[str, Any] = Field(alias="schema")
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    @field_validator("json_schema")
+    @classmethod
+    def _valid_schema(cls, schema: dict[str, Any]) -> dict[str, Any]:
+        jsonschema.Draft202012Validator.check_schema(schema)
+        if schema.get("type") != "object" or not schema.get("properties"):
+            raise ValueError("an extraction schema must be an object with properties")
+        return schema
+
+    @property
+    def output_schema(self) -> dict[str, Any]:
+        return self.json_schema
+
+    @property
+    def required_fields(self) -> list[str]:
+        return list(self.json_schema.get("required") or self.json_schema["properties"])
+
+    @cached_property
+    def validator(self) -> jsonschema.Draft202012Validator:
+        return jsonschema.Draft202012Validator(self.json_schema)
+
+    def validation_errors(self, answer: Any) -> list[str]:
+        return [f"{'/'.join(map(str, e.absolute_path)) or '<root>'}: {e.message}" for e in self.validator.iter_errors(answer)]
+
+
+Task = Annotated[ClassificationTask | ExtractionTask, Field(discriminator="kind")]
+
+
+class _TaskFile(BaseModel):
+    task: Task
+
+
+def load_task_file(path: Path) -> ClassificationTask | ExtractionTask:
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) if path.suffix in {".yaml", ".yml"} else json.loads(
+            path.read_text(encoding="utf-8")
+        )
+    except (OSError, yaml.YAMLError, json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise TaskError(f"{path}: cannot read task file: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise TaskError(f"{path}: a task file must be a mapping")
+    schema_file = raw.pop("schema_file", None)
+    if schema_file is not None:
+        try:
+            raw["schema"] = json.loads((path.parent / schema_file).read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as exc:
+            raise TaskError(f"{path}: schema_file {schema_file!r}: {exc}") from exc
+    raw.setdefault("name", path.stem)
+    try:
+        task = _TaskFile.model_validate({"task": raw}).task
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'][2:]) or 'task'}: {err['msg']}" for err in exc.errors()
+        )
+        raise TaskError(f"{path}: {problems}") from exc
+    except jsonschema.SchemaError as exc:
+        raise TaskError(f"{path}: schema: {exc.message}") from exc
+    if task.name != path.stem:
+        raise TaskError(f"{path}: name {task.name!r} must match the file name {path.stem!r}")
+    return task
+
+
+class TaskCatalog:
+    """The tasks in a directory, loaded on first use and cached by name."""
+
+    def __init__(self, tasks_dir: Path) -> None:
+        self.tasks_dir = tasks_dir
+        self._tasks: dict[str, ClassificationTask | ExtractionTask] = {}
+
+    def _path(self, name: str) -> Path | None:
+        for suffix in (".yaml", ".yml", ".json"):
+            candidate = self.tasks_dir / f"{name}{suffix}"
+            if candidate.is_file():
+                return candidate
+        return None
+
+    def names(self) -> list[str]:
+        return sorted(
+            p.stem for p in self.tasks_dir.iterdir() if p.suffix in {".yaml", ".yml", ".json"}
+        )
+
+    def get(self, name: str) -> ClassificationTask | ExtractionTask:
+        if name not in self._tasks:
+            path = self._path(name) if name.replace("_", "").replace("-", "").isalnum() else None
+            if path is None:
+                raise KeyError(name)
+            self._tasks[name] = load_task_file(path)
+        return self._tasks[name]
+
+    def all(self) -> list[ClassificationTask | ExtractionTask]:
+        return [self.get(name) for name in self.names()]
+
+    def path_of(self, name: str) -> Path:
+        path = self._path(name)
+        if path is None:
+            raise KeyError(name)
+        return path

@@ -1,0 +1,1 @@
+"""Model tiers: one interface (Tier), four backends."""

@@ -1,0 +1,140 @@
+"""Classification and extraction on any chat-completions tier, adapting to what the endpoint supports."""
+
+from __future__ import annotations
+
+import json
+from abc import abstractmethod
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from shared.config import StructuredOutput
+from shared.confidence import TokenLogprob, field_agreement, field_confidences, label_agreement
+from shared.prompts import Message, classification_messages, extraction_messages
+from shared.tasks import ClassificationTask, ExtractionTask
+from shared.tiers.base import InvalidOutputError, Tier, TierAnswer
+
+
+@dataclass
+class ChatReply:
+    text: str
+    tokens_in: int
+    tokens_out: int
+    logprobs: list[TokenLogprob] | None = None
+
+
+class ChatTier(Tier):
+    """A tier reached through a chat-completions call. Subclasses implement ``complete``."""
+
+    @abstractmethod
+    def complete(
+        self,
+        messages: list[Message],
+        *,
+        schema: dict[str, Any],
+        schema_name: str,
+        temperature: float,
+        logprobs: bool,
+    ) -> ChatReply: ...
+
+    def classify(self, task: ClassificationTask, text: str) -> TierAnswer:
+        messages = classification_messages(task, text, json_answer=True)
+        return self._answer(task, messages, task.output_schema, to_answer=lambda obj: obj["label"], fields=["label"])
+
+    def extract(self, task: ExtractionTask, text: str) -> TierAnswer:
+        schema_in_prompt = self.config.effective_structured_output != StructuredOutput.JSON_SCHEMA
+        messages = extraction_messages(task, text, schema_in_prompt=schema_in_prompt)
+        return self._answer(task, messages, task.json_schema, to_answer=lambda obj: obj, fields=task.required_fields)
+
+    def _answer(self, task, messages, schema, *, to_answer, fields) -> TierAnswer:
+        if self.config.effective_logprobs:
+            reply = self.complete(messages, schema=schema, schema_name=task.name, temperature=0.0, logprobs=True)
+            obj = self._parse(task, reply)
+            per_field = field_confidences(reply.text, reply.logprobs) if reply.logprobs else None
+            if per_field is None:
+                raise InvalidOutputError("the tier returned no logprobs although configured to", reply.text)
+            field_conf = {f: per_field.get(f, 0.0) for f in fields}
+            return TierAnswer(
+                answer=to_answer(obj),
+                confidence=min(field_conf.values()),
+                confidence_method="token_logprob",
+                field_confidence=None if isinstance(task, ClassificationTask) else field_conf,
+                tokens_in=reply.tokens_in,
+                tokens_out=reply.tokens_out,
+            )
+        return self._sample_agreement(task, messages, schema, to_answer=to_answer, fields=fields)
+
+    def _sample_agreement(self, task, messages, schema, *, to_answer, fields) -> TierAnswer:
+        k = self.config.samples
+
+        def one_sample(_: int) -> ChatReply:
+            return self.complete(
+                messages, schema=schema, schema_name=task.name, temperature=self.config.sample_temperature, logprobs=False
+            )
+
+        with ThreadPoolExecutor(max_workers=k) as pool:
+            replies = list(pool.map(one_sample, range(k)))
+        tokens_in = sum(r.tokens_in for r in replies)
+        tokens_out = sum(r.tokens_out for r in replies)
+        parsed: list[dict[str, Any] | None] = []
+        for reply in replies:
+            try:
+                parsed.append(self._parse(task, reply))
+            except InvalidOutputError:
+                parsed.append(None)
+        if all(p is None for p in parsed):
+            raise InvalidOutputError(f"none of {k} samples was valid", replies[0].text, tokens_in, tokens_out)
+        if isinstance(task, ClassificationTask):
+            label, agreement = label_agreement([p["label"] if p else None for p in parsed])
+            return TierAnswer(
+                answer=label,
+                confidence=agreement,
+                confidence_method=f"sample_agreement_k{k}",
+                tokens_in=tokens_in,
+                tokens_out=tokens_out,
+            )
+        answer, field_conf = field_agreement(parsed, fields)
+        for key in task.json_schema["properties"]:
+            if key not in answer and any(p and key in p for p in parsed):
+                answer[key] = next(p[key] for p in parsed if p and key in p)
+        errors = task.validation_errors(answer)
+        if errors:
+            raise InvalidOutputError("; ".join(errors), json.dumps(answer), tokens_in, tokens_out)
+        return TierAnswer(
+            answer=answer,
+            confidence=min(field_conf.values()),
+            confidence_method=f"sample_agreement_k{k}",
+            field_confidence=field_conf,
+            tokens_in=tokens_in,
+            tokens_out=tokens_out,
+        )
+
+    @staticmethod
+    def _parse(task: ClassificationTask | ExtractionTask, reply: ChatReply) -> dict[str, Any]:
+        return parse_and_validate(task, reply.text, reply.tokens_in, reply.tokens_out)
+
+
+def parse_and_validate(task: ClassificationTask | ExtractionTask, text: str, tokens_in: int, tokens_out: int) -> dict[str, Any]:
+    """The reply as a JSON object valid for the task, or InvalidOutputError saying why not."""
+    stripped = _strip_code_fence(text)
+    try:
+        obj = json.loads(stripped)
+    except json.JSONDecodeError as exc:
+        raise InvalidOutputError(f"not JSON: {exc}", text, tokens_in, tokens_out) from exc
+    if isinstance(task, ClassificationTask):
+        if not isinstance(obj, dict) or obj.get("label") not in task.allowed_labels:
+            raise InvalidOutputError("label is not one of the allowed labels", text, tokens_in, tokens_out)
+        return obj
+    errors = task.validation_errors(obj)
+    if errors:
+        raise InvalidOutputError("; ".join(errors), text, tokens_in, tokens_out)
+    return obj
+
+
+def _strip_code_fence(text: str) -> str:
+    """Instruction-only endpoints sometimes wrap JSON in a ``` fence."""
+    stripped = text.strip()
+    if stripped.startswith("```"):
+        stripped = stripped.split("\n", 1)[1] if "\n" in stripped else ""
+        stripped = stripped.rsplit("```", 1)[0]
+    return stripped.strip()

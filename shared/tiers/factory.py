@@ -1,0 +1,40 @@
+"""Builds tiers from configuration, lazily, one instance per tier name per registry."""
+
+from __future__ import annotations
+
+from shared.config import Backend, Settings
+from shared.tiers.base import Tier
+
+
+def build_tier(config) -> Tier:
+    if config.backend == Backend.EMBEDDED:
+        from shared.tiers.embedded import EmbeddedTier
+
+        return EmbeddedTier(config)
+    if config.backend == Backend.FOUNDRY:
+        from shared.tiers.foundry import FoundryTier
+
+        return FoundryTier(config)
+    from shared.tiers.openai_tier import OpenAITier
+
+    return OpenAITier(config)
+
+
+class TierRegistry:
+    """Configured tiers by name; each is created on first use and reused (clients and models are costly)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._tiers: dict[str, Tier] = {}
+
+    def configured(self, names: list[str]) -> list[str]:
+        return [name for name in names if name in self.settings.tiers]
+
+    def get(self, name: str) -> Tier:
+        if name not in self._tiers:
+            self._tiers[name] = build_tier(self.settings.tiers[name])
+        return self._tiers[name]
+
+    def add(self, tier: Tier) -> None:
+        """Use a ready-made tier under its name (e.g. one shared between engines)."""
+        self._tiers[tier.name] = tier

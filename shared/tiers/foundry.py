@@ -1,0 +1,102 @@
+"""Azure AI Foundry models (serverless pay-per-token or managed compute) via azure-ai-inference."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from typing import Any
+
+from azure.core.exceptions import HttpResponseError, ServiceRequestError, ServiceResponseError
+
+from shared.config import StructuredOutput
+from shared.prompts import Message
+from shared.tiers.base import TierError, TransientTierError
+from shared.tiers.chat import ChatReply, ChatTier
+
+INFERENCE_SCOPE = "https://ml.azure.com/.default"
+AI_SERVICES_SCOPE = "https://cognitiveservices.azure.com/.default"
+
+
+class FoundryTier(ChatTier):
+    @cached_property
+    def client(self):
+        from azure.ai.inference import ChatCompletionsClient
+
+        config = self.config
+        if not config.endpoint:
+            raise TierError(f"tier {config.name}: no endpoint configured")
+        # retry_total=0: retries are ours (shared.retry), the same for every backend.
+        common: dict[str, Any] = {"retry_total": 0, "connection_timeout": config.timeout_s, "read_timeout": config.timeout_s}
+        if config.api_key:
+            from azure.core.credentials import AzureKeyCredential
+
+            return ChatCompletionsClient(config.endpoint, AzureKeyCredential(config.api_key.get_secret_value()), **common)
+        from azure.identity import DefaultAzureCredential
+
+        # AI Services accounts (*.services.ai.azure.com) take the Cognitive Services scope; ML endpoints take ml.azure.com.
+        scope = INFERENCE_SCOPE if ".inference.ml.azure.com" in config.endpoint else AI_SERVICES_SCOPE
+        return ChatCompletionsClient(config.endpoint, DefaultAzureCredential(), credential_scopes=[scope], **common)
+
+    def complete(self, messages: list[Message], *, schema, schema_name, temperature, logprobs) -> ChatReply:
+        from azure.ai.inference.models import JsonSchemaFormat
+
+        request: dict[str, Any] = {
+            "messages": messages,
+            "temperature": temperature,
+            "max_tokens": self.config.max_output_tokens,
+        }
+        if self.config.model:
+            request["model"] = self.config.model
+        mode = self.config.effective_structured_output
+        if mode == StructuredOutput.JSON_SCHEMA:
+            request["response_format"] = JsonSchemaFormat(name=schema_name, schema=schema, strict=True)
+        elif mode == StructuredOutput.JSON_OBJECT:
+            request["response_format"] = "json_object"
+        if logprobs:
+            # Not a documented parameter of the Model Inference API: passed through to the model as-is.
+            request["model_extras"] = {"logprobs": True}
+        try:
+            result = self.client.complete(**request)
+        except HttpResponseError as exc:
+            status = exc.status_code or 0
+            if status == 429 or status >= 500:
+                raise TransientTierError(f"{status} from {self.name}", _retry_after(exc)) from exc
+            raise TierError(f"{self.name}: HTTP {status}: {exc.message}") from exc
+        except (ServiceRequestError, ServiceResponseError) as exc:
+            raise TransientTierError(f"{type(exc).__name__} from {self.name}") from exc
+        except ValueError as exc:  # a body that is not JSON
+            raise TransientTierError(f"{self.name}: malformed response: {exc}") from exc
+        if not result.choices:
+            raise TierError(f"{self.name}: response has no choices")
+        choice = result.choices[0]
+        token_logprobs = None
+        extra = choice.get("logprobs") if logprobs else None
+        if isinstance(extra, dict) and extra.get("content"):
+            token_logprobs = [
+                (bytes(t["bytes"]) if t.get("bytes") is not None else t["token"].encode("utf-8"), float(t["logprob"]))
+                for t in extra["content"]
+            ]
+        usage = result.usage
+        return ChatReply(
+            text=choice.message.content or "",
+            tokens_in=usage.prompt_tokens if usage else 0,
+            tokens_out=usage.completion_tokens if usage else 0,
+            logprobs=token_logprobs,
+        )
+
+    def health(self) -> str:
+        info = self.client.get_model_info()
+        return f"foundry {info.model_name} ({info.model_provider_name}) answered"
+
+
+def _retry_after(exc: HttpResponseError) -> float | None:
+    headers = exc.response.headers if exc.response is not None else {}
+    for name in ("retry-after-ms", "x-ms-retry-after-ms", "retry-after"):
+        value = headers.get(name)
+        if value is None:
+            continue
+        try:
+            seconds = float(value)
+        except ValueError:
+            continue
+        return seconds if name == "retry-after" else seconds / 1000
+    return None

@@ -1,0 +1,114 @@
+"""Azure OpenAI (the frontier) and any OpenAI-compatible server (Ollama, vLLM, llama.cpp server)."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from typing import Any
+
+import openai
+
+from shared.config import Backend, StructuredOutput
+from shared.prompts import Message
+from shared.tiers.base import TierError, TransientTierError
+from shared.tiers.chat import ChatReply, ChatTier
+
+COGNITIVE_SERVICES_SCOPE = "https://cognitiveservices.azure.com/.default"
+
+
+class OpenAITier(ChatTier):
+    @cached_property
+    def client(self) -> openai.OpenAI:
+        config = self.config
+        if not config.endpoint:
+            raise TierError(f"tier {config.name}: no endpoint configured")
+        # Retries are ours (shared.retry), so every backend backs off the same way.
+        common: dict[str, Any] = {"max_retries": 0, "timeout": config.timeout_s}
+        if config.backend == Backend.AZURE_OPENAI:
+            if config.api_key:
+                return openai.AzureOpenAI(
+                    azure_endpoint=config.endpoint, api_version=config.api_version,
+                    api_key=config.api_key.get_secret_value(), **common,
+                )
+            from azure.identity import DefaultAzureCredential, get_bearer_token_provider
+
+            token_provider = get_bearer_token_provider(DefaultAzureCredential(), COGNITIVE_SERVICES_SCOPE)
+            return openai.AzureOpenAI(
+                azure_endpoint=config.endpoint, api_version=config.api_version,
+                azure_ad_token_provider=token_provider, **common,
+            )
+        api_key = config.api_key.get_secret_value() if config.api_key else "unused"
+        return openai.OpenAI(base_url=config.endpoint, api_key=api_key, **common)
+
+    def complete(self, messages: list[Message], *, schema, schema_name, temperature, logprobs) -> ChatReply:
+        request: dict[str, Any] = {
+            "model": self.config.model or "default",
+            "messages": messages,
+            "temperature": temperature,
+            "max_tokens": self.config.max_output_tokens,
+        }
+        mode = self.config.effective_structured_output
+        if mode == StructuredOutput.JSON_SCHEMA:
+            request["response_format"] = {
+                "type": "json_schema",
+                "json_schema": {"name": schema_name, "schema": schema, "strict": _strict_compatible(schema)},
+            }
+        elif mode == StructuredOutput.JSON_OBJECT:
+            request["response_format"] = {"type": "json_object"}
+        if logprobs:
+            request["logprobs"] = True
+        try:
+            response = self.client.chat.completions.create(**request)
+        except openai.RateLimitError as exc:
+            raise TransientTierError(f"429 from {self.name}", _retry_after(exc.response)) from exc
+        except openai.InternalServerError as exc:
+            raise TransientTierError(f"{exc.status_code} from {self.name}", _retry_after(exc.response)) from exc
+        except (openai.APITimeoutError, openai.APIConnectionError) as exc:
+            raise TransientTierError(f"{type(exc).__name__} from {self.name}") from exc
+        except openai.APIError as exc:
+            raise TierError(f"{self.name}: {exc}") from exc
+        if not response.choices:
+            raise TierError(f"{self.name}: response has no choices")
+        choice = response.choices[0]
+        usage = response.usage
+        token_logprobs = None
+        if logprobs and choice.logprobs and choice.logprobs.content:
+            token_logprobs = [
+                (bytes(t.bytes) if t.bytes is not None else t.token.encode("utf-8"), t.logprob)
+                for t in choice.logprobs.content
+            ]
+        return ChatReply(
+            text=choice.message.content or "",
+            tokens_in=usage.prompt_tokens if usage else 0,
+            tokens_out=usage.completion_tokens if usage else 0,
+            logprobs=token_logprobs,
+        )
+
+    def health(self) -> str:
+        reply = self.complete(
+            [{"role": "user", "content": 'Reply with JSON: {"ok": true}'}],
+            schema={"type": "object", "properties": {"ok": {"type": "boolean"}}, "required": ["ok"], "additionalProperties": False},
+            schema_name="health",
+            temperature=0.0,
+            logprobs=False,
+        )
+        return f"{self.config.backend.value} {self.config.model} answered ({reply.tokens_out} tokens)"
+
+
+def _strict_compatible(schema: dict[str, Any]) -> bool:
+    """OpenAI strict mode needs every property required and no additional properties."""
+    props = schema.get("properties", {})
+    return schema.get("additionalProperties") is False and set(schema.get("required", [])) == set(props)
+
+
+def _retry_after(response: Any) -> float | None:
+    headers = getattr(response, "headers", None) or {}
+    for name in ("retry-after-ms", "retry-after"):
+        value = headers.get(name)
+        if value is None:
+            continue
+        try:
+            seconds = float(value)
+        except ValueError:
+            continue  # an HTTP date: fall back to our own backoff
+        return seconds / 1000 if name == "retry-after-ms" else seconds
+    return None
