@@ -200,6 +200,21 @@ class EmbeddedTier(Tier):
             self._walk(end, rows[-1], logp + chain_logp, scores)
             self._truncate(mark)
 
+    def label_log_scores_from_scratch(self, task: ClassificationTask, text: str) -> dict[str, float]:
+        """The naive reference: every label scored on a cold cache with the whole prompt. Benchmarks only."""
+        with self._lock:
+            prompt = self._prompt_tokens(classification_messages(task, text, json_answer=False))
+            end_of_turn = self.llm.token_eos()
+            scores: dict[str, float] = {}
+            for label in task.allowed_labels:
+                label_tokens = self.llm.tokenize(label.encode(), add_bos=False, special=False)
+                self._truncate(0)
+                sequence = prompt + label_tokens
+                rows = self._decode(sequence, set(range(len(prompt) - 1, len(sequence))))
+                targets = label_tokens + [end_of_turn]
+                scores[label] = float(sum(log_softmax(row)[t] for row, t in zip(rows, targets)))
+            return scores
+
     def classify(self, task: ClassificationTask, text: str) -> TierAnswer:
         log_scores, prompt_tokens = self.label_log_scores(task, text)
         probs = normalise_label_scores(log_scores)

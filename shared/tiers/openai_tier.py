@@ -66,6 +66,8 @@ class OpenAITier(ChatTier):
             raise TransientTierError(f"{type(exc).__name__} from {self.name}") from exc
         except openai.APIError as exc:
             raise TierError(f"{self.name}: {exc}") from exc
+        except ValueError as exc:  # a body that is not JSON (a gateway's error page): worth another try
+            raise TransientTierError(f"{self.name}: malformed response: {exc}") from exc
         if not response.choices:
             raise TierError(f"{self.name}: response has no choices")
         choice = response.choices[0]

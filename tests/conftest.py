@@ -1,0 +1,37 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from shared.config import Settings
+from shared.tasks import TaskCatalog
+from shared.tiers.embedded import EmbeddedTier
+from tests.azure_wire import AzureWireServer
+
+REPO = Path(__file__).resolve().parents[1]
+DATASETS = REPO.parent / "shared" / "datasets"
+
+
+def dataset_rows(name: str, split: str = "dev", limit: int | None = None, stride: int = 1) -> list[dict]:
+    rows = [json.loads(line) for line in (DATASETS / name / f"{split}.jsonl").read_text(encoding="utf-8").splitlines()]
+    rows = rows[::stride]
+    return rows[:limit] if limit else rows
+
+
+@pytest.fixture(scope="session")
+def catalog() -> TaskCatalog:
+    return TaskCatalog(REPO / "tasks")
+
+
+@pytest.fixture(scope="session")
+def embedded() -> EmbeddedTier:
+    """One real llama.cpp SmolLM2 model for the whole session (loading is the slow part)."""
+    return EmbeddedTier(Settings.from_env({}).tiers["small"])
+
+
+@pytest.fixture
+def wire():
+    with AzureWireServer() as server:
+        yield server

@@ -1,0 +1,126 @@
+"""Azure OpenAI and Azure AI Inference tiers against a local server speaking the documented payloads."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from shared.config import Settings
+from shared.tiers.base import InvalidOutputError, TierError, TransientTierError
+from shared.tiers.factory import build_tier
+from tests.azure_wire import Scripted, chat_completion
+
+LABEL_TOKENS = [('{"', -0.01), ("label", -0.01), ('":"', -0.02), ("bill", -0.1), ("ing", -0.05), ('"}', -0.03)]
+
+
+def _tier(name: str, wire, **overrides):
+    env = {f"SMALLFIRST_{name.upper()}_{k.upper()}": str(v) for k, v in overrides.items()}
+    return build_tier(Settings.from_env(env).tiers[name])
+
+
+def openai_tier(wire, **extra):
+    return _tier("frontier", wire, backend="azure_openai", endpoint=wire.url, model="gpt-4o", api_key="sekret",
+                 timeout_s=1, **extra)
+
+
+def foundry_tier(wire, **extra):
+    return _tier("small", wire, backend="foundry", endpoint=wire.url + "/models", model="Phi-4", api_key="sekret",
+                 timeout_s=1, **extra)
+
+
+def test_azure_openai_request_and_logprob_confidence(wire, catalog):
+    wire.script.append(Scripted(body=chat_completion('{"label":"billing"}', tokens=LABEL_TOKENS)))
+    answer = openai_tier(wire).classify(catalog.get("support_ticket"), "charged twice")
+    request = wire.requests[0]
+    assert request.path == "/openai/deployments/gpt-4o/chat/completions"
+    assert request.query["api-version"] == ["2024-10-21"]
+    assert request.headers["api-key"] == "sekret"
+    body = request.body
+    assert body["logprobs"] is True and body["temperature"] == 0.0 and body["max_tokens"] == 512
+    fmt = body["response_format"]
+    assert fmt["type"] == "json_schema" and fmt["json_schema"]["strict"] is True
+    assert fmt["json_schema"]["schema"]["properties"]["label"]["enum"] == ["billing", "technical", "account", "other"]
+    assert body["messages"][0]["role"] == "system" and body["messages"][-1] == {"role": "user", "content": "charged twice"}
+    assert answer.answer == "billing"
+    assert answer.confidence == pytest.approx(math.exp(-0.02 - 0.1 - 0.05 - 0.03))
+    assert (answer.tokens_in, answer.tokens_out, answer.confidence_method) == (42, 7, "token_logprob")
+
+
+def test_azure_openai_extraction_field_confidence(wire, catalog):
+    content = '{"company":"ACME","date":"1/2/2018","address":"1 Road","total":"9.00"}'
+    tokens = [('{"company":"', -0.01), ("AC", -0.2), ("ME", -0.1), ('","date":"', -0.01), ("1/2/2018", -0.3),
+              ('","address":"', -0.01), ("1 Road", -0.4), ('","total":"', -0.01), ("9.00", -0.05), ('"}', -0.02)]
+    wire.script.append(Scripted(body=chat_completion(content, tokens=tokens)))
+    answer = openai_tier(wire).extract(catalog.get("receipt"), "ACME receipt")
+    assert answer.answer == json.loads(content)
+    assert answer.field_confidence["company"] == pytest.approx(math.exp(-0.01 - 0.2 - 0.1 - 0.01))
+    assert answer.field_confidence["total"] == pytest.approx(math.exp(-0.01 - 0.05 - 0.02))
+    assert answer.confidence == min(answer.field_confidence.values())
+    schema = wire.requests[0].body["response_format"]["json_schema"]["schema"]
+    assert schema["required"] == ["company", "date", "address", "total"]
+
+
+def test_foundry_request_shape_and_sample_agreement(wire, catalog):
+    replies = ["billing", "billing", "technical", "billing", "nonsense"]
+    wire.script += [Scripted(body=chat_completion(json.dumps({"label": r}), model="Phi-4")) for r in replies]
+    answer = foundry_tier(wire).classify(catalog.get("support_ticket"), "charged twice")
+    assert len(wire.requests) == 5
+    request = wire.requests[0]
+    assert request.path == "/models/chat/completions"
+    assert request.query["api-version"] == ["2024-05-01-preview"]
+    assert request.headers["api-key"] == "sekret"
+    assert request.body["model"] == "Phi-4"
+    assert request.body["temperature"] == pytest.approx(0.7)
+    assert "response_format" not in request.body  # Phi-4 serverless: instructions only by default
+    assert answer.answer == "billing" and answer.confidence == pytest.approx(0.6)
+    assert answer.confidence_method == "sample_agreement_k5"
+    assert answer.tokens_in == 5 * 42
+
+
+def test_foundry_json_schema_and_logprobs_pass_through(wire, catalog):
+    wire.script.append(Scripted(body=chat_completion('{"label":"billing"}', tokens=LABEL_TOKENS)))
+    tier = foundry_tier(wire, structured_output="json_schema", logprobs="true")
+    answer = tier.classify(catalog.get("support_ticket"), "charged twice")
+    request = wire.requests[0]
+    assert request.headers["extra-parameters"] == "pass-through"
+    assert request.body["logprobs"] is True
+    assert request.body["response_format"]["type"] == "json_schema"
+    assert request.body["response_format"]["json_schema"]["name"] == "support_ticket"
+    assert answer.confidence == pytest.approx(math.exp(-0.2))
+
+
+@pytest.mark.parametrize("make_tier", [openai_tier, foundry_tier])
+def test_429_carries_retry_after(wire, catalog, make_tier):
+    wire.default = Scripted(429, {"error": {"code": "429", "message": "Rate limit"}}, {"Retry-After": "7"})
+    with pytest.raises(TransientTierError) as err:
+        make_tier(wire, logprobs="true").classify(catalog.get("support_ticket"), "x")
+    assert err.value.retry_after == 7.0
+    assert len(wire.requests) == 1  # the SDKs' own retries are off: ours decide
+
+
+@pytest.mark.parametrize("make_tier", [openai_tier, foundry_tier])
+def test_5xx_and_timeout_are_transient_4xx_is_not(wire, catalog, make_tier):
+    task = catalog.get("support_ticket")
+    wire.script.append(Scripted(500, {"error": {"code": "InternalServerError", "message": "boom"}}))
+    with pytest.raises(TransientTierError):
+        make_tier(wire, logprobs="true").classify(task, "x")
+    wire.script.append(Scripted(200, chat_completion('{"label":"billing"}', tokens=LABEL_TOKENS), delay_s=2.0))
+    with pytest.raises(TransientTierError):
+        make_tier(wire, logprobs="true").classify(task, "x")
+    wire.script.append(Scripted(401, {"error": {"code": "Unauthorized", "message": "bad key"}}))
+    with pytest.raises(TierError) as err:
+        make_tier(wire, logprobs="true").classify(task, "x")
+    assert not isinstance(err.value, TransientTierError)
+
+
+@pytest.mark.parametrize("make_tier", [openai_tier, foundry_tier])
+def test_malformed_bodies_are_errors_not_crashes(wire, catalog, make_tier):
+    task = catalog.get("support_ticket")
+    wire.script.append(Scripted(200, "this is not json"))
+    with pytest.raises(TierError):
+        make_tier(wire, logprobs="true").classify(task, "x")
+    wire.script.append(Scripted(200, chat_completion("sure! the label is billing", tokens=[("sure! the label is billing", -1.0)])))
+    with pytest.raises(InvalidOutputError):
+        make_tier(wire, logprobs="true").classify(task, "x")

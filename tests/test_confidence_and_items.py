@@ -1,0 +1,100 @@
+from __future__ import annotations
+
+import json
+import math
+import random
+
+import pytest
+
+from shared.confidence import (
+    field_agreement, field_confidences, label_agreement, normalise_label_scores, top_level_value_spans,
+)
+from shared.items import InputError, parse_input
+from shared.retry import RetryPolicy, call_with_retries
+from shared.tiers.base import TransientTierError
+
+
+def test_label_scores_normalise_to_a_distribution():
+    probs = normalise_label_scores({"a": math.log(0.2), "b": math.log(0.05), "c": -1000.0})
+    assert sum(probs.values()) == pytest.approx(1.0)
+    assert probs["a"] == pytest.approx(0.8) and probs["b"] == pytest.approx(0.2) and probs["c"] < 1e-100
+
+
+def test_value_spans_of_a_json_object():
+    text = ' {"a": "x y", "b" : 12, "c": {"d": [1, 2]}}'
+    spans = top_level_value_spans(text)
+    assert {k: text[s:e] for k, (s, e) in spans.items()} == {"a": '"x y"', "b": "12", "c": '{"d": [1, 2]}'}
+
+
+def test_field_confidence_is_the_joint_probability_of_value_tokens():
+    pieces = [('{"', -0.1), ("total", -0.2), ('":"', -0.3), ("9", -0.4), (".00", -0.5), ('","', -0.01),
+              ("d", -0.02), ('":"', -0.03), ("é", -0.6), ('"}', -0.7)]
+    text = "".join(p for p, _ in pieces)
+    conf = field_confidences(text, [(p.encode(), lp) for p, lp in pieces])
+    # a token counts when it overlaps the value's span (quotes included)
+    assert conf["total"] == pytest.approx(math.exp(-0.3 - 0.4 - 0.5 - 0.01))
+    assert conf["d"] == pytest.approx(math.exp(-0.03 - 0.6 - 0.7))
+
+
+def test_agreement():
+    assert label_agreement(["a", "b", "a", None, "a"]) == ("a", 0.6)
+    answer, conf = field_agreement(
+        [{"x": "Foo  Bar", "y": 1}, {"x": "foo bar", "y": 2}, None, {"x": "Baz", "y": 2}], ["x", "y"]
+    )
+    assert answer == {"x": "Foo  Bar", "y": 2} and conf == {"x": 0.5, "y": 0.5}
+
+
+def test_retry_honours_retry_after_and_gives_up():
+    calls, sleeps = [], []
+
+    def flaky():
+        calls.append(1)
+        if len(calls) < 3:
+            raise TransientTierError("429", retry_after=2.5)
+        return "ok"
+
+    assert call_with_retries(flaky, RetryPolicy(max_attempts=3), sleep=sleeps.append, rng=random.Random(0)) == "ok"
+    assert sleeps and all(s >= 2.5 for s in sleeps)
+
+    def always():
+        raise TransientTierError("503")
+
+    sleeps.clear()
+    with pytest.raises(TransientTierError):
+        call_with_retries(always, RetryPolicy(max_attempts=4, base_delay_s=1, max_delay_s=2), sleep=sleeps.append)
+    assert len(sleeps) == 3 and all(0 <= s <= 2 for s in sleeps)
+
+
+def test_retry_after_too_long_moves_on_at_once():
+    sleeps = []
+
+    def throttled():
+        raise TransientTierError("429", retry_after=600)
+
+    with pytest.raises(TransientTierError):
+        call_with_retries(throttled, RetryPolicy(max_attempts=5), sleep=sleeps.append)
+    assert sleeps == []
+
+
+def test_parse_inputs():
+    assert [i.text for i in parse_input("a.txt", "hello\nworld".encode()).items] == ["hello\nworld"]
+    one = parse_input("b.json", json.dumps({"id": "x", "text": "t"}).encode()).items
+    assert [(i.id, i.text) for i in one] == [("x", "t")]
+    many = parse_input("c.json", json.dumps({"items": [{"text": "1"}, {"id": "z", "text": "2"}]}).encode()).items
+    assert [i.id for i in many] == ["c-00000", "z"]
+    lines = parse_input("d.jsonl", b'{"id":"1","text":"a","label":"x"}\nplain text\n\n{"id": 3}\n{broken\n')
+    assert [(i.id, i.text) for i in lines.items] == [("1", "a"), ("d-00002", "plain text")]
+    assert [(e.line, e.reason) for e in lines.errors] == [(4, "invalid_item"), (5, "invalid_json")]
+
+
+@pytest.mark.parametrize("name,data,reason", [
+    ("a.txt", b"\xff\xfe\xfa", "invalid_utf8"),
+    ("a.txt", b"  \n", "empty"),
+    ("a.pdf", b"%PDF", "unsupported_format"),
+    ("a.json", b"{nope", "invalid_json"),
+    ("a.json", b'{"id": "x"}', "invalid_item"),
+])
+def test_unusable_inputs_have_reasons(name, data, reason):
+    with pytest.raises(InputError) as err:
+        parse_input(name, data)
+    assert err.value.reason == reason
