@@ -200,13 +200,15 @@ class EmbeddedTier(Tier):
             self._walk(end, rows[-1], logp + chain_logp, scores)
             self._truncate(mark)
 
-    def label_log_scores_from_scratch(self, task: ClassificationTask, text: str) -> dict[str, float]:
-        """The naive reference: every label scored on a cold cache with the whole prompt. Benchmarks only."""
+    def label_log_scores_from_scratch(
+        self, task: ClassificationTask, text: str, labels: list[str] | None = None
+    ) -> dict[str, float]:
+        """The naive reference: each label (all, or those given) scored on a cold cache with the whole prompt."""
         with self._lock:
             prompt = self._prompt_tokens(classification_messages(task, text, json_answer=False))
             end_of_turn = self.llm.token_eos()
             scores: dict[str, float] = {}
-            for label in task.allowed_labels:
+            for label in labels or task.allowed_labels:
                 label_tokens = self.llm.tokenize(label.encode(), add_bos=False, special=False)
                 self._truncate(0)
                 sequence = prompt + label_tokens

@@ -1,0 +1,100 @@
+"""HTTP endpoints: run a task on items, list the task catalogue, report tier health. Errors are problem+json."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+import azure.functions as func
+from pydantic import ValidationError
+
+from functions import runtime
+
+bp = func.Blueprint()
+log = logging.getLogger(__name__)
+MAX_BODY_BYTES = 1024 * 1024
+
+
+def problem(status: int, title: str, detail: str, **extra: Any) -> func.HttpResponse:
+    body = {"type": "about:blank", "title": title, "status": status, "detail": detail, **extra}
+    return func.HttpResponse(json.dumps(body), status_code=status, mimetype="application/problem+json")
+
+
+def ok(body: Any) -> func.HttpResponse:
+    return func.HttpResponse(json.dumps(body, ensure_ascii=False), status_code=200, mimetype="application/json")
+
+
+@bp.function_name("run_task")
+@bp.route(route="tasks/{task}", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
+async def run_task(req: func.HttpRequest) -> func.HttpResponse:
+    from shared.cascade import NoTierError
+    from shared.items import item_from_obj
+
+    engine = runtime.engine()
+    name = req.route_params.get("task", "")
+    try:
+        task = engine.tasks.get(name)
+    except KeyError:
+        return problem(404, "Unknown task", f"no task named {name!r}", tasks=engine.tasks.names())
+    raw = req.get_body()
+    if len(raw) > MAX_BODY_BYTES:
+        return problem(413, "Request too large", f"{len(raw)} bytes > {MAX_BODY_BYTES}")
+    try:
+        body = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        return problem(400, "Malformed JSON", str(exc))
+    batch = isinstance(body, dict) and "items" in body
+    objs = body["items"] if batch else [body]
+    if not isinstance(objs, list) or not objs:
+        return problem(422, "Invalid items", "items must be a non-empty list")
+    if len(objs) > engine.settings.max_batch_items:
+        return problem(413, "Batch too large", f"{len(objs)} items > {engine.settings.max_batch_items}")
+    try:
+        items = [item_from_obj(obj, f"item-{i:05d}") for i, obj in enumerate(objs)]
+    except ValidationError as exc:
+        errors = [{"loc": list(e["loc"]), "msg": e["msg"]} for e in exc.errors()]
+        return problem(422, "Invalid item", "an item must be {\"id\", \"text\"}", errors=errors)
+    too_long = [i.id for i in items if len(i.text) > task.max_input_chars]
+    if too_long:
+        return problem(413, "Item too large", f"items over {task.max_input_chars} characters", items=too_long)
+    try:
+        records = await engine.process_batch(task, items)
+    except NoTierError as exc:
+        return problem(503, "No tier available", str(exc))
+    results = [r.model_dump(mode="json") for r in records]
+    return ok({"results": results} if batch else results[0])
+
+
+@bp.function_name("list_tasks")
+@bp.route(route="tasks", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
+def list_tasks(req: func.HttpRequest) -> func.HttpResponse:
+    engine = runtime.engine()
+    catalogue = []
+    for task in engine.tasks.all():
+        entry: dict[str, Any] = {"name": task.name, "kind": task.kind, "description": task.description,
+                                 "threshold": task.threshold, "threshold_source": task.threshold_source,
+                                 "tiers": engine.tiers.configured(task.tiers)}
+        if task.kind == "classification":
+            entry["labels"] = [label.model_dump() for label in task.labels]
+            entry["none_label"] = task.none_label if task.allow_none else None
+        else:
+            entry["schema"] = task.json_schema
+        catalogue.append(entry)
+    return ok({"tasks": catalogue})
+
+
+@bp.function_name("health")
+@bp.route(route="health", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
+def health(req: func.HttpRequest) -> func.HttpResponse:
+    engine = runtime.engine()
+    tiers: dict[str, Any] = {}
+    for name, config in engine.settings.tiers.items():
+        try:
+            tiers[name] = {"backend": config.backend.value, "ok": True, "detail": engine.tiers.get(name).health()}
+        except Exception as exc:  # health reports every failure instead of raising it
+            log.warning("tier %s unhealthy: %s", name, exc)
+            tiers[name] = {"backend": config.backend.value, "ok": False, "detail": str(exc)}
+    healthy = all(t["ok"] for t in tiers.values())
+    return func.HttpResponse(json.dumps({"status": "ok" if healthy else "degraded", "tiers": tiers}),
+                             status_code=200 if healthy else 503, mimetype="application/json")

@@ -1,0 +1,273 @@
+"""A local Functions host for machines without Core Tools.
+
+It loads `function_app.app` and calls its functions as registered: HTTP triggers by route on
+http://localhost:7071/api/..., blob triggers for each new blob under their path in the storage
+connection (Azurite emits no Event Grid events, so the host lists the container), and queue triggers by
+polling, with the runtime's poison-queue rule (after `max_dequeue_count` failures a message moves to
+`<queue>-poison`). Values from local.settings.json are applied to the environment first, as Core Tools does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import inspect
+import json
+import logging
+import os
+import re
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any, Callable
+from urllib.parse import parse_qsl, urlparse
+
+log = logging.getLogger("smallfirst.localhost")
+REPO = Path(__file__).resolve().parents[1]
+
+
+def load_local_settings(path: Path) -> None:
+    if path.is_file():
+        for key, value in json.loads(path.read_text()).get("Values", {}).items():
+            os.environ.setdefault(key, str(value))
+
+
+def call(fn: Callable[..., Any], **kwargs: Any) -> Any:
+    result = fn(**kwargs)
+    return asyncio.run(result) if inspect.isawaitable(result) else result
+
+
+@dataclass
+class HttpRoute:
+    name: str
+    pattern: re.Pattern[str]
+    methods: set[str]
+    arg: str
+    fn: Callable[..., Any]
+
+
+def route_pattern(template: str) -> re.Pattern[str]:
+    """'tasks/{task}' -> ^/api/tasks/(?P<task>[^/]+)$"""
+    regex = re.sub(r"\{(\w+)(?::[^}]*)?\}", r"(?P<\1>[^/]+)", template.strip("/"))
+    return re.compile(rf"^/api/{regex}/?$")
+
+
+class LocalHost:
+    def __init__(self, app, port: int = 7071, poll_s: float = 0.5, max_dequeue_count: int = 5) -> None:
+        self.port = port
+        self.poll_s = poll_s
+        self.max_dequeue_count = max_dequeue_count
+        self.routes: list[HttpRoute] = []
+        self.blob_functions: list[tuple[str, dict[str, Any], Callable[..., Any]]] = []
+        self.queue_functions: list[tuple[str, dict[str, Any], Callable[..., Any]]] = []
+        for function in app.get_functions():
+            trigger = function.get_trigger()
+            spec = trigger.get_dict_repr()
+            fn = function.get_user_function()
+            name = function.get_function_name()
+            if spec["type"] == "httpTrigger":
+                methods = {str(getattr(m, "value", m)).upper() for m in (spec.get("methods") or ["GET", "POST"])}
+                self.routes.append(HttpRoute(name, route_pattern(spec.get("route") or name), methods, spec["name"], fn))
+            elif spec["type"] == "blobTrigger":
+                self.blob_functions.append((name, spec, fn))
+            elif spec["type"] == "queueTrigger":
+                self.queue_functions.append((name, spec, fn))
+            else:
+                log.warning("function %s: trigger %s is not served locally", name, spec["type"])
+        self._stop = threading.Event()
+        self._seen_blobs: dict[str, str] = {}
+        self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="invoke")
+        self._server: ThreadingHTTPServer | None = None
+        self._threads: list[threading.Thread] = []
+
+    # -- HTTP -------------------------------------------------------------------------------------------
+    def handle_http(self, method: str, raw_url: str, headers: dict[str, str], body: bytes):
+        import azure.functions as func
+
+        url = urlparse(raw_url)
+        for route in self.routes:
+            match = route.pattern.match(url.path)
+            if match and method in route.methods:
+                request = func.HttpRequest(method=method, url=f"http://localhost:{self.port}{raw_url}", headers=headers,
+                                           params=dict(parse_qsl(url.query)), route_params=match.groupdict(), body=body)
+                return call(route.fn, **{route.arg: request})
+        return func.HttpResponse(json.dumps({"type": "about:blank", "title": "Not Found", "status": 404,
+                                             "detail": f"no function serves {method} {url.path}"}),
+                                 status_code=404, mimetype="application/problem+json")
+
+    def _http_server(self) -> ThreadingHTTPServer:
+        host = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def _serve(self) -> None:
+                body = self.rfile.read(int(self.headers.get("content-length") or 0))
+                try:
+                    response = host.handle_http(self.command, self.path, dict(self.headers.items()), body)
+                    status, payload = response.status_code, response.get_body()
+                    content_type = response.mimetype or "text/plain"
+                    extra = dict(response.headers.items())
+                except Exception:  # an unhandled function error is a 500, as in Azure
+                    log.exception("function failed on %s %s", self.command, self.path)
+                    status, payload, content_type, extra = 500, b"", "text/plain", {}
+                self.send_response(status)
+                self.send_header("content-type", content_type)
+                self.send_header("content-length", str(len(payload)))
+                for key, value in extra.items():
+                    if key.lower() not in {"content-type", "content-length"}:
+                        self.send_header(key, value)
+                self.end_headers()
+                self.wfile.write(payload)
+
+            do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _serve
+
+            def log_message(self, fmt: str, *args: Any) -> None:
+                log.debug(fmt, *args)
+
+        server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        server.daemon_threads = True
+        return server
+
+    # -- blobs --------------------------------------------------------------------------------------------
+    def invoke_blob(self, spec: dict[str, Any], fn: Callable[..., Any], container: str, blob_name: str) -> None:
+        """Bind the blob as the worker does: a model_binding_data Datum through the extension's converter."""
+        from azurefunctions.extensions.base import Datum
+        from azurefunctions.extensions.bindings.blob import BlobClient
+        from azurefunctions.extensions.bindings.blob.blobClientConverter import BlobClientConverter
+
+        class _ModelBindingData:
+            version, source, content_type = "1.0", "AzureStorageBlobs", "application/json"
+            content = json.dumps({"Connection": spec["connection"], "ContainerName": container, "BlobName": blob_name})
+
+        client = BlobClientConverter.decode(Datum(_ModelBindingData(), "model_binding_data"), trigger_metadata={},
+                                            pytype=BlobClient)
+        call(fn, **{spec["name"]: client})
+
+    def poll_blobs_once(self) -> list[str]:
+        """Invoke blob functions for blobs not seen (or changed) since the last poll; returns their names."""
+        from shared.storage import blob_service
+
+        invoked = []
+        for name, spec, fn in self.blob_functions:
+            container, _, prefix = spec["path"].partition("/")
+            prefix = prefix.split("{", 1)[0]
+            service = blob_service(spec["connection"])
+            try:
+                blobs = list(service.get_container_client(container).list_blobs(name_starts_with=prefix))
+            except Exception as exc:  # container missing, or storage not up yet: try again next poll
+                log.debug("listing %s failed: %s", container, exc)
+                continue
+            for blob in blobs:
+                key = f"{name}:{container}/{blob.name}"
+                if self._seen_blobs.get(key) == blob.etag:
+                    continue
+                self._seen_blobs[key] = blob.etag
+                invoked.append(blob.name)
+                self._pool.submit(self._safe, name, self.invoke_blob, spec, fn, container, blob.name)
+        return invoked
+
+    # -- queues ---------------------------------------------------------------------------------------------
+    def poll_queues_once(self) -> int:
+        import azure.functions as func
+        from azure.core.exceptions import ResourceExistsError
+
+        from shared.storage import queue_client, queue_service
+
+        handled = 0
+        for name, spec, fn in self.queue_functions:
+            service = queue_service(spec["connection"])
+            queue = queue_client(service, spec["queueName"])
+            try:
+                queue.create_queue()
+            except ResourceExistsError:
+                pass
+            for message in queue.receive_messages(max_messages=16, visibility_timeout=60):
+                handled += 1
+                self._pool.submit(self._run_queue_message, name, spec, fn, service, queue, message, func)
+        return handled
+
+    def _run_queue_message(self, name, spec, fn, service, queue, message, func) -> None:
+        from azure.core.exceptions import ResourceExistsError
+
+        from shared.storage import queue_client
+
+        try:
+            call(fn, **{spec["name"]: func.QueueMessage(id=message.id, body=message.content.encode("utf-8"),
+                                                        pop_receipt=message.pop_receipt)})
+        except Exception:
+            log.exception("function %s failed on message %s (attempt %d)", name, message.id, message.dequeue_count)
+            if message.dequeue_count >= self.max_dequeue_count:
+                poison = queue_client(service, f"{spec['queueName']}-poison")
+                try:
+                    poison.create_queue()
+                except ResourceExistsError:
+                    pass
+                poison.send_message(message.content)
+                queue.delete_message(message)
+            else:  # visible again soon, like the runtime's retry
+                queue.update_message(message, visibility_timeout=1)
+            return
+        queue.delete_message(message)
+
+    # -- lifecycle -----------------------------------------------------------------------------------------
+    @staticmethod
+    def _safe(name: str, fn: Callable[..., Any], *args: Any) -> None:
+        try:
+            fn(*args)
+        except Exception:
+            log.exception("function %s failed", name)
+
+    def _poll_loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.poll_blobs_once()
+                self.poll_queues_once()
+            except Exception:
+                log.exception("poll failed")
+            self._stop.wait(self.poll_s)
+
+    def start(self) -> "LocalHost":
+        self._server = self._http_server()
+        self.port = self._server.server_address[1]
+        self._threads = [threading.Thread(target=self._server.serve_forever, daemon=True, name="http"),
+                         threading.Thread(target=self._poll_loop, daemon=True, name="poll")]
+        for thread in self._threads:
+            thread.start()
+        log.info("serving %d HTTP, %d blob and %d queue functions on http://127.0.0.1:%d/api/",
+                 len(self.routes), len(self.blob_functions), len(self.queue_functions), self.port)
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._server:
+            self._server.shutdown()
+            self._server.server_close()
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--port", type=int, default=7071)
+    parser.add_argument("--settings", type=Path, default=REPO / "local.settings.json")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    load_local_settings(args.settings)
+    import sys
+
+    sys.path.insert(0, str(REPO))
+    from function_app import app
+
+    host = LocalHost(app, port=args.port).start()
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        host.stop()
+
+
+if __name__ == "__main__":
+    main()

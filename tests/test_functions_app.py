@@ -1,0 +1,219 @@
+"""The Functions app end to end: real Azurite, the local host calling the registered functions, real HTTP."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from azure.storage.blob import BlobServiceClient
+
+from localdev.azurite import Azurite
+from localdev.host import LocalHost
+from shared.storage import queue_client, queue_service
+from tests.conftest import REPO, dataset_rows
+
+pytestmark = pytest.mark.azurite
+MAX_BLOB_BYTES = 50_000
+
+
+@pytest.fixture(scope="module")
+def azurite(tmp_path_factory):
+    tasks_dir = tmp_path_factory.mktemp("tasks")
+    shutil.copytree(REPO / "tasks", tasks_dir, dirs_exist_ok=True)
+    (tasks_dir / "frontier_only.yaml").write_text(
+        "kind: classification\ninstruction: route\ntiers: [frontier]\nlabels: [{name: a}, {name: b}]\n")
+    with Azurite() as emulator:
+        env = {"DataStorage": emulator.connection_string, "SMALLFIRST_TASKS_DIR": str(tasks_dir),
+               "SMALLFIRST_CHUNK_ITEMS": "3", "SMALLFIRST_MAX_BLOB_BYTES": str(MAX_BLOB_BYTES)}
+        saved = {k: os.environ.get(k) for k in env}
+        os.environ.update(env)
+        from functions import runtime
+        for cached in (runtime.engine, runtime.blob_store, runtime._chunk_queue, runtime.ingestor):
+            cached.cache_clear()
+        runtime.blob_store().ensure_containers(["incoming", "results", "review", "deadletter"])
+        yield emulator
+        for cached in (runtime.engine, runtime.blob_store, runtime._chunk_queue, runtime.ingestor):
+            cached.cache_clear()
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+@pytest.fixture(scope="module")
+def host(azurite):
+    from function_app import app
+
+    local = LocalHost(app, port=0, poll_s=0.2, max_dequeue_count=2).start()
+    yield local
+    local.stop()
+
+
+@pytest.fixture(scope="module")
+def blobs(azurite) -> BlobServiceClient:
+    return BlobServiceClient.from_connection_string(azurite.connection_string)
+
+
+def upload(blobs, path: str, data: bytes) -> str:
+    client = blobs.get_blob_client("incoming", path)
+    client.upload_blob(data, overwrite=True)
+    return client.get_blob_properties().etag
+
+
+def wait_for(blobs, container: str, name: str, timeout_s: float = 120.0) -> bytes:
+    client = blobs.get_blob_client(container, name)
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if client.exists():
+            return client.download_blob().readall()
+        time.sleep(0.2)
+    raise AssertionError(f"{container}/{name} did not appear within {timeout_s}s")
+
+
+def http(host, method: str, path: str, body: bytes | None = None) -> tuple[int, str, dict]:
+    request = urllib.request.Request(f"http://127.0.0.1:{host.port}{path}", data=body, method=method,
+                                     headers={"content-type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=120) as response:
+            return response.status, response.headers["content-type"], json.loads(response.read())
+    except urllib.error.HTTPError as err:
+        return err.code, err.headers["content-type"], json.loads(err.read())
+
+
+def test_app_indexes_its_functions_without_heavy_imports():
+    code = ("import sys, json, function_app; "
+            "print(json.dumps({'functions': {f.get_function_name(): f.get_trigger().get_binding_name() "
+            "for f in function_app.app.get_functions()}, 'heavy': [m for m in ('llama_cpp', 'openai', "
+            "'azure.ai.inference', 'numpy', 'shared.cascade', 'matplotlib') if m in sys.modules]}))")
+    out = json.loads(subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True).stdout)
+    assert out["functions"] == {
+        "process_incoming_blob": "blobTrigger", "process_chunk": "queueTrigger",
+        "deadletter_poison_chunk": "queueTrigger", "run_task": "httpTrigger", "list_tasks": "httpTrigger",
+        "health": "httpTrigger",
+    }
+    assert out["heavy"] == []
+
+
+def test_text_blob_gives_a_result_record_and_stays_untouched(host, blobs):
+    data = b"I was billed twice for the same invoice this month."
+    etag = upload(blobs, "support_ticket/ticket-1.txt", data)
+    record = json.loads(wait_for(blobs, "results", "support_ticket/ticket-1.txt.json"))
+    assert record["id"] == "ticket-1" and record["task"] == "support_ticket"
+    assert record["answer"] in {"billing", "technical", "account", "other"}
+    assert record["tier"] == "small" and 0 <= record["confidence"] <= 1
+    assert record["status"] in {"accepted", "needs_review"}  # no frontier configured
+    source = blobs.get_blob_client("incoming", "support_ticket/ticket-1.txt")
+    assert source.download_blob().readall() == data and source.get_blob_properties().etag == etag
+    meta = blobs.get_blob_client("results", "support_ticket/ticket-1.txt.json").get_blob_properties().metadata
+    assert meta["source"] == "incoming/support_ticket/ticket-1.txt" and len(meta["source_sha256"]) == 64
+
+
+def test_jsonl_results_in_order_and_bad_lines_dead_lettered(host, blobs):
+    rows = dataset_rows("banking77", limit=3, stride=300)
+    lines = [json.dumps({"id": r["id"], "text": r["text"]}) for r in rows] + ["{not json"]
+    upload(blobs, "support_ticket/batch.jsonl", "\n".join(lines).encode())
+    results = wait_for(blobs, "results", "support_ticket/batch.jsonl.jsonl").decode().splitlines()
+    assert [json.loads(line)["id"] for line in results] == [r["id"] for r in rows]
+    dead = json.loads(wait_for(blobs, "deadletter", "support_ticket/batch.jsonl.json"))
+    assert dead["reason"] == "invalid_lines" and dead["lines"][0]["line"] == 4
+
+
+def test_large_jsonl_fans_out_to_parts_and_completes(host, blobs):
+    rows = dataset_rows("banking77", limit=7, stride=200)
+    upload(blobs, "support_ticket/big.jsonl", "\n".join(json.dumps({"id": r["id"], "text": r["text"]}) for r in rows).encode())
+    deadline = time.monotonic() + 180
+    manifest = {}
+    while time.monotonic() < deadline and not manifest.get("complete"):
+        time.sleep(0.5)
+        client = blobs.get_blob_client("results", "support_ticket/big.jsonl/manifest.json")
+        manifest = json.loads(client.download_blob().readall()) if client.exists() else {}
+    assert manifest.get("complete") is True and manifest["parts"] == 3
+    ids = []
+    for part in range(3):
+        ids += [json.loads(line)["id"] for line in
+                wait_for(blobs, "results", f"support_ticket/big.jsonl/part-{part:05d}.jsonl").decode().splitlines()]
+    assert ids == [r["id"] for r in rows]
+
+
+def test_duplicate_delivery_is_not_processed_or_paid_again(host, blobs):
+    from functions import runtime
+
+    upload(blobs, "support_ticket/dup.txt", b"My password reset email never arrives")
+    wait_for(blobs, "results", "support_ticket/dup.txt.json")
+    result = blobs.get_blob_client("results", "support_ticket/dup.txt.json")
+    written = result.get_blob_properties().last_modified
+    tier = runtime.engine().tiers.get("small")
+    before = tier.evaluated_tokens
+    source = blobs.get_blob_client("incoming", "support_ticket/dup.txt")
+    outcome = runtime.ingestor().handle_blob(source)  # the same event delivered again
+    assert outcome.outcome == "duplicate"
+    upload(blobs, "support_ticket/dup.txt", b"My password reset email never arrives")  # re-upload, new etag
+    time.sleep(2.0)  # several host polls
+    assert tier.evaluated_tokens == before
+    assert result.get_blob_properties().last_modified == written
+
+
+@pytest.mark.parametrize("path,data,reason", [
+    ("no_such_task/a.txt", b"hello", "unknown_task"),
+    ("support_ticket/bad.txt", b"\xff\xfe\x00bad", "invalid_utf8"),
+    ("support_ticket/empty.txt", b"", "empty"),
+    ("support_ticket/huge.txt", b"x" * (MAX_BLOB_BYTES + 1), "too_large"),
+    ("support_ticket/x.pdf", b"%PDF-1.4", "unsupported_format"),
+])
+def test_bad_blobs_are_dead_lettered_with_reasons(host, blobs, path, data, reason):
+    upload(blobs, path, data)
+    task, name = path.split("/", 1)
+    dead = json.loads(wait_for(blobs, "deadletter", f"{task}/{name}.json"))
+    assert dead["reason"] == reason and dead["source"] == f"incoming/{path}"
+    assert blobs.get_blob_client("incoming", path).download_blob().readall() == data
+
+
+def test_poison_chunk_ends_as_dead_letter(host, azurite, blobs):
+    queue = queue_client(queue_service("DataStorage"), "smallfirst-chunks")
+    message = {"task": "support_ticket", "name": "gone.jsonl", "sha256": "0" * 64, "part": 0, "start": 0,
+               "end": 3, "parts": 1}
+    queue.send_message(json.dumps(message))  # its source blob does not exist: the function fails every time
+    dead = json.loads(wait_for(blobs, "deadletter", "support_ticket/gone.jsonl/part-00000.json", timeout_s=60))
+    assert dead["reason"] == "poison_message" and json.loads(dead["message"]) == message
+
+
+def test_http_single_and_batch(host):
+    status, ctype, body = http(host, "POST", "/api/tasks/support_ticket", json.dumps({"id": "a", "text": "refund me"}).encode())
+    assert status == 200 and ctype == "application/json" and body["id"] == "a" and body["task"] == "support_ticket"
+    items = [{"id": f"i{n}", "text": t} for n, t in enumerate(["app crashes", "refund", "new password", "hello"])]
+    status, _, body = http(host, "POST", "/api/tasks/support_ticket", json.dumps({"items": items}).encode())
+    assert status == 200 and [r["id"] for r in body["results"]] == ["i0", "i1", "i2", "i3"]
+
+
+def test_http_catalogue_and_health(host):
+    status, _, body = http(host, "GET", "/api/tasks")
+    names = {t["name"]: t for t in body["tasks"]}
+    assert status == 200 and {"support_ticket", "banking77", "clinc150", "receipt"} <= set(names)
+    assert names["receipt"]["schema"]["required"] == ["company", "date", "address", "total"]
+    assert [label["name"] for label in names["support_ticket"]["labels"]] == ["billing", "technical", "account", "other"]
+    status, _, body = http(host, "GET", "/api/health")
+    assert status == 200 and body["tiers"]["small"]["ok"] is True
+
+
+@pytest.mark.parametrize("method,path,body,status", [
+    ("POST", "/api/tasks/support_ticket", b"{broken", 400),
+    ("POST", "/api/tasks/nope", b'{"text": "x"}', 404),
+    ("POST", "/api/tasks/support_ticket", json.dumps({"items": [{"text": "x"}] * 101}).encode(), 413),
+    ("POST", "/api/tasks/support_ticket", json.dumps({"text": "x" * 9000}).encode(), 413),
+    ("POST", "/api/tasks/support_ticket", json.dumps({"id": "a"}).encode(), 422),
+    ("POST", "/api/tasks/support_ticket", json.dumps({"items": []}).encode(), 422),
+    ("POST", "/api/tasks/frontier_only", json.dumps({"text": "x"}).encode(), 503),
+    ("GET", "/api/nowhere", None, 404),
+])
+def test_http_errors_are_problem_json(host, method, path, body, status):
+    got, ctype, problem = http(host, method, path, body)
+    assert got == status and ctype == "application/problem+json"
+    assert problem["status"] == status and problem["title"] and problem["detail"]
