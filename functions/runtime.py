@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from functools import cache
+import threading
+from functools import cache, wraps
 
 from azure.core.exceptions import ResourceExistsError
 
@@ -16,23 +17,37 @@ if TYPE_CHECKING:  # the core is imported on first use, not when the host indexe
 DATA_CONNECTION = "DataStorage"  # app setting (connection string) or DataStorage__blobServiceUri etc.
 CHUNK_QUEUE = "smallfirst-chunks"
 POISON_QUEUE = f"{CHUNK_QUEUE}-poison"
+_create_lock = threading.RLock()
 
 
-@cache
+def once(factory):
+    """functools.cache, but safe when the first calls arrive on several worker threads at once."""
+    cached = cache(factory)
+
+    @wraps(factory)
+    def get():
+        with _create_lock:
+            return cached()
+
+    get.cache_clear = cached.cache_clear
+    return get
+
+
+@once
 def engine() -> "Engine":
     from shared.cascade import Engine
 
     return Engine.from_env()
 
 
-@cache
+@once
 def blob_store() -> "BlobStore":
     from shared.storage import BlobStore, blob_service
 
     return BlobStore(blob_service(DATA_CONNECTION))
 
 
-@cache
+@once
 def _chunk_queue():
     from shared.storage import queue_client, queue_service
 
@@ -44,7 +59,7 @@ def _chunk_queue():
     return client
 
 
-@cache
+@once
 def ingestor() -> "Ingestor":
     from shared.ingest import Ingestor
 

@@ -8,6 +8,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Sequence
 
+from opentelemetry import trace
+
 from shared.config import Settings
 from shared.cost import cost_usd
 from shared.results import Attempt, Item, ResultRecord
@@ -41,12 +43,23 @@ class Engine:
         return names
 
     def process(self, task: AnyTask, item: Item) -> ResultRecord:
+        with trace.get_tracer("smallfirst").start_as_current_span("smallfirst.item") as span:
+            record = self._process(task, item)
+            span.set_attributes({"smallfirst.task": task.name, "smallfirst.status": record.status,
+                                 "smallfirst.tier": record.tier or "", "smallfirst.cost_usd": record.cost_usd})
+            return record
+
+    def _process(self, task: AnyTask, item: Item) -> ResultRecord:
         started = time.perf_counter()
         attempts: list[Attempt] = []
         drafts: list[tuple[Attempt, TierAnswer]] = []
         names = self.tier_names(task)
         for position, name in enumerate(names):
-            attempt, answer = self._try_tier(task, item, name)
+            with trace.get_tracer("smallfirst").start_as_current_span("smallfirst.tier") as span:
+                attempt, answer = self._try_tier(task, item, name)
+                span.set_attributes({"smallfirst.tier": name, "smallfirst.outcome": attempt.outcome,
+                                     "smallfirst.confidence": attempt.confidence or 0.0,
+                                     "smallfirst.tokens_in": attempt.tokens_in, "smallfirst.tokens_out": attempt.tokens_out})
             attempts.append(attempt)
             if answer is None:
                 continue

@@ -141,3 +141,20 @@ def test_async_batch_keeps_order_and_runs_concurrently(wire, catalog):
     assert [r.id for r in records] == [str(i) for i in range(8)]
     assert [r.answer for r in records] == ["technical", "billing"] * 4
     assert 2 <= peak[0] <= 4
+
+
+def test_concurrent_first_use_creates_one_tier():
+    registry = TierRegistry(Settings.from_env({}))
+    barrier = threading.Barrier(8)
+    got = []
+
+    def first_use():
+        barrier.wait()
+        got.append(registry.get("small"))
+
+    threads = [threading.Thread(target=first_use) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len({id(tier) for tier in got}) == 1

@@ -57,7 +57,7 @@ class EmbeddedTier(Tier):
     def __init__(self, config) -> None:
         super().__init__(config)
         self._llm = None
-        self._lock = threading.Lock()  # one llama.cpp context: one caller at a time
+        self._lock = threading.RLock()  # one llama.cpp context: one caller at a time, and one load
         self.evaluated_tokens = 0  # tokens decoded by label scoring (for tests and the benchmark)
         self._tries: dict[str, _TrieNode] = {}
         self._grammars: dict[str, Any] = {}
@@ -65,22 +65,26 @@ class EmbeddedTier(Tier):
     # -- model and prompt ---------------------------------------------------------------------------------
     @property
     def llm(self):
-        if self._llm is None:
-            from llama_cpp import Llama
+        with self._lock:
+            if self._llm is None:
+                self._llm = self._load()
+            return self._llm
 
-            path = self.config.model_path or default_model_path()
-            if not Path(path).is_file():
-                raise TierError(f"embedded model not found: {path}")
-            log.info("loading embedded model %s", path)
-            self._llm = Llama(
-                model_path=str(path),
-                n_ctx=self.config.n_ctx,
-                n_batch=512,
-                n_threads=self.config.n_threads or os.cpu_count() or 1,
-                logits_all=False,  # we ask for logits only where needed (see _decode)
-                verbose=False,
-            )
-        return self._llm
+    def _load(self):
+        from llama_cpp import Llama
+
+        path = self.config.model_path or default_model_path()
+        if not Path(path).is_file():
+            raise TierError(f"embedded model not found: {path}")
+        log.info("loading embedded model %s", path)
+        return Llama(
+            model_path=str(path),
+            n_ctx=self.config.n_ctx,
+            n_batch=512,
+            n_threads=self.config.n_threads or os.cpu_count() or 1,
+            logits_all=False,  # we ask for logits only where needed (see _decode)
+            verbose=False,
+        )
 
     @property
     def model_path(self) -> Path:

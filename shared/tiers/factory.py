@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 from shared.config import Backend, Settings
 from shared.tiers.base import Tier
 
@@ -26,14 +28,16 @@ class TierRegistry:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self._tiers: dict[str, Tier] = {}
+        self._lock = threading.Lock()  # batches call get() from many threads: create each tier once
 
     def configured(self, names: list[str]) -> list[str]:
         return [name for name in names if name in self.settings.tiers]
 
     def get(self, name: str) -> Tier:
-        if name not in self._tiers:
-            self._tiers[name] = build_tier(self.settings.tiers[name])
-        return self._tiers[name]
+        with self._lock:
+            if name not in self._tiers:
+                self._tiers[name] = build_tier(self.settings.tiers[name])
+            return self._tiers[name]
 
     def add(self, tier: Tier) -> None:
         """Use a ready-made tier under its name (e.g. one shared between engines)."""
