@@ -50,7 +50,7 @@ def bench_scoring(tier: EmbeddedTier, task, items: list[str], scratch_labels: in
     note = "" if scale == 1 else f" (from scratch: {len(sample)} of {len(labels)} labels scored, scaled to all)"
     print(f"{task.name}: {len(labels)} labels, {len(items)} items{note}")
     print(f"  prefix reuse : {reuse_tokens:9.0f} evaluated tokens/item  {reuse_rate:8.2f} items/s")
-    print(f"  from scratch : {scratch_tokens:9.0f} evaluated tokens/item  {scratch_rate:8.3f} items/s")
+    print(f"  from scratch : {scratch_tokens:9.0f} evaluated tokens/item  {scratch_rate:8.4f} items/s")
     print(f"  ratio        : {scratch_tokens / reuse_tokens:9.1f}x fewer tokens     {reuse_rate / scratch_rate:8.1f}x faster")
 
 

@@ -41,9 +41,10 @@ def main(timeout_s: float = 600.0) -> int:
         from function_app import app
         from functions import runtime
         from localdev.host import LocalHost
+        from shared.storage import Containers
 
         store = runtime.blob_store()
-        store.ensure_containers(["incoming", "results", "review", "deadletter"])
+        store.ensure_containers(Containers().all())
         host = LocalHost(app, port=0).start()
         console.print(f"Azurite on :{azurite.blob_port}, local Functions host on http://127.0.0.1:{host.port}/api/")
         try:

@@ -10,7 +10,7 @@ fi
 stamp=.venv/.installed
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   .venv/bin/python -m pip install --quiet --upgrade pip
-  .venv/bin/python -m pip install --quiet -e '.[embedded,dev]'
+  .venv/bin/python -m pip install --quiet -e '.[embedded,eval,dev]'
   touch "$stamp"
 fi
 if [ ! -x node_modules/.bin/azurite ]; then

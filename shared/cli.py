@@ -123,5 +123,92 @@ def health() -> None:
     raise typer.Exit(1 if failed else 0)
 
 
+@app.command("eval")
+def eval_command(
+    task: str,
+    data: Path = typer.Option(..., "--data", exists=True, dir_okay=False, help='labelled .jsonl: {"id","text","label"|"expected"}'),
+    tiers: str = typer.Option("small", "--tiers", help="comma-separated tier names, each evaluated separately"),
+    out: Path = typer.Option(..., "--out", help="run file (.jsonl); an existing one is resumed"),
+    sample: Optional[int] = typer.Option(None, "--sample", help="a seeded random sample of this many items"),
+    seed: int = typer.Option(0, "--seed"),
+    concurrency: int = typer.Option(4, "--concurrency", min=1),
+) -> None:
+    """Run labelled items through each tier separately and record answers, confidences, tokens, latency, cost."""
+    import asyncio
+
+    from shared.evaluation import done_pairs, load_labelled, run_eval
+
+    engine = _engine()
+    spec = _task(engine, task)
+    items = load_labelled(data, sample, seed)
+    names = [name.strip() for name in tiers.split(",") if name.strip()]
+    with progress_bar() as progress:
+        bar = progress.add_task(f"{task} x {','.join(names)}", total=len(items) * len(names))
+        progress.advance(bar, len(done_pairs(out) & {(item.id, name) for item in items for name in names}))
+        ran = asyncio.run(run_eval(engine, spec, items, names, out, concurrency, lambda record: progress.advance(bar)))
+    console.print(f"{ran} item x tier pairs evaluated -> {out}")
+
+
+def _task_for_run(engine: Engine, run: Path) -> ClassificationTask | ExtractionTask:
+    from shared.evaluation import read_run
+
+    records = read_run(run)
+    if not records:
+        console.print(f"[red]{run} holds no records[/]")
+        raise typer.Exit(2)
+    return _task(engine, records[0].task)
+
+
+@app.command()
+def report(
+    run: Path = typer.Argument(..., exists=True, dir_okay=False),
+    out: Path = typer.Option(..., "--out", help="folder for report.md, report.html and the plots"),
+    frontier_run: Optional[Path] = typer.Option(None, "--frontier-run", exists=True, help="a second run used as the frontier"),
+    target: Optional[float] = typer.Option(None, "--target", help="absolute target accuracy (default: frontier - 0.01)"),
+) -> None:
+    """Quality, latency, cost, calibration and the simulated cascade, from an eval run."""
+    from shared.report import build_report
+
+    engine = _engine()
+    summary = build_report(run, out, _task_for_run(engine, run), frontier_run=frontier_run, target=target)
+    console.print(f"report -> {out / 'report.md'} and {out / 'report.html'}")
+    if "recommendation" in summary:
+        console.print(f"recommended threshold {summary['recommendation']['threshold']:.3f}")
+
+
+@app.command()
+def tune(
+    task: str,
+    run: Path = typer.Argument(..., exists=True, dir_okay=False),
+    frontier_run: Optional[Path] = typer.Option(None, "--frontier-run", exists=True),
+    target: Optional[float] = typer.Option(None, "--target"),
+) -> None:
+    """Write the recommended threshold and the small tier's calibration into the task file."""
+    from shared.tuning import tune as tune_task
+
+    engine = _engine()
+    _task(engine, task)
+    try:
+        result = tune_task(engine.tasks.path_of(task), run, frontier_run=frontier_run, target=target)
+    except ValueError as exc:
+        console.print(f"[red]{exc}[/]")
+        raise typer.Exit(1)
+    console.print(f"{task}: threshold {result['threshold']:.3f} ({result['source']})")
+
+
+@app.command()
+def compare(
+    run_a: Path = typer.Argument(..., exists=True, dir_okay=False),
+    run_b: Path = typer.Argument(..., exists=True, dir_okay=False),
+    out: Path = typer.Option(..., "--out"),
+) -> None:
+    """Two runs side by side (e.g. a quantised vs a full-precision small model, or two prompts)."""
+    from shared.report import build_comparison
+
+    engine = _engine()
+    build_comparison(run_a, run_b, out, _task_for_run(engine, run_a))
+    console.print(f"comparison -> {out / 'compare.md'}")
+
+
 if __name__ == "__main__":
     app()

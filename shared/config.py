@@ -104,10 +104,8 @@ class Settings(BaseModel):
     concurrency: int = Field(default=8, ge=1, le=256)
     max_batch_items: int = Field(default=100, ge=1)
     # blob processing (the Functions app)
-    storage_connection: str = "AzureWebJobsStorage"
     max_blob_bytes: int = Field(default=20 * 1024 * 1024, ge=1)
     chunk_items: int = Field(default=100, ge=1)
-    chunk_queue: str = "smallfirst-chunks"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":

@@ -6,7 +6,7 @@ import logging
 import random
 import time
 from dataclasses import dataclass
-from typing import Callable, TypeVar
+from typing import Callable, Mapping, TypeVar
 
 from shared.tiers.base import TransientTierError
 
@@ -45,3 +45,17 @@ def call_with_retries(
             log.warning("transient tier error (%s); retry %d in %.2fs", exc, attempt + 1, delay)
             sleep(delay)
     raise AssertionError("unreachable")
+
+
+def retry_after_seconds(headers: Mapping[str, str] | None) -> float | None:
+    """Seconds to wait from Azure's retry-after-ms / x-ms-retry-after-ms / Retry-After (an HTTP date is ignored)."""
+    headers = headers or {}
+    for name, scale in (("retry-after-ms", 0.001), ("x-ms-retry-after-ms", 0.001), ("retry-after", 1.0)):
+        value = headers.get(name)
+        if value is None:
+            continue
+        try:
+            return float(value) * scale
+        except ValueError:
+            continue
+    return None

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -27,8 +28,12 @@ def catalog() -> TaskCatalog:
 
 @pytest.fixture(scope="session")
 def embedded() -> EmbeddedTier:
-    """One real llama.cpp SmolLM2 model for the whole session (loading is the slow part)."""
-    return EmbeddedTier(Settings.from_env({}).tiers["small"])
+    """One real llama.cpp SmolLM2 model for the whole session (loading is the slow part).
+
+    Only the thread count is taken from the environment, so a configured remote small tier cannot leak in.
+    """
+    threads = {k: v for k, v in os.environ.items() if k == "SMALLFIRST_SMALL_N_THREADS"}
+    return EmbeddedTier(Settings.from_env(threads).tiers["small"])
 
 
 @pytest.fixture

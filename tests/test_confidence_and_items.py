@@ -98,3 +98,17 @@ def test_unusable_inputs_have_reasons(name, data, reason):
     with pytest.raises(InputError) as err:
         parse_input(name, data)
     assert err.value.reason == reason
+
+
+@pytest.mark.parametrize("headers,seconds", [
+    ({"retry-after": "7"}, 7.0),
+    ({"retry-after-ms": "1500", "retry-after": "9"}, 1.5),
+    ({"x-ms-retry-after-ms": "250"}, 0.25),
+    ({"retry-after": "Wed, 21 Oct 2026 07:28:00 GMT"}, None),
+    ({}, None),
+    (None, None),
+])
+def test_retry_after_headers(headers, seconds):
+    from shared.retry import retry_after_seconds
+
+    assert retry_after_seconds(headers) == seconds

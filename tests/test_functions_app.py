@@ -16,7 +16,7 @@ from azure.storage.blob import BlobServiceClient
 
 from localdev.azurite import Azurite
 from localdev.host import LocalHost
-from shared.storage import queue_client, queue_service
+from shared.storage import Containers, queue_client, queue_service
 from tests.conftest import REPO, dataset_rows
 
 pytestmark = pytest.mark.azurite
@@ -37,7 +37,7 @@ def azurite(tmp_path_factory):
         from functions import runtime
         for cached in (runtime.engine, runtime.blob_store, runtime._chunk_queue, runtime.ingestor):
             cached.cache_clear()
-        runtime.blob_store().ensure_containers(["incoming", "results", "review", "deadletter"])
+        runtime.blob_store().ensure_containers(Containers().all())
         yield emulator
         for cached in (runtime.engine, runtime.blob_store, runtime._chunk_queue, runtime.ingestor):
             cached.cache_clear()

@@ -9,6 +9,7 @@ from azure.core.exceptions import HttpResponseError, ServiceRequestError, Servic
 
 from shared.config import StructuredOutput
 from shared.prompts import Message
+from shared.retry import retry_after_seconds
 from shared.tiers.base import TierError, TransientTierError
 from shared.tiers.chat import ChatReply, ChatTier
 
@@ -59,7 +60,8 @@ class FoundryTier(ChatTier):
         except HttpResponseError as exc:
             status = exc.status_code or 0
             if status == 429 or status >= 500:
-                raise TransientTierError(f"{status} from {self.name}", _retry_after(exc)) from exc
+                headers = exc.response.headers if exc.response is not None else None
+                raise TransientTierError(f"{status} from {self.name}", retry_after_seconds(headers)) from exc
             raise TierError(f"{self.name}: HTTP {status}: {exc.message}") from exc
         except (ServiceRequestError, ServiceResponseError) as exc:
             raise TransientTierError(f"{type(exc).__name__} from {self.name}") from exc
@@ -87,16 +89,3 @@ class FoundryTier(ChatTier):
         info = self.client.get_model_info()
         return f"foundry {info.model_name} ({info.model_provider_name}) answered"
 
-
-def _retry_after(exc: HttpResponseError) -> float | None:
-    headers = exc.response.headers if exc.response is not None else {}
-    for name in ("retry-after-ms", "x-ms-retry-after-ms", "retry-after"):
-        value = headers.get(name)
-        if value is None:
-            continue
-        try:
-            seconds = float(value)
-        except ValueError:
-            continue
-        return seconds if name == "retry-after" else seconds / 1000
-    return None

@@ -9,6 +9,7 @@ import openai
 
 from shared.config import Backend, StructuredOutput
 from shared.prompts import Message
+from shared.retry import retry_after_seconds
 from shared.tiers.base import TierError, TransientTierError
 from shared.tiers.chat import ChatReply, ChatTier
 
@@ -59,9 +60,9 @@ class OpenAITier(ChatTier):
         try:
             response = self.client.chat.completions.create(**request)
         except openai.RateLimitError as exc:
-            raise TransientTierError(f"429 from {self.name}", _retry_after(exc.response)) from exc
+            raise TransientTierError(f"429 from {self.name}", retry_after_seconds(exc.response.headers)) from exc
         except openai.InternalServerError as exc:
-            raise TransientTierError(f"{exc.status_code} from {self.name}", _retry_after(exc.response)) from exc
+            raise TransientTierError(f"{exc.status_code} from {self.name}", retry_after_seconds(exc.response.headers)) from exc
         except (openai.APITimeoutError, openai.APIConnectionError) as exc:
             raise TransientTierError(f"{type(exc).__name__} from {self.name}") from exc
         except openai.APIError as exc:
@@ -101,16 +102,3 @@ def _strict_compatible(schema: dict[str, Any]) -> bool:
     props = schema.get("properties", {})
     return schema.get("additionalProperties") is False and set(schema.get("required", [])) == set(props)
 
-
-def _retry_after(response: Any) -> float | None:
-    headers = getattr(response, "headers", None) or {}
-    for name in ("retry-after-ms", "retry-after"):
-        value = headers.get(name)
-        if value is None:
-            continue
-        try:
-            seconds = float(value)
-        except ValueError:
-            continue  # an HTTP date: fall back to our own backoff
-        return seconds / 1000 if name == "retry-after-ms" else seconds
-    return None

@@ -1,0 +1,103 @@
+"""End-to-end throughput through Azurite and the registered functions, vs the engine alone; and the HTTP
+batch endpoint against a tier with injected latency, vs the ideal.
+
+Run: python bench/bench_functions.py [--items 200]. Prints figures measured in this one run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from localdev.azurite import Azurite  # noqa: E402
+from tests.azure_wire import AzureWireServer, Scripted, chat_completion  # noqa: E402
+
+DATASET = REPO.parent / "shared" / "datasets" / "banking77" / "dev.jsonl"
+
+
+def rows(n: int) -> list[dict]:
+    lines = DATASET.read_text().splitlines()
+    return [{"id": r["id"], "text": r["text"]} for r in map(json.loads, lines[:: max(1, len(lines) // n)][:n])]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--items", type=int, default=200)
+    parser.add_argument("--http-items", type=int, default=96)
+    parser.add_argument("--latency", type=float, default=0.2)
+    parser.add_argument("--concurrency", type=int, default=16)
+    args = parser.parse_args()
+    items = rows(args.items)
+    tasks_dir = Path(tempfile.mkdtemp())
+    shutil.copytree(REPO / "tasks", tasks_dir, dirs_exist_ok=True)
+    (tasks_dir / "frontier_route.yaml").write_text(
+        "kind: classification\ninstruction: route\ntiers: [frontier]\nlabels: [{name: billing}, {name: other}]\n")
+
+    with Azurite() as azurite, AzureWireServer() as wire:
+        def slow(_request):
+            time.sleep(args.latency)
+            return Scripted(body=chat_completion('{"label":"billing"}', tokens=[('{"label":"', -0.01), ("billing", -0.01), ('"}', -0.01)]))
+
+        wire.default = slow
+        os.environ.update({
+            "DataStorage": azurite.connection_string, "SMALLFIRST_TASKS_DIR": str(tasks_dir),
+            "SMALLFIRST_CHUNK_ITEMS": str(args.items + 1), "SMALLFIRST_CONCURRENCY": str(args.concurrency),
+            "SMALLFIRST_FRONTIER_BACKEND": "azure_openai", "SMALLFIRST_FRONTIER_ENDPOINT": wire.url,
+            "SMALLFIRST_FRONTIER_MODEL": "gpt-4o", "SMALLFIRST_FRONTIER_API_KEY": "bench",
+        })
+        from function_app import app
+        from functions import runtime
+        from localdev.host import LocalHost
+        from shared.results import Item
+        from shared.storage import Containers
+
+        engine = runtime.engine()
+        task = engine.tasks.get("support_ticket")
+        engine.process(task, Item(id="warm", text="warm up the model and the task prefix"))
+        started = time.perf_counter()
+        asyncio.run(engine.process_batch(task, [Item(**r) for r in items]))
+        engine_rate = len(items) / (time.perf_counter() - started)
+
+        store = runtime.blob_store()
+        store.ensure_containers(Containers().all())
+        host = LocalHost(app, port=0, poll_s=0.1).start()
+        try:
+            started = time.perf_counter()
+            store.service.get_blob_client("incoming", "support_ticket/bench.jsonl").upload_blob(
+                "\n".join(json.dumps(r) for r in items).encode(), overwrite=True)
+            result = store.service.get_blob_client("results", "support_ticket/bench.jsonl.jsonl")
+            while not result.exists():
+                time.sleep(0.05)
+            e2e_rate = len(items) / (time.perf_counter() - started)
+
+            batch = {"items": [{"id": str(i), "text": "charged twice"} for i in range(args.http_items)]}
+            engine.settings.max_batch_items = max(engine.settings.max_batch_items, args.http_items)
+            request = urllib.request.Request(f"http://127.0.0.1:{host.port}/api/tasks/frontier_route",
+                                             data=json.dumps(batch).encode(), method="POST")
+            started = time.perf_counter()
+            with urllib.request.urlopen(request, timeout=600) as response:
+                assert len(json.loads(response.read())["results"]) == args.http_items
+            http_rate = args.http_items / (time.perf_counter() - started)
+        finally:
+            host.stop()
+    ideal = args.concurrency / args.latency
+    print(f"blob end to end ({len(items)}-item .jsonl, embedded tier, support_ticket):")
+    print(f"  engine alone {engine_rate:7.2f} items/s   through Azurite + functions {e2e_rate:7.2f} items/s"
+          f"   = {100 * e2e_rate / engine_rate:5.1f}% of the engine")
+    print(f"HTTP batch ({args.http_items} items, tier latency {args.latency * 1000:.0f} ms, concurrency {args.concurrency}):")
+    print(f"  measured {http_rate:7.2f} items/s   ideal {ideal:7.2f} items/s   = {100 * http_rate / ideal:5.1f}% of ideal")
+
+
+if __name__ == "__main__":
+    main()

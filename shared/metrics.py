@@ -1,0 +1,235 @@
+"""Evaluation metrics: quality, latency, cost, calibration, co-failure, and the simulated cascade."""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Sequence
+
+import numpy as np
+
+# -- normalisation and correctness --------------------------------------------------------------------------
+_DATE_FORMATS = ("%d/%m/%Y", "%d-%m-%Y", "%d.%m.%Y", "%d/%m/%y", "%d-%m-%y", "%d.%m.%y", "%Y-%m-%d", "%Y/%m/%d",
+                 "%d %b %Y", "%d %B %Y", "%b %d, %Y", "%d %b %y")
+_AMOUNT = re.compile(r"^[^\d-]*(-?\d[\d,]*(?:\.\d+)?)\D*$")
+
+
+def normalise_text(value: Any) -> str:
+    return " ".join(str(value).split()).casefold() if value is not None else ""
+
+
+def normalise_amount(value: Any) -> str:
+    text = normalise_text(value).replace(" ", "")
+    match = _AMOUNT.match(text)
+    return f"{float(match.group(1).replace(',', '')):.2f}" if match else text
+
+
+def normalise_date(value: Any) -> str:
+    text = normalise_text(value)
+    candidate = text.split(" ")[0] if re.match(r"^\d", text) else text  # drop a time after the date
+    for fmt in _DATE_FORMATS:
+        for probe in (candidate, text):
+            try:
+                return datetime.strptime(probe, fmt).date().isoformat()
+            except ValueError:
+                continue
+    return text
+
+
+def normalise_field(field: str, value: Any) -> str:
+    """Whitespace and case folded; amounts ('total', 'amount', 'price') and dates compared by value."""
+    if any(key in field for key in ("total", "amount", "price")):
+        return normalise_amount(value)
+    if "date" in field:
+        return normalise_date(value)
+    return normalise_text(value)
+
+
+def fields_correct(answer: dict[str, Any] | None, expected: dict[str, Any]) -> dict[str, bool]:
+    answer = answer or {}
+    return {f: normalise_field(f, answer.get(f)) == normalise_field(f, v) for f, v in expected.items()}
+
+
+def is_correct(kind: str, answer: Any, gold: Any) -> bool:
+    if kind == "classification":
+        return answer is not None and answer == gold
+    return answer is not None and all(fields_correct(answer, gold).values())
+
+
+# -- classification ---------------------------------------------------------------------------------------
+def accuracy(gold: Sequence[Any], predicted: Sequence[Any]) -> float:
+    return float(np.mean([g == p for g, p in zip(gold, predicted)])) if gold else 0.0
+
+
+def macro_f1(gold: Sequence[str], predicted: Sequence[str | None]) -> float:
+    """Mean F1 over the labels that occur in the gold answers (a missing prediction counts as wrong)."""
+    scores = []
+    for label in sorted(set(gold)):
+        tp = sum(g == label and p == label for g, p in zip(gold, predicted))
+        fp = sum(g != label and p == label for g, p in zip(gold, predicted))
+        fn = sum(g == label and p != label for g, p in zip(gold, predicted))
+        scores.append(0.0 if tp == 0 else 2 * tp / (2 * tp + fp + fn))
+    return float(np.mean(scores)) if scores else 0.0
+
+
+def none_label_precision_recall(gold: Sequence[str], predicted: Sequence[str | None], none_label: str) -> tuple[float, float]:
+    tp = sum(g == none_label and p == none_label for g, p in zip(gold, predicted))
+    predicted_none = sum(p == none_label for p in predicted)
+    gold_none = sum(g == none_label for g in gold)
+    return (tp / predicted_none if predicted_none else 0.0, tp / gold_none if gold_none else 0.0)
+
+
+def top_confusions(gold: Sequence[str], predicted: Sequence[str | None], n: int = 10) -> list[tuple[str, str, int]]:
+    counts = Counter((g, str(p)) for g, p in zip(gold, predicted) if g != p)
+    return [(g, p, c) for (g, p), c in counts.most_common(n)]
+
+
+# -- extraction -----------------------------------------------------------------------------------------
+def field_exact_match(answers: Sequence[dict | None], expected: Sequence[dict]) -> dict[str, float]:
+    fields = list(expected[0]) if expected else []
+    return {f: float(np.mean([fields_correct(a, e)[f] for a, e in zip(answers, expected)])) for f in fields}
+
+
+def field_f1(answers: Sequence[dict | None], expected: Sequence[dict]) -> float:
+    """Micro F1 over (field, value) pairs: a non-empty predicted value is right if it matches after normalising."""
+    tp = predicted = relevant = 0
+    for answer, gold in zip(answers, expected):
+        answer = answer or {}
+        for field, value in gold.items():
+            has_prediction = normalise_text(answer.get(field)) != ""
+            has_gold = normalise_text(value) != ""
+            predicted += has_prediction
+            relevant += has_gold
+            tp += has_prediction and has_gold and normalise_field(field, answer.get(field)) == normalise_field(field, value)
+    if tp == 0:
+        return 0.0
+    precision, recall = tp / predicted, tp / relevant
+    return 2 * precision * recall / (precision + recall)
+
+
+# -- latency, cost, calibration -------------------------------------------------------------------------
+def percentiles(values: Sequence[float], qs: Sequence[float] = (50, 95, 99)) -> dict[str, float]:
+    if not values:
+        return {f"p{int(q)}": 0.0 for q in qs}
+    return {f"p{int(q)}": float(np.percentile(values, q)) for q in qs}
+
+
+@dataclass
+class ReliabilityBin:
+    low: float
+    high: float
+    count: int
+    mean_confidence: float
+    accuracy: float
+
+
+def reliability(confidences: Sequence[float], correct: Sequence[bool], bins: int = 10) -> list[ReliabilityBin]:
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    conf = np.asarray(confidences, dtype=float)
+    right = np.asarray(correct, dtype=float)
+    index = np.clip(np.digitize(conf, edges[1:-1], right=True), 0, bins - 1)
+    result = []
+    for b in range(bins):
+        mask = index == b
+        count = int(mask.sum())
+        result.append(ReliabilityBin(float(edges[b]), float(edges[b + 1]), count,
+                                     float(conf[mask].mean()) if count else 0.0, float(right[mask].mean()) if count else 0.0))
+    return result
+
+
+def expected_calibration_error(confidences: Sequence[float], correct: Sequence[bool], bins: int = 10) -> float:
+    n = len(confidences)
+    if n == 0:
+        return 0.0
+    return float(sum(b.count / n * abs(b.accuracy - b.mean_confidence) for b in reliability(confidences, correct, bins)))
+
+
+def co_failure(small_correct: Sequence[bool], frontier_correct: Sequence[bool]) -> dict[str, int]:
+    pairs = list(zip(small_correct, frontier_correct))
+    return {
+        "both_right": sum(s and f for s, f in pairs),
+        "only_small_wrong": sum((not s) and f for s, f in pairs),
+        "only_frontier_wrong": sum(s and not f for s, f in pairs),
+        "both_wrong": sum((not s) and (not f) for s, f in pairs),
+    }
+
+
+# -- the cascade, simulated from per-tier records --------------------------------------------------------
+@dataclass
+class CascadePoint:
+    threshold: float
+    accuracy: float
+    cost_per_item: float
+    escalation_rate: float
+
+
+def simulate_cascade(
+    small_conf: Sequence[float], small_correct: Sequence[bool], small_cost: Sequence[float],
+    frontier_correct: Sequence[bool], frontier_cost: Sequence[float],
+) -> list[CascadePoint]:
+    """Every distinct threshold: items at or above it keep the small answer, the rest pay for the frontier too.
+
+    Thresholds run from 0 (all small) to just above the largest confidence (everything escalates).
+    """
+    conf = np.asarray(small_conf, dtype=float)
+    thresholds = sorted({0.0, *conf.tolist(), float(np.nextafter(conf.max(), 2.0)) if len(conf) else 1.0})
+    s_ok, f_ok = np.asarray(small_correct, bool), np.asarray(frontier_correct, bool)
+    s_cost, f_cost = np.asarray(small_cost, float), np.asarray(frontier_cost, float)
+    points = []
+    for t in thresholds:
+        keep = conf >= t
+        correct = np.where(keep, s_ok, f_ok)
+        cost = s_cost + np.where(keep, 0.0, f_cost)
+        points.append(CascadePoint(float(t), float(correct.mean()), float(cost.mean()), float((~keep).mean())))
+    return points
+
+
+@dataclass
+class Recommendation:
+    threshold: float
+    accuracy: float
+    accuracy_ci: tuple[float, float]
+    cost_per_item: float
+    escalation_rate: float
+    target: float
+    saving_vs_frontier: float | None  # share of the all-frontier cost saved
+
+
+def recommend_threshold(
+    points: list[CascadePoint], target: float, correct_at: "callable", frontier_cost_per_item: float | None,
+    bootstrap: int = 1000, seed: int = 0,
+) -> Recommendation | None:
+    """The cheapest threshold whose cascade accuracy reaches the target, with a bootstrap 95% interval.
+
+    `correct_at(threshold)` returns the per-item correctness array of the cascade at that threshold.
+    """
+    meeting = [p for p in points if p.accuracy >= target - 1e-12]
+    if not meeting:
+        return None
+    best = min(meeting, key=lambda p: (p.cost_per_item, -p.accuracy, p.threshold))
+    correct = np.asarray(correct_at(best.threshold), dtype=float)
+    rng = np.random.default_rng(seed)
+    samples = rng.integers(0, len(correct), size=(bootstrap, len(correct)))
+    means = correct[samples].mean(axis=1)
+    low, high = np.percentile(means, [2.5, 97.5])
+    saving = None
+    if frontier_cost_per_item:
+        saving = 1.0 - best.cost_per_item / frontier_cost_per_item
+    return Recommendation(best.threshold, best.accuracy, (float(low), float(high)), best.cost_per_item,
+                          best.escalation_rate, target, saving)
+
+
+def selective_threshold(confidences: Sequence[float], correct: Sequence[bool], target: float) -> tuple[float, float, float] | None:
+    """With one tier only: the lowest threshold whose accepted items reach `target` accuracy.
+
+    Returns (threshold, accuracy of accepted items, share accepted); the rest would go to review.
+    """
+    conf = np.asarray(confidences, dtype=float)
+    ok = np.asarray(correct, dtype=float)
+    for t in sorted(set(conf.tolist())):
+        keep = conf >= t
+        if keep.any() and ok[keep].mean() >= target:
+            return float(t), float(ok[keep].mean()), float(keep.mean())
+    return None

@@ -1,0 +1,108 @@
+"""eval -> report -> tune on real dataset rows: the embedded tier for real, a frontier over HTTP."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from shared.cli import app
+from shared.tasks import TaskCatalog
+from tests.azure_wire import AzureWireServer, Scripted, chat_completion
+from tests.conftest import REPO, dataset_rows
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def workspace(tmp_path, monkeypatch):
+    tasks = tmp_path / "tasks"
+    shutil.copytree(REPO / "tasks", tasks)
+    monkeypatch.setenv("SMALLFIRST_TASKS_DIR", str(tasks))
+    rows = dataset_rows("banking77", limit=4, stride=211)
+    data = tmp_path / "labelled.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return tmp_path, data, rows
+
+
+def invoke(*args: str):
+    result = runner.invoke(app, list(args), catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return result
+
+
+def gold_answering_frontier(rows):
+    """A frontier that answers the gold label (half-sure), so the cascade has something to buy."""
+    gold = {r["text"]: r["label"] for r in rows}
+
+    def reply(request):
+        label = gold[request.body["messages"][-1]["content"]]
+        content = json.dumps({"label": label}, separators=(",", ":"))
+        tokens = [('{"label":"', -0.01), (label, -0.7), ('"}', -0.01)]
+        return Scripted(body=chat_completion(content, tokens=tokens, prompt_tokens=900, completion_tokens=9))
+
+    return reply
+
+
+def test_eval_report_tune_with_a_frontier_run(workspace, monkeypatch):
+    tmp, data, rows = workspace
+    small_run, frontier_run = tmp / "small.jsonl", tmp / "frontier.jsonl"
+    invoke("eval", "banking77", "--data", str(data), "--tiers", "small", "--out", str(small_run))
+    records = [json.loads(line) for line in small_run.read_text().splitlines()]
+    assert sorted(r["id"] for r in records) == sorted(r["id"] for r in rows)
+    assert all(r["tier"] == "small" and r["outcome"] == "ok" and 0 < r["confidence"] <= 1 for r in records)
+    assert {r["gold"] for r in records} == {r["label"] for r in rows}
+
+    # resumable: nothing is evaluated twice
+    result = invoke("eval", "banking77", "--data", str(data), "--tiers", "small", "--out", str(small_run))
+    assert "0 item x tier pairs" in result.output and len(small_run.read_text().splitlines()) == len(rows)
+
+    with AzureWireServer() as wire:
+        wire.default = gold_answering_frontier(rows)
+        for key, value in {"BACKEND": "azure_openai", "ENDPOINT": wire.url, "MODEL": "gpt-4o", "API_KEY": "k"}.items():
+            monkeypatch.setenv(f"SMALLFIRST_FRONTIER_{key}", value)
+        invoke("eval", "banking77", "--data", str(data), "--tiers", "frontier", "--out", str(frontier_run))
+    frontier = [json.loads(line) for line in frontier_run.read_text().splitlines()]
+    assert all(r["answer"] == r["gold"] for r in frontier) and frontier[0]["cost_usd"] > 0
+
+    out = tmp / "report"
+    invoke("report", str(small_run), "--out", str(out), "--frontier-run", str(frontier_run))
+    markdown = (out / "report.md").read_text()
+    for section in ("Quality, latency and cost per tier", "Calibration", "Top confusions", "Where the small model fails",
+                    "Simulated cascade", "Recommended threshold"):
+        assert f"## {section}" in markdown
+    assert (out / "cascade.png").stat().st_size > 1000 and (out / "reliability-small.png").exists()
+    html = (out / "report.html").read_text()
+    assert "data:image/png;base64," in html and "<table>" in html
+    summary = json.loads((out / "summary.json").read_text())
+    recommendation = summary["recommendation"]
+    # the frontier is always right here, so reaching frontier - 1 point means escalating every wrong small answer
+    assert recommendation["accuracy"] >= 0.99 - 1e-9
+
+    invoke("tune", "banking77", str(small_run), "--frontier-run", str(frontier_run))
+    task_file = tmp / "tasks" / "banking77.yaml"
+    tuned = yaml.safe_load(task_file.read_text())
+    assert tuned["threshold_source"].startswith("tuned ") and "small.jsonl" in tuned["threshold_source"]
+    assert tuned["calibration"]["tier"] == "small" and tuned["calibration"]["x"] == sorted(tuned["calibration"]["x"])
+    task = TaskCatalog(tmp / "tasks").get("banking77")  # still a valid task file
+    assert task.threshold == pytest.approx(tuned["threshold"]) and task.calibration is not None
+
+    compare_out = tmp / "compare"
+    invoke("compare", str(small_run), str(frontier_run), "--out", str(compare_out))
+    assert "A:small" in (compare_out / "compare.md").read_text()
+
+
+def test_extraction_eval_and_single_tier_report(tmp_path, monkeypatch):
+    monkeypatch.setenv("SMALLFIRST_TASKS_DIR", str(REPO / "tasks"))
+    data = tmp_path / "receipts.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in dataset_rows("sroie", limit=1, stride=7)))
+    run = tmp_path / "run.jsonl"
+    invoke("eval", "receipt", "--data", str(data), "--out", str(run))
+    record = json.loads(run.read_text())
+    assert record["kind"] == "extraction" and set(record["field_confidence"]) == {"company", "date", "address", "total"}
+    invoke("report", str(run), "--out", str(tmp_path / "report"))
+    markdown = (tmp_path / "report" / "report.md").read_text()
+    assert "| total exact |" in markdown and "field-level F1" in markdown and "One tier only" in markdown

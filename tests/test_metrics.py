@@ -1,0 +1,117 @@
+"""Evaluation metrics against values computed by hand on small fixtures."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from shared import metrics
+
+
+def test_accuracy_and_macro_f1():
+    gold = ["a", "a", "b", "c"]
+    pred = ["a", "b", "b", None]
+    assert metrics.accuracy(gold, pred) == 0.5
+    # a: tp1 fn1 -> 2/3; b: tp1 fp1 -> 2/3; c: tp0 -> 0
+    assert metrics.macro_f1(gold, pred) == pytest.approx((2 / 3 + 2 / 3 + 0) / 3)
+
+
+def test_none_label_precision_recall():
+    gold = ["oos", "oos", "x", "y"]
+    pred = ["oos", "x", "oos", "y"]
+    assert metrics.none_label_precision_recall(gold, pred, "oos") == (0.5, 0.5)
+
+
+def test_confusions():
+    assert metrics.top_confusions(["a", "a", "a", "b"], ["b", "b", "a", "c"]) == [("a", "b", 2), ("b", "c", 1)]
+
+
+@pytest.mark.parametrize("field,a,b,same", [
+    ("total", "RM 9.00", "9.0", True),
+    ("total", "1,234.50", "1234.5", True),
+    ("total", "9.00", "9.01", False),
+    ("date", "25/12/2018 8:13:39 PM", "25-12-2018", True),
+    ("date", "2018-12-25", "25/12/2018", True),
+    ("date", "25/12/2018", "26/12/2018", False),
+    ("company", "BOOK  TA .K SDN BHD", "book ta .k sdn bhd", True),
+    ("address", "NO.53, JALAN", "NO.53 JALAN", False),
+])
+def test_field_normalisation(field, a, b, same):
+    assert (metrics.normalise_field(field, a) == metrics.normalise_field(field, b)) is same
+
+
+def test_field_exact_match_and_f1():
+    expected = [{"company": "A", "total": "1.00"}, {"company": "B", "total": "2.00"}]
+    answers = [{"company": "a", "total": "1"}, {"company": "", "total": "3.00"}]
+    assert metrics.field_exact_match(answers, expected) == {"company": 0.5, "total": 0.5}
+    # predicted non-empty: 3, relevant: 4, correct: 2 -> P 2/3, R 1/2, F1 4/7
+    assert metrics.field_f1(answers, expected) == pytest.approx(4 / 7)
+    assert metrics.is_correct("extraction", answers[0], expected[0]) is True
+    assert metrics.is_correct("extraction", None, expected[0]) is False
+
+
+def test_percentiles():
+    values = list(range(1, 101))
+    got = metrics.percentiles(values)
+    assert got == {"p50": pytest.approx(50.5), "p95": pytest.approx(95.05), "p99": pytest.approx(99.01)}
+
+
+def test_ece_by_hand():
+    conf = [0.95, 0.95, 0.15, 0.15, 0.55]
+    right = [True, False, False, False, True]
+    # bins: [0.9,1.0]: conf .95 acc .5 (n2); [0.1,0.2): .15 vs 0 (n2); [0.5,0.6): .55 vs 1 (n1)
+    expected = 2 / 5 * 0.45 + 2 / 5 * 0.15 + 1 / 5 * 0.45
+    assert metrics.expected_calibration_error(conf, right) == pytest.approx(expected)
+    bins = metrics.reliability(conf, right)
+    assert [b.count for b in bins] == [0, 2, 0, 0, 0, 1, 0, 0, 0, 2]
+
+
+def test_co_failure():
+    assert metrics.co_failure([True, False, True, False], [True, True, False, False]) == {
+        "both_right": 1, "only_small_wrong": 1, "only_frontier_wrong": 1, "both_wrong": 1}
+
+
+def fixture_cascade():
+    conf = [0.9, 0.8, 0.6, 0.3]
+    small_ok = [True, True, False, False]
+    frontier_ok = [True, True, True, False]
+    return conf, small_ok, [0.0] * 4, frontier_ok, [1.0] * 4
+
+
+def test_cascade_curve_by_hand():
+    points = metrics.simulate_cascade(*fixture_cascade())
+    got = [(p.threshold, p.accuracy, p.cost_per_item, p.escalation_rate) for p in points]
+    assert got[0] == (0.0, 0.5, 0.0, 0.0)  # all small
+    assert got[1] == (0.3, 0.5, 0.0, 0.0)
+    assert got[2] == (0.6, 0.5, 0.25, 0.25)  # 0.3 escalates: frontier also wrong there
+    assert got[3] == (0.8, 0.75, 0.5, 0.5)  # 0.6 escalates and the frontier gets it
+    assert got[4] == (0.9, 0.75, 0.75, 0.75)
+    assert got[5][1:] == (0.75, 1.0, 1.0)  # all frontier
+
+
+def test_threshold_choice_and_bootstrap():
+    conf, s_ok, s_cost, f_ok, f_cost = fixture_cascade()
+    points = metrics.simulate_cascade(conf, s_ok, s_cost, f_ok, f_cost)
+    arr = np.asarray(conf)
+    rec = metrics.recommend_threshold(points, 0.75, lambda t: np.where(arr >= t, s_ok, f_ok), 1.0)
+    assert rec.threshold == 0.8 and rec.accuracy == 0.75 and rec.cost_per_item == 0.5
+    assert rec.saving_vs_frontier == 0.5
+    low, high = rec.accuracy_ci
+    assert 0.0 <= low <= 0.75 <= high <= 1.0
+    assert metrics.recommend_threshold(points, 0.99, lambda t: np.where(arr >= t, s_ok, f_ok), 1.0) is None
+
+
+def test_bootstrap_interval_narrows_with_more_items():
+    conf = np.linspace(0, 1, 400)
+    ok = (np.arange(400) % 5 != 0).tolist()  # 80% right
+    points = metrics.simulate_cascade(conf.tolist(), ok, [0.0] * 400, ok, [1.0] * 400)
+    rec = metrics.recommend_threshold(points, 0.79, lambda t: ok, 1.0)
+    low, high = rec.accuracy_ci
+    assert 0.74 < low < 0.8 < high < 0.86
+
+
+def test_selective_threshold():
+    conf = [0.9, 0.8, 0.6, 0.3]
+    ok = [True, True, False, True]
+    assert metrics.selective_threshold(conf, ok, 0.99) == (0.8, 1.0, 0.5)
+    assert metrics.selective_threshold(conf, ok, 0.7) == (0.3, 0.75, 1.0)
