@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import time
 from pathlib import Path
@@ -80,7 +81,8 @@ def main() -> None:
     parser.add_argument("--scratch-labels", type=int, default=8, help="labels scored from scratch for banking77")
     args = parser.parse_args()
     catalog = TaskCatalog(REPO / "tasks")
-    tier = EmbeddedTier(Settings.from_env({}).tiers["small"])
+    threads = {k: v for k, v in os.environ.items() if k == "SMALLFIRST_SMALL_N_THREADS"}  # nothing else leaks in
+    tier = EmbeddedTier(Settings.from_env(threads).tiers["small"])
     items = texts(args.items)
     bench_scoring(tier, catalog.get("support_ticket"), items, scratch_labels=4)
     bench_scoring(tier, catalog.get("banking77"), items[: max(1, args.items // 4)], scratch_labels=args.scratch_labels)

@@ -11,17 +11,44 @@ import asyncio
 import json
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
 import urllib.request
+from contextlib import contextmanager
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from localdev.azurite import Azurite  # noqa: E402
-from tests.azure_wire import AzureWireServer, Scripted, chat_completion  # noqa: E402
+
+# The fake Azure OpenAI endpoint runs in its own process, so its CPU and GIL are not the app's.
+WIRE_SERVER = """
+import sys, time
+from tests.azure_wire import AzureWireServer, Scripted, chat_completion
+latency = float(sys.argv[1])
+body = chat_completion('{"label":"billing"}', tokens=[('{"label":"', -0.01), ("billing", -0.01), ('"}', -0.01)])
+def slow(_request):
+    time.sleep(latency)
+    return Scripted(body=body)
+with AzureWireServer() as wire:
+    wire.default = slow
+    print(wire.url, flush=True)
+    sys.stdin.read()
+"""
+
+
+@contextmanager
+def wire_server(latency: float):
+    process = subprocess.Popen([sys.executable, "-c", WIRE_SERVER, str(latency)], cwd=REPO, stdin=subprocess.PIPE,
+                               stdout=subprocess.PIPE, text=True)
+    try:
+        yield process.stdout.readline().strip()
+    finally:
+        process.stdin.close()
+        process.wait(timeout=10)
 
 DATASET = REPO.parent / "shared" / "datasets" / "banking77" / "dev.jsonl"
 
@@ -44,16 +71,11 @@ def main() -> None:
     (tasks_dir / "frontier_route.yaml").write_text(
         "kind: classification\ninstruction: route\ntiers: [frontier]\nlabels: [{name: billing}, {name: other}]\n")
 
-    with Azurite() as azurite, AzureWireServer() as wire:
-        def slow(_request):
-            time.sleep(args.latency)
-            return Scripted(body=chat_completion('{"label":"billing"}', tokens=[('{"label":"', -0.01), ("billing", -0.01), ('"}', -0.01)]))
-
-        wire.default = slow
+    with Azurite() as azurite, wire_server(args.latency) as wire_url:
         os.environ.update({
             "DataStorage": azurite.connection_string, "SMALLFIRST_TASKS_DIR": str(tasks_dir),
             "SMALLFIRST_CHUNK_ITEMS": str(args.items + 1), "SMALLFIRST_CONCURRENCY": str(args.concurrency),
-            "SMALLFIRST_FRONTIER_BACKEND": "azure_openai", "SMALLFIRST_FRONTIER_ENDPOINT": wire.url,
+            "SMALLFIRST_FRONTIER_BACKEND": "azure_openai", "SMALLFIRST_FRONTIER_ENDPOINT": wire_url,
             "SMALLFIRST_FRONTIER_MODEL": "gpt-4o", "SMALLFIRST_FRONTIER_API_KEY": "bench",
         })
         from function_app import app
