@@ -5,7 +5,6 @@ from __future__ import annotations
 import threading
 from functools import cache, wraps
 
-from azure.core.exceptions import ResourceExistsError
 
 from typing import TYPE_CHECKING
 
@@ -49,14 +48,9 @@ def blob_store() -> "BlobStore":
 
 @once
 def _chunk_queue():
-    from shared.storage import queue_client, queue_service
+    from shared.storage import ensure_queue, queue_client, queue_service
 
-    client = queue_client(queue_service(DATA_CONNECTION), CHUNK_QUEUE)
-    try:
-        client.create_queue()
-    except ResourceExistsError:
-        pass
-    return client
+    return ensure_queue(queue_client(queue_service(DATA_CONNECTION), CHUNK_QUEUE))
 
 
 @once

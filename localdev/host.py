@@ -79,6 +79,7 @@ class LocalHost:
                 log.warning("function %s: trigger %s is not served locally", name, spec["type"])
         self._stop = threading.Event()
         self._seen_blobs: dict[str, str] = {}
+        self._queues: dict[tuple[str, str], Any] = {}
         self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="invoke")
         self._server: ThreadingHTTPServer | None = None
         self._threads: list[threading.Thread] = []
@@ -171,29 +172,26 @@ class LocalHost:
         return invoked
 
     # -- queues ---------------------------------------------------------------------------------------------
+    def _queue(self, connection: str, name: str):
+        """The queue's client, created (and the queue with it) once per host, not on every poll."""
+        from shared.storage import ensure_queue, queue_client, queue_service
+
+        key = (connection, name)
+        if key not in self._queues:
+            self._queues[key] = ensure_queue(queue_client(queue_service(connection), name))
+        return self._queues[key]
+
     def poll_queues_once(self) -> int:
-        import azure.functions as func
-        from azure.core.exceptions import ResourceExistsError
-
-        from shared.storage import queue_client, queue_service
-
         handled = 0
         for name, spec, fn in self.queue_functions:
-            service = queue_service(spec["connection"])
-            queue = queue_client(service, spec["queueName"])
-            try:
-                queue.create_queue()
-            except ResourceExistsError:
-                pass
+            queue = self._queue(spec["connection"], spec["queueName"])
             for message in queue.receive_messages(max_messages=16, visibility_timeout=60):
                 handled += 1
-                self._pool.submit(self._run_queue_message, name, spec, fn, service, queue, message, func)
+                self._pool.submit(self._run_queue_message, name, spec, fn, queue, message)
         return handled
 
-    def _run_queue_message(self, name, spec, fn, service, queue, message, func) -> None:
-        from azure.core.exceptions import ResourceExistsError
-
-        from shared.storage import queue_client
+    def _run_queue_message(self, name, spec, fn, queue, message) -> None:
+        import azure.functions as func
 
         try:
             call(fn, **{spec["name"]: func.QueueMessage(id=message.id, body=message.content.encode("utf-8"),
@@ -201,12 +199,7 @@ class LocalHost:
         except Exception:
             log.exception("function %s failed on message %s (attempt %d)", name, message.id, message.dequeue_count)
             if message.dequeue_count >= self.max_dequeue_count:
-                poison = queue_client(service, f"{spec['queueName']}-poison")
-                try:
-                    poison.create_queue()
-                except ResourceExistsError:
-                    pass
-                poison.send_message(message.content)
+                self._queue(spec["connection"], f"{spec['queueName']}-poison").send_message(message.content)
                 queue.delete_message(message)
             else:  # visible again soon, like the runtime's retry
                 queue.update_message(message, visibility_timeout=1)

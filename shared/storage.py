@@ -62,6 +62,15 @@ def queue_client(service: QueueServiceClient, name: str):
     )
 
 
+def ensure_queue(client):
+    """Create the queue unless it exists; returns the client."""
+    try:
+        client.create_queue()
+    except ResourceExistsError:
+        pass
+    return client
+
+
 class BlobStore:
     """The few blob operations the pipeline needs, on one account."""
 

@@ -49,7 +49,7 @@ class ChatTier(Tier):
     def _answer(self, task, messages, schema, *, to_answer, fields) -> TierAnswer:
         if self.config.effective_logprobs:
             reply = self.complete(messages, schema=schema, schema_name=task.name, temperature=0.0, logprobs=True)
-            obj = self._parse(task, reply)
+            obj = parse_and_validate(task, reply.text, reply.tokens_in, reply.tokens_out)
             per_field = field_confidences(reply.text, reply.logprobs) if reply.logprobs else None
             if per_field is None:
                 raise InvalidOutputError("the tier returned no logprobs although configured to", reply.text)
@@ -79,7 +79,7 @@ class ChatTier(Tier):
         parsed: list[dict[str, Any] | None] = []
         for reply in replies:
             try:
-                parsed.append(self._parse(task, reply))
+                parsed.append(parse_and_validate(task, reply.text, reply.tokens_in, reply.tokens_out))
             except InvalidOutputError:
                 parsed.append(None)
         if all(p is None for p in parsed):
@@ -108,10 +108,6 @@ class ChatTier(Tier):
             tokens_in=tokens_in,
             tokens_out=tokens_out,
         )
-
-    @staticmethod
-    def _parse(task: ClassificationTask | ExtractionTask, reply: ChatReply) -> dict[str, Any]:
-        return parse_and_validate(task, reply.text, reply.tokens_in, reply.tokens_out)
 
 
 def parse_and_validate(task: ClassificationTask | ExtractionTask, text: str, tokens_in: int, tokens_out: int) -> dict[str, Any]:
