@@ -57,6 +57,11 @@ def chat_completion(content: str, *, tokens: list[tuple[str, float]] | None = No
     }
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 128  # a batch opens many connections at once; the default backlog of 5 drops some
+
+
 class AzureWireServer:
     def __init__(self) -> None:
         self.requests: list[Recorded] = []
@@ -66,6 +71,9 @@ class AzureWireServer:
         server = self
 
         class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"  # keep-alive, as Azure's endpoints: clients reuse their connections
+            disable_nagle_algorithm = True  # headers and body go out in two writes: no 40 ms delayed-ACK stall
+
             def do_GET(self) -> None:
                 self._handle()
 
@@ -108,8 +116,7 @@ class AzureWireServer:
             def log_message(self, *args: Any) -> None:
                 pass
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
+        self._server = _Server(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 

@@ -22,6 +22,16 @@ class ChatReply:
     tokens_out: int
     logprobs: list[TokenLogprob] | None = None
 
+    @classmethod
+    def from_choice(cls, content: str | None, usage: Any, logprobs: list[TokenLogprob] | None) -> "ChatReply":
+        """From a chat completion's message content and usage (both SDKs name the usage fields alike)."""
+        return cls(
+            text=content or "",
+            tokens_in=usage.prompt_tokens if usage else 0,
+            tokens_out=usage.completion_tokens if usage else 0,
+            logprobs=logprobs,
+        )
+
 
 class ChatTier(Tier):
     """A tier reached through a chat-completions call. Subclasses implement ``complete``."""

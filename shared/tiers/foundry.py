@@ -77,13 +77,7 @@ class FoundryTier(ChatTier):
                 (bytes(t["bytes"]) if t.get("bytes") is not None else t["token"].encode("utf-8"), float(t["logprob"]))
                 for t in extra["content"]
             ]
-        usage = result.usage
-        return ChatReply(
-            text=choice.message.content or "",
-            tokens_in=usage.prompt_tokens if usage else 0,
-            tokens_out=usage.completion_tokens if usage else 0,
-            logprobs=token_logprobs,
-        )
+        return ChatReply.from_choice(choice.message.content, result.usage, token_logprobs)
 
     def health(self) -> str:
         info = self.client.get_model_info()

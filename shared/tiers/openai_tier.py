@@ -72,19 +72,13 @@ class OpenAITier(ChatTier):
         if not response.choices:
             raise TierError(f"{self.name}: response has no choices")
         choice = response.choices[0]
-        usage = response.usage
         token_logprobs = None
         if logprobs and choice.logprobs and choice.logprobs.content:
             token_logprobs = [
                 (bytes(t.bytes) if t.bytes is not None else t.token.encode("utf-8"), t.logprob)
                 for t in choice.logprobs.content
             ]
-        return ChatReply(
-            text=choice.message.content or "",
-            tokens_in=usage.prompt_tokens if usage else 0,
-            tokens_out=usage.completion_tokens if usage else 0,
-            logprobs=token_logprobs,
-        )
+        return ChatReply.from_choice(choice.message.content, response.usage, token_logprobs)
 
     def health(self) -> str:
         reply = self.complete(
