@@ -106,8 +106,11 @@ def bench_overhead(tier: EmbeddedTier, catalog: TaskCatalog, items: list[str], r
     for _ in range(rounds):
         for i, text in enumerate(items):
             # A-B-B-A order, so drift in machine speed hits every arm alike.
-            calls = [(direct_a, lambda: tier.answer(task, text)), (cascade, lambda: engine.process(task, Item(id=str(i), text=text))),
-                     (direct_b, lambda: tier.answer(task, text))]
+            calls = [
+                (direct_a, lambda: tier.answer(task, text)),
+                (cascade, lambda: engine.process(task, Item(id=str(i), text=text))),
+                (direct_b, lambda: tier.answer(task, text)),
+            ]
             for arm, call in calls + calls[::-1]:
                 arm.append(timed(call))
     a, b, c = statistics.median(direct_a), statistics.median(direct_b), statistics.median(cascade)

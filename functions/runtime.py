@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import threading
 from functools import cache, wraps
-
-
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # the core is imported on first use, not when the host indexes the app

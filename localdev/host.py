@@ -55,9 +55,11 @@ def route_pattern(template: str) -> re.Pattern[str]:
     return re.compile(rf"^/api/{regex}/?$")
 
 
-class _Server(ThreadingHTTPServer):
+class LocalHTTPServer(ThreadingHTTPServer):
+    """A thread per connection, with a backlog for many concurrent clients (the default of 5 drops some)."""
+
     daemon_threads = True
-    request_queue_size = 128  # concurrent clients must not see dropped connections (the default backlog is 5)
+    request_queue_size = 128
 
 
 class LocalHost:
@@ -135,7 +137,7 @@ class LocalHost:
             def log_message(self, fmt: str, *args: Any) -> None:
                 log.debug(fmt, *args)
 
-        return _Server(("127.0.0.1", self.port), Handler)
+        return LocalHTTPServer(("127.0.0.1", self.port), Handler)
 
     # -- blobs --------------------------------------------------------------------------------------------
     def invoke_blob(self, spec: dict[str, Any], fn: Callable[..., Any], container: str, blob_name: str) -> None:

@@ -14,7 +14,7 @@ from typing import Any, Mapping
 
 from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 from azure.storage.blob import BlobServiceClient, ContentSettings
-from azure.storage.queue import QueueServiceClient, TextBase64DecodePolicy, TextBase64EncodePolicy
+from azure.storage.queue import QueueClient, QueueServiceClient, TextBase64DecodePolicy, TextBase64EncodePolicy
 
 
 @dataclass(frozen=True)
@@ -55,14 +55,14 @@ def queue_service(connection: str, env: Mapping[str, str] | None = None) -> Queu
     return QueueServiceClient(uri, credential=_credential(connection, env))
 
 
-def queue_client(service: QueueServiceClient, name: str):
+def queue_client(service: QueueServiceClient, name: str) -> QueueClient:
     """Base64 text messages: what the Functions queue trigger expects by default."""
     return service.get_queue_client(
         name, message_encode_policy=TextBase64EncodePolicy(), message_decode_policy=TextBase64DecodePolicy()
     )
 
 
-def ensure_queue(client):
+def ensure_queue(client: QueueClient) -> QueueClient:
     """Create the queue unless it exists; returns the client."""
     try:
         client.create_queue()
