@@ -76,6 +76,8 @@ class TierConfig(BaseModel):
     model_path: Path | None = None
     n_ctx: int = Field(default=8192, ge=512)
     n_threads: int | None = None
+    # llama.cpp's repacked weight layouts (AMX among them); off because AMX crashes llama.cpp (see tiers/embedded.py)
+    extra_buffer_types: bool = False
 
     @property
     def role(self) -> Literal["small", "frontier"]:

