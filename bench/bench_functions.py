@@ -1,7 +1,7 @@
 """End-to-end throughput through Azurite and the registered functions, vs the engine alone; and the HTTP
 batch endpoint against a tier with injected latency, vs the ideal.
 
-Run: python bench/bench_functions.py [--items 200]. Prints figures measured in this one run.
+Run from the repository root: python -m bench.bench_functions [--items 200]. Prints figures measured in this one run.
 """
 
 from __future__ import annotations
@@ -79,19 +79,19 @@ def main() -> None:
             "SMALLFIRST_FRONTIER_MODEL": "gpt-4o", "SMALLFIRST_FRONTIER_API_KEY": "bench",
         })
         from function_app import app
-        from functions import runtime
+        from functions import services
         from localdev.host import LocalHost
-        from shared.results import Item
-        from shared.storage import Containers
+        from shared.core.records import Item
+        from shared.pipeline.blob_names import Containers
 
-        engine = runtime.engine()
+        engine = services.cascade()
         task = engine.tasks.get("support_ticket")
         engine.process(task, Item(id="warm", text="warm up the model and the task prefix"))
         started = time.perf_counter()
         asyncio.run(engine.process_batch(task, [Item(**r) for r in items]))
         engine_rate = len(items) / (time.perf_counter() - started)
 
-        store = runtime.blob_store()
+        store = services.blob_store()
         store.ensure_containers(Containers().all())
         host = LocalHost(app, port=0, poll_s=0.1).start()
         try:

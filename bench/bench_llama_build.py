@@ -1,6 +1,6 @@
 """The embedded tier's llama.cpp loading choice: extra buffer types off (the default) against on.
 
-Run: python bench/bench_llama_build.py [--rounds 2] [--items 8]. Prints figures measured in this one run.
+Run from the repository root: python -m bench.bench_llama_build [--rounds 2] [--items 8]. Prints figures measured in this one run.
 Each variant runs in its own child process, in A-B-B-A order, on one thread: prompt prefill of ~1,000
 tokens (median of 3 cold-cache decodes) and the per-item cost of classifying support tickets. A variant
 that kills its process (llama.cpp's AMX path does on CPUs with AMX) is reported with its signal.
@@ -23,20 +23,20 @@ DATASET = REPO.parent / "shared" / "datasets" / "banking77" / "dev.jsonl"
 
 CHILD = """
 import json, sys, time
-from shared.config import Settings
-from shared.tasks import TaskCatalog
-from shared.tiers.embedded import EmbeddedTier, build_info
+from shared.core.config import Settings
+from shared.core.tasks import TaskCatalog
+from shared.core.tiers.embedded import EmbeddedTier
+from shared.core.tiers.llama_session import build_info
 extra, items = sys.argv[1] == "on", json.loads(sys.argv[2])
 tier = EmbeddedTier(Settings.from_env({"SMALLFIRST_SMALL_N_THREADS": "1",
                                       "SMALLFIRST_SMALL_EXTRA_BUFFER_TYPES": str(extra).lower()}).tiers["small"])
-llm = tier.llm
-text = " ".join(items * 40)
-tokens = llm.tokenize(text.encode(), add_bos=False)[:1000]
+session = tier.session
+tokens = session.tokenize(" ".join(items * 40))[:1000]
 prefill = []
 for _ in range(3):
-    tier._truncate(0)
+    session.truncate(0)
     started = time.perf_counter()
-    tier._decode(tokens, {len(tokens) - 1})
+    session.append(tokens, {len(tokens) - 1})
     prefill.append(time.perf_counter() - started)
 task = TaskCatalog(sys.argv[3]).get("support_ticket")
 tier.classify(task, "warm up the task prefix")
@@ -45,7 +45,7 @@ for item in items:
     tier.classify(task, item)
 per_item = (time.perf_counter() - started) / len(items)
 print(json.dumps({"prefill_tokens": len(tokens), "prefill_s": sorted(prefill)[1], "per_item_s": per_item,
-                  "extra_buffer_types": bool(llm.model_params.use_extra_bufts), "build": build_info()}))
+                  "extra_buffer_types": session.extra_buffer_types, "build": build_info()}))
 """
 
 

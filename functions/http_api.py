@@ -9,7 +9,7 @@ from typing import Any
 import azure.functions as func
 from pydantic import ValidationError
 
-from functions import runtime
+from functions import services
 
 bp = func.Blueprint()
 log = logging.getLogger(__name__)
@@ -28,15 +28,14 @@ def ok(body: Any) -> func.HttpResponse:
 @bp.function_name("run_task")
 @bp.route(route="tasks/{task}", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
 async def run_task(req: func.HttpRequest) -> func.HttpResponse:
-    from shared.cascade import NoTierError
-    from shared.items import item_from_obj
+    from shared.errors import NoTierError, UnknownTaskError
+    from shared.pipeline.parsing import item_from_obj
 
-    engine = runtime.engine()
-    name = req.route_params.get("task", "")
+    cascade = services.cascade()
     try:
-        task = engine.tasks.get(name)
-    except KeyError:
-        return problem(404, "Unknown task", f"no task named {name!r}", tasks=engine.tasks.names())
+        task = cascade.tasks.get(req.route_params.get("task", ""))
+    except UnknownTaskError as exc:
+        return problem(404, "Unknown task", str(exc), tasks=exc.known)
     raw = req.get_body()
     if len(raw) > MAX_BODY_BYTES:
         return problem(413, "Request too large", f"{len(raw)} bytes > {MAX_BODY_BYTES}")
@@ -48,8 +47,8 @@ async def run_task(req: func.HttpRequest) -> func.HttpResponse:
     objs = body["items"] if batch else [body]
     if not isinstance(objs, list) or not objs:
         return problem(422, "Invalid items", "items must be a non-empty list")
-    if len(objs) > engine.settings.max_batch_items:
-        return problem(413, "Batch too large", f"{len(objs)} items > {engine.settings.max_batch_items}")
+    if len(objs) > cascade.settings.max_batch_items:
+        return problem(413, "Batch too large", f"{len(objs)} items > {cascade.settings.max_batch_items}")
     try:
         items = [item_from_obj(obj, f"item-{i:05d}") for i, obj in enumerate(objs)]
     except ValidationError as exc:
@@ -59,7 +58,7 @@ async def run_task(req: func.HttpRequest) -> func.HttpResponse:
     if too_long:
         return problem(413, "Item too large", f"items over {task.max_input_chars} characters", items=too_long)
     try:
-        records = await engine.process_batch(task, items)
+        records = await cascade.process_batch(task, items)
     except NoTierError as exc:
         return problem(503, "No tier available", str(exc))
     results = [r.model_dump(mode="json") for r in records]
@@ -69,12 +68,12 @@ async def run_task(req: func.HttpRequest) -> func.HttpResponse:
 @bp.function_name("list_tasks")
 @bp.route(route="tasks", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
 def list_tasks(req: func.HttpRequest) -> func.HttpResponse:
-    engine = runtime.engine()
+    cascade = services.cascade()
     catalogue = []
-    for task in engine.tasks.all():
+    for task in cascade.tasks.all():
         entry: dict[str, Any] = {"name": task.name, "kind": task.kind, "description": task.description,
                                  "threshold": task.threshold, "threshold_source": task.threshold_source,
-                                 "tiers": engine.tiers.configured(task.tiers)}
+                                 "tiers": cascade.tiers.configured(task.tiers)}
         if task.kind == "classification":
             entry["labels"] = [label.model_dump() for label in task.labels]
             entry["none_label"] = task.none_label if task.allow_none else None
@@ -87,11 +86,11 @@ def list_tasks(req: func.HttpRequest) -> func.HttpResponse:
 @bp.function_name("health")
 @bp.route(route="health", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
 def health(req: func.HttpRequest) -> func.HttpResponse:
-    engine = runtime.engine()
+    cascade = services.cascade()
     tiers: dict[str, Any] = {}
-    for name, config in engine.settings.tiers.items():
+    for name, config in cascade.settings.tiers.items():
         try:
-            tiers[name] = {"backend": config.backend.value, "ok": True, "detail": engine.tiers.get(name).health()}
+            tiers[name] = {"backend": config.backend.value, "ok": True, "detail": cascade.tiers.get(name).health()}
         except Exception as exc:  # health reports every failure instead of raising it
             log.warning("tier %s unhealthy: %s", name, exc)
             tiers[name] = {"backend": config.backend.value, "ok": False, "detail": str(exc)}

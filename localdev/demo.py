@@ -24,11 +24,13 @@ SAMPLES = REPO / "samples"
 
 
 def expected_results(samples: Path) -> list[str]:
+    """The result blob of each sample (the samples' .json files each hold one item)."""
+    from shared.pipeline.blob_names import InputBlob
+
     names = []
     for path in sorted(samples.glob("*/*")):
-        task = path.parent.name
-        suffix = ".jsonl" if path.suffix == ".jsonl" else ".json"
-        names.append(f"{task}/{path.name}{suffix}")
+        source = InputBlob(path.parent.name, path.name)
+        names.append(source.result_lines if path.suffix == ".jsonl" else source.result_single)
     return names
 
 
@@ -39,11 +41,11 @@ def main(timeout_s: float = 600.0) -> int:
         os.environ["DataStorage"] = azurite.connection_string
         sys.path.insert(0, str(REPO))
         from function_app import app
-        from functions import runtime
+        from functions import services
         from localdev.host import LocalHost
-        from shared.storage import Containers
+        from shared.pipeline.blob_names import Containers
 
-        store = runtime.blob_store()
+        store = services.blob_store()
         store.ensure_containers(Containers().all())
         host = LocalHost(app, port=0).start()
         console.print(f"Azurite on :{azurite.blob_port}, local Functions host on http://127.0.0.1:{host.port}/api/")

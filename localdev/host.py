@@ -88,6 +88,8 @@ class LocalHost:
         self._seen_blobs: dict[str, str] = {}
         self._queues: dict[tuple[str, str], Any] = {}
         self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="invoke")
+        self.finished_invocations = 0  # blob function calls that returned or raised (tests wait on it)
+        self._count_lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
         self._threads: list[threading.Thread] = []
 
@@ -156,7 +158,7 @@ class LocalHost:
 
     def poll_blobs_once(self) -> list[str]:
         """Invoke blob functions for blobs not seen (or changed) since the last poll; returns their names."""
-        from shared.storage import blob_service
+        from shared.pipeline.storage import blob_service
 
         invoked = []
         for name, spec, fn in self.blob_functions:
@@ -180,7 +182,7 @@ class LocalHost:
     # -- queues ---------------------------------------------------------------------------------------------
     def _queue(self, connection: str, name: str):
         """The queue's client, created (and the queue with it) once per host, not on every poll."""
-        from shared.storage import ensure_queue, queue_client, queue_service
+        from shared.pipeline.storage import ensure_queue, queue_client, queue_service
 
         key = (connection, name)
         if key not in self._queues:
@@ -213,12 +215,14 @@ class LocalHost:
         queue.delete_message(message)
 
     # -- lifecycle -----------------------------------------------------------------------------------------
-    @staticmethod
-    def _safe(name: str, fn: Callable[..., Any], *args: Any) -> None:
+    def _safe(self, name: str, fn: Callable[..., Any], *args: Any) -> None:
         try:
             fn(*args)
         except Exception:
             log.exception("function %s failed", name)
+        finally:
+            with self._count_lock:
+                self.finished_invocations += 1
 
     def _poll_loop(self) -> None:
         while not self._stop.is_set():

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Reproduce the reports under docs/eval: a seeded sample (SAMPLE, default 200) of each dataset's dev split
-# through the embedded tier, then a report for each. Resumable, and a larger SAMPLE with the same seed
-# extends a smaller one (the first N items are the same). About 5-15 s an item on 2 cores (more labels, longer).
+# through the embedded tier, then a report for each. Resumable: pairs already in a run file are skipped.
+# A different SAMPLE draws a different sample (not a superset), so change it only with a fresh run file.
+# About 5-15 s an item on 2 cores (more labels, longer).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DATA=../shared/datasets

@@ -34,12 +34,13 @@ class Scripted:
 
 
 def chat_completion(content: str, *, tokens: list[tuple[str, float]] | None = None, prompt_tokens: int = 42,
-                    completion_tokens: int = 7, model: str = "gpt-4o-2024-08-06") -> dict[str, Any]:
+                    completion_tokens: int = 7, model: str = "gpt-4o-2024-08-06",
+                    finish_reason: str = "stop") -> dict[str, Any]:
     """A chat.completion body as the REST references document it (logprobs.content when tokens are given)."""
     choice: dict[str, Any] = {
         "index": 0,
         "message": {"role": "assistant", "content": content},
-        "finish_reason": "stop",
+        "finish_reason": finish_reason,
     }
     if tokens is not None:
         assert "".join(t for t, _ in tokens) == content, "token pieces must spell the content"

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from shared.config import Settings
-from shared.tasks import TaskCatalog
-from shared.tiers.embedded import EmbeddedTier
+from shared.core.config import Settings
+from shared.core.tasks import TaskCatalog
+from shared.core.tiers.embedded import EmbeddedTier
 from tests.azure_wire import AzureWireServer
 
 REPO = Path(__file__).resolve().parents[1]

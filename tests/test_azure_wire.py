@@ -7,9 +7,9 @@ import math
 
 import pytest
 
-from shared.config import Settings
-from shared.tiers.base import InvalidOutputError, TierError, TransientTierError
-from shared.tiers.factory import build_tier
+from shared.core.config import Settings
+from shared.errors import InvalidOutputError, OutputTruncatedError, TierError, TransientTierError
+from shared.core.tiers.registry import build_tier
 from tests.azure_wire import Scripted, chat_completion
 
 LABEL_TOKENS = [('{"', -0.01), ("label", -0.01), ('":"', -0.02), ("bill", -0.1), ("ing", -0.05), ('"}', -0.03)]
@@ -43,7 +43,7 @@ def test_azure_openai_request_and_logprob_confidence(wire, catalog):
     assert fmt["type"] == "json_schema" and fmt["json_schema"]["strict"] is True
     assert fmt["json_schema"]["schema"]["properties"]["label"]["enum"] == ["billing", "technical", "account", "other"]
     assert body["messages"][0]["role"] == "system" and body["messages"][-1] == {"role": "user", "content": "charged twice"}
-    assert answer.answer == "billing"
+    assert answer.value == "billing"
     assert answer.confidence == pytest.approx(math.exp(-0.02 - 0.1 - 0.05 - 0.03))
     assert (answer.tokens_in, answer.tokens_out, answer.confidence_method) == (42, 7, "token_logprob")
 
@@ -54,7 +54,7 @@ def test_azure_openai_extraction_field_confidence(wire, catalog):
               ('","address":"', -0.01), ("1 Road", -0.4), ('","total":"', -0.01), ("9.00", -0.05), ('"}', -0.02)]
     wire.script.append(Scripted(body=chat_completion(content, tokens=tokens)))
     answer = openai_tier(wire).extract(catalog.get("receipt"), "ACME receipt")
-    assert answer.answer == json.loads(content)
+    assert answer.value == json.loads(content)
     assert answer.field_confidence["company"] == pytest.approx(math.exp(-0.01 - 0.2 - 0.1 - 0.01))
     assert answer.field_confidence["total"] == pytest.approx(math.exp(-0.01 - 0.05 - 0.02))
     assert answer.confidence == min(answer.field_confidence.values())
@@ -74,7 +74,7 @@ def test_foundry_request_shape_and_sample_agreement(wire, catalog):
     assert request.body["model"] == "Phi-4"
     assert request.body["temperature"] == pytest.approx(0.7)
     assert "response_format" not in request.body  # Phi-4 serverless: instructions only by default
-    assert answer.answer == "billing" and answer.confidence == pytest.approx(0.6)
+    assert answer.value == "billing" and answer.confidence == pytest.approx(0.6)
     assert answer.confidence_method == "sample_agreement_k5"
     assert answer.tokens_in == 5 * 42
 
@@ -124,3 +124,13 @@ def test_malformed_bodies_are_errors_not_crashes(wire, catalog, make_tier):
     wire.script.append(Scripted(200, chat_completion("sure! the label is billing", tokens=[("sure! the label is billing", -1.0)])))
     with pytest.raises(InvalidOutputError):
         make_tier(wire, logprobs="true").classify(task, "x")
+
+
+@pytest.mark.parametrize("make_tier", [openai_tier, foundry_tier])
+def test_reply_cut_off_at_max_tokens_is_a_truncation_and_keeps_its_token_counts(wire, catalog, make_tier):
+    content = '{"company": "ACME Trading Sdn Bhd", "date": "01/02'
+    wire.default = Scripted(body=chat_completion(content, tokens=[(content, -0.5)], completion_tokens=512,
+                                                 finish_reason="length"))
+    with pytest.raises(OutputTruncatedError) as err:
+        make_tier(wire, logprobs="true").extract(catalog.get("receipt"), "ACME receipt")
+    assert (err.value.tokens_in, err.value.tokens_out) == (42, 512)

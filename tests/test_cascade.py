@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import threading
 import time
 
 import pytest
 
-from shared.cascade import Engine, NoTierError
-from shared.config import Settings
-from shared.results import Item
-from shared.tiers.factory import TierRegistry
+from shared.core.cascade import Cascade
+from shared.core.config import Settings
+from shared.core.records import Item
+from shared.core.tiers.registry import TierRegistry
+from shared.errors import NoTierError
 from tests.azure_wire import AzureWireServer, Scripted, chat_completion
 
 ITEM = Item(id="t-1", text="I was charged twice for my subscription, please refund me")
@@ -29,12 +31,12 @@ def frontier_env(url: str) -> dict[str, str]:
     }
 
 
-def make_engine(env: dict[str, str], catalog, embedded=None) -> Engine:
+def make_cascade(env: dict[str, str], catalog, embedded=None) -> Cascade:
     settings = Settings.from_env(env)
     registry = TierRegistry(settings)
     if embedded is not None and settings.tiers["small"].backend == "embedded":
         registry.add(embedded)
-    return Engine(settings, registry, catalog)
+    return Cascade(settings, registry, catalog)
 
 
 def with_threshold(catalog, name: str, threshold: float):
@@ -42,8 +44,8 @@ def with_threshold(catalog, name: str, threshold: float):
 
 
 def test_confident_small_answer_is_accepted_without_frontier(wire, catalog, embedded):
-    engine = make_engine(frontier_env(wire.url), catalog, embedded)
-    record = engine.process(with_threshold(catalog, "support_ticket", 0.0), ITEM)
+    cascade = make_cascade(frontier_env(wire.url), catalog, embedded)
+    record = cascade.process(with_threshold(catalog, "support_ticket", 0.0), ITEM)
     assert record.status == "accepted" and record.tier == "small"
     assert record.answer in {"billing", "technical", "account", "other"}
     assert record.cost_usd == 0.0 and wire.requests == []
@@ -53,19 +55,20 @@ def test_confident_small_answer_is_accepted_without_frontier(wire, catalog, embe
 def test_low_confidence_escalates_to_frontier(wire, catalog, embedded):
     wire.script.append(Scripted(body=chat_completion('{"label":"billing"}', tokens=LABEL_TOKENS,
                                                      prompt_tokens=1000, completion_tokens=10)))
-    engine = make_engine(frontier_env(wire.url), catalog, embedded)
-    record = engine.process(with_threshold(catalog, "support_ticket", 1.0), ITEM)
+    cascade = make_cascade(frontier_env(wire.url), catalog, embedded)
+    record = cascade.process(with_threshold(catalog, "support_ticket", 1.0), ITEM)
     assert record.status == "escalated" and record.tier == "frontier" and record.answer == "billing"
     small, frontier = record.attempts
     assert small.outcome == "low_confidence" and "threshold" in small.reason and small.answer is not None
     assert frontier.outcome == "accepted" and frontier.tokens_in == 1000
+    assert frontier.reason is None  # an accepted answer carries no below-threshold reason
     assert record.cost_usd == pytest.approx((1000 * 2.5 + 10 * 10.0) / 1e6)  # gpt-4o default prices
     assert record.confidence == pytest.approx(frontier.confidence)
 
 
 def test_no_frontier_means_needs_review_with_the_draft(catalog, embedded):
-    engine = make_engine({}, catalog, embedded)
-    record = engine.process(with_threshold(catalog, "support_ticket", 1.0), ITEM)
+    cascade = make_cascade({}, catalog, embedded)
+    record = cascade.process(with_threshold(catalog, "support_ticket", 1.0), ITEM)
     assert record.status == "needs_review" and record.tier == "small"
     assert record.answer in {"billing", "technical", "account", "other"}
     assert record.attempts[0].outcome == "low_confidence"
@@ -77,16 +80,17 @@ def test_invalid_output_escalates(catalog):
         frontier.script.append(Scripted(body=chat_completion('{"label":"billing"}', tokens=LABEL_TOKENS)))
         env = {**frontier_env(frontier.url), "SMALLFIRST_SMALL_BACKEND": "foundry",
                "SMALLFIRST_SMALL_ENDPOINT": small.url, "SMALLFIRST_SMALL_API_KEY": "k"}
-        record = make_engine(env, catalog).process(catalog.get("support_ticket"), ITEM)
+        record = make_cascade(env, catalog).process(catalog.get("support_ticket"), ITEM)
     assert record.status == "escalated" and record.answer == "billing"
     assert record.attempts[0].outcome == "invalid_output"
     assert record.attempts[0].tokens_in == 5 * 42  # the k samples were paid for, and are counted
+    assert record.attempts[0].cost_usd == pytest.approx((5 * 42 * 0.125 + 5 * 7 * 0.5) / 1e6)  # Phi-4 prices
 
 
-def test_oversize_input_skips_the_small_tier(wire, catalog, embedded):
+def test_oversize_input_skips_the_small_tier(wire, catalog):
     wire.script.append(Scripted(body=chat_completion('{"label":"billing"}', tokens=LABEL_TOKENS)))
     env = {**frontier_env(wire.url), "SMALLFIRST_SMALL_MAX_INPUT_TOKENS": "10"}
-    record = make_engine(env, catalog, embedded).process(catalog.get("support_ticket"), ITEM)
+    record = make_cascade(env, catalog).process(catalog.get("support_ticket"), ITEM)  # its own small tier, never loaded
     assert [a.outcome for a in record.attempts] == ["too_large", "accepted"]
     assert record.status == "escalated"
 
@@ -97,7 +101,7 @@ def test_tier_failure_after_retries_escalates_then_fails(catalog):
         frontier.default = Scripted(500, {"error": {"code": "InternalServerError", "message": "boom"}})
         env = {**frontier_env(frontier.url), "SMALLFIRST_SMALL_BACKEND": "foundry", "SMALLFIRST_SMALL_ENDPOINT": small.url,
                "SMALLFIRST_SMALL_API_KEY": "k", "SMALLFIRST_SMALL_SAMPLES": "2", "SMALLFIRST_SMALL_MAX_ATTEMPTS": "2"}
-        record = make_engine(env, catalog).process(catalog.get("support_ticket"), ITEM)
+        record = make_cascade(env, catalog).process(catalog.get("support_ticket"), ITEM)
         assert len(frontier.requests) == 2  # retried once, then given up
     assert record.status == "failed" and record.answer is None
     assert [a.outcome for a in record.attempts] == ["error", "error"]
@@ -105,17 +109,17 @@ def test_tier_failure_after_retries_escalates_then_fails(catalog):
 
 
 def test_no_configured_tier_is_an_error(catalog):
-    engine = make_engine({}, catalog)
+    cascade = make_cascade({}, catalog)
     frontier_only = catalog.get("support_ticket").model_copy(update={"tiers": ["frontier"]})
     with pytest.raises(NoTierError):
-        engine.process(frontier_only, ITEM)
+        cascade.process(frontier_only, ITEM)
 
 
 def test_task_routed_straight_to_frontier(wire, catalog, embedded):
     wire.default = Scripted(body=chat_completion('{"label":"billing"}', tokens=LABEL_TOKENS))
-    engine = make_engine(frontier_env(wire.url), catalog, embedded)
+    cascade = make_cascade(frontier_env(wire.url), catalog, embedded)
     frontier_only = catalog.get("support_ticket").model_copy(update={"tiers": ["frontier"]})
-    record = engine.process(frontier_only, ITEM)
+    record = cascade.process(frontier_only, ITEM)
     assert record.status == "accepted" and record.tier == "frontier" and len(record.attempts) == 1
 
 
@@ -134,10 +138,10 @@ def test_async_batch_keeps_order_and_runs_concurrently(wire, catalog):
         return Scripted(body=chat_completion(json.dumps({"label": label}, separators=(",", ":")), tokens=tokens))
 
     wire.default = slow_reply
-    engine = make_engine(frontier_env(wire.url), catalog)
+    cascade = make_cascade(frontier_env(wire.url), catalog)
     task = catalog.get("support_ticket").model_copy(update={"tiers": ["frontier"]})
     items = [Item(id=str(i), text="bill me" if i % 2 else "crash") for i in range(8)]
-    records = asyncio.run(engine.process_batch(task, items, concurrency=4))
+    records = asyncio.run(cascade.process_batch(task, items, concurrency=4))
     assert [r.id for r in records] == [str(i) for i in range(8)]
     assert [r.answer for r in records] == ["technical", "billing"] * 4
     assert 2 <= peak[0] <= 4
@@ -158,3 +162,34 @@ def test_concurrent_first_use_creates_one_tier():
     for thread in threads:
         thread.join()
     assert len({id(tier) for tier in got}) == 1
+
+
+def test_frontier_role_comes_from_config_not_from_the_tier_name(wire, catalog, embedded):
+    """small2 configured with role frontier is the last word: accepted below the (small) threshold."""
+    wire.script.append(Scripted(body=chat_completion('{"label":"billing"}', tokens=[('{"label":"billing"}', -1.0)])))
+    env = {"SMALLFIRST_SMALL2_BACKEND": "azure_openai", "SMALLFIRST_SMALL2_ENDPOINT": wire.url,
+           "SMALLFIRST_SMALL2_MODEL": "gpt-4o", "SMALLFIRST_SMALL2_API_KEY": "k", "SMALLFIRST_SMALL2_ROLE": "frontier"}
+    record = make_cascade(env, catalog, embedded).process(with_threshold(catalog, "support_ticket", 1.0), ITEM)
+    assert record.status == "escalated" and record.tier == "small2"
+    assert record.attempts[-1].outcome == "accepted" and record.confidence == pytest.approx(math.exp(-1.0))
+
+
+def test_frontier_answer_below_the_frontier_threshold_goes_to_review(wire, catalog, embedded):
+    wire.default = Scripted(body=chat_completion('{"label":"billing"}', tokens=[('{"label":"billing"}', -1.0)]))
+    task = catalog.get("support_ticket").model_copy(update={"threshold": 1.0, "frontier_threshold": 0.9})
+    record = make_cascade(frontier_env(wire.url), catalog, embedded).process(task, ITEM)
+    assert record.status == "needs_review"
+    assert [a.outcome for a in record.attempts] == ["low_confidence", "low_confidence"]
+    assert "frontier threshold 0.9" in record.attempts[-1].reason
+
+
+def test_calibration_maps_the_confidence_the_threshold_is_compared_with(wire, catalog, embedded):
+    from shared.core.tasks import Calibration
+
+    # every raw confidence maps to 0.2, so even a certain small answer is below a 0.5 threshold
+    flat = Calibration(tier="small", x=[0.0, 1.0], y=[0.2, 0.2])
+    task = catalog.get("support_ticket").model_copy(update={"threshold": 0.5, "calibration": flat})
+    record = make_cascade({}, catalog, embedded).process(task, ITEM)
+    small = record.attempts[0]
+    assert small.outcome == "low_confidence" and small.confidence == pytest.approx(0.2)
+    assert small.raw_confidence is not None and small.raw_confidence != pytest.approx(0.2)

@@ -6,12 +6,12 @@ import random
 
 import pytest
 
-from shared.confidence import (
+from shared.core.confidence import (
     field_agreement, field_confidences, label_agreement, normalise_label_scores, top_level_value_spans,
 )
-from shared.items import InputError, parse_input
-from shared.retry import RetryPolicy, call_with_retries
-from shared.tiers.base import TransientTierError
+from shared.errors import InputError, TransientTierError
+from shared.pipeline.parsing import parse_input
+from shared.core.retry import RetryPolicy, call_with_retries
 
 
 def test_label_scores_normalise_to_a_distribution():
@@ -109,6 +109,6 @@ def test_unusable_inputs_have_reasons(name, data, reason):
     (None, None),
 ])
 def test_retry_after_headers(headers, seconds):
-    from shared.retry import retry_after_seconds
+    from shared.core.retry import retry_after_seconds
 
     assert retry_after_seconds(headers) == seconds

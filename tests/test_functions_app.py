@@ -16,7 +16,8 @@ from azure.storage.blob import BlobServiceClient
 
 from localdev.azurite import Azurite
 from localdev.host import LocalHost
-from shared.storage import Containers, queue_client, queue_service
+from shared.pipeline.blob_names import Containers
+from shared.pipeline.storage import queue_client, queue_service
 from tests.conftest import REPO, dataset_rows
 
 pytestmark = pytest.mark.azurite
@@ -34,13 +35,11 @@ def azurite(tmp_path_factory):
                "SMALLFIRST_CHUNK_ITEMS": "3", "SMALLFIRST_MAX_BLOB_BYTES": str(MAX_BLOB_BYTES)}
         saved = {k: os.environ.get(k) for k in env}
         os.environ.update(env)
-        from functions import runtime
-        for cached in (runtime.engine, runtime.blob_store, runtime._chunk_queue, runtime.ingestor):
-            cached.cache_clear()
-        runtime.blob_store().ensure_containers(Containers().all())
+        from functions import services
+        services.reset()
+        services.blob_store().ensure_containers(Containers().all())
         yield emulator
-        for cached in (runtime.engine, runtime.blob_store, runtime._chunk_queue, runtime.ingestor):
-            cached.cache_clear()
+        services.reset()
         for key, value in saved.items():
             if value is None:
                 os.environ.pop(key, None)
@@ -92,7 +91,7 @@ def test_app_indexes_its_functions_without_heavy_imports():
     code = ("import sys, json, function_app; "
             "print(json.dumps({'functions': {f.get_function_name(): f.get_trigger().get_binding_name() "
             "for f in function_app.app.get_functions()}, 'heavy': [m for m in ('llama_cpp', 'openai', "
-            "'azure.ai.inference', 'numpy', 'shared.cascade', 'matplotlib') if m in sys.modules]}))")
+            "'azure.ai.inference', 'numpy', 'shared.core.cascade', 'matplotlib') if m in sys.modules]}))")
     out = json.loads(subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True).stdout)
     assert out["functions"] == {
         "process_incoming_blob": "blobTrigger", "process_chunk": "queueTrigger",
@@ -144,19 +143,23 @@ def test_large_jsonl_fans_out_to_parts_and_completes(host, blobs):
 
 
 def test_duplicate_delivery_is_not_processed_or_paid_again(host, blobs):
-    from functions import runtime
+    from functions import services
 
     upload(blobs, "support_ticket/dup.txt", b"My password reset email never arrives")
     wait_for(blobs, "results", "support_ticket/dup.txt.json")
     result = blobs.get_blob_client("results", "support_ticket/dup.txt.json")
     written = result.get_blob_properties().last_modified
-    tier = runtime.engine().tiers.get("small")
+    tier = services.cascade().tiers.get("small")
     before = tier.evaluated_tokens
     source = blobs.get_blob_client("incoming", "support_ticket/dup.txt")
-    outcome = runtime.ingestor().handle_blob(source)  # the same event delivered again
-    assert outcome.outcome == "duplicate"
+    redelivered = services.ingestor().handle_blob(source)  # the same event delivered again
+    assert redelivered.disposition == "duplicate"
+    finished = host.finished_invocations
     upload(blobs, "support_ticket/dup.txt", b"My password reset email never arrives")  # re-upload, new etag
-    time.sleep(2.0)  # several host polls
+    deadline = time.monotonic() + 30
+    while host.finished_invocations == finished and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert host.finished_invocations > finished, "the host never handled the re-upload"
     assert tier.evaluated_tokens == before
     assert result.get_blob_properties().last_modified == written
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from shared import metrics
+from shared.evaluation import metrics
 
 
 def test_accuracy_and_macro_f1():

@@ -35,15 +35,15 @@ def assert_not_killed(done: subprocess.CompletedProcess, what: str) -> None:
 def test_batched_decode_of_the_embedded_tier_does_not_kill_its_process():
     code = """
 import json
-from shared.config import Settings
-from shared.tasks import TaskCatalog
-from shared.tiers.embedded import EmbeddedTier
+from shared.core.config import Settings
+from shared.core.tasks import TaskCatalog
+from shared.core.tiers.embedded import EmbeddedTier
 from tests.conftest import REPO
 import os
 threads = {k: v for k, v in os.environ.items() if k == "SMALLFIRST_SMALL_N_THREADS"}
 tier = EmbeddedTier(Settings.from_env(threads).tiers["small"])
 answer = tier.classify(TaskCatalog(REPO / "tasks").get("support_ticket"), "I was charged twice for my plan")
-print(json.dumps({"label": answer.answer, "tokens_in": answer.tokens_in, "evaluated": tier.evaluated_tokens}))
+print(json.dumps({"label": answer.value, "tokens_in": answer.tokens_in, "evaluated": tier.evaluated_tokens}))
 """
     done = run_child(code)
     assert_not_killed(done, "batched llama.cpp decode (prompt and label tree)")
@@ -55,7 +55,7 @@ print(json.dumps({"label": answer.answer, "tokens_in": answer.tokens_in, "evalua
 def test_model_loads_without_extra_buffer_types_and_the_default_is_restored(embedded):
     from llama_cpp import llama_cpp as lib
 
-    assert embedded.llm.model_params.use_extra_bufts is False
+    assert embedded.session.llm.model_params.use_extra_bufts is False
     assert lib.llama_model_default_params().use_extra_bufts is True  # the wrap lasted only while loading
 
 

@@ -4,8 +4,9 @@ import json
 
 import pytest
 
-from shared.config import Backend, ConfigError, Settings, StructuredOutput
-from shared.tasks import ClassificationTask, ExtractionTask, TaskCatalog, TaskError, load_task_file
+from shared.core.config import Backend, Settings, StructuredOutput
+from shared.core.tasks import ClassificationTask, ExtractionTask, TaskCatalog, load_task_file
+from shared.errors import ConfigError, TaskError, UnknownTaskError
 from tests.conftest import DATASETS
 
 
@@ -48,10 +49,11 @@ def test_task_rejects_duplicate_labels_and_bad_schema(tmp_path):
         load_task_file(schema)
 
 
-def test_unknown_task_and_path_traversal_are_key_errors(catalog):
+def test_unknown_task_and_path_traversal_are_unknown_task_errors_naming_the_known_tasks(catalog):
     for name in ("nope", "../tasks/support_ticket", "support_ticket/../x"):
-        with pytest.raises(KeyError):
+        with pytest.raises(UnknownTaskError) as err:
             catalog.get(name)
+        assert "support_ticket" in err.value.known and name in str(err.value)
 
 
 def test_extraction_validation_errors(catalog):

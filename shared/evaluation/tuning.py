@@ -9,10 +9,9 @@ from typing import Any
 import numpy as np
 import yaml
 
-from shared import metrics
-from shared.evaluation import read_run
-from shared.report import align, default_target, tier_runs
-from shared.tasks import Calibration
+from shared.core.tasks import Calibration
+from shared.evaluation import metrics
+from shared.evaluation.runs import FRONTIER, SMALL, analyse_cascade, load_runs
 
 
 def fit_isotonic(confidences: list[float], correct: list[bool], max_points: int = 20) -> Calibration:
@@ -30,33 +29,26 @@ def fit_isotonic(confidences: list[float], correct: list[bool], max_points: int 
     return Calibration(x=[float(x[i]) for i in keep], y=[float(y[i]) for i in keep])
 
 
-def tune(task_path: Path, run_path: Path, *, frontier_run: Path | None = None, small: str = "small",
-         frontier: str = "frontier", target: float | None = None) -> dict[str, Any]:
-    runs = tier_runs(read_run(run_path))
-    if frontier_run is not None:
-        extra = tier_runs(read_run(frontier_run))
-        runs[frontier] = extra.get(frontier) or next(iter(extra.values()))
-    if small not in runs:
-        raise ValueError(f"{run_path}: no records for tier {small!r}")
-    small_run = runs[small]
-    calibration = fit_isotonic(small_run.confidences, small_run.correct)
+def tune(task_path: Path, run_path: Path, *, frontier_run: Path | None = None, target: float | None = None) -> dict[str, Any]:
+    """Fit the small tier's calibration on a run and write it, with the threshold it recommends, into the task."""
+    runs = load_runs(run_path, frontier_run)
+    if SMALL not in runs:
+        raise ValueError(f"{run_path}: no records for tier {SMALL!r}")
+    small_run = runs[SMALL]
     today = date.today().isoformat()
-    calibration.fitted_on, calibration.fitted_at, calibration.tier = str(run_path), today, small
-    calibrated = [calibration.apply(c) for c in small_run.confidences]
-    if frontier in runs:
-        s, f = align(small_run, runs[frontier])
-        conf = np.asarray([calibration.apply(c) for c in s.confidences])
-        points = metrics.simulate_cascade(conf.tolist(), s.correct, s.costs, f.correct, f.costs)
-        goal = target if target is not None else default_target(f)
-        rec = metrics.recommend_threshold(points, goal, lambda t: np.where(conf >= t, s.correct, f.correct),
-                                          float(np.mean(f.costs)) or None)
+    calibration = fit_isotonic(small_run.raw_confidences, small_run.correct)
+    calibration.fitted_on, calibration.fitted_at, calibration.tier = str(run_path), today, SMALL
+    if FRONTIER in runs:
+        analysis = analyse_cascade(small_run, runs[FRONTIER], calibration.apply, target)
+        rec = analysis.recommendation
         if rec is None:
-            raise ValueError(f"no threshold reaches the target accuracy {goal:.3f}")
+            raise ValueError(f"no threshold reaches the target accuracy {analysis.target:.3f}")
         threshold = rec.threshold
-        source = (f"tuned {today} on {run_path.name} ({len(s.records)} items): cascade accuracy {rec.accuracy:.3f} "
-                  f"[{rec.accuracy_ci[0]:.3f}, {rec.accuracy_ci[1]:.3f}], escalation {rec.escalation_rate:.1%}")
+        source = (f"tuned {today} on {run_path.name} ({len(analysis.small.records)} items): cascade accuracy "
+                  f"{rec.accuracy:.3f} [{rec.accuracy_ci[0]:.3f}, {rec.accuracy_ci[1]:.3f}], escalation {rec.escalation_rate:.1%}")
     else:
         goal = target if target is not None else 0.9
+        calibrated = [calibration.apply(c) for c in small_run.raw_confidences]
         found = metrics.selective_threshold(calibrated, small_run.correct, goal)
         if found is None:
             raise ValueError(f"no threshold gives accepted items an accuracy of {goal:.2f}")

@@ -7,11 +7,11 @@ from typing import Any
 
 import openai
 
-from shared.config import Backend, StructuredOutput
-from shared.prompts import Message
-from shared.retry import retry_after_seconds
-from shared.tiers.base import TierError, TransientTierError
-from shared.tiers.chat import ChatReply, ChatTier
+from shared.core.config import Backend, StructuredOutput
+from shared.core.prompts import Message
+from shared.core.retry import retry_after_seconds
+from shared.core.tiers.chat import ChatReply, ChatTier
+from shared.errors import TierError, TransientTierError
 
 COGNITIVE_SERVICES_SCOPE = "https://cognitiveservices.azure.com/.default"
 
@@ -78,7 +78,7 @@ class OpenAITier(ChatTier):
                 (bytes(t.bytes) if t.bytes is not None else t.token.encode("utf-8"), t.logprob)
                 for t in choice.logprobs.content
             ]
-        return ChatReply.from_choice(choice.message.content, response.usage, token_logprobs)
+        return ChatReply.from_choice(choice, response.usage, token_logprobs)
 
     def health(self) -> str:
         reply = self.complete(

@@ -8,7 +8,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Mapping, TypeVar
 
-from shared.tiers.base import TransientTierError
+from shared.errors import TransientTierError
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)

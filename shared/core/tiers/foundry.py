@@ -7,11 +7,11 @@ from typing import Any
 
 from azure.core.exceptions import HttpResponseError, ServiceRequestError, ServiceResponseError
 
-from shared.config import StructuredOutput
-from shared.prompts import Message
-from shared.retry import retry_after_seconds
-from shared.tiers.base import TierError, TransientTierError
-from shared.tiers.chat import ChatReply, ChatTier
+from shared.core.config import StructuredOutput
+from shared.core.prompts import Message
+from shared.core.retry import retry_after_seconds
+from shared.core.tiers.chat import ChatReply, ChatTier
+from shared.errors import TierError, TransientTierError
 
 INFERENCE_SCOPE = "https://ml.azure.com/.default"
 AI_SERVICES_SCOPE = "https://cognitiveservices.azure.com/.default"
@@ -77,7 +77,7 @@ class FoundryTier(ChatTier):
                 (bytes(t["bytes"]) if t.get("bytes") is not None else t["token"].encode("utf-8"), float(t["logprob"]))
                 for t in extra["content"]
             ]
-        return ChatReply.from_choice(choice.message.content, result.usage, token_logprobs)
+        return ChatReply.from_choice(choice, result.usage, token_logprobs)
 
     def health(self) -> str:
         info = self.client.get_model_info()

@@ -1,4 +1,4 @@
-"""Storage clients from a Functions-style connection setting, and the containers smallfirst writes.
+"""Storage clients from a Functions-style connection setting, and the blob operations the pipeline uses.
 
 A connection named NAME is either a connection string in the setting NAME (Azurite locally:
 UseDevelopmentStorage=true), or identity-based: NAME__blobServiceUri / NAME__queueServiceUri, with
@@ -9,23 +9,11 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
 from typing import Any, Mapping
 
 from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 from azure.storage.blob import BlobServiceClient, ContentSettings
 from azure.storage.queue import QueueClient, QueueServiceClient, TextBase64DecodePolicy, TextBase64EncodePolicy
-
-
-@dataclass(frozen=True)
-class Containers:
-    incoming: str = "incoming"
-    results: str = "results"
-    review: str = "review"
-    deadletter: str = "deadletter"
-
-    def all(self) -> list[str]:
-        return [self.incoming, self.results, self.review, self.deadletter]
 
 
 def _credential(connection: str, env: Mapping[str, str]):
@@ -89,6 +77,9 @@ class BlobStore:
             return dict(self.service.get_blob_client(container, name).get_blob_properties().metadata)
         except ResourceNotFoundError:
             return None
+
+    def read(self, container: str, name: str) -> bytes:
+        return self.service.get_blob_client(container, name).download_blob().readall()
 
     def write(self, container: str, name: str, data: str | bytes, *, content_type: str, metadata: dict[str, str]) -> None:
         self.service.get_blob_client(container, name).upload_blob(

@@ -8,18 +8,11 @@ from pathlib import PurePosixPath
 
 from pydantic import ValidationError
 
-from shared.results import Item
+from shared.core.records import Item
+from shared.errors import InputError
 
 TEXT_SUFFIXES = {".txt", ".md"}
 SUPPORTED_SUFFIXES = TEXT_SUFFIXES | {".json", ".jsonl"}
-
-
-class InputError(ValueError):
-    """The whole input is unusable; `reason` is a stable code for dead-letter records and problem+json."""
-
-    def __init__(self, reason: str, message: str) -> None:
-        super().__init__(message)
-        self.reason = reason
 
 
 @dataclass

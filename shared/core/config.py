@@ -2,7 +2,8 @@
 
 Tiers are named ``small``, ``small2`` and ``frontier``; each is configured by ``SMALLFIRST_<NAME>_<FIELD>``
 (for example ``SMALLFIRST_FRONTIER_BACKEND=azure_openai``). With nothing set, ``small`` is the embedded
-llama.cpp model and there is no frontier.
+llama.cpp model and there is no frontier. A tier's role (``small`` or ``frontier``) is a field of its own
+(``SMALLFIRST_<NAME>_ROLE``); each name has a default role, so the usual setups need not set it.
 """
 
 from __future__ import annotations
@@ -14,14 +15,14 @@ from typing import Literal, Mapping, TypeVar
 
 from pydantic import BaseModel, Field, SecretStr, ValidationError
 
+from shared.errors import ConfigError
+
 PREFIX = "SMALLFIRST_"
-TIER_NAMES = ("small", "small2", "frontier")
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+Role = Literal["small", "frontier"]
+# The tier names that can be configured, cheapest first, with the role each has unless its ROLE says otherwise.
+DEFAULT_ROLES: dict[str, Role] = {"small": "small", "small2": "small", "frontier": "frontier"}
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 M = TypeVar("M", bound=BaseModel)
-
-
-class ConfigError(ValueError):
-    """A setting is missing or malformed; the message names the variable."""
 
 
 class Backend(StrEnum):
@@ -57,6 +58,7 @@ class TierConfig(BaseModel):
     """One model tier. Unset capability/price fields take the backend's defaults."""
 
     name: str
+    role: Role = Field(description="frontier: the last resort, whose answers need no threshold to be accepted")
     backend: Backend = Backend.EMBEDDED
     endpoint: str | None = None
     model: str | None = Field(default=None, description="model or deployment name")
@@ -80,10 +82,6 @@ class TierConfig(BaseModel):
     extra_buffer_types: bool = False
 
     @property
-    def role(self) -> Literal["small", "frontier"]:
-        return "frontier" if self.name == "frontier" else "small"
-
-    @property
     def effective_structured_output(self) -> StructuredOutput:
         return self.structured_output or DEFAULT_CAPABILITIES[self.backend][0]
 
@@ -99,6 +97,10 @@ class TierConfig(BaseModel):
             default_out if self.price_out_per_m is None else self.price_out_per_m,
         )
 
+    def cost_usd(self, tokens_in: int, tokens_out: int) -> float:
+        price_in, price_out = self.prices
+        return (tokens_in * price_in + tokens_out * price_out) / 1_000_000
+
 
 class Settings(BaseModel):
     tasks_dir: Path = PROJECT_ROOT / "tasks"
@@ -113,10 +115,10 @@ class Settings(BaseModel):
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
         env = os.environ if env is None else env
         tiers: dict[str, TierConfig] = {}
-        for name in TIER_NAMES:
+        for name, role in DEFAULT_ROLES.items():
             fields = _fields_with_prefix(env, f"{PREFIX}{name.upper()}_")
             if fields or name == "small":
-                tiers[name] = _validate(TierConfig, {"name": name, **fields}, f"{PREFIX}{name.upper()}_")
+                tiers[name] = _validate(TierConfig, {"name": name, "role": role, **fields}, f"{PREFIX}{name.upper()}_")
         general = {
             key: value
             for key, value in _fields_with_prefix(env, PREFIX).items()

@@ -12,11 +12,9 @@ import numpy as np
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from shared.errors import TaskError, UnknownTaskError
+
 CHARS_PER_TOKEN = 4  # rough estimate used for budgets before any tokenizer is loaded
-
-
-class TaskError(ValueError):
-    """A task file is missing or invalid; the message names the file and the field."""
 
 
 class Label(BaseModel):
@@ -60,6 +58,8 @@ class TaskBase(BaseModel):
     instruction: str = Field(min_length=1)
     threshold: float = Field(default=0.5, ge=0.0, le=1.0)
     threshold_source: str = "default (not tuned)"
+    # A frontier answer is final unless its confidence is below this (then it goes to review); 0 = always final.
+    frontier_threshold: float = Field(default=0.0, ge=0.0, le=1.0)
     max_input_chars: int = Field(default=20_000, gt=0)
     max_input_tokens: int = Field(default=4_000, gt=0)
     tiers: list[str] = Field(default_factory=lambda: ["small", "small2", "frontier"], min_length=1)
@@ -68,11 +68,6 @@ class TaskBase(BaseModel):
 
     def estimate_tokens(self, text: str) -> int:
         return len(text) // CHARS_PER_TOKEN + 1
-
-    def calibrated(self, tier: str, confidence: float) -> float:
-        if self.calibration is not None and self.calibration.tier == tier:
-            return self.calibration.apply(confidence)
-        return confidence
 
 
 class ClassificationTask(TaskBase):
@@ -139,14 +134,14 @@ class ExtractionTask(TaskBase):
         return [f"{'/'.join(map(str, e.absolute_path)) or '<root>'}: {e.message}" for e in self.validator.iter_errors(answer)]
 
 
-Task = Annotated[ClassificationTask | ExtractionTask, Field(discriminator="kind")]
+AnyTask = ClassificationTask | ExtractionTask
 
 
 class _TaskFile(BaseModel):
-    task: Task
+    task: Annotated[AnyTask, Field(discriminator="kind")]
 
 
-def load_task_file(path: Path) -> ClassificationTask | ExtractionTask:
+def load_task_file(path: Path) -> AnyTask:
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8")) if path.suffix in {".yaml", ".yml"} else json.loads(
             path.read_text(encoding="utf-8")
@@ -181,7 +176,7 @@ class TaskCatalog:
 
     def __init__(self, tasks_dir: Path) -> None:
         self.tasks_dir = tasks_dir
-        self._tasks: dict[str, ClassificationTask | ExtractionTask] = {}
+        self._tasks: dict[str, AnyTask] = {}
 
     def _path(self, name: str) -> Path | None:
         for suffix in (".yaml", ".yml", ".json"):
@@ -195,19 +190,17 @@ class TaskCatalog:
             p.stem for p in self.tasks_dir.iterdir() if p.suffix in {".yaml", ".yml", ".json"}
         )
 
-    def get(self, name: str) -> ClassificationTask | ExtractionTask:
+    def get(self, name: str) -> AnyTask:
+        """The task of that name; UnknownTaskError if there is none (a name is never a path)."""
         if name not in self._tasks:
-            path = self._path(name) if name.replace("_", "").replace("-", "").isalnum() else None
-            if path is None:
-                raise KeyError(name)
-            self._tasks[name] = load_task_file(path)
+            self._tasks[name] = load_task_file(self.path_of(name))
         return self._tasks[name]
 
-    def all(self) -> list[ClassificationTask | ExtractionTask]:
+    def all(self) -> list[AnyTask]:
         return [self.get(name) for name in self.names()]
 
     def path_of(self, name: str) -> Path:
-        path = self._path(name)
+        path = self._path(name) if name.replace("_", "").replace("-", "").isalnum() else None
         if path is None:
-            raise KeyError(name)
+            raise UnknownTaskError(name, self.names())
         return path

@@ -12,25 +12,26 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from shared.cascade import Engine
-from shared.items import InputError, parse_input
-from shared.results import Item, ResultRecord
-from shared.tasks import ClassificationTask, ExtractionTask
+from shared.core.cascade import Cascade
+from shared.core.records import Item, ResultRecord
+from shared.core.tasks import AnyTask, ClassificationTask, ExtractionTask
+from shared.errors import InputError, UnknownTaskError
+from shared.pipeline.parsing import parse_input
 
 app = typer.Typer(help="Small model first; frontier only when needed.", no_args_is_help=True, add_completion=False)
 console = Console(stderr=True)
 
 
-def _engine() -> Engine:
+def _cascade() -> Cascade:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    return Engine.from_env()
+    return Cascade.from_env()
 
 
-def _task(engine: Engine, name: str) -> ClassificationTask | ExtractionTask:
+def _task(cascade: Cascade, name: str) -> AnyTask:
     try:
-        return engine.tasks.get(name)
-    except KeyError:
-        console.print(f"[red]unknown task {name!r}[/]; known: {', '.join(engine.tasks.names())}")
+        return cascade.tasks.get(name)
+    except UnknownTaskError as exc:
+        console.print(f"[red]{exc}[/]")
         raise typer.Exit(2)
 
 
@@ -47,8 +48,8 @@ def run(
     output: Path = typer.Option(..., "--output", "-o", help="result records, one JSON per line"),
 ) -> None:
     """Run the cascade on every item of a file and write one result record per line."""
-    engine = _engine()
-    spec = _task(engine, task)
+    cascade = _cascade()
+    spec = _task(cascade, task)
     try:
         parsed = parse_input(input.name, input.read_bytes())
     except InputError as exc:
@@ -60,7 +61,7 @@ def run(
     with output.open("w", encoding="utf-8") as out, progress_bar() as progress:
         bar = progress.add_task(task, total=len(parsed.items))
         for item in parsed.items:
-            record = engine.process(spec, item)
+            record = cascade.process(spec, item)
             out.write(record.model_dump_json() + "\n")
             counts[record.status] = counts.get(record.status, 0) + 1
             progress.advance(bar)
@@ -75,48 +76,48 @@ def _print_one(record: ResultRecord) -> None:
 @app.command()
 def classify(task: str, text: str) -> None:
     """Classify one text and print its result record."""
-    engine = _engine()
-    spec = _task(engine, task)
+    cascade = _cascade()
+    spec = _task(cascade, task)
     if not isinstance(spec, ClassificationTask):
         console.print(f"[red]{task} is an {spec.kind} task[/]")
         raise typer.Exit(2)
-    _print_one(engine.process(spec, Item(id="cli", text=text)))
+    _print_one(cascade.process(spec, Item(id="cli", text=text)))
 
 
 @app.command()
 def extract(task: str, file: Path = typer.Argument(..., exists=True, dir_okay=False)) -> None:
     """Extract fields from one text file and print its result record."""
-    engine = _engine()
-    spec = _task(engine, task)
+    cascade = _cascade()
+    spec = _task(cascade, task)
     if not isinstance(spec, ExtractionTask):
         console.print(f"[red]{task} is a {spec.kind} task[/]")
         raise typer.Exit(2)
-    _print_one(engine.process(spec, Item(id=file.stem, text=file.read_text(encoding="utf-8"))))
+    _print_one(cascade.process(spec, Item(id=file.stem, text=file.read_text(encoding="utf-8"))))
 
 
 @app.command()
 def tasks() -> None:
     """List the task catalogue."""
-    engine = _engine()
+    cascade = _cascade()
     table = Table("task", "kind", "labels / fields", "threshold", "tiers")
-    for spec in engine.tasks.all():
+    for spec in cascade.tasks.all():
         detail = (
             f"{len(spec.allowed_labels)} labels"
             if isinstance(spec, ClassificationTask)
             else ", ".join(spec.json_schema["properties"])
         )
-        table.add_row(spec.name, spec.kind, detail, f"{spec.threshold:.2f}", ", ".join(engine.tiers.configured(spec.tiers)))
+        table.add_row(spec.name, spec.kind, detail, f"{spec.threshold:.2f}", ", ".join(cascade.tiers.configured(spec.tiers)))
     Console().print(table)
 
 
 @app.command()
 def health() -> None:
     """Say which tiers are configured and whether each answers."""
-    engine = _engine()
+    cascade = _cascade()
     failed = False
-    for name in engine.settings.tiers:
+    for name in cascade.settings.tiers:
         try:
-            console.print(f"[green]{name}[/]: {engine.tiers.get(name).health()}")
+            console.print(f"[green]{name}[/]: {cascade.tiers.get(name).health()}")
         except Exception as exc:  # any failure here is the answer we want to show
             failed = True
             console.print(f"[red]{name}[/]: {exc}")
@@ -136,27 +137,28 @@ def eval_command(
     """Run labelled items through each tier separately and record answers, confidences, tokens, latency, cost."""
     import asyncio
 
-    from shared.evaluation import done_pairs, load_labelled, run_eval
+    from shared.evaluation.runner import load_labelled, run_eval
+    from shared.evaluation.runs import done_pairs
 
-    engine = _engine()
-    spec = _task(engine, task)
+    cascade = _cascade()
+    spec = _task(cascade, task)
     items = load_labelled(data, sample, seed)
     names = [name.strip() for name in tiers.split(",") if name.strip()]
     with progress_bar() as progress:
         bar = progress.add_task(f"{task} x {','.join(names)}", total=len(items) * len(names))
         progress.advance(bar, len(done_pairs(out) & {(item.id, name) for item in items for name in names}))
-        ran = asyncio.run(run_eval(engine, spec, items, names, out, concurrency, lambda record: progress.advance(bar)))
+        ran = asyncio.run(run_eval(cascade, spec, items, names, out, concurrency, lambda record: progress.advance(bar)))
     console.print(f"{ran} item x tier pairs evaluated -> {out}")
 
 
-def _task_for_run(engine: Engine, run: Path) -> ClassificationTask | ExtractionTask:
-    from shared.evaluation import read_run
+def _task_for_run(cascade: Cascade, run: Path) -> AnyTask:
+    from shared.evaluation.runs import read_run
 
     records = read_run(run)
     if not records:
         console.print(f"[red]{run} holds no records[/]")
         raise typer.Exit(2)
-    return _task(engine, records[0].task)
+    return _task(cascade, records[0].task)
 
 
 @app.command()
@@ -167,10 +169,10 @@ def report(
     target: Optional[float] = typer.Option(None, "--target", help="absolute target accuracy (default: frontier - 0.01)"),
 ) -> None:
     """Quality, latency, cost, calibration and the simulated cascade, from an eval run."""
-    from shared.report import build_report
+    from shared.evaluation.report import build_report
 
-    engine = _engine()
-    summary = build_report(run, out, _task_for_run(engine, run), frontier_run=frontier_run, target=target)
+    cascade = _cascade()
+    summary = build_report(run, out, _task_for_run(cascade, run), frontier_run=frontier_run, target=target)
     console.print(f"report -> {out / 'report.md'} and {out / 'report.html'}")
     if "recommendation" in summary:
         console.print(f"recommended threshold {summary['recommendation']['threshold']:.3f}")
@@ -184,12 +186,12 @@ def tune(
     target: Optional[float] = typer.Option(None, "--target"),
 ) -> None:
     """Write the recommended threshold and the small tier's calibration into the task file."""
-    from shared.tuning import tune as tune_task
+    from shared.evaluation.tuning import tune as tune_task
 
-    engine = _engine()
-    _task(engine, task)
+    cascade = _cascade()
+    _task(cascade, task)
     try:
-        result = tune_task(engine.tasks.path_of(task), run, frontier_run=frontier_run, target=target)
+        result = tune_task(cascade.tasks.path_of(task), run, frontier_run=frontier_run, target=target)
     except ValueError as exc:
         console.print(f"[red]{exc}[/]")
         raise typer.Exit(1)
@@ -203,10 +205,10 @@ def compare(
     out: Path = typer.Option(..., "--out"),
 ) -> None:
     """Two runs side by side (e.g. a quantised vs a full-precision small model, or two prompts)."""
-    from shared.report import build_comparison
+    from shared.evaluation.report import build_comparison
 
-    engine = _engine()
-    build_comparison(run_a, run_b, out, _task_for_run(engine, run_a))
+    cascade = _cascade()
+    build_comparison(run_a, run_b, out, _task_for_run(cascade, run_a))
     console.print(f"comparison -> {out / 'compare.md'}")
 
 

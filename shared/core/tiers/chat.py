@@ -8,11 +8,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from shared.config import StructuredOutput
-from shared.confidence import TokenLogprob, field_agreement, field_confidences, label_agreement
-from shared.prompts import Message, classification_messages, extraction_messages
-from shared.tasks import ClassificationTask, ExtractionTask
-from shared.tiers.base import InvalidOutputError, Tier, TierAnswer
+from shared.core.config import StructuredOutput
+from shared.core.confidence import TokenLogprob, field_agreement, field_confidences, label_agreement
+from shared.core.prompts import Message, classification_messages, extraction_messages
+from shared.core.tasks import AnyTask, ClassificationTask, ExtractionTask
+from shared.core.tiers.base import Tier, TierAnswer
+from shared.core.validation import parse_and_validate
+from shared.errors import InvalidOutputError, OutputTruncatedError
 
 
 @dataclass
@@ -21,16 +23,29 @@ class ChatReply:
     tokens_in: int
     tokens_out: int
     logprobs: list[TokenLogprob] | None = None
+    truncated: bool = False  # the endpoint stopped at max_tokens (finish_reason "length")
 
     @classmethod
-    def from_choice(cls, content: str | None, usage: Any, logprobs: list[TokenLogprob] | None) -> "ChatReply":
-        """From a chat completion's message content and usage (both SDKs name the usage fields alike)."""
+    def from_choice(cls, choice: Any, usage: Any, logprobs: list[TokenLogprob] | None) -> "ChatReply":
+        """From a chat completion's first choice and usage (both SDKs name these fields alike)."""
         return cls(
-            text=content or "",
+            text=choice.message.content or "",
             tokens_in=usage.prompt_tokens if usage else 0,
             tokens_out=usage.completion_tokens if usage else 0,
             logprobs=logprobs,
+            # azure-ai-inference gives an enum whose value is "length"; openai gives the string
+            truncated=getattr(choice.finish_reason, "value", choice.finish_reason) == "length",
         )
+
+    def parsed(self, task: AnyTask) -> dict[str, Any]:
+        """The reply as a valid answer object; a reply cut off at the token limit is its own error."""
+        try:
+            return parse_and_validate(task, self.text, self.tokens_in, self.tokens_out)
+        except InvalidOutputError as exc:
+            if self.truncated:
+                raise OutputTruncatedError(f"cut off at the output-token limit: {exc}", self.text, self.tokens_in,
+                                           self.tokens_out) from exc
+            raise
 
 
 class ChatTier(Tier):
@@ -59,13 +74,14 @@ class ChatTier(Tier):
     def _answer(self, task, messages, schema, *, to_answer, fields) -> TierAnswer:
         if self.config.effective_logprobs:
             reply = self.complete(messages, schema=schema, schema_name=task.name, temperature=0.0, logprobs=True)
-            obj = parse_and_validate(task, reply.text, reply.tokens_in, reply.tokens_out)
+            obj = reply.parsed(task)
             per_field = field_confidences(reply.text, reply.logprobs) if reply.logprobs else None
             if per_field is None:
-                raise InvalidOutputError("the tier returned no logprobs although configured to", reply.text)
+                raise InvalidOutputError("the tier returned no logprobs although configured to", reply.text,
+                                         reply.tokens_in, reply.tokens_out)
             field_conf = {f: per_field.get(f, 0.0) for f in fields}
             return TierAnswer(
-                answer=to_answer(obj),
+                value=to_answer(obj),
                 confidence=min(field_conf.values()),
                 confidence_method="token_logprob",
                 field_confidence=None if isinstance(task, ClassificationTask) else field_conf,
@@ -89,7 +105,7 @@ class ChatTier(Tier):
         parsed: list[dict[str, Any] | None] = []
         for reply in replies:
             try:
-                parsed.append(parse_and_validate(task, reply.text, reply.tokens_in, reply.tokens_out))
+                parsed.append(reply.parsed(task))
             except InvalidOutputError:
                 parsed.append(None)
         if all(p is None for p in parsed):
@@ -97,7 +113,7 @@ class ChatTier(Tier):
         if isinstance(task, ClassificationTask):
             label, agreement = label_agreement([p["label"] if p else None for p in parsed])
             return TierAnswer(
-                answer=label,
+                value=label,
                 confidence=agreement,
                 confidence_method=f"sample_agreement_k{k}",
                 tokens_in=tokens_in,
@@ -111,36 +127,10 @@ class ChatTier(Tier):
         if errors:
             raise InvalidOutputError("; ".join(errors), json.dumps(answer), tokens_in, tokens_out)
         return TierAnswer(
-            answer=answer,
+            value=answer,
             confidence=min(field_conf.values()),
             confidence_method=f"sample_agreement_k{k}",
             field_confidence=field_conf,
             tokens_in=tokens_in,
             tokens_out=tokens_out,
         )
-
-
-def parse_and_validate(task: ClassificationTask | ExtractionTask, text: str, tokens_in: int, tokens_out: int) -> dict[str, Any]:
-    """The reply as a JSON object valid for the task, or InvalidOutputError saying why not."""
-    stripped = _strip_code_fence(text)
-    try:
-        obj = json.loads(stripped)
-    except json.JSONDecodeError as exc:
-        raise InvalidOutputError(f"not JSON: {exc}", text, tokens_in, tokens_out) from exc
-    if isinstance(task, ClassificationTask):
-        if not isinstance(obj, dict) or obj.get("label") not in task.allowed_labels:
-            raise InvalidOutputError("label is not one of the allowed labels", text, tokens_in, tokens_out)
-        return obj
-    errors = task.validation_errors(obj)
-    if errors:
-        raise InvalidOutputError("; ".join(errors), text, tokens_in, tokens_out)
-    return obj
-
-
-def _strip_code_fence(text: str) -> str:
-    """Instruction-only endpoints sometimes wrap JSON in a ``` fence."""
-    stripped = text.strip()
-    if stripped.startswith("```"):
-        stripped = stripped.split("\n", 1)[1] if "\n" in stripped else ""
-        stripped = stripped.rsplit("```", 1)[0]
-    return stripped.strip()

@@ -4,20 +4,20 @@ from __future__ import annotations
 
 import threading
 
-from shared.config import Backend, Settings
-from shared.tiers.base import Tier
+from shared.core.config import Backend, Settings, TierConfig
+from shared.core.tiers.base import Tier
 
 
-def build_tier(config) -> Tier:
+def build_tier(config: TierConfig) -> Tier:
     if config.backend == Backend.EMBEDDED:
-        from shared.tiers.embedded import EmbeddedTier
+        from shared.core.tiers.embedded import EmbeddedTier
 
         return EmbeddedTier(config)
     if config.backend == Backend.FOUNDRY:
-        from shared.tiers.foundry import FoundryTier
+        from shared.core.tiers.foundry import FoundryTier
 
         return FoundryTier(config)
-    from shared.tiers.openai_tier import OpenAITier
+    from shared.core.tiers.openai_tier import OpenAITier
 
     return OpenAITier(config)
 
@@ -40,5 +40,5 @@ class TierRegistry:
             return self._tiers[name]
 
     def add(self, tier: Tier) -> None:
-        """Use a ready-made tier under its name (e.g. one shared between engines)."""
+        """Use a ready-made tier under its name (e.g. one shared between cascades)."""
         self._tiers[tier.name] = tier

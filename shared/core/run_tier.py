@@ -1,0 +1,62 @@
+"""The one function that runs a tier on an item: budget check, retries, timing, cost, errors as outcomes.
+
+The cascade and evaluation both call `run_tier`; neither decides anything here. The attempt it returns is
+`answered` or says why there is no answer; the verdict on an answer is the AcceptancePolicy's.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from shared.core.records import Attempt, AttemptOutcome, Item
+from shared.core.retry import RetryPolicy, call_with_retries
+from shared.core.tasks import AnyTask
+from shared.core.tiers.base import Tier
+from shared.errors import InputTooLargeError, InvalidOutputError, OutputTruncatedError, TierError
+
+log = logging.getLogger(__name__)
+
+# Which outcome each tier error means; the first class that matches wins, so subclasses come first.
+ERROR_OUTCOMES: tuple[tuple[type[TierError], AttemptOutcome], ...] = (
+    (OutputTruncatedError, "truncated"),
+    (InvalidOutputError, "invalid_output"),
+    (InputTooLargeError, "too_large"),
+    (TierError, "error"),
+)
+
+
+def outcome_of(error: TierError) -> AttemptOutcome:
+    return next(outcome for kind, outcome in ERROR_OUTCOMES if isinstance(error, kind))
+
+
+def run_tier(tier: Tier, task: AnyTask, item: Item) -> Attempt:
+    config = tier.config
+    budget = min(task.max_input_tokens, config.max_input_tokens)
+    if len(item.text) > task.max_input_chars or task.estimate_tokens(item.text) > budget:
+        return Attempt(tier=tier.name, outcome="too_large", reason=f"input exceeds {tier.name}'s budget")
+    started = time.perf_counter()
+    try:
+        answer = call_with_retries(lambda: tier.answer(task, item.text), RetryPolicy(max_attempts=config.max_attempts))
+    except TierError as exc:
+        outcome = outcome_of(exc)
+        if outcome == "error":
+            log.warning("tier %s failed on %s/%s: %s", tier.name, task.name, item.id, exc)
+        # Invalid or cut-off output was generated, and is paid for.
+        tokens_in, tokens_out = (exc.tokens_in, exc.tokens_out) if isinstance(exc, InvalidOutputError) else (0, 0)
+        return Attempt(tier=tier.name, outcome=outcome, reason=str(exc), tokens_in=tokens_in, tokens_out=tokens_out,
+                       latency_ms=(time.perf_counter() - started) * 1000,
+                       cost_usd=config.cost_usd(tokens_in, tokens_out))
+    return Attempt(
+        tier=tier.name,
+        outcome="answered",
+        answer=answer.value,
+        confidence=answer.confidence,
+        raw_confidence=answer.confidence,
+        confidence_method=answer.confidence_method,
+        field_confidence=answer.field_confidence,
+        tokens_in=answer.tokens_in,
+        tokens_out=answer.tokens_out,
+        latency_ms=(time.perf_counter() - started) * 1000,
+        cost_usd=config.cost_usd(answer.tokens_in, answer.tokens_out),
+    )

@@ -1,0 +1,1 @@
+"""Model tiers: one interface (Tier), four backends, and the registry that builds them."""

@@ -1,0 +1,49 @@
+"""The tier interface: a tier answers one item of a task with a value and its confidence, or raises TierError.
+
+Tiers only answer and score; whether an answer is accepted is decided by `shared/core/policy.py`, and
+`shared/core/run_tier.py` is the one function that calls a tier (budget, retries, timing, cost).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any
+
+from pydantic import BaseModel
+
+from shared.core.config import TierConfig
+from shared.core.tasks import AnyTask, ClassificationTask, ExtractionTask
+
+
+class TierAnswer(BaseModel):
+    value: Any  # the label, or the extracted object
+    confidence: float
+    confidence_method: str
+    field_confidence: dict[str, float] | None = None
+    label_probs: dict[str, float] | None = None
+    tokens_in: int = 0
+    tokens_out: int = 0
+
+
+class Tier(ABC):
+    def __init__(self, config: TierConfig) -> None:
+        self.config = config
+
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+    def answer(self, task: AnyTask, text: str) -> TierAnswer:
+        if isinstance(task, ClassificationTask):
+            return self.classify(task, text)
+        return self.extract(task, text)
+
+    @abstractmethod
+    def classify(self, task: ClassificationTask, text: str) -> TierAnswer: ...
+
+    @abstractmethod
+    def extract(self, task: ExtractionTask, text: str) -> TierAnswer: ...
+
+    @abstractmethod
+    def health(self) -> str:
+        """A short description of the tier if it answers; raises TierError otherwise."""

@@ -1,0 +1,1 @@
+"""Offline evaluation: eval runs, metrics, reports and threshold tuning."""

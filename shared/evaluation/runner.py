@@ -1,0 +1,74 @@
+"""`smallfirst eval`: every labelled item through each named tier separately (not the cascade).
+
+Each (item, tier) pair is one `run_tier` call, the same the cascade makes, recorded with the gold answer
+as an EvalRecord. Runs are resumable: pairs already in the output file are skipped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+from pydantic import BaseModel
+
+from shared.core.cascade import Cascade
+from shared.core.records import Item
+from shared.core.run_tier import run_tier
+from shared.core.tasks import AnyTask, ClassificationTask
+from shared.errors import ConfigError
+from shared.evaluation.runs import EvalRecord, done_pairs
+
+
+class LabelledItem(BaseModel):
+    id: str
+    text: str
+    label: str | None = None
+    expected: dict[str, Any] | None = None
+
+
+def load_labelled(path: Path, sample: int | None = None, seed: int = 0) -> list[LabelledItem]:
+    """The rows of a labelled .jsonl; with `sample`, a seeded random sample of that many (a different
+    sample size gives a different sample, not a prefix of a larger one)."""
+    items = [LabelledItem.model_validate_json(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    if sample is not None and sample < len(items):
+        items = random.Random(seed).sample(items, sample)
+    return items
+
+
+def evaluate(cascade: Cascade, task: AnyTask, item: LabelledItem, tier_name: str) -> EvalRecord:
+    attempt = run_tier(cascade.tiers.get(tier_name), task, Item(id=item.id, text=item.text))
+    gold = item.label if isinstance(task, ClassificationTask) else item.expected
+    return EvalRecord(**attempt.model_dump(), task=task.name, kind=task.kind, id=item.id, gold=gold)
+
+
+async def run_eval(
+    cascade: Cascade,
+    task: AnyTask,
+    items: Iterable[LabelledItem],
+    tiers: list[str],
+    out: Path,
+    concurrency: int,
+    on_done: Callable[[EvalRecord], None] = lambda record: None,
+) -> int:
+    """Evaluate the pairs not yet in `out`, appending each record as it completes; returns how many ran."""
+    unknown = [t for t in tiers if t not in cascade.settings.tiers]
+    if unknown:
+        raise ConfigError(f"tiers not configured: {', '.join(unknown)}")
+    skip = done_pairs(out)
+    todo = [(item, tier) for item in items for tier in tiers if (item.id, tier) not in skip]
+    limit = asyncio.Semaphore(concurrency)
+    loop = asyncio.get_running_loop()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with out.open("a", encoding="utf-8") as sink:
+
+        async def one(item: LabelledItem, tier: str) -> None:
+            async with limit:
+                record = await loop.run_in_executor(None, evaluate, cascade, task, item, tier)
+            sink.write(record.model_dump_json() + "\n")
+            sink.flush()  # an interrupted run keeps every finished pair
+            on_done(record)
+
+        await asyncio.gather(*(one(item, tier) for item, tier in todo))
+    return len(todo)

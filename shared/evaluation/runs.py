@@ -1,0 +1,135 @@
+"""Eval run files, and the one analysis of them that `report` and `tune` share.
+
+A run file holds one EvalRecord per (item, tier): the tier's Attempt plus the gold answer. Analysis loads
+a run (and optionally a second run used as the frontier), simulates the cascade over every threshold on the
+same confidence the cascade compares (the tier's own, through the task's calibration), and recommends the
+cheapest threshold that reaches the target accuracy.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from shared.core.records import Attempt
+from shared.evaluation import metrics
+
+SMALL, FRONTIER = "small", "frontier"
+
+
+class EvalRecord(Attempt):
+    """One tier's attempt at one labelled item, and the item's gold answer."""
+
+    task: str
+    kind: str
+    id: str
+    gold: Any
+
+
+def read_run(path: Path) -> list[EvalRecord]:
+    records = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            records.append(EvalRecord.model_validate_json(line))
+        except ValueError:
+            continue  # a line cut short by an interruption
+    return records
+
+
+def done_pairs(path: Path) -> set[tuple[str, str]]:
+    """The (item id, tier) pairs a run file already holds."""
+    if not path.exists():
+        return set()
+    return {(r.id, r.tier) for r in read_run(path)}
+
+
+@dataclass
+class TierRun:
+    """One tier's records from one run file, in item order, with what analysis needs of each."""
+
+    name: str
+    kind: str
+    records: list[EvalRecord]
+    correct: list[bool] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.correct = [r.answered and metrics.is_correct(self.kind, r.answer, r.gold) for r in self.records]
+
+    @property
+    def raw_confidences(self) -> list[float]:
+        return [r.raw_confidence if r.raw_confidence is not None else 0.0 for r in self.records]
+
+    @property
+    def costs(self) -> list[float]:
+        return [r.cost_usd for r in self.records]
+
+    def restricted_to(self, ids: set[str]) -> "TierRun":
+        return TierRun(self.name, self.kind, [r for r in self.records if r.id in ids])
+
+
+def tier_runs(records: list[EvalRecord], prefix: str = "") -> dict[str, TierRun]:
+    by_tier: dict[str, list[EvalRecord]] = {}
+    for record in records:
+        by_tier.setdefault(record.tier, []).append(record)
+    return {f"{prefix}{tier}": TierRun(f"{prefix}{tier}", rs[0].kind, sorted(rs, key=lambda r: r.id))
+            for tier, rs in by_tier.items()}
+
+
+def load_runs(run_path: Path, frontier_run: Path | None = None) -> dict[str, TierRun]:
+    """The tiers of a run; with `frontier_run`, its frontier tier (or its only tier) becomes `frontier`.
+
+    The second run's tier is always filed as `frontier`, whatever it was called there, so a frontier
+    recorded under the name `small` can never replace the small tier of the first run.
+    """
+    runs = tier_runs(read_run(run_path))
+    if frontier_run is not None:
+        extra = tier_runs(read_run(frontier_run))
+        if FRONTIER in extra:
+            chosen = extra[FRONTIER]
+        elif len(extra) == 1:
+            chosen = next(iter(extra.values()))
+        else:
+            raise ValueError(f"{frontier_run}: holds tiers {sorted(extra)}; which one is the frontier is unclear")
+        runs[FRONTIER] = TierRun(FRONTIER, chosen.kind, chosen.records)
+    return runs
+
+
+def aligned(a: TierRun, b: TierRun) -> tuple[TierRun, TierRun]:
+    """The two tiers restricted to the items both answered, in the same order."""
+    common = {r.id for r in a.records} & {r.id for r in b.records}
+    return a.restricted_to(common), b.restricted_to(common)
+
+
+def default_target(frontier: TierRun) -> float:
+    """The frontier's accuracy less one point."""
+    return float(np.mean(frontier.correct)) - 0.01
+
+
+@dataclass
+class CascadeAnalysis:
+    small: TierRun
+    frontier: TierRun
+    confidences: list[float]  # the small tier's, as the cascade compares them
+    points: list[metrics.CascadePoint]
+    target: float
+    recommendation: metrics.Recommendation | None
+
+    @property
+    def co_failure(self) -> dict[str, int]:
+        return metrics.co_failure(self.small.correct, self.frontier.correct)
+
+
+def analyse_cascade(small: TierRun, frontier: TierRun, calibrated: Callable[[float], float],
+                    target: float | None = None) -> CascadeAnalysis:
+    """The cascade over every threshold of `calibrated(raw confidence)`, and the recommended threshold."""
+    s, f = aligned(small, frontier)
+    confidences = [calibrated(c) for c in s.raw_confidences]
+    points = metrics.simulate_cascade(confidences, s.correct, s.costs, f.correct, f.costs)
+    goal = default_target(f) if target is None else target
+    conf = np.asarray(confidences)
+    recommendation = metrics.recommend_threshold(points, goal, lambda t: np.where(conf >= t, s.correct, f.correct),
+                                                 float(np.mean(f.costs)) or None)
+    return CascadeAnalysis(s, f, confidences, points, goal, recommendation)

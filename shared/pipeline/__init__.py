@@ -1,0 +1,1 @@
+"""Pipeline I/O: parsing inputs, naming blobs, storage, and blob-driven processing."""

@@ -1,0 +1,87 @@
+"""Every blob name smallfirst reads or writes, derived from the input's name in one place.
+
+An input `incoming/<task>/<name>` has:
+
+    results/<task>/<name>.json                 one item (a .txt, .md or single-item .json)
+    results/<task>/<name>.jsonl                several items, in input order
+    results/<task>/<name>/part-NNNNN.jsonl     a fanned-out part of a large .jsonl
+    results/<task>/<name>/manifest.json        the parts, and whether all are done
+    review/<task>/<name>.jsonl                 items that need a person (or review/<task>/<name>/part-NNNNN.jsonl)
+    deadletter/<task>/<name>.json              why the input (or deadletter/<task>/<name>/part-NNNNN.json a part)
+                                               could not be processed
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Containers:
+    incoming: str = "incoming"
+    results: str = "results"
+    review: str = "review"
+    deadletter: str = "deadletter"
+
+    def all(self) -> list[str]:
+        return [self.incoming, self.results, self.review, self.deadletter]
+
+
+def _part(n: int) -> str:
+    return f"part-{n:05d}"
+
+
+@dataclass(frozen=True)
+class InputBlob:
+    """One input, by task and name (its path in the incoming container is `<task>/<name>`)."""
+
+    task: str
+    name: str
+    containers: Containers = Containers()
+
+    @classmethod
+    def from_path(cls, path: str, containers: Containers = Containers()) -> "InputBlob":
+        """From a path inside the incoming container; a blob outside any task folder has task `_`."""
+        task, _, name = path.partition("/")
+        return cls(task, name, containers) if name else cls("_", path, containers)
+
+    @property
+    def path(self) -> str:
+        return f"{self.task}/{self.name}"
+
+    @property
+    def source(self) -> str:
+        return f"{self.containers.incoming}/{self.path}"
+
+    @property
+    def result_single(self) -> str:
+        return f"{self.path}.json"
+
+    @property
+    def result_lines(self) -> str:
+        return f"{self.path}.jsonl"
+
+    @property
+    def manifest(self) -> str:
+        return f"{self.path}/manifest.json"
+
+    @property
+    def part_prefix(self) -> str:
+        return f"{self.path}/part-"
+
+    def part(self, n: int) -> str:
+        return f"{self.path}/{_part(n)}.jsonl"
+
+    @property
+    def review(self) -> str:
+        return f"{self.path}.jsonl"
+
+    def review_part(self, n: int) -> str:
+        return f"{self.path}/{_part(n)}.jsonl"
+
+    @property
+    def deadletter(self) -> str:
+        return f"{self.path}.json"
+
+    def deadletter_part(self, n: int) -> str:
+        return f"{self.path}/{_part(n)}.json"

@@ -1,1 +1,0 @@
-"""Model tiers: one interface (Tier), four backends."""
