@@ -1,77 +1,163 @@
-"""Pulumi mocks that record every resource and supply the outputs Azure would compute."""
+"""Pulumi mocks that behave like azure-native where it matters: autonaming, name rules, computed outputs.
+
+Like the real provider, a resource without an explicit name gets its logical name plus 8 random characters;
+every resulting name is checked against Azure's rule for its type (tests/infra/azure_names.py) and problems are
+collected in `name_problems`. The Functions host is brand new, as on a first `pulumi up`: listWebAppHostKeys
+returns no system keys.
+"""
 
 from __future__ import annotations
 
+import random
+import string
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import pulumi
+from pulumi.runtime.mocks import MockMonitor
+
+from tests.infra.azure_names import RULES, UNNAMED_TYPES, autoname
 
 SUBSCRIPTION = "00000000-0000-0000-0000-000000000001"
+REGION = "swedencentral"
+SERVERLESS_KEY = "serverless-primary-key"
+SECRET_SIGNATURE = "4dabf18193072939515e22adb298388d"
+
+
+def plain(value: Any) -> Any:
+    """Inputs as the engine sees them, with Pulumi's secret wrappers removed."""
+    if isinstance(value, dict):
+        if value.get(SECRET_SIGNATURE) == "1b47061264138c4ac30d75fd1eb44270":
+            return plain(value["value"])
+        return {key: plain(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [plain(item) for item in value]
+    return value
+
+
+def is_secret(value: Any) -> bool:
+    return isinstance(value, dict) and SECRET_SIGNATURE in value
 
 
 @dataclass
 class Registered:
     typ: str
-    name: str
-    inputs: dict
+    name: str  # the logical (Pulumi) name
+    azure_name: str | None
+    inputs: dict  # plain values
+    raw_inputs: dict  # with secret wrappers, to check what is kept secret
     id: str
+    outputs: dict
 
 
 class AzureMocks(pulumi.runtime.Mocks):
     def __init__(self) -> None:
         self.resources: list[Registered] = []
+        self.name_problems: list[str] = []
+        self.dependencies: dict[str, set[str]] = {}  # logical name -> logical names it waits for
+        self.rng = random.Random(7)
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs):
-        name, typ = args.name, args.typ
-        resource_id = f"/subscriptions/{SUBSCRIPTION}/resourceGroups/rg/providers/{typ.split(':')[1]}/{name}"
-        state = dict(args.inputs)
-        state.setdefault("name", name)
-        if typ == "azure-native:storage:StorageAccount":
-            state["primaryEndpoints"] = {"blob": f"https://{name}.blob.core.windows.net/",
-                                         "queue": f"https://{name}.queue.core.windows.net/"}
-        elif typ == "azure-native:managedidentity:UserAssignedIdentity":
-            state |= {"principalId": f"principal-{name}", "clientId": f"client-{name}"}
-        elif typ == "azure-native:cognitiveservices:Account":
-            state["properties"] = {**state.get("properties", {}),
-                                   "endpoint": f"https://{name}.cognitiveservices.azure.com/"}
-        elif typ == "azure-native:web:WebApp":
-            state["defaultHostName"] = f"{name}.azurewebsites.net"
-            identities = state.get("identity", {}).get("userAssignedIdentities")
-            if isinstance(identities, list):  # Azure answers a map keyed by identity id
-                state["identity"]["userAssignedIdentities"] = {i: {} for i in identities}
-        elif typ == "azure-native:applicationinsights:Component":
-            state["connectionString"] = f"InstrumentationKey=ik-{name};IngestionEndpoint=https://ingest/"
-        elif typ == "azure-native:machinelearningservices:OnlineEndpoint":
-            state["properties"] = {**state.get("properties", {}),
-                                   "scoringUri": f"https://{name}.swedencentral.inference.ml.azure.com/score"}
-        self.resources.append(Registered(typ, name, dict(args.inputs), resource_id))
+        typ, logical = args.typ, args.name
+        inputs = plain(dict(args.inputs))
+        state = dict(inputs)
+        azure_name = None
+        rule = RULES.get(typ)
+        if rule is not None:
+            azure_name = inputs.get(rule.name_property) or autoname(logical, rule, self.rng)
+            if problem := rule.problem(azure_name):
+                self.name_problems.append(f"{typ} {logical}: {problem}")
+            state[rule.name_property] = azure_name
+            state["name"] = azure_name
+        elif args.custom and typ not in UNNAMED_TYPES:
+            self.name_problems.append(f"{typ} {logical}: no naming rule known for this type")
+        resource_id = f"/subscriptions/{SUBSCRIPTION}/resourceGroups/rg/providers/{typ}/{logical}"
+        state |= self.computed_outputs(typ, azure_name, inputs)
+        self.resources.append(Registered(typ, logical, azure_name, inputs, dict(args.inputs), resource_id, state))
         return [resource_id, state]
+
+    def computed_outputs(self, typ: str, name: str | None, inputs: dict) -> dict:
+        """What Azure (or the random provider) fills in after creation."""
+        system_identity = {"principalId": f"principal-{name}", "type": "SystemAssigned"}
+        if typ == "azure-native:storage:StorageAccount":
+            return {"primaryEndpoints": {"blob": f"https://{name}.blob.core.windows.net/",
+                                         "queue": f"https://{name}.queue.core.windows.net/"}}
+        if typ == "azure-native:managedidentity:UserAssignedIdentity":
+            return {"principalId": f"principal-{name}", "clientId": f"client-{name}"}
+        if typ == "azure-native:cognitiveservices:Account":
+            return {"properties": {**inputs.get("properties", {}),
+                                   "endpoint": f"https://{name}.cognitiveservices.azure.com/"}}
+        if typ == "azure-native:web:WebApp":
+            identities = inputs.get("identity", {}).get("userAssignedIdentities") or []
+            # Azure answers a map keyed by identity id.
+            return {"defaultHostName": f"{name}.azurewebsites.net",
+                    "identity": {**inputs.get("identity", {}), "userAssignedIdentities": {i: {} for i in identities}}}
+        if typ == "azure-native:applicationinsights:Component":
+            return {"connectionString": f"InstrumentationKey=ik-{name};IngestionEndpoint=https://ingest/"}
+        if typ == "azure-native:eventgrid:SystemTopic" and inputs.get("identity", {}).get("type") == "SystemAssigned":
+            return {"identity": system_identity}
+        if typ == "azure-native:machinelearningservices:OnlineEndpoint":
+            return {"properties": {**inputs.get("properties", {}),
+                                   "scoringUri": f"https://{name}.{REGION}.inference.ml.azure.com/score"}}
+        if typ == "azure-native:machinelearningservices:ServerlessEndpoint":
+            return {"properties": {**inputs.get("properties", {}), "inferenceEndpoint": {
+                "uri": f"https://{name}.{REGION}.models.ai.azure.com", "headers": {}}}}
+        if typ == "azure-native:keyvault:Vault":
+            return {"properties": {**inputs.get("properties", {}), "vaultUri": f"https://{name}.vault.azure.net/"}}
+        if typ == "azure-native:keyvault:Secret":
+            uri = f"https://{inputs['vaultName']}.vault.azure.net/secrets/{name}"
+            return {"properties": {**inputs.get("properties", {}), "secretUri": uri,
+                                   "secretUriWithVersion": f"{uri}/0123456789abcdef"}}
+        if typ in ("random:index/randomString:RandomString", "random:index/randomPassword:RandomPassword"):
+            alphabet = (string.ascii_lowercase if inputs.get("lower", True) else "") + (
+                string.ascii_uppercase if inputs.get("upper", True) else "") + (
+                string.digits if inputs.get("numeric", True) else "") + (
+                "!@#$%&*" if inputs.get("special", True) else "")
+            return {"result": "".join(self.rng.choices(alphabet, k=int(inputs["length"])))}
+        if typ == "pulumi-python:dynamic:Resource":
+            return {"deployment_id": "mock-deployment"}
+        return {}
 
     def call(self, args: pulumi.runtime.MockCallArgs):
         if args.token == "azure-native:authorization:getClientConfig":
             return {"subscriptionId": SUBSCRIPTION, "tenantId": "tenant", "clientId": "me", "objectId": "me"}
         if args.token == "azure-native:web:listWebAppHostKeys":
-            return {"masterKey": "m", "systemKeys": {"blobs_extension": "blobs-key"}, "functionKeys": {}}
+            return {"masterKey": "m", "systemKeys": {}, "functionKeys": {}}  # a new host: no system keys yet
+        if args.token == "azure-native:machinelearningservices:listServerlessEndpointKeys":
+            return {"primaryKey": SERVERLESS_KEY, "secondaryKey": "serverless-secondary-key"}
         return {}
 
     def of_type(self, typ: str) -> list[Registered]:
-        return [r for r in self.resources if r.typ == f"azure-native:{typ}"]
+        return [r for r in self.resources if r.typ == f"azure-native:{typ}" or r.typ == typ]
 
     def one(self, typ: str) -> Registered:
         found = self.of_type(typ)
         assert len(found) == 1, f"{typ}: {len(found)} resources"
         return found[0]
 
+    def by_id(self, resource_id: str) -> Registered:
+        return next(r for r in self.resources if r.id == resource_id)
 
-def build(config) -> AzureMocks:
-    """Run the program under mocks and return what it registered."""
+
+class DependencyRecordingMonitor(MockMonitor):
+    """Records what each resource waits for (depends_on and inputs), as the engine would order the deployment."""
+
+    def RegisterResource(self, request):
+        self.mocks.dependencies[request.name] = {urn.rsplit("::", 1)[-1] for urn in request.dependencies}
+        return super().RegisterResource(request)
+
+
+def build(config, package_dir: Path) -> AzureMocks:
+    """Run the program under mocks, as `pulumi preview` would on a new stack, and return what it registered."""
     mocks = AzureMocks()
-    pulumi.runtime.set_mocks(mocks, project="smallfirst", stack="dev", preview=False)
+    pulumi.runtime.set_mocks(mocks, project="smallfirst", stack="dev", preview=False,
+                             monitor=DependencyRecordingMonitor(mocks))
     from smallfirst_infra.environment import SmallfirstEnvironment
 
     @pulumi.runtime.test
     def program():
-        env = SmallfirstEnvironment("smallfirst", config)
+        env = SmallfirstEnvironment("smallfirst", config, package_dir=package_dir)
         return pulumi.Output.all(*env.outputs.values())
 
     program()

@@ -1,22 +1,43 @@
-"""The Pulumi program under mocks: no cloud, no Pulumi CLI."""
+"""The Pulumi program under mocks that imitate azure-native: no cloud, no Pulumi CLI."""
 
 from __future__ import annotations
 
+from urllib.parse import parse_qs, urlsplit
+
+import pulumi
 import pytest
+from pulumi_azure_native import storage
 
 from smallfirst_infra import roles
-from smallfirst_infra.config import EnvironmentConfig
-from tests.infra.mocks import SUBSCRIPTION, build
+from smallfirst_infra.blob_trigger import SYSTEM_KEY_TEMPLATE, blob_webhook_url
+from smallfirst_infra.config import EnvironmentConfig, SmallModelHosting
+from smallfirst_infra.machine_learning import inference_base_url
+from tests.infra.mocks import REGION, SERVERLESS_KEY, SUBSCRIPTION, AzureMocks, build, is_secret
+
+MANAGED_COMPUTE = EnvironmentConfig(enable_managed_compute=True)
+# The longest prefix allowed, with every optional part on: the tightest case for name lengths.
+EVERYTHING_LONGEST_PREFIX = EnvironmentConfig(name_prefix="abcdefghijk", enable_managed_compute=True,
+                                              small_model_hosting=SmallModelHosting.SERVERLESS_ENDPOINT)
 
 
 @pytest.fixture(scope="module")
-def default_env():
-    return build(EnvironmentConfig())
+def package_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("package")
 
 
 @pytest.fixture(scope="module")
-def full_env():
-    return build(EnvironmentConfig(enable_managed_compute=True, enable_event_subscription=True))
+def default_env(package_dir):
+    return build(EnvironmentConfig(), package_dir)
+
+
+@pytest.fixture(scope="module")
+def compute_env(package_dir):
+    return build(MANAGED_COMPUTE, package_dir)
+
+
+@pytest.fixture(scope="module")
+def serverless_env(package_dir):
+    return build(EnvironmentConfig(small_model_hosting=SmallModelHosting.SERVERLESS_ENDPOINT), package_dir)
 
 
 def settings_of(mocks) -> dict[str, str]:
@@ -24,14 +45,57 @@ def settings_of(mocks) -> dict[str, str]:
     return {s["name"]: s["value"] for s in app.inputs["siteConfig"]["appSettings"]}
 
 
+def account(mocks, logical_suffix: str):
+    return next(a for a in mocks.of_type("storage:StorageAccount") if a.name.endswith(logical_suffix))
+
+
+# --- names ---------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("config", [EnvironmentConfig(), MANAGED_COMPUTE, EVERYTHING_LONGEST_PREFIX],
+                         ids=["default", "managed-compute", "everything-longest-prefix"])
+def test_every_resource_name_is_valid_for_its_azure_type(config, tmp_path):
+    mocks = build(config, tmp_path)
+    assert mocks.name_problems == []
+
+
+def test_mocks_reject_the_autonamed_host_storage_account_of_issue_10():
+    """The old program's `smallfirst-funchost`, autonamed: 27 characters with a hyphen."""
+    mocks = AzureMocks()
+    pulumi.runtime.set_mocks(mocks, project="smallfirst", stack="dev", preview=False)
+
+    @pulumi.runtime.test
+    def program():
+        return storage.StorageAccount("smallfirst-funchost", resource_group_name="rg", kind="StorageV2",
+                                      sku={"name": "Standard_LRS"}).name
+
+    program()
+    assert len(mocks.name_problems) == 1 and "3-24 lowercase letters and digits" in mocks.name_problems[0]
+
+
+def test_global_names_end_in_one_random_suffix_kept_in_the_state(default_env):
+    suffix = next(r for r in default_env.resources if r.typ == "random:index/randomString:RandomString")
+    assert suffix.inputs["length"] == 6 and suffix.inputs["upper"] is False and suffix.inputs["special"] is False
+    app = default_env.one("web:WebApp")
+    ai = default_env.one("cognitiveservices:Account")
+    storage_names = [a.azure_name for a in default_env.of_type("storage:StorageAccount")]
+    endings = {app.azure_name[-6:], ai.inputs["properties"]["customSubDomainName"][-6:],
+               *(name[-6:] for name in storage_names)}
+    assert len(endings) == 1
+    assert app.azure_name.startswith("smallfirst-func-")
+    assert ai.inputs["properties"]["customSubDomainName"].startswith("smallfirst-ai-")
+    assert sorted(name[:-6] for name in storage_names) == ["smallfirstdata", "smallfirsthost"]
+
+
+# --- storage, app, AI ------------------------------------------------------------------------------------------
+
 def test_storage_accounts_are_locked_down(default_env):
     accounts = default_env.of_type("storage:StorageAccount")
     assert len(accounts) == 2  # data + function host
-    for account in accounts:
-        assert account.inputs["allowSharedKeyAccess"] is False
-        assert account.inputs["minimumTlsVersion"] == "TLS1_2"
-        assert account.inputs["allowBlobPublicAccess"] is False
-        assert account.inputs["enableHttpsTrafficOnly"] is True
+    for acct in accounts:
+        assert acct.inputs["allowSharedKeyAccess"] is False
+        assert acct.inputs["minimumTlsVersion"] == "TLS1_2"
+        assert acct.inputs["allowBlobPublicAccess"] is False
+        assert acct.inputs["enableHttpsTrafficOnly"] is True
     props = default_env.one("storage:BlobServiceProperties").inputs
     assert props["deleteRetentionPolicy"]["enabled"] is True
 
@@ -44,7 +108,7 @@ def test_containers_and_queues_exist(default_env):
         "smallfirst-chunks", "smallfirst-chunks-poison"}
 
 
-def test_function_app_is_flex_consumption_python_with_identity_and_no_secrets(default_env):
+def test_function_app_is_flex_consumption_python_with_identity_and_no_flex_invalid_settings(default_env):
     plan = default_env.one("web:AppServicePlan").inputs
     assert plan["sku"] == {"name": "FC1", "tier": "FlexConsumption"} and plan["reserved"] is True
     app = default_env.one("web:WebApp").inputs
@@ -55,25 +119,22 @@ def test_function_app_is_flex_consumption_python_with_identity_and_no_secrets(de
     assert deployment["authentication"]["type"] == "UserAssignedIdentity"
     identity = default_env.one("managedidentity:UserAssignedIdentity")
     assert app["identity"]["type"] == "UserAssigned" and identity.id in app["identity"]["userAssignedIdentities"]
+    assert app["keyVaultReferenceIdentity"] == identity.id
     settings = settings_of(default_env)
-    assert "FUNCTIONS_WORKER_RUNTIME" not in settings and "FUNCTIONS_EXTENSION_VERSION" not in settings
-    for key, value in settings.items():
-        lowered = (key + value).lower()
-        assert "accountkey=" not in lowered and "api_key" not in lowered and "sharedaccesssignature" not in lowered
+    assert not {"FUNCTIONS_WORKER_RUNTIME", "FUNCTIONS_EXTENSION_VERSION", "WEBSITE_RUN_FROM_PACKAGE"} & set(settings)
 
 
 def test_app_settings_point_at_created_resources(default_env):
     settings = settings_of(default_env)
-    data = [a for a in default_env.of_type("storage:StorageAccount") if a.name.endswith("data")][0]
-    host = [a for a in default_env.of_type("storage:StorageAccount") if a.name.endswith("host")][0]
+    data, host = account(default_env, "data-account"), account(default_env, "func-host")
     identity = default_env.one("managedidentity:UserAssignedIdentity")
-    assert settings["DataStorage__blobServiceUri"] == f"https://{data.name}.blob.core.windows.net/"
-    assert settings["DataStorage__queueServiceUri"] == f"https://{data.name}.queue.core.windows.net/"
-    assert settings["AzureWebJobsStorage__accountName"] == host.name
-    assert settings["AzureWebJobsStorage__clientId"] == settings["AZURE_CLIENT_ID"] == f"client-{identity.name}"
-    assert settings["APPLICATIONINSIGHTS_AUTHENTICATION_STRING"] == f"ClientId=client-{identity.name};Authorization=AAD"
-    account = default_env.one("cognitiveservices:Account").inputs
-    subdomain = account["properties"]["customSubDomainName"]
+    assert settings["DataStorage__blobServiceUri"] == f"https://{data.azure_name}.blob.core.windows.net/"
+    assert settings["DataStorage__queueServiceUri"] == f"https://{data.azure_name}.queue.core.windows.net/"
+    assert settings["AzureWebJobsStorage__accountName"] == host.azure_name
+    assert settings["AzureWebJobsStorage__clientId"] == settings["AZURE_CLIENT_ID"] == f"client-{identity.azure_name}"
+    assert settings["APPLICATIONINSIGHTS_AUTHENTICATION_STRING"] == (
+        f"ClientId=client-{identity.azure_name};Authorization=AAD")
+    subdomain = default_env.one("cognitiveservices:Account").inputs["properties"]["customSubDomainName"]
     assert settings["SMALLFIRST_SMALL_ENDPOINT"] == f"https://{subdomain}.services.ai.azure.com/models"
     assert settings["SMALLFIRST_FRONTIER_ENDPOINT"] == f"https://{subdomain}.openai.azure.com/"
     assert settings["SMALLFIRST_SMALL_MODEL"] == "phi-4" and settings["SMALLFIRST_FRONTIER_MODEL"] == "gpt-4o"
@@ -81,68 +142,195 @@ def test_app_settings_point_at_created_resources(default_env):
 
 
 def test_ai_services_account_and_deployments(default_env):
-    account = default_env.one("cognitiveservices:Account").inputs
-    assert account["kind"] == "AIServices"
-    assert account["properties"]["disableLocalAuth"] is True and account["properties"]["allowProjectManagement"] is True
+    ai = default_env.one("cognitiveservices:Account")
+    assert ai.inputs["kind"] == "AIServices" and ai.azure_name == ai.inputs["properties"]["customSubDomainName"]
+    assert ai.inputs["properties"]["disableLocalAuth"] is True
     assert default_env.one("cognitiveservices:Project")
-    deployments = {d.inputs["deploymentName"]: d.inputs for d in default_env.of_type("cognitiveservices:Deployment")}
-    assert deployments["phi-4"]["properties"]["model"] == {"format": "Microsoft", "name": "Phi-4", "version": "7"}
-    assert deployments["phi-4"]["sku"]["name"] == "GlobalStandard"
-    assert deployments["gpt-4o"]["properties"]["model"]["format"] == "OpenAI"
-    assert deployments["gpt-4o"]["sku"]["capacity"] == 50
+    deployments = {d.inputs["deploymentName"]: d for d in default_env.of_type("cognitiveservices:Deployment")}
+    assert deployments["phi-4"].inputs["properties"]["model"] == {"format": "Microsoft", "name": "Phi-4", "version": "7"}
+    assert deployments["phi-4"].inputs["sku"]["name"] == "GlobalStandard"
+    assert deployments["gpt-4o"].inputs["properties"]["model"]["format"] == "OpenAI"
+    # One deployment at a time on an account.
+    assert deployments["phi-4"].name in default_env.dependencies[deployments["gpt-4o"].name]
 
 
-def test_role_assignments_target_the_app_identity(default_env):
+def test_role_assignments_give_the_app_identity_its_grants(default_env):
     identity = default_env.one("managedidentity:UserAssignedIdentity")
-    by_id = {r.id: r for r in default_env.resources}
-    grants = {(by_id[a.inputs["scope"]].typ.split(":")[-1], a.inputs["roleDefinitionId"].rsplit("/", 1)[-1])
-              for a in default_env.of_type("authorization:RoleAssignment")}
+    app_grants = [a for a in default_env.of_type("authorization:RoleAssignment")
+                  if a.inputs["principalId"] == f"principal-{identity.azure_name}"]
     for assignment in default_env.of_type("authorization:RoleAssignment"):
-        assert assignment.inputs["principalId"] == f"principal-{identity.name}"
         assert assignment.inputs["principalType"] == "ServicePrincipal"
         assert assignment.inputs["roleDefinitionId"].startswith(f"/subscriptions/{SUBSCRIPTION}/providers/")
+    grants = {(default_env.by_id(a.inputs["scope"]).typ.split(":")[-1], a.inputs["roleDefinitionId"].rsplit("/", 1)[-1])
+              for a in app_grants}
     assert grants == {
         ("StorageAccount", roles.STORAGE_BLOB_DATA_OWNER), ("StorageAccount", roles.STORAGE_QUEUE_DATA_CONTRIBUTOR),
         ("Account", roles.COGNITIVE_SERVICES_USER), ("Account", roles.COGNITIVE_SERVICES_OPENAI_USER),
         ("Component", roles.MONITORING_METRICS_PUBLISHER),
     }
-    assert len(default_env.of_type("authorization:RoleAssignment")) == 7  # blob + queue on both accounts
+    assert len(app_grants) == 7  # blob + queue on both accounts
 
 
-def test_optional_parts_are_off_by_default(default_env):
+# --- the blob trigger from one `pulumi up` ---------------------------------------------------------------------
+
+@pytest.mark.parametrize("env_name", ["default_env", "compute_env"])
+def test_one_up_creates_key_publish_and_subscription_with_a_non_empty_key(env_name, request):
+    mocks = request.getfixturevalue(env_name)
+    key = mocks.one("random:index/randomPassword:RandomPassword")
+    subscription = mocks.one("eventgrid:SystemTopicEventSubscription")
+    assert mocks.one("pulumi-python:dynamic:Resource").name == "smallfirst-code-publish"
+    assert is_secret(subscription.raw_inputs["destination"]), "the webhook URL carries the key: keep it secret"
+    url = urlsplit(subscription.inputs["destination"]["endpointUrl"])
+    app = mocks.one("web:WebApp")
+    assert (url.scheme, url.netloc, url.path) == ("https", f"{app.azure_name}.azurewebsites.net",
+                                                  "/runtime/webhooks/blobs")
+    query = parse_qs(url.query)
+    assert query["functionName"] == ["Host.Functions.process_incoming_blob"]
+    assert query["code"] == [key.outputs["result"]] and len(key.outputs["result"]) == 48
+
+
+def test_blobs_extension_key_is_written_as_a_host_system_key_of_the_app(default_env):
+    deployment = default_env.one("resources:Deployment")
+    properties = deployment.inputs["properties"]
+    assert properties["mode"] == "Incremental" and properties["template"] == SYSTEM_KEY_TEMPLATE
+    [resource] = SYSTEM_KEY_TEMPLATE["resources"]
+    assert resource["type"] == "Microsoft.Web/sites/host/systemkeys"
+    assert SYSTEM_KEY_TEMPLATE["parameters"]["keyValue"]["type"] == "securestring"
+    parameters = properties["parameters"]
+    assert parameters["siteName"]["value"] == default_env.one("web:WebApp").azure_name
+    assert parameters["keyName"]["value"] == "blobs_extension"
+    assert parameters["keyValue"]["value"] == default_env.one("random:index/randomPassword:RandomPassword").outputs["result"]
+    assert is_secret(deployment.raw_inputs["properties"])
+
+
+def test_subscription_waits_for_key_publish_and_roles_and_publish_waits_for_key(default_env):
+    deps = default_env.dependencies
+    subscription = default_env.one("eventgrid:SystemTopicEventSubscription").name
+    assert {"smallfirst-code-blobs-key", "smallfirst-code-publish", "smallfirst-events-roles-deadletter-writer",
+            "smallfirst-roles-data-blob", "smallfirst-roles-data-queue"} <= deps[subscription]
+    assert "smallfirst-code-blobs-key" in deps["smallfirst-code-publish"]
+    assert {"smallfirst-roles-host-blob", "smallfirst-roles-host-queue"} <= deps["smallfirst-code-blobs-key"]
+
+
+def test_publish_step_sends_the_repository_package_to_the_apps_scm_site(default_env, package_dir):
+    publish = default_env.one("pulumi-python:dynamic:Resource").inputs
+    app = default_env.one("web:WebApp")
+    assert publish["scm_url"] == f"https://{app.azure_name}.scm.azurewebsites.net"
+    assert publish["package_path"].startswith(str(package_dir))
+    assert publish["package_path"].endswith(f"app-{publish['package_sha256'][:16]}.zip")
+    assert "__provider" in publish
+
+
+def test_event_grid_filters_incoming_and_dead_letters_with_the_topic_identity(default_env):
+    topic = default_env.one("eventgrid:SystemTopic")
+    data = account(default_env, "data-account")
+    assert topic.inputs["source"] == data.id and topic.inputs["topicType"] == "Microsoft.Storage.StorageAccounts"
+    assert topic.inputs["identity"] == {"type": "SystemAssigned"}
+    sub = default_env.one("eventgrid:SystemTopicEventSubscription").inputs
+    assert sub["filter"]["includedEventTypes"] == ["Microsoft.Storage.BlobCreated"]
+    assert sub["filter"]["subjectBeginsWith"] == "/blobServices/default/containers/incoming/"
+    assert "deadLetterDestination" not in sub
+    dead_letter = sub["deadLetterWithResourceIdentity"]
+    assert dead_letter["identity"] == {"type": "SystemAssigned"}
+    assert dead_letter["deadLetterDestination"] == {"endpointType": "StorageBlob", "resourceId": data.id,
+                                                    "blobContainerName": "eventgrid-deadletter"}
+    [writer] = [a for a in default_env.of_type("authorization:RoleAssignment")
+                if a.inputs["principalId"] == f"principal-{topic.azure_name}"]
+    assert writer.inputs["scope"] == data.id
+    assert writer.inputs["roleDefinitionId"].endswith(roles.STORAGE_BLOB_DATA_CONTRIBUTOR)
+
+
+def test_empty_blobs_key_is_an_error_that_says_what_to_do_never_a_url_ending_in_code():
+    with pytest.raises(ValueError, match="blobs_extension system key is empty.*pulumi up"):
+        blob_webhook_url("app.azurewebsites.net", "")
+    assert blob_webhook_url("app.azurewebsites.net", "k").endswith("&code=k")
+
+
+# --- managed compute -------------------------------------------------------------------------------------------
+
+def test_managed_compute_workspace_has_its_dependent_resources(compute_env):
+    workspace = compute_env.one("machinelearningservices:Workspace")
+    ml_storage = account(compute_env, "ml-storage")
+    vault = compute_env.one("keyvault:Vault")
+    appi = compute_env.one("applicationinsights:Component")
+    assert workspace.inputs["storageAccount"] == ml_storage.id
+    assert workspace.inputs["keyVault"] == vault.id
+    assert workspace.inputs["applicationInsights"] == appi.id
+    assert workspace.inputs["systemDatastoresAuthMode"] == "Identity"
+    assert ml_storage.inputs["allowSharedKeyAccess"] is False
+    assert vault.inputs["properties"]["enableRbacAuthorization"] is True
+
+
+def test_managed_compute_deployment_waits_long_enough_and_serves_concurrent_requests(compute_env):
+    endpoint = compute_env.one("machinelearningservices:OnlineEndpoint")
+    assert endpoint.inputs["properties"]["authMode"] == "AADToken"
+    request_settings = compute_env.one("machinelearningservices:OnlineDeployment").inputs["properties"]["requestSettings"]
+    assert request_settings["requestTimeout"] == "PT120S"  # Azure's default is 5 s
+    assert request_settings["maxConcurrentRequestsPerInstance"] == 16  # Azure's default is 1
+    settings = settings_of(compute_env)
+    assert settings["SMALLFIRST_SMALL2_ENDPOINT"] == f"https://{endpoint.azure_name}.{REGION}.inference.ml.azure.com"
+    assert settings["SMALLFIRST_SMALL2_TIMEOUT_S"] == "120"
+    assert any(a.inputs["roleDefinitionId"].endswith(roles.AZUREML_DATA_SCIENTIST) and a.inputs["scope"] == endpoint.id
+               for a in compute_env.of_type("authorization:RoleAssignment"))
+
+
+def test_azure_ai_inference_sends_chat_completions_to_the_configured_small2_endpoint(compute_env):
+    """Wire level: the SDK, given the app setting's URL (host moved to loopback), posts to /chat/completions."""
+    from tests.infra.loopback import RecordingServer, chat_completion_reply
+
+    configured = urlsplit(settings_of(compute_env)["SMALLFIRST_SMALL2_ENDPOINT"])
+    with RecordingServer(chat_completion_reply) as server:
+        from azure.ai.inference import ChatCompletionsClient
+        from azure.core.credentials import AzureKeyCredential
+
+        client = ChatCompletionsClient(f"{server.url}{configured.path}", AzureKeyCredential("k"), retry_total=0)
+        reply = client.complete(messages=[{"role": "user", "content": "hi"}])
+    assert reply.choices[0].message.content == "hello"
+    assert [(r.method, r.path.split("?")[0]) for r in server.requests] == [("POST", "/chat/completions")]
+
+
+def test_scoring_uri_becomes_the_endpoint_host():
+    assert inference_base_url("https://ep.swedencentral.inference.ml.azure.com/score") == (
+        "https://ep.swedencentral.inference.ml.azure.com")
+
+
+def test_managed_compute_is_off_by_default(default_env):
     assert default_env.of_type("machinelearningservices:OnlineEndpoint") == []
-    assert default_env.of_type("eventgrid:SystemTopicEventSubscription") == []
+    assert default_env.of_type("machinelearningservices:Workspace") == []
     assert "SMALLFIRST_SMALL2_ENDPOINT" not in settings_of(default_env)
 
 
-def test_managed_compute_becomes_a_second_small_tier(full_env):
-    endpoint = full_env.one("machinelearningservices:OnlineEndpoint")
-    assert endpoint.inputs["properties"]["authMode"] == "AADToken"
-    deployment = full_env.one("machinelearningservices:OnlineDeployment").inputs
-    assert deployment["properties"]["instanceType"] == "Standard_NC24ads_A100_v4"
-    settings = settings_of(full_env)
-    assert settings["SMALLFIRST_SMALL2_ENDPOINT"] == f"https://{endpoint.name}.swedencentral.inference.ml.azure.com/score"
-    assert any(a.inputs["roleDefinitionId"].endswith(roles.AZUREML_DATA_SCIENTIST) and a.inputs["scope"] == endpoint.id
-               for a in full_env.of_type("authorization:RoleAssignment"))
+# --- serverless endpoint switch --------------------------------------------------------------------------------
+
+def test_serverless_switch_serves_phi4_from_a_hub_project_with_the_key_in_key_vault(serverless_env):
+    workspaces = {w.inputs["kind"]: w for w in serverless_env.of_type("machinelearningservices:Workspace")}
+    assert set(workspaces) == {"Hub", "Project"}
+    assert workspaces["Project"].inputs["hubResourceId"] == workspaces["Hub"].id
+    assert workspaces["Hub"].inputs["keyVault"] == serverless_env.one("keyvault:Vault").id
+    endpoint = serverless_env.one("machinelearningservices:ServerlessEndpoint")
+    assert endpoint.inputs["workspaceName"] == workspaces["Project"].azure_name
+    assert endpoint.inputs["properties"] == {"authMode": "Key",
+                                             "modelSettings": {"modelId": "azureml://registries/azureml/models/Phi-4"}}
+    secret = serverless_env.one("keyvault:Secret")
+    assert secret.inputs["properties"]["value"] == SERVERLESS_KEY and is_secret(secret.raw_inputs["properties"])
+    settings = settings_of(serverless_env)
+    assert settings["SMALLFIRST_SMALL_ENDPOINT"] == f"https://{endpoint.azure_name}.{REGION}.models.ai.azure.com"
+    assert settings["SMALLFIRST_SMALL_API_KEY"] == (
+        f"@Microsoft.KeyVault(SecretUri=https://{secret.inputs['vaultName']}.vault.azure.net/secrets/{secret.azure_name})")
+    assert SERVERLESS_KEY not in str(settings) and "SMALLFIRST_SMALL_MODEL" not in settings
+    vault = serverless_env.one("keyvault:Vault")
+    assert any(a.inputs["scope"] == vault.id and a.inputs["roleDefinitionId"].endswith(roles.KEY_VAULT_SECRETS_USER)
+               for a in serverless_env.of_type("authorization:RoleAssignment"))
+    # The region refused GlobalStandard Phi-4: no such deployment is attempted.
+    assert [d.inputs["deploymentName"] for d in serverless_env.of_type("cognitiveservices:Deployment")] == ["gpt-4o"]
 
 
-def test_event_grid_subscription_filters_incoming(full_env):
-    topic = full_env.one("eventgrid:SystemTopic").inputs
-    data = [a for a in full_env.of_type("storage:StorageAccount") if a.name.endswith("data")][0]
-    assert topic["source"] == data.id and topic["topicType"] == "Microsoft.Storage.StorageAccounts"
-    sub = full_env.one("eventgrid:SystemTopicEventSubscription").inputs
-    assert sub["filter"]["includedEventTypes"] == ["Microsoft.Storage.BlobCreated"]
-    assert sub["filter"]["subjectBeginsWith"] == "/blobServices/default/containers/incoming/"
-    destination = sub["destination"]
-    assert "value" in destination, "the webhook URL carries the blobs key: it must be a secret"
-    url = destination["value"]["endpointUrl"]
-    assert "/runtime/webhooks/blobs?functionName=Host.Functions.process_incoming_blob&code=blobs-key" in url
-    assert sub["deadLetterDestination"]["blobContainerName"] == "eventgrid-deadletter"
-    assert sub["retryPolicy"]["maxDeliveryAttempts"] == 30
-
+# --- config ----------------------------------------------------------------------------------------------------
 
 def test_config_validation():
     with pytest.raises(ValueError, match="namePrefix"):
         EnvironmentConfig(name_prefix="Bad_Name")
     with pytest.raises(ValueError, match="instanceMemoryMb"):
         EnvironmentConfig(instance_memory_mb=1000)
+    with pytest.raises(ValueError, match="managedComputeRequestTimeoutSeconds"):
+        EnvironmentConfig(managed_compute_request_timeout_s=30)

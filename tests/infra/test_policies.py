@@ -51,8 +51,8 @@ def test_policies_accept_good_and_reject_bad(validate, typ, good, bad):
     assert violations(validate, typ, bad)
 
 
-def test_the_program_passes_every_policy():
-    mocks = build(EnvironmentConfig(enable_managed_compute=True))
+def test_the_program_passes_every_policy(tmp_path):
+    mocks = build(EnvironmentConfig(enable_managed_compute=True), tmp_path)
     for resource in mocks.resources:
         for name, (validate, _) in POLICIES.items():
             assert violations(validate, resource.typ, resource.inputs) == [], (name, resource.name)

@@ -1,0 +1,54 @@
+"""Storage accounts: one lockdown for all of them, and the app's data account."""
+
+from __future__ import annotations
+
+import pulumi
+from pulumi_azure_native import resources, storage
+
+DATA_CONTAINERS = ("incoming", "results", "review", "deadletter")
+EVENTGRID_DEADLETTER_CONTAINER = "eventgrid-deadletter"
+CHUNK_QUEUES = ("smallfirst-chunks", "smallfirst-chunks-poison")
+
+
+def secure_storage_account(name: str, rg: resources.ResourceGroup, account_name: pulumi.Input[str],
+                           opts: pulumi.ResourceOptions) -> storage.StorageAccount:
+    """StorageV2, Entra ID only (no shared keys), TLS 1.2, HTTPS only, nothing public."""
+    return storage.StorageAccount(
+        name,
+        resource_group_name=rg.name,
+        account_name=account_name,
+        kind="StorageV2",
+        sku={"name": "Standard_LRS"},
+        allow_shared_key_access=False,
+        allow_blob_public_access=False,
+        minimum_tls_version="TLS1_2",
+        enable_https_traffic_only=True,
+        default_to_o_auth_authentication=True,
+        opts=opts,
+    )
+
+
+class DataStorage(pulumi.ComponentResource):
+    """The data account: incoming/results/review/deadletter containers, soft delete, and the chunk queues."""
+
+    def __init__(self, name: str, rg: resources.ResourceGroup, account_name: pulumi.Input[str],
+                 opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("smallfirst:infra:DataStorage", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        self.account = secure_storage_account(f"{name}-account", rg, account_name, child)
+        self.blob_properties = storage.BlobServiceProperties(
+            f"{name}-blob-props", resource_group_name=rg.name, account_name=self.account.name, blob_services_name="default",
+            delete_retention_policy={"enabled": True, "days": 7},
+            container_delete_retention_policy={"enabled": True, "days": 7}, opts=child)
+        self.containers = {
+            container: storage.BlobContainer(
+                f"{name}-{container}", resource_group_name=rg.name, account_name=self.account.name,
+                container_name=container, public_access="None", opts=child)
+            for container in (*DATA_CONTAINERS, EVENTGRID_DEADLETTER_CONTAINER)
+        }
+        self.queues = {
+            queue: storage.Queue(f"{name}-{queue}", resource_group_name=rg.name, account_name=self.account.name,
+                                 queue_name=queue, opts=child)
+            for queue in CHUNK_QUEUES
+        }
+        self.register_outputs({"blob_endpoint": self.account.primary_endpoints.blob})
