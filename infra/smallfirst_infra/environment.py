@@ -199,8 +199,8 @@ class SmallfirstEnvironment(pulumi.ComponentResource):
 
         self.outputs = {
             "function_app_url": host_name.apply(lambda host: f"https://{host}"),
+            "data_account": self.data.account.name,
             "data_blob_endpoint": self.data.account.primary_endpoints.blob,
-            "incoming_container": pulumi.Output.concat(self.data.account.primary_endpoints.blob, "incoming"),
             "code_deployment_id": self.code.publish.deployment_id,
             "small_endpoint": model_settings["SMALLFIRST_SMALL_ENDPOINT"],
             "frontier_endpoint": self.ai.openai_endpoint,
