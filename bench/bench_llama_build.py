@@ -23,6 +23,7 @@ DATASET = REPO.parent / "shared" / "datasets" / "banking77" / "dev.jsonl"
 
 CHILD = """
 import json, sys, time
+from pathlib import Path
 from shared.core.config import Settings
 from shared.core.tasks import TaskCatalog
 from shared.core.tiers.embedded import EmbeddedTier
@@ -38,7 +39,7 @@ for _ in range(3):
     started = time.perf_counter()
     session.append(tokens, {len(tokens) - 1})
     prefill.append(time.perf_counter() - started)
-task = TaskCatalog(sys.argv[3]).get("support_ticket")
+task = TaskCatalog(Path(sys.argv[3])).get("support_ticket")
 tier.classify(task, "warm up the task prefix")
 started = time.perf_counter()
 for item in items:

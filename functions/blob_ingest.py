@@ -1,4 +1,4 @@
-"""Blob-driven processing: Event Grid blob trigger on incoming/{task}/{name}, and the chunk queue."""
+"""Blob-driven processing: the Event Grid blob trigger on incoming/{task}/{name}, and the work queue."""
 
 from __future__ import annotations
 
@@ -20,15 +20,15 @@ def process_incoming_blob(client: blob.BlobClient) -> None:
     log.info("incoming/%s: %s %s", client.blob_name, result.disposition, result.detail)
 
 
-@bp.function_name("process_chunk")
-@bp.queue_trigger(arg_name="message", queue_name=services.CHUNK_QUEUE, connection=services.DATA_CONNECTION)
-def process_chunk(message: func.QueueMessage) -> None:
-    result = services.ingestor().handle_chunk(message.get_body().decode("utf-8"))
-    log.info("chunk %s: %s", result.detail, result.disposition)
+@bp.function_name("process_work")
+@bp.queue_trigger(arg_name="message", queue_name=services.WORK_QUEUE, connection=services.DATA_CONNECTION)
+def process_work(message: func.QueueMessage) -> None:
+    result = services.ingestor().handle_work(message.get_body().decode("utf-8"))
+    log.info("work %s: %s", result.detail, result.disposition)
 
 
-@bp.function_name("deadletter_poison_chunk")
+@bp.function_name("deadletter_poison_work")
 @bp.queue_trigger(arg_name="message", queue_name=services.POISON_QUEUE, connection=services.DATA_CONNECTION)
-def deadletter_poison_chunk(message: func.QueueMessage) -> None:
-    result = services.ingestor().deadletter_poison(message.get_body().decode("utf-8", "replace"), message.dequeue_count)
-    log.error("poison chunk dead-lettered: %s", result.detail)
+def deadletter_poison_work(message: func.QueueMessage) -> None:
+    result = services.ingestor().deadletter_poison(message.get_body().decode("utf-8", "replace"))
+    log.error("poison work message: %s %s", result.disposition, result.detail)

@@ -7,13 +7,19 @@ import logging
 from typing import Any
 
 import azure.functions as func
-from pydantic import ValidationError
 
 from functions import services
 
 bp = func.Blueprint()
 log = logging.getLogger(__name__)
 MAX_BODY_BYTES = 1024 * 1024
+# InputError reasons that are not 422 (a body that is not items at all, or too big to read).
+INPUT_ERROR_STATUS = {
+    "invalid_json": (400, "Malformed JSON"),
+    "invalid_utf8": (400, "Malformed body"),
+    "too_deeply_nested": (400, "Malformed JSON"),
+    "too_large": (413, "Request too large"),
+}
 
 
 def problem(status: int, title: str, detail: str, **extra: Any) -> func.HttpResponse:
@@ -28,8 +34,8 @@ def ok(body: Any) -> func.HttpResponse:
 @bp.function_name("run_task")
 @bp.route(route="tasks/{task}", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
 async def run_task(req: func.HttpRequest) -> func.HttpResponse:
-    from shared.errors import NoTierError, UnknownTaskError
-    from shared.pipeline.parsing import item_from_obj
+    from shared.errors import InputError, NoTierError, UnknownTaskError
+    from shared.pipeline.parsing import parse_request
 
     cascade = services.cascade()
     try:
@@ -40,20 +46,12 @@ async def run_task(req: func.HttpRequest) -> func.HttpResponse:
     if len(raw) > MAX_BODY_BYTES:
         return problem(413, "Request too large", f"{len(raw)} bytes > {MAX_BODY_BYTES}")
     try:
-        body = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        return problem(400, "Malformed JSON", str(exc))
-    batch = isinstance(body, dict) and "items" in body
-    objs = body["items"] if batch else [body]
-    if not isinstance(objs, list) or not objs:
-        return problem(422, "Invalid items", "items must be a non-empty list")
-    if len(objs) > cascade.settings.max_batch_items:
-        return problem(413, "Batch too large", f"{len(objs)} items > {cascade.settings.max_batch_items}")
-    try:
-        items = [item_from_obj(obj, f"item-{i:05d}") for i, obj in enumerate(objs)]
-    except ValidationError as exc:
-        errors = [{"loc": list(e["loc"]), "msg": e["msg"]} for e in exc.errors()]
-        return problem(422, "Invalid item", "an item must be {\"id\", \"text\"}", errors=errors)
+        items, batch = parse_request(raw)
+    except InputError as exc:
+        status, title = INPUT_ERROR_STATUS.get(exc.reason, (422, "Invalid items"))
+        return problem(status, title, str(exc), reason=exc.reason)
+    if len(items) > cascade.settings.max_batch_items:
+        return problem(413, "Batch too large", f"{len(items)} items > {cascade.settings.max_batch_items}")
     too_long = [i.id for i in items if len(i.text) > task.max_input_chars]
     if too_long:
         return problem(413, "Item too large", f"items over {task.max_input_chars} characters", items=too_long)

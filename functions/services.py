@@ -5,8 +5,10 @@ Never at import, so the host's indexing and cold start stay cheap; the handlers 
 
 from __future__ import annotations
 
+import json
 import threading
 from functools import cache, wraps
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # the core is imported on first use, not when the host indexes the app
@@ -15,8 +17,9 @@ if TYPE_CHECKING:  # the core is imported on first use, not when the host indexe
     from shared.pipeline.storage import BlobStore
 
 DATA_CONNECTION = "DataStorage"  # app setting (connection string) or DataStorage__blobServiceUri etc.
-CHUNK_QUEUE = "smallfirst-chunks"
-POISON_QUEUE = f"{CHUNK_QUEUE}-poison"
+WORK_QUEUE = "smallfirst-work"  # model work: whole inputs and parts of large ones
+POISON_QUEUE = f"{WORK_QUEUE}-poison"
+HOST_JSON = Path(__file__).resolve().parents[1] / "host.json"
 _create_lock = threading.RLock()
 
 
@@ -48,10 +51,15 @@ def blob_store() -> "BlobStore":
 
 
 @once
-def chunk_queue():
+def work_queue():
     from shared.pipeline.storage import ensure_queue, queue_client, queue_service
 
-    return ensure_queue(queue_client(queue_service(DATA_CONNECTION), CHUNK_QUEUE))
+    return ensure_queue(queue_client(queue_service(DATA_CONNECTION), WORK_QUEUE))
+
+
+def max_dequeue_count() -> int:
+    """Tries of a queue message before the runtime moves it to the poison queue (host.json; default 5)."""
+    return int(json.loads(HOST_JSON.read_text()).get("extensions", {}).get("queues", {}).get("maxDequeueCount", 5))
 
 
 @once
@@ -59,11 +67,16 @@ def ingestor() -> "Ingestor":
     from shared.pipeline.ingest import IngestLimits, Ingestor
 
     settings = cascade().settings
-    limits = IngestLimits(max_blob_bytes=settings.max_blob_bytes, chunk_items=settings.chunk_items)
-    return Ingestor(cascade(), blob_store(), limits, enqueue=lambda text: chunk_queue().send_message(text))
+    limits = IngestLimits(max_blob_bytes=settings.max_blob_bytes, chunk_items=settings.chunk_items,
+                          claim_ttl_s=settings.claim_ttl_s, max_dequeue_count=max_dequeue_count())
+
+    def enqueue(text: str, delay_s: int) -> None:
+        work_queue().send_message(text, visibility_timeout=delay_s or None)
+
+    return Ingestor(cascade(), blob_store(), limits, enqueue=enqueue)
 
 
 def reset() -> None:
     """Forget every service (tests that change the environment between modules)."""
-    for service in (cascade, blob_store, chunk_queue, ingestor):
+    for service in (cascade, blob_store, work_queue, ingestor):
         service.cache_clear()

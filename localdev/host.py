@@ -1,16 +1,22 @@
 """A local Functions host for machines without Core Tools.
 
 It loads `function_app.app` and calls its functions as registered: HTTP triggers by route on
-http://localhost:7071/api/..., blob triggers for each new blob under their path in the storage
-connection (Azurite emits no Event Grid events, so the host lists the container), and queue triggers by
-polling, with the runtime's poison-queue rule (after `max_dequeue_count` failures a message moves to
-`<queue>-poison`). Values from local.settings.json are applied to the environment first, as Core Tools does.
+http://localhost:7071/api/...; blob triggers for each new blob under their path in the storage
+connection (Azurite emits no Event Grid events, so the host lists the container) and for Event Grid
+deliveries to the blob extension's webhook, as Core Tools serves it
+(POST /runtime/webhooks/blobs?functionName=Host.Functions.<name>, with the subscription-validation
+handshake); and queue triggers by polling, taking only as many messages as it has free workers, keeping
+their visibility extended while they run, with the runtime's poison-queue rule (after `max_dequeue_count`
+failures a message moves to `<queue>-poison`). A failed blob invocation is tried again on later polls, up to
+`max_dequeue_count` times. Values from local.settings.json are applied to the environment first, as Core
+Tools does.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import inspect
 import json
 import logging
@@ -55,6 +61,13 @@ def route_pattern(template: str) -> re.Pattern[str]:
     return re.compile(rf"^/api/{regex}/?$")
 
 
+@functools.cache
+def indexed_functions(app) -> list:
+    """The app's functions. The worker indexes an app once, and `get_functions` refuses a second call on the
+    same app (it records every name to reject duplicates), so hosts in one process share this list."""
+    return app.get_functions()
+
+
 class LocalHTTPServer(ThreadingHTTPServer):
     """A thread per connection, with a backlog for many concurrent clients (the default of 5 drops some)."""
 
@@ -62,15 +75,22 @@ class LocalHTTPServer(ThreadingHTTPServer):
     request_queue_size = 128
 
 
+WORKERS = 4
+VISIBILITY_S = 30  # a received message stays hidden this long, renewed every third of it while it runs
+WEBHOOK_PATH = "/runtime/webhooks/blobs"
+
+
 class LocalHost:
-    def __init__(self, app, port: int = 7071, poll_s: float = 0.5, max_dequeue_count: int = 5) -> None:
+    def __init__(self, app, port: int = 7071, poll_s: float = 0.5, max_dequeue_count: int = 5,
+                 poll_blobs: bool = True) -> None:
         self.port = port
         self.poll_s = poll_s
         self.max_dequeue_count = max_dequeue_count
+        self.poll_blobs = poll_blobs  # off: blobs arrive only as Event Grid deliveries to the webhook
         self.routes: list[HttpRoute] = []
         self.blob_functions: list[tuple[str, dict[str, Any], Callable[..., Any]]] = []
         self.queue_functions: list[tuple[str, dict[str, Any], Callable[..., Any]]] = []
-        for function in app.get_functions():
+        for function in indexed_functions(app):
             trigger = function.get_trigger()
             spec = trigger.get_dict_repr()
             fn = function.get_user_function()
@@ -86,10 +106,12 @@ class LocalHost:
                 log.warning("function %s: trigger %s is not served locally", name, spec["type"])
         self._stop = threading.Event()
         self._seen_blobs: dict[str, str] = {}
+        self._blob_failures: dict[str, int] = {}
         self._queues: dict[tuple[str, str], Any] = {}
-        self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="invoke")
+        self._pool = ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="invoke")
         self.finished_invocations = 0  # blob function calls that returned or raised (tests wait on it)
-        self._count_lock = threading.Lock()
+        self._lock = threading.Lock()
+        self._in_flight: dict[str, tuple[Any, Any]] = {}  # message id -> (queue client, latest message)
         self._server: ThreadingHTTPServer | None = None
         self._threads: list[threading.Thread] = []
 
@@ -98,6 +120,8 @@ class LocalHost:
         import azure.functions as func
 
         url = urlparse(raw_url)
+        if url.path == WEBHOOK_PATH and method == "POST":
+            return self.handle_event_grid(dict(parse_qsl(url.query)), headers, body)
         for route in self.routes:
             match = route.pattern.match(url.path)
             if match and method in route.methods:
@@ -107,6 +131,30 @@ class LocalHost:
         return func.HttpResponse(json.dumps({"type": "about:blank", "title": "Not Found", "status": 404,
                                              "detail": f"no function serves {method} {url.path}"}),
                                  status_code=404, mimetype="application/problem+json")
+
+    def handle_event_grid(self, query: dict[str, str], headers: dict[str, str], body: bytes):
+        """The blob extension's webhook: the validation handshake, then BlobCreated events to the function."""
+        import azure.functions as func
+
+        name = query.get("functionName", "").removeprefix("Host.Functions.")
+        function = next(((spec, fn) for fn_name, spec, fn in self.blob_functions if fn_name == name), None)
+        events = json.loads(body or b"[]")
+        events = events if isinstance(events, list) else [events]
+        if {k.lower(): v for k, v in headers.items()}.get("aeg-event-type") == "SubscriptionValidation":
+            code = events[0]["data"]["validationCode"]
+            return func.HttpResponse(json.dumps({"validationResponse": code}), status_code=200,
+                                     mimetype="application/json")
+        if function is None:
+            return func.HttpResponse(f"no blob function {name!r}", status_code=404)
+        spec, fn = function
+        container = spec["path"].split("/", 1)[0]
+        for event in events:
+            if event.get("eventType") != "Microsoft.Storage.BlobCreated":
+                continue
+            segments = urlparse(event["data"]["url"]).path.lstrip("/").split("/")
+            at = segments.index(container)  # after the account name in Azurite's path-style URLs
+            self._pool.submit(self._safe, name, self.invoke_blob, spec, fn, container, "/".join(segments[at + 1:]))
+        return func.HttpResponse(status_code=202)
 
     def _http_server(self) -> ThreadingHTTPServer:
         host = self
@@ -176,7 +224,7 @@ class LocalHost:
                     continue
                 self._seen_blobs[key] = blob.etag
                 invoked.append(blob.name)
-                self._pool.submit(self._safe, name, self.invoke_blob, spec, fn, container, blob.name)
+                self._pool.submit(self._safe, name, self.invoke_blob, spec, fn, container, blob.name, retry_key=key)
         return invoked
 
     # -- queues ---------------------------------------------------------------------------------------------
@@ -190,13 +238,35 @@ class LocalHost:
         return self._queues[key]
 
     def poll_queues_once(self) -> int:
+        """Receive as many messages as there are free workers, and start them."""
         handled = 0
         for name, spec, fn in self.queue_functions:
+            with self._lock:
+                free = WORKERS - len(self._in_flight)
+            if free <= 0:
+                break
             queue = self._queue(spec["connection"], spec["queueName"])
-            for message in queue.receive_messages(max_messages=16, visibility_timeout=60):
+            for message in queue.receive_messages(max_messages=min(free, 32), visibility_timeout=VISIBILITY_S):
                 handled += 1
+                with self._lock:
+                    self._in_flight[message.id] = (queue, message)
                 self._pool.submit(self._run_queue_message, name, spec, fn, queue, message)
         return handled
+
+    def extend_visibility(self) -> None:
+        """Keep running messages hidden, so no second copy of the same work starts meanwhile."""
+        with self._lock:
+            running = list(self._in_flight.items())
+        for message_id, (queue, message) in running:
+            try:
+                renewed = queue.update_message(message, visibility_timeout=VISIBILITY_S)
+            except Exception as exc:  # it may have just finished; if not, it can become visible again
+                log.warning("extending visibility of message %s failed: %s", message_id, exc)
+                continue
+            with self._lock:
+                if message_id in self._in_flight:
+                    message.pop_receipt = renewed.pop_receipt
+                    message.next_visible_on = renewed.next_visible_on
 
     def _run_queue_message(self, name, spec, fn, queue, message) -> None:
         import azure.functions as func
@@ -204,31 +274,49 @@ class LocalHost:
         try:
             call(fn, **{spec["name"]: func.QueueMessage(id=message.id, body=message.content.encode("utf-8"),
                                                         pop_receipt=message.pop_receipt)})
+            failed = False
         except Exception:
             log.exception("function %s failed on message %s (attempt %d)", name, message.id, message.dequeue_count)
-            if message.dequeue_count >= self.max_dequeue_count:
-                self._queue(spec["connection"], f"{spec['queueName']}-poison").send_message(message.content)
+            failed = True
+        with self._lock:  # no renewal may change the pop receipt while we settle the message
+            self._in_flight.pop(message.id, None)
+            try:
+                if failed and message.dequeue_count < self.max_dequeue_count:
+                    queue.update_message(message, visibility_timeout=1)  # visible again soon, like the runtime's retry
+                    return
+                if failed:
+                    self._queue(spec["connection"], f"{spec['queueName']}-poison").send_message(message.content)
                 queue.delete_message(message)
-            else:  # visible again soon, like the runtime's retry
-                queue.update_message(message, visibility_timeout=1)
-            return
-        queue.delete_message(message)
+            except Exception as exc:
+                log.error("settling message %s of %s failed: %s", message.id, name, exc)
 
     # -- lifecycle -----------------------------------------------------------------------------------------
-    def _safe(self, name: str, fn: Callable[..., Any], *args: Any) -> None:
+    def _safe(self, name: str, fn: Callable[..., Any], *args: Any, retry_key: str | None = None) -> None:
         try:
             fn(*args)
         except Exception:
             log.exception("function %s failed", name)
+            if retry_key is not None:  # seen no more: the next poll invokes it again, up to the poison threshold
+                with self._lock:
+                    failures = self._blob_failures[retry_key] = self._blob_failures.get(retry_key, 0) + 1
+                    if failures < self.max_dequeue_count:
+                        self._seen_blobs.pop(retry_key, None)
+                    else:
+                        log.error("function %s failed %d times on %s; not tried again", name, failures, retry_key)
         finally:
-            with self._count_lock:
+            with self._lock:
                 self.finished_invocations += 1
 
     def _poll_loop(self) -> None:
+        last_renewal = time.monotonic()
         while not self._stop.is_set():
             try:
-                self.poll_blobs_once()
+                if self.poll_blobs:
+                    self.poll_blobs_once()
                 self.poll_queues_once()
+                if time.monotonic() - last_renewal > VISIBILITY_S / 3:
+                    self.extend_visibility()
+                    last_renewal = time.monotonic()
             except Exception:
                 log.exception("poll failed")
             self._stop.wait(self.poll_s)
@@ -258,13 +346,16 @@ def main() -> None:
     parser.add_argument("--settings", type=Path, default=REPO / "local.settings.json")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("azure").setLevel(logging.WARNING)  # the SDKs log every request at INFO
     load_local_settings(args.settings)
     import sys
 
     sys.path.insert(0, str(REPO))
     from function_app import app
 
-    host = LocalHost(app, port=args.port).start()
+    from functions.services import max_dequeue_count
+
+    host = LocalHost(app, port=args.port, max_dequeue_count=max_dequeue_count()).start()
     try:
         while True:
             time.sleep(3600)

@@ -6,6 +6,8 @@
     ├── TaskError                   a task file is invalid; the message names the file and the field
     │   └── UnknownTaskError        no task of that name
     ├── InputError                  an input is unusable as a whole; `reason` is a stable code
+    ├── WriteConflict               a conditional blob write lost: the blob exists or changed meanwhile
+    ├── ClaimHeldError              another live worker holds the claim on this work; `retry_after` seconds
     └── TierError                   a tier could not answer this item (permanent: bad request, auth, ...)
         ├── TransientTierError      worth retrying: 429, 5xx, timeout, connection; `retry_after` seconds
         ├── InputTooLargeError      the item does not fit the tier's context or budget
@@ -50,6 +52,18 @@ class InputError(SmallfirstError, ValueError):
     def __init__(self, reason: str, message: str) -> None:
         super().__init__(message)
         self.reason = reason
+
+
+class WriteConflict(SmallfirstError):
+    """A conditional blob write, read or delete lost: the blob exists, or changed since its etag was read."""
+
+
+class ClaimHeldError(SmallfirstError):
+    """Another worker holds a live claim on this work; try again after `retry_after` seconds."""
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class TierError(SmallfirstError):

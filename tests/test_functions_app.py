@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -9,7 +10,6 @@ import subprocess
 import sys
 import time
 import urllib.request
-from pathlib import Path
 
 import pytest
 from azure.storage.blob import BlobServiceClient
@@ -51,7 +51,7 @@ def azurite(tmp_path_factory):
 def host(azurite):
     from function_app import app
 
-    local = LocalHost(app, port=0, poll_s=0.2, max_dequeue_count=2).start()
+    local = LocalHost(app, port=0, poll_s=0.2).start()  # host.json's maxDequeueCount, as the runtime
     yield local
     local.stop()
 
@@ -94,8 +94,8 @@ def test_app_indexes_its_functions_without_heavy_imports():
             "'azure.ai.inference', 'numpy', 'shared.core.cascade', 'matplotlib') if m in sys.modules]}))")
     out = json.loads(subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True).stdout)
     assert out["functions"] == {
-        "process_incoming_blob": "blobTrigger", "process_chunk": "queueTrigger",
-        "deadletter_poison_chunk": "queueTrigger", "run_task": "httpTrigger", "list_tasks": "httpTrigger",
+        "process_incoming_blob": "blobTrigger", "process_work": "queueTrigger",
+        "deadletter_poison_work": "queueTrigger", "run_task": "httpTrigger", "list_tasks": "httpTrigger",
         "health": "httpTrigger",
     }
     assert out["heavy"] == []
@@ -179,13 +179,13 @@ def test_bad_blobs_are_dead_lettered_with_reasons(host, blobs, path, data, reaso
     assert blobs.get_blob_client("incoming", path).download_blob().readall() == data
 
 
-def test_poison_chunk_ends_as_dead_letter(host, azurite, blobs):
-    queue = queue_client(queue_service("DataStorage"), "smallfirst-chunks")
-    message = {"task": "support_ticket", "name": "gone.jsonl", "sha256": "0" * 64, "part": 0, "start": 0,
-               "end": 3, "parts": 1}
-    queue.send_message(json.dumps(message))  # its source blob does not exist: the function fails every time
-    dead = json.loads(wait_for(blobs, "deadletter", "support_ticket/gone.jsonl/part-00000.json", timeout_s=60))
-    assert dead["reason"] == "poison_message" and json.loads(dead["message"]) == message
+def test_work_message_failing_every_try_ends_as_a_dead_letter_with_the_count(host, azurite, blobs):
+    queue = queue_client(queue_service("DataStorage"), "smallfirst-work")
+    queue.send_message("{not a work message")  # the function fails on it every time
+    digest = hashlib.sha256(b"{not a work message").hexdigest()[:16]
+    dead = json.loads(wait_for(blobs, "deadletter", f"_/poison-{digest}.json", timeout_s=90))
+    assert dead["reason"] == "poison_message" and dead["message"] == "{not a work message"
+    assert "failed 5 times" in dead["error"]  # host.json's maxDequeueCount
 
 
 def test_http_single_and_batch(host):
@@ -220,3 +220,13 @@ def test_http_errors_are_problem_json(host, method, path, body, status):
     got, ctype, problem = http(host, method, path, body)
     assert got == status and ctype == "application/problem+json"
     assert problem["status"] == status and problem["title"] and problem["detail"]
+
+
+@pytest.mark.parametrize("body,status,reason", [
+    (b"[" * 100_000 + b"]" * 100_000, 400, "too_deeply_nested"),
+    (json.dumps({"id": "a", "text": "   "}).encode(), 422, "empty_text"),
+    (json.dumps({"items": [{"id": "a", "text": "x"}, {"id": "a", "text": "y"}]}).encode(), 422, "duplicate_id"),
+])
+def test_http_rejects_what_the_blob_path_dead_letters(host, body, status, reason):
+    got, ctype, problem = http(host, "POST", "/api/tasks/support_ticket", body)
+    assert (got, ctype, problem["reason"]) == (status, "application/problem+json", reason)

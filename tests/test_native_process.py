@@ -14,6 +14,7 @@ import pytest
 from azure.storage.blob import BlobServiceClient
 
 from localdev.azurite import Azurite, free_port
+from shared.pipeline.blob_names import Containers
 from tests.azure_wire import AzureWireServer, Scripted, chat_completion
 from tests.conftest import REPO
 
@@ -71,15 +72,15 @@ def test_health_reports_version_cpu_features_and_extra_buffer_types():
 
 @pytest.mark.azurite
 def test_item_in_flight_when_its_worker_is_killed_is_processed_after_restart(tmp_path):
-    """The host is SIGKILLed while the tier call for a blob is in flight; a new host finishes that blob once."""
+    """The host is SIGKILLed while the tier call for a blob's work is in flight; a new host finishes it once."""
     with Azurite() as storage, AzureWireServer() as tier:
         blobs = BlobServiceClient.from_connection_string(storage.connection_string)
-        for container in ("incoming", "results", "review", "deadletter"):
+        for container in Containers().all():
             blobs.create_container(container)
         env = {**{k: v for k, v in os.environ.items() if not k.startswith("SMALLFIRST_")},
                "DataStorage": storage.connection_string, "SMALLFIRST_SMALL_BACKEND": "openai_compatible",
                "SMALLFIRST_SMALL_ENDPOINT": tier.url, "SMALLFIRST_SMALL_LOGPROBS": "true",
-               "SMALLFIRST_SMALL_TIMEOUT_S": "120"}
+               "SMALLFIRST_SMALL_TIMEOUT_S": "120", "SMALLFIRST_CLAIM_TTL_S": "3"}
         host_cmd = [str(REPO / ".venv" / "bin" / "smallfirst-host"), "--settings", str(tmp_path / "none.json")]
 
         def start_host() -> subprocess.Popen:
@@ -103,8 +104,8 @@ def test_item_in_flight_when_its_worker_is_killed_is_processed_after_restart(tmp
 
         tier.default = Scripted(body=chat_completion('{"label":"billing"}', tokens=LABEL_TOKENS))
         second = start_host()
-        try:
-            deadline = time.monotonic() + 60
+        try:  # the work's message reappears once its visibility (30 s) runs out; the dead claim is expired by then
+            deadline = time.monotonic() + 120
             while not result.exists() and time.monotonic() < deadline:
                 time.sleep(0.2)
             record = json.loads(result.download_blob().readall())

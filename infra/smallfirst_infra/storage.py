@@ -5,9 +5,9 @@ from __future__ import annotations
 import pulumi
 from pulumi_azure_native import resources, storage
 
-DATA_CONTAINERS = ("incoming", "results", "review", "deadletter")
+DATA_CONTAINERS = ("incoming", "results", "review", "deadletter", "claims")
 EVENTGRID_DEADLETTER_CONTAINER = "eventgrid-deadletter"
-CHUNK_QUEUES = ("smallfirst-chunks", "smallfirst-chunks-poison")
+WORK_QUEUES = ("smallfirst-work", "smallfirst-work-poison")
 
 
 def secure_storage_account(name: str, rg: resources.ResourceGroup, account_name: pulumi.Input[str],
@@ -29,7 +29,7 @@ def secure_storage_account(name: str, rg: resources.ResourceGroup, account_name:
 
 
 class DataStorage(pulumi.ComponentResource):
-    """The data account: incoming/results/review/deadletter containers, soft delete, and the chunk queues."""
+    """The data account: incoming/results/review/deadletter/claims containers, soft delete, the work queues."""
 
     def __init__(self, name: str, rg: resources.ResourceGroup, account_name: pulumi.Input[str],
                  opts: pulumi.ResourceOptions | None = None) -> None:
@@ -49,6 +49,6 @@ class DataStorage(pulumi.ComponentResource):
         self.queues = {
             queue: storage.Queue(f"{name}-{queue}", resource_group_name=rg.name, account_name=self.account.name,
                                  queue_name=queue, opts=child)
-            for queue in CHUNK_QUEUES
+            for queue in WORK_QUEUES
         }
         self.register_outputs({"blob_endpoint": self.account.primary_endpoints.blob})

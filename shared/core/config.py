@@ -110,6 +110,7 @@ class Settings(BaseModel):
     # blob processing (the Functions app)
     max_blob_bytes: int = Field(default=20 * 1024 * 1024, ge=1)
     chunk_items: int = Field(default=100, ge=1)
+    claim_ttl_s: float = Field(default=60.0, ge=2.0, description="a dead worker's work is taken over after this")
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":

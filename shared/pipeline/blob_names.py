@@ -8,11 +8,13 @@ An input `incoming/<task>/<name>` has:
     results/<task>/<name>/manifest.json        the parts, and whether all are done
     review/<task>/<name>.jsonl                 items that need a person (or review/<task>/<name>/part-NNNNN.jsonl)
     deadletter/<task>/<name>.json              why the input (or deadletter/<task>/<name>/part-NNNNN.json a part)
-                                               could not be processed
+                                               could not be processed, or which of its lines could not
+    claims/<task>/<name>/<sha256>[/part-NNNNN] the claim of the worker on that content (or part of it)
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 
@@ -22,9 +24,14 @@ class Containers:
     results: str = "results"
     review: str = "review"
     deadletter: str = "deadletter"
+    claims: str = "claims"
 
     def all(self) -> list[str]:
-        return [self.incoming, self.results, self.review, self.deadletter]
+        return [self.incoming, self.results, self.review, self.deadletter, self.claims]
+
+    def outputs(self) -> list[str]:
+        """The containers holding an input's outcome (all but its claims)."""
+        return [self.results, self.review, self.deadletter]
 
 
 def _part(n: int) -> str:
@@ -85,3 +92,14 @@ class InputBlob:
 
     def deadletter_part(self, n: int) -> str:
         return f"{self.path}/{_part(n)}.json"
+
+    def claim(self, sha256: str, part: int | None = None) -> str:
+        return f"{self.path}/{sha256}" + (f"/{_part(part)}" if part is not None else "")
+
+    def own_outputs(self, container: str, names: list[str]) -> list[str]:
+        """Of `names` in an output container, those that belong to this input (not to an input whose name
+        merely starts with this one's)."""
+        exact = {self.containers.results: {self.result_single, self.result_lines, self.manifest},
+                 self.containers.review: {self.review}, self.containers.deadletter: {self.deadletter}}[container]
+        part = re.compile(re.escape(f"{self.path}/") + r"part-\d{5}\.jsonl?$")
+        return [n for n in names if n in exact or part.match(n)]

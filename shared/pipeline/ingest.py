@@ -1,53 +1,66 @@
-"""Blob-driven processing: one incoming blob in, result / review / dead-letter blobs out.
+"""Blob-driven processing: every input ends in exactly one current outcome, and no item is paid for twice.
 
-Delivery is at least once, so everything here is idempotent: output names derive from the input's name
-(`blob_names.InputBlob`), and every output carries the SHA-256 of the input it came from; an input whose
-result already carries its hash is neither processed nor paid for again. The input blob is never changed.
+Two steps. `handle_blob` (the blob trigger) reads and checks an input and either dead-letters it or puts
+work on the queue: one message for the whole input, or one per part of a large .jsonl (with a manifest).
+`handle_work` (the queue trigger) claims the work (`claims.Claim`) before any model call, runs the cascade
+and publishes the outputs. The model work is queue-driven so that a worker that dies mid-item leaves a
+message that becomes visible again, and a copy of work that another live worker holds is put back on the
+queue for later instead of being run twice.
+
+Outputs carry the input's content hash (`source_sha256`) and etag. Publishing is conditional: an output is
+written only while the input is still the content it came from, over the exact version that was read, and
+then every output of older content of the same name (results, review, dead letters, surplus parts, the
+manifest) is removed. Inputs are never changed or deleted.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Callable, Literal
 
-from azure.core import MatchConditions
 from azure.core.exceptions import ResourceNotFoundError
 from azure.storage.blob import BlobClient
 from pydantic import BaseModel
 
 from shared.core.cascade import Cascade
 from shared.core.records import ResultRecord
-from shared.core.tasks import AnyTask
-from shared.errors import InputError, NoTierError, UnknownTaskError
+from shared.errors import ClaimHeldError, InputError, NoTierError, UnknownTaskError, WriteConflict
 from shared.pipeline.blob_names import Containers, InputBlob
-from shared.pipeline.parsing import ParsedInput, parse_input
+from shared.pipeline.claims import Claim
+from shared.pipeline.parsing import parse_input
 from shared.pipeline.storage import BlobStore
 
 log = logging.getLogger(__name__)
-HASH_KEY = "source_sha256"
-Disposition = Literal["processed", "fanned_out", "duplicate", "deadlettered", "part_processed", "stale"]
+HASH_KEY, ETAG_KEY = "source_sha256", "source_etag"
+Disposition = Literal["queued", "fanned_out", "duplicate", "deadlettered", "processed", "part_processed", "stale",
+                      "requeued"]
+PUBLISH_TRIES = 5
 
 
 @dataclass(frozen=True)
 class IngestLimits:
     max_blob_bytes: int
     chunk_items: int  # a .jsonl with more items than this is fanned out in parts of this size
+    claim_ttl_s: float = 60.0  # a dead worker's claim is taken over this long after its last heartbeat
+    max_dequeue_count: int = 5  # tries of a work message before it is poison (host.json's queues setting)
 
 
-class ChunkMessage(BaseModel):
-    """One part of a large .jsonl, processed by the queue-triggered function."""
+class WorkMessage(BaseModel):
+    """Model work on one input's content: the whole of it (`part` None) or one part of a large .jsonl."""
 
     task: str
     name: str
     sha256: str
-    part: int
+    etag: str
+    part: int | None = None
     start: int
     end: int
-    parts: int
+    parts: int = 1
 
 
 @dataclass
@@ -56,136 +69,274 @@ class IngestResult:
     detail: str = ""
 
 
+@dataclass(frozen=True)
+class Output:
+    container: str
+    name: str
+    body: str
+    content_type: str
+    metadata: tuple[tuple[str, str], ...] = ()
+
+
 def now_iso() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
+def json_output(container: str, name: str, obj: Any, **metadata: str) -> Output:
+    return Output(container, name, json.dumps(obj, ensure_ascii=False, indent=2), "application/json",
+                  tuple(metadata.items()))
+
+
+def jsonl_output(container: str, name: str, records: list[ResultRecord]) -> Output:
+    return Output(container, name, "".join(r.model_dump_json() + "\n" for r in records), "application/x-ndjson")
+
+
 class Ingestor:
     def __init__(self, cascade: Cascade, store: BlobStore, limits: IngestLimits,
-                 enqueue: Callable[[str], Any] | None = None, containers: Containers = Containers()) -> None:
+                 enqueue: Callable[[str, int], Any] | None = None, containers: Containers = Containers()) -> None:
         self.cascade = cascade
         self.store = store
         self.limits = limits
-        self.enqueue = enqueue  # puts a message on the chunk queue; without one, large files run in one go
+        # enqueue(text, delay_s) puts a message on the work queue; without one, work runs at once, in-process.
+        self.enqueue = enqueue
         self.containers = containers
 
-    # -- the blob trigger ---------------------------------------------------------------------------------
+    # -- the blob trigger: check, then dead-letter or queue the work ------------------------------------
     def handle_blob(self, blob: BlobClient) -> IngestResult:
         source = InputBlob.from_path(blob.blob_name, self.containers)
-        if source.task == "_":
-            return self.deadletter(source, "no_task_folder", "blobs go under incoming/<task>/")
         try:
             props = blob.get_blob_properties()
         except ResourceNotFoundError:
             return IngestResult("stale", "the blob was deleted before it was processed")
+        etag = props.etag
+        if source.task == "_":
+            return self.deadletter(source, "no_task_folder", "blobs go under incoming/<task>/", etag=etag)
         if props.size > self.limits.max_blob_bytes:
             return self.deadletter(source, "too_large", f"{props.size} bytes > limit {self.limits.max_blob_bytes}",
-                                   etag=props.etag)
+                                   etag=etag)
         try:
-            task = self.cascade.tasks.get(source.task)
+            self.cascade.tasks.get(source.task)
         except UnknownTaskError as exc:
-            return self.deadletter(source, "unknown_task", str(exc), etag=props.etag)
-        data = blob.download_blob(etag=props.etag, match_condition=MatchConditions.IfNotModified).readall()
+            return self.deadletter(source, "unknown_task", str(exc), etag=etag)
+        try:
+            data = self.store.read(self.containers.incoming, source.path, etag=etag)
+        except WriteConflict:
+            return IngestResult("stale", "the blob changed since this event; the newer event handles it")
         sha = hashlib.sha256(data).hexdigest()
-        if self._already_done(source, sha):
-            return IngestResult("duplicate", f"results for sha256 {sha[:12]} exist")
+        if self._has_outcome(source, sha):
+            return IngestResult("duplicate", f"outputs for sha256 {sha[:12]} exist")
         try:
             parsed = parse_input(source.name, data)
         except InputError as exc:
-            return self.deadletter(source, exc.reason, str(exc), etag=props.etag, sha=sha)
-        if parsed.errors:
-            self.deadletter_lines(source, parsed, sha)
+            return self.deadletter(source, exc.reason, str(exc), etag=etag, sha=sha)
+        except Exception as exc:  # any other failure to read the input still ends as a dead letter
+            log.exception("parsing %s failed", source.source)
+            return self.deadletter(source, "unreadable", f"{type(exc).__name__}: {exc}", etag=etag, sha=sha)
+        lines = [{"line": e.line, "reason": e.reason, "error": e.message, "raw": e.raw[:2000]} for e in parsed.errors]
         if not parsed.items:
-            return self.deadletter(source, "no_valid_items", "no line held a valid item", sha=sha)
-        if len(parsed.items) > self.limits.chunk_items and self.enqueue is not None:
-            return self._fan_out(source, sha, len(parsed.items))
-        return self._process(task, source, sha, parsed)
+            return self.deadletter(source, "no_valid_items", "no entry held a valid item", etag=etag, sha=sha,
+                                   extra={"lines": lines})
+        if lines:
+            self.deadletter(source, "invalid_lines", f"{len(lines)} entries could not be read", etag=etag, sha=sha,
+                            extra={"lines": lines})
+        return self._queue_work(source, sha, etag, len(parsed.items))
 
-    def _already_done(self, source: InputBlob, sha: str) -> bool:
-        names = [source.result_single, source.result_lines, source.manifest]
-        return any((self.store.metadata(self.containers.results, n) or {}).get(HASH_KEY) == sha for n in names)
+    def _has_outcome(self, source: InputBlob, sha: str) -> bool:
+        """Whether this content already has its outcome (results, a manifest, or a whole-input dead letter)."""
+        names = [(self.containers.results, n) for n in (source.result_single, source.result_lines, source.manifest)]
+        for container, name in names + [(self.containers.deadletter, source.deadletter)]:
+            state = self.store.state(container, name)
+            if state and state.metadata.get(HASH_KEY) == sha and state.metadata.get("reason") != "invalid_lines":
+                return True
+        return False
 
-    def _process(self, task: AnyTask, source: InputBlob, sha: str, parsed: ParsedInput) -> IngestResult:
-        try:
-            records = asyncio.run(self.cascade.process_batch(task, parsed.items))
-        except NoTierError as exc:
-            return self.deadletter(source, "no_tier", str(exc), sha=sha)
-        meta = {HASH_KEY: sha, "source": source.source}
-        self._write_review(source.review, records, meta)
-        if len(records) == 1 and not source.name.lower().endswith(".jsonl"):
-            self.store.write_json(self.containers.results, source.result_single, records[0].model_dump(mode="json"), meta)
-        else:
-            self.store.write_jsonl(self.containers.results, source.result_lines, [r.model_dump_json() for r in records], meta)
-        return IngestResult("processed", f"{len(records)} items")
-
-    def _write_review(self, name: str, records: list[ResultRecord], meta: dict[str, str]) -> None:
-        review = [r.model_dump_json() for r in records if r.status in ("needs_review", "failed")]
-        if review:
-            self.store.write_jsonl(self.containers.review, name, review, meta)
-
-    # -- fan-out for large .jsonl -----------------------------------------------------------------------
-    def _fan_out(self, source: InputBlob, sha: str, n_items: int) -> IngestResult:
+    def _queue_work(self, source: InputBlob, sha: str, etag: str, n_items: int) -> IngestResult:
         chunk = self.limits.chunk_items
         parts = (n_items + chunk - 1) // chunk
-        for part in range(parts):
-            message = ChunkMessage(task=source.task, name=source.name, sha256=sha, part=part, start=part * chunk,
-                                   end=min(n_items, (part + 1) * chunk), parts=parts)
-            self.enqueue(message.model_dump_json())
-        # Written after enqueueing: a crash in between means a redelivery enqueues again (parts are idempotent).
+        base = {"task": source.task, "name": source.name, "sha256": sha, "etag": etag}
+        if parts == 1:
+            self._send(WorkMessage(**base, start=0, end=n_items))
+            return IngestResult("queued", f"{n_items} items")
         manifest = {"source": source.source, HASH_KEY: sha, "items": n_items, "parts": parts, "chunk_items": chunk,
                     "complete": False, "updated": now_iso()}
-        self.store.write_json(self.containers.results, source.manifest, manifest, {HASH_KEY: sha})
+        if not self._publish(source, sha, etag, [json_output(self.containers.results, source.manifest, manifest)]):
+            return IngestResult("stale", "the blob changed while its parts were being queued")
+        for part in range(parts):
+            self._send(WorkMessage(**base, part=part, start=part * chunk, end=min(n_items, (part + 1) * chunk),
+                                   parts=parts))
         return IngestResult("fanned_out", f"{parts} parts")
 
-    def handle_chunk(self, message_text: str) -> IngestResult:
-        """Process one part of a fanned-out input, reading the input from the incoming container."""
-        message = ChunkMessage.model_validate_json(message_text)
-        source = InputBlob(message.task, message.name, self.containers)
-        part_name = source.part(message.part)
-        existing = self.store.metadata(self.containers.results, part_name) or {}
-        if existing.get(HASH_KEY) != message.sha256:
-            data = self.store.read(self.containers.incoming, source.path)
-            if hashlib.sha256(data).hexdigest() != message.sha256:
-                return IngestResult("stale", "the input changed since this part was enqueued; its new event handles it")
-            items = parse_input(source.name, data).items[message.start : message.end]
-            records = asyncio.run(self.cascade.process_batch(self.cascade.tasks.get(source.task), items))
-            meta = {HASH_KEY: message.sha256, "source": source.source, "part": str(message.part)}
-            self._write_review(source.review_part(message.part), records, meta)
-            self.store.write_jsonl(self.containers.results, part_name, [r.model_dump_json() for r in records], meta)
-        self._mark_complete_if_done(source, message)
-        return IngestResult("part_processed", part_name)
+    def _send(self, message: WorkMessage, delay_s: int = 0) -> None:
+        if self.enqueue is None:
+            self.handle_work(message.model_dump_json())
+        else:
+            self.enqueue(message.model_dump_json(), delay_s)
 
-    def _mark_complete_if_done(self, source: InputBlob, message: ChunkMessage) -> None:
-        done = [n for n in self.store.list_names(self.containers.results, source.part_prefix)
-                if (self.store.metadata(self.containers.results, n) or {}).get(HASH_KEY) == message.sha256]
-        if len(done) == message.parts:
-            manifest = {"source": source.source, HASH_KEY: message.sha256, "parts": message.parts, "complete": True,
-                        "updated": now_iso(), "part_blobs": sorted(done)}
-            self.store.write_json(self.containers.results, source.manifest, manifest, {HASH_KEY: message.sha256})
+    # -- the queue trigger: claim, process, publish ---------------------------------------------------------
+    def handle_work(self, message_text: str) -> IngestResult:
+        message = WorkMessage.model_validate_json(message_text)
+        source = InputBlob(message.task, message.name, self.containers)
+        if self._work_done(source, message):
+            return IngestResult("duplicate", f"{source.path} part {message.part} is done")
+        try:
+            with Claim(self.store, self.containers.claims, source.claim(message.sha256, message.part),
+                       self.limits.claim_ttl_s) as claim:
+                if self._work_done(source, message):  # finished by the claim's last holder
+                    return IngestResult("duplicate", f"{source.path} part {message.part} is done")
+                return self._process(source, message, claim)
+        except ClaimHeldError as exc:
+            # Another live worker has it: look again once its claim would have expired, in case it dies.
+            self._send(message, delay_s=max(1, int(exc.retry_after) + 1))
+            return IngestResult("requeued", str(exc))
+
+    def _work_done(self, source: InputBlob, message: WorkMessage) -> bool:
+        if message.part is None:
+            return self._has_outcome(source, message.sha256)
+        state = self.store.state(self.containers.results, source.part(message.part))
+        return bool(state and state.metadata.get(HASH_KEY) == message.sha256)
+
+    def _process(self, source: InputBlob, message: WorkMessage, claim: Claim) -> IngestResult:
+        data = self._current_data(source, message.sha256)
+        if data is None:
+            return IngestResult("stale", "the input changed since this work was queued; its new event handles it")
+        task = self.cascade.tasks.get(source.task)
+        items = parse_input(source.name, data).items[message.start : message.end]
+        try:
+            records = asyncio.run(self.cascade.process_batch(task, items))
+        except NoTierError as exc:
+            return self.deadletter(source, "no_tier", str(exc), etag=message.etag, sha=message.sha256)
+        review = [r for r in records if r.status in ("needs_review", "failed")]
+        results = self.containers.results
+        if message.part is None:
+            single = len(records) == 1 and not source.name.lower().endswith(".jsonl")
+            outputs = [json_output(results, source.result_single, records[0].model_dump(mode="json")) if single
+                       else jsonl_output(results, source.result_lines, records)]
+            review_name = source.review
+        else:
+            outputs = [jsonl_output(results, source.part(message.part), records)]
+            review_name = source.review_part(message.part)
+        if review:
+            outputs.append(jsonl_output(self.containers.review, review_name, review))
+        if claim.lost:  # another worker took the work over: its outputs are the ones that count
+            return IngestResult("stale", "the claim was taken over while working")
+        if not self._publish(source, message.sha256, message.etag, outputs, retire=message.part is None):
+            return IngestResult("stale", "the input changed while it was processed; its new content is current")
+        if message.part is None:
+            return IngestResult("processed", f"{len(records)} items")
+        self._complete_manifest_if_done(source, message)
+        return IngestResult("part_processed", source.part(message.part))
+
+    def _complete_manifest_if_done(self, source: InputBlob, message: WorkMessage) -> None:
+        for _ in range(PUBLISH_TRIES):
+            manifest = self.store.state(self.containers.results, source.manifest)
+            if manifest is None or manifest.metadata.get(HASH_KEY) != message.sha256:
+                # Newer content took over the name: this part belongs to nothing current.
+                self._retire(source, lambda meta: meta.get(HASH_KEY) == message.sha256)
+                return
+            parts = self.store.list_states(self.containers.results, source.part_prefix)
+            done = sorted(n for n, s in parts.items() if s.metadata.get(HASH_KEY) == message.sha256)
+            if len(done) < message.parts:
+                return
+            body = json.loads(self.store.read(self.containers.results, source.manifest))
+            if body.get("complete"):
+                return
+            body.update(complete=True, updated=now_iso(), part_blobs=done)
+            try:  # only over the manifest of this content, as read: a late part can never overwrite a newer one
+                self.store.write(self.containers.results, source.manifest, json.dumps(body, indent=2),
+                                 content_type="application/json", metadata=manifest.metadata, replacing=manifest)
+                return
+            except WriteConflict:
+                continue
+
+    # -- publishing and retiring outputs -----------------------------------------------------------------
+    def _current_data(self, source: InputBlob, sha: str) -> bytes | None:
+        """The input's bytes if its current content is still `sha` (a re-upload of the same bytes is)."""
+        try:
+            data = self.store.read(self.containers.incoming, source.path)
+        except WriteConflict:
+            return None
+        return data if hashlib.sha256(data).hexdigest() == sha else None
+
+    def _input_is(self, source: InputBlob, etag: str, sha: str) -> bool:
+        state = self.store.state(self.containers.incoming, source.path)
+        if state is None:
+            return False
+        return state.etag == etag or self._current_data(source, sha) is not None
+
+    def _publish(self, source: InputBlob, sha: str, etag: str, outputs: list[Output], retire: bool = True) -> bool:
+        """Write `outputs` of content `sha` while it is the input's current content, then (with `retire`)
+        remove every output of older content. False if the input changed: nothing of ours is left then."""
+        meta = {HASH_KEY: sha, ETAG_KEY: etag, "source": source.source}
+        for output in outputs:
+            for _ in range(PUBLISH_TRIES):
+                existing = self.store.state(output.container, output.name)
+                # Checked after reading `existing`: a newer content's output written before this point means
+                # the input changed before it, so the check fails; one written after makes our write conflict.
+                if not self._input_is(source, etag, sha):
+                    self._retire(source, lambda m: m.get(HASH_KEY) == sha)
+                    return False
+                try:
+                    self.store.write(output.container, output.name, output.body, content_type=output.content_type,
+                                     metadata={**meta, **dict(output.metadata)}, replacing=existing,
+                                     only_if_absent=existing is None)
+                    break
+                except WriteConflict:
+                    continue
+            else:
+                raise WriteConflict(f"{output.container}/{output.name}: {PUBLISH_TRIES} conflicting writes")
+        if not self._input_is(source, etag, sha):  # changed while we wrote: leave the name to the newer content
+            self._retire(source, lambda m: m.get(HASH_KEY) == sha)
+            return False
+        if retire:
+            self._retire(source, lambda m: m.get(HASH_KEY) != sha)
+        return True
+
+    def _retire(self, source: InputBlob, matches: Callable[[dict[str, str]], bool]) -> None:
+        """Delete this input's outputs whose metadata `matches`, each only in the version that was read."""
+        for container in self.containers.outputs():
+            states = self.store.list_states(container, source.path)
+            for name in source.own_outputs(container, list(states)):
+                if matches(states[name].metadata):
+                    self.store.delete(container, name, states[name])
 
     # -- dead letters -----------------------------------------------------------------------------------
-    def deadletter(self, source: InputBlob, reason: str, error: str, *, name: str | None = None,
-                   etag: str | None = None, sha: str | None = None, extra: dict[str, Any] | None = None) -> IngestResult:
-        """Write the dead-letter record `name` (default: the input's own) saying why."""
+    def deadletter(self, source: InputBlob, reason: str, error: str, *, etag: str, sha: str | None = None,
+                   extra: dict[str, Any] | None = None) -> IngestResult:
+        """Publish the input's dead-letter record saying why (content `sha`, or its etag if never read)."""
         record = {"source": source.source, "task": source.task, "reason": reason, "error": error, "etag": etag,
                   HASH_KEY: sha, "at": now_iso(), **(extra or {})}
-        self.store.write_json(self.containers.deadletter, name or source.deadletter, record, {"reason": reason})
+        existing = self.store.state(self.containers.deadletter, source.deadletter)
+        if existing and existing.metadata.get(ETAG_KEY) == etag and existing.metadata.get("reason") == reason:
+            return IngestResult("duplicate", f"already dead-lettered: {reason}")
+        output = json_output(self.containers.deadletter, source.deadletter, record, reason=reason)
+        if not self._publish(source, sha or f"etag:{etag}", etag, [output], retire=reason != "invalid_lines"):
+            return IngestResult("stale", "the blob changed while it was dead-lettered")
         log.warning("dead-lettered %s: %s (%s)", source.source, reason, error)
         return IngestResult("deadlettered", reason)
 
-    def deadletter_lines(self, source: InputBlob, parsed: ParsedInput, sha: str) -> None:
-        lines = [{"line": e.line, "reason": e.reason, "error": e.message, "raw": e.raw[:2000]} for e in parsed.errors]
-        self.deadletter(source, "invalid_lines", f"{len(lines)} lines could not be read", sha=sha,
-                        extra={"lines": lines})
-
-    def deadletter_poison(self, message_text: str, dequeue_count: int | None) -> IngestResult:
+    def deadletter_poison(self, message_text: str) -> IngestResult:
+        """A work message that failed every try: a dead letter for its work, unless the work got done or the
+        input has changed since (its new content has work of its own)."""
+        failed = f"failed {self.limits.max_dequeue_count} times"
         try:
-            message = ChunkMessage.model_validate_json(message_text)
+            message = WorkMessage.model_validate_json(message_text)
         except ValueError:
             digest = hashlib.sha256(message_text.encode()).hexdigest()[:16]
-            source, name = InputBlob("_", f"poison-{digest}", self.containers), None
-        else:
-            source = InputBlob(message.task, message.name, self.containers)
-            name = source.deadletter_part(message.part)
-        return self.deadletter(source, "poison_message", f"the chunk failed {dequeue_count or 'too many'} times",
-                               name=name, extra={"message": message_text})
+            record = {"reason": "poison_message", "error": f"not a work message; {failed}", "message": message_text,
+                      "at": now_iso()}
+            self.store.write(self.containers.deadletter, f"_/poison-{digest}.json", json.dumps(record, indent=2),
+                             content_type="application/json", metadata={"reason": "poison_message"})
+            return IngestResult("deadlettered", "poison_message")
+        source = InputBlob(message.task, message.name, self.containers)
+        if self._work_done(source, message):
+            return IngestResult("duplicate", "the work got done after all")
+        if not self._input_is(source, message.etag, message.sha256):
+            return IngestResult("stale", "the input changed; its new content is processed on its own")
+        name = source.deadletter if message.part is None else source.deadletter_part(message.part)
+        record = {"source": source.source, "task": source.task, "reason": "poison_message", "etag": message.etag,
+                  HASH_KEY: message.sha256, "at": now_iso(), "message": message_text, "error": f"the work {failed}"}
+        output = json_output(self.containers.deadletter, name, record, reason="poison_message")
+        if not self._publish(source, message.sha256, message.etag, [output], retire=False):
+            return IngestResult("stale", "the input changed while it was dead-lettered")
+        log.error("dead-lettered %s part %s: the work %s", source.source, message.part, failed)
+        return IngestResult("deadlettered", "poison_message")

@@ -1,10 +1,17 @@
-"""Parsing input files into items: .txt/.md (one item), .json (one item or {"items": [...]}), .jsonl."""
+"""Inputs into items, with the same rules for blob files and HTTP bodies.
+
+Files: .txt/.md (one item), .json (one item or {"items": [...]}), .jsonl (one item a line). An input that
+cannot be read as a whole raises InputError with a stable `reason`; a .jsonl line (or an entry of an items
+list) that cannot be read becomes a LineError and the rest goes on. An item needs text that is not blank,
+and ids are unique within one input (a repeated id is an error of the later entry).
+"""
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -17,7 +24,7 @@ SUPPORTED_SUFFIXES = TEXT_SUFFIXES | {".json", ".jsonl"}
 
 @dataclass
 class LineError:
-    line: int
+    line: int  # the line of a .jsonl, or the 1-based position in an items list
     reason: str
     message: str
     raw: str
@@ -28,11 +35,37 @@ class ParsedInput:
     items: list[Item] = field(default_factory=list)
     errors: list[LineError] = field(default_factory=list)
 
+    def add(self, position: int, obj: object, default_id: str, raw: str) -> None:
+        """Add one entry as an item, or as the error that says why it is not one."""
+        try:
+            item = item_from_obj(obj, default_id)
+        except ValidationError as exc:
+            self.errors.append(LineError(position, "invalid_item", first_error(exc), raw))
+            return
+        if not item.text.strip():
+            self.errors.append(LineError(position, "empty_text", "the item's text is blank", raw))
+        elif any(existing.id == item.id for existing in self.items):
+            self.errors.append(LineError(position, "duplicate_id", f"id {item.id!r} appears earlier", raw))
+        else:
+            self.items.append(item)
+
 
 def item_from_obj(obj: object, default_id: str) -> Item:
     if isinstance(obj, dict) and "id" not in obj:
         obj = {**obj, "id": default_id}
     return Item.model_validate(obj)
+
+
+def loads(text: str, name: str) -> Any:
+    """json.loads, with every way it can fail as an InputError (deep nesting overflows Python's stack)."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InputError("invalid_json", f"{name}: {exc}") from exc
+    except RecursionError as exc:
+        raise InputError("too_deeply_nested", f"{name}: JSON nested too deeply to read") from exc
+    except MemoryError as exc:
+        raise InputError("too_large", f"{name}: too large to read") from exc
 
 
 def parse_input(name: str, data: bytes) -> ParsedInput:
@@ -47,36 +80,68 @@ def parse_input(name: str, data: bytes) -> ParsedInput:
         raise InputError("invalid_utf8", f"{name}: not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
     if not text.strip():
         raise InputError("empty", f"{name}: the file is empty")
-    if suffix in TEXT_SUFFIXES:
-        return ParsedInput(items=[Item(id=stem, text=text)])
-    if suffix == ".json":
-        try:
-            obj = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise InputError("invalid_json", f"{name}: {exc}") from exc
-        try:
-            if isinstance(obj, dict) and isinstance(obj.get("items"), list):
-                return ParsedInput(items=[item_from_obj(o, f"{stem}-{i:05d}") for i, o in enumerate(obj["items"])])
-            return ParsedInput(items=[item_from_obj(obj, stem)])
-        except ValidationError as exc:
-            raise InputError("invalid_item", f"{name}: {_first_error(exc)}") from exc
     parsed = ParsedInput()
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        default_id = f"{stem}-{number:05d}"
-        if not line.lstrip().startswith("{"):
-            parsed.items.append(Item(id=default_id, text=line))
-            continue
-        try:
-            parsed.items.append(item_from_obj(json.loads(line), default_id))
-        except json.JSONDecodeError as exc:
-            parsed.errors.append(LineError(number, "invalid_json", str(exc), line))
-        except ValidationError as exc:
-            parsed.errors.append(LineError(number, "invalid_item", _first_error(exc), line))
+    if suffix in TEXT_SUFFIXES:
+        parsed.add(1, {"id": stem, "text": text}, stem, "")
+    elif suffix == ".json":
+        obj = loads(text, name)
+        if isinstance(obj, dict) and isinstance(obj.get("items"), list):
+            for i, entry in enumerate(obj["items"]):
+                parsed.add(i + 1, entry, f"{stem}-{i:05d}", _raw(entry))
+        else:
+            parsed.add(1, obj, stem, text[:2000])
+            if parsed.errors:
+                error = parsed.errors[0]
+                raise InputError(error.reason, f"{name}: {error.message}")
+    else:
+        for number, line in enumerate(text.splitlines(), start=1):
+            if not line.strip():
+                continue
+            default_id = f"{stem}-{number:05d}"
+            if not line.lstrip().startswith("{"):
+                parsed.add(number, {"id": default_id, "text": line}, default_id, line)
+                continue
+            try:
+                obj = loads(line, f"line {number}")
+            except InputError as exc:
+                parsed.errors.append(LineError(number, exc.reason, str(exc), line))
+                continue
+            parsed.add(number, obj, default_id, line)
     return parsed
 
 
-def _first_error(exc: ValidationError) -> str:
+def parse_request(body: bytes) -> tuple[list[Item], bool]:
+    """The items of an HTTP request body ({"id","text"} or {"items": [...]}) and whether it was a batch.
+
+    The same rules as a .json file, except that any bad entry fails the whole request (InputError whose
+    reason names the first problem), since the caller is there to fix it.
+    """
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputError("invalid_utf8", f"the body is not UTF-8 ({exc.reason} at byte {exc.start})") from exc
+    obj = loads(text, "the body")
+    batch = isinstance(obj, dict) and "items" in obj
+    entries = obj["items"] if batch else [obj]
+    if not isinstance(entries, list) or not entries:
+        raise InputError("no_items", "items must be a non-empty list")
+    parsed = ParsedInput()
+    for i, entry in enumerate(entries):
+        parsed.add(i + 1, entry, f"item-{i:05d}", "")
+    if parsed.errors:
+        error = parsed.errors[0]
+        where = f"item {error.line}: " if batch else ""
+        raise InputError(error.reason, f"{where}{error.message}")
+    return parsed.items, batch
+
+
+def first_error(exc: ValidationError) -> str:
     err = exc.errors()[0]
     return f"{'.'.join(map(str, err['loc'])) or 'item'}: {err['msg']}"
+
+
+def _raw(entry: object) -> str:
+    try:
+        return json.dumps(entry, ensure_ascii=False)[:2000]
+    except (TypeError, ValueError, RecursionError):
+        return repr(entry)[:2000]

@@ -7,13 +7,16 @@ NAME__clientId for a user-assigned managed identity.
 
 from __future__ import annotations
 
-import json
 import os
+from dataclasses import dataclass
 from typing import Any, Mapping
 
-from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
+from azure.core import MatchConditions
+from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
 from azure.storage.blob import BlobServiceClient, ContentSettings
 from azure.storage.queue import QueueClient, QueueServiceClient, TextBase64DecodePolicy, TextBase64EncodePolicy
+
+from shared.errors import WriteConflict
 
 
 def _credential(connection: str, env: Mapping[str, str]):
@@ -59,8 +62,14 @@ def ensure_queue(client: QueueClient) -> QueueClient:
     return client
 
 
+@dataclass(frozen=True)
+class BlobState:
+    etag: str
+    metadata: dict[str, str]
+
+
 class BlobStore:
-    """The few blob operations the pipeline needs, on one account."""
+    """The blob operations the pipeline needs, on one account; writes can be conditional on an etag."""
 
     def __init__(self, service: BlobServiceClient) -> None:
         self.service = service
@@ -72,27 +81,49 @@ class BlobStore:
             except ResourceExistsError:
                 pass
 
-    def metadata(self, container: str, name: str) -> dict[str, str] | None:
+    def state(self, container: str, name: str) -> BlobState | None:
         try:
-            return dict(self.service.get_blob_client(container, name).get_blob_properties().metadata)
+            props = self.service.get_blob_client(container, name).get_blob_properties()
         except ResourceNotFoundError:
             return None
+        return BlobState(props.etag, dict(props.metadata))
 
-    def read(self, container: str, name: str) -> bytes:
-        return self.service.get_blob_client(container, name).download_blob().readall()
+    def read(self, container: str, name: str, *, etag: str | None = None) -> bytes:
+        """The blob's bytes; with `etag`, only if it is still that version (else WriteConflict)."""
+        condition = {"etag": etag, "match_condition": MatchConditions.IfNotModified} if etag else {}
+        try:
+            return self.service.get_blob_client(container, name).download_blob(**condition).readall()
+        except (ResourceModifiedError, ResourceNotFoundError) as exc:
+            raise WriteConflict(f"{container}/{name} changed or is gone") from exc
 
-    def write(self, container: str, name: str, data: str | bytes, *, content_type: str, metadata: dict[str, str]) -> None:
-        self.service.get_blob_client(container, name).upload_blob(
-            data, overwrite=True, metadata=metadata, content_settings=ContentSettings(content_type=content_type)
-        )
+    def write(self, container: str, name: str, data: str | bytes, *, content_type: str, metadata: dict[str, str],
+              replacing: BlobState | None = None, only_if_absent: bool = False) -> str:
+        """Write and return the new etag. `replacing`: only over that version; `only_if_absent`: only if none."""
+        if replacing is not None:
+            condition: dict[str, Any] = {"overwrite": True, "etag": replacing.etag,
+                                         "match_condition": MatchConditions.IfNotModified}
+        else:
+            condition = {"overwrite": not only_if_absent}
+        try:
+            result = self.service.get_blob_client(container, name).upload_blob(
+                data, metadata=metadata, content_settings=ContentSettings(content_type=content_type), **condition)
+        except ResourceNotFoundError as exc:
+            if exc.error_code == "ContainerNotFound":
+                raise
+            raise WriteConflict(f"{container}/{name}: gone since it was read") from exc
+        except (ResourceExistsError, ResourceModifiedError) as exc:
+            raise WriteConflict(f"{container}/{name}: {type(exc).__name__}") from exc
+        return result["etag"]
 
-    def write_json(self, container: str, name: str, obj: Any, metadata: dict[str, str]) -> None:
-        self.write(container, name, json.dumps(obj, ensure_ascii=False, indent=2), content_type="application/json",
-                   metadata=metadata)
+    def delete(self, container: str, name: str, state: BlobState | None = None) -> bool:
+        """Delete (only that version, with `state`); False if it was already gone or had changed."""
+        condition = {"etag": state.etag, "match_condition": MatchConditions.IfNotModified} if state else {}
+        try:
+            self.service.get_blob_client(container, name).delete_blob(**condition)
+        except (ResourceNotFoundError, ResourceModifiedError):
+            return False
+        return True
 
-    def write_jsonl(self, container: str, name: str, rows: list[str], metadata: dict[str, str]) -> None:
-        self.write(container, name, "".join(row + "\n" for row in rows), content_type="application/x-ndjson",
-                   metadata=metadata)
-
-    def list_names(self, container: str, prefix: str) -> list[str]:
-        return [b.name for b in self.service.get_container_client(container).list_blobs(name_starts_with=prefix)]
+    def list_states(self, container: str, prefix: str) -> dict[str, BlobState]:
+        blobs = self.service.get_container_client(container).list_blobs(name_starts_with=prefix, include=["metadata"])
+        return {b.name: BlobState(b.etag, dict(b.metadata or {})) for b in blobs}

@@ -102,10 +102,10 @@ def test_storage_accounts_are_locked_down(default_env):
 
 def test_containers_and_queues_exist(default_env):
     containers = {c.inputs["containerName"] for c in default_env.of_type("storage:BlobContainer")}
-    assert {"incoming", "results", "review", "deadletter", "eventgrid-deadletter", "app-package"} == containers
+    assert {"incoming", "results", "review", "deadletter", "claims", "eventgrid-deadletter", "app-package"} == containers
     assert all(c.inputs["publicAccess"] == "None" for c in default_env.of_type("storage:BlobContainer"))
     assert {q.inputs["queueName"] for q in default_env.of_type("storage:Queue")} == {
-        "smallfirst-chunks", "smallfirst-chunks-poison"}
+        "smallfirst-work", "smallfirst-work-poison"}
 
 
 def test_function_app_is_flex_consumption_python_with_identity_and_no_flex_invalid_settings(default_env):

@@ -1,0 +1,267 @@
+"""One current outcome per input and one model call per item: claims, overwrites, hostile inputs, Event Grid.
+
+Real Azurite; the small tier is an OpenAI-compatible server on loopback that counts the calls per item.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import urllib.request
+
+import pytest
+from azure.storage.blob import BlobServiceClient
+
+from localdev.azurite import Azurite
+from shared.core.cascade import Cascade
+from shared.core.config import Settings
+from shared.pipeline.blob_names import Containers, InputBlob
+from shared.pipeline.ingest import IngestLimits, Ingestor, WorkMessage
+from shared.pipeline.parsing import parse_input
+from shared.pipeline.storage import BlobStore
+from tests.azure_wire import AzureWireServer, Scripted, chat_completion
+from tests.conftest import REPO
+
+pytestmark = pytest.mark.azurite
+TASK = "support_ticket"
+
+
+def label_reply(delay_s: float = 0.0):
+    def reply(request):
+        tokens = [('{"label":"', -0.01), ("billing", -0.01), ('"}', -0.01)]
+        return Scripted(body=chat_completion('{"label":"billing"}', tokens=tokens), delay_s=delay_s)
+
+    return reply
+
+
+@pytest.fixture(scope="module")
+def emulator():
+    with Azurite() as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def storage(emulator):
+    store = BlobStore(BlobServiceClient.from_connection_string(emulator.connection_string))
+    store.ensure_containers(Containers().all())
+    return store
+
+
+@pytest.fixture
+def tier():
+    with AzureWireServer() as server:
+        server.default = label_reply()
+        yield server
+
+
+class Pipeline:
+    """An Ingestor whose work queue is a list the test drains by hand."""
+
+    def __init__(self, store: BlobStore, tier_url: str, chunk_items: int = 3, claim_ttl_s: float = 30.0) -> None:
+        env = {"SMALLFIRST_SMALL_BACKEND": "openai_compatible", "SMALLFIRST_SMALL_ENDPOINT": tier_url,
+               "SMALLFIRST_SMALL_LOGPROBS": "true", "SMALLFIRST_TASKS_DIR": str(REPO / "tasks")}
+        self.queue: list[tuple[str, int]] = []
+        self.store = store
+        self.ingestor = Ingestor(Cascade(Settings.from_env(env)), store,
+                                 IngestLimits(max_blob_bytes=1_000_000, chunk_items=chunk_items, claim_ttl_s=claim_ttl_s),
+                                 enqueue=lambda text, delay: self.queue.append((text, delay)))
+
+    def upload(self, name: str, data: bytes):
+        client = self.store.service.get_blob_client("incoming", f"{TASK}/{name}")
+        client.upload_blob(data, overwrite=True)
+        return client
+
+    def drop(self, name: str, data: bytes):
+        """Upload, deliver the blob event, and run all queued work."""
+        result = self.ingestor.handle_blob(self.upload(name, data))
+        self.drain()
+        return result
+
+    def drain(self) -> list[str]:
+        done = []
+        while self.queue:
+            text, _ = self.queue.pop(0)
+            done.append(self.ingestor.handle_work(text).disposition)
+        return done
+
+    def outputs(self, name: str) -> dict[str, list[str]]:
+        source = InputBlob(TASK, name)
+        found = {}
+        for container in Containers().outputs():
+            names = list(self.store.list_states(container, source.path))
+            found[container] = sorted(source.own_outputs(container, names))
+        return found
+
+
+def calls_per_item(tier) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for request in tier.requests:
+        text = request.body["messages"][-1]["content"]
+        counts[text] = counts.get(text, 0) + 1
+    return counts
+
+
+def test_two_concurrent_deliveries_of_the_same_work_call_the_model_once(storage, tier):
+    tier.default = label_reply(delay_s=1.0)
+    pipeline = Pipeline(storage, tier.url)
+    pipeline.ingestor.handle_blob(pipeline.upload("twice.txt", b"I was charged twice"))
+    (message, _), = pipeline.queue
+    pipeline.queue.clear()
+    results = []
+    workers = [threading.Thread(target=lambda: results.append(pipeline.ingestor.handle_work(message).disposition))
+               for _ in range(2)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    assert sorted(results) == ["processed", "requeued"]
+    assert len(tier.requests) == 1
+    (requeued, delay), = pipeline.queue  # the copy comes back after the holder's claim would expire
+    assert requeued == message and delay >= 1
+    assert pipeline.drain() == ["duplicate"] and len(tier.requests) == 1
+
+
+def test_a_dead_workers_expired_claim_is_taken_over(storage, tier):
+    pipeline = Pipeline(storage, tier.url)
+    pipeline.ingestor.handle_blob(pipeline.upload("orphan.txt", b"My invoice is wrong"))
+    message = WorkMessage.model_validate_json(pipeline.queue[0][0])
+    claim = InputBlob(TASK, "orphan.txt").claim(message.sha256)
+    storage.write("claims", claim, json.dumps({"owner": "dead-worker", "expires_at": time.time() - 1}),
+                  content_type="application/json", metadata={})
+    assert pipeline.drain() == ["processed"]
+    assert storage.state("claims", claim) is None  # released after the work
+
+
+def test_a_live_claim_defers_the_work_instead_of_running_it(storage, tier):
+    pipeline = Pipeline(storage, tier.url)
+    pipeline.ingestor.handle_blob(pipeline.upload("busy.txt", b"Refund please"))
+    message = WorkMessage.model_validate_json(pipeline.queue[0][0])
+    storage.write("claims", InputBlob(TASK, "busy.txt").claim(message.sha256),
+                  json.dumps({"owner": "other-worker", "expires_at": time.time() + 20}),
+                  content_type="application/json", metadata={})
+    text, _ = pipeline.queue.pop(0)
+    assert pipeline.ingestor.handle_work(text).disposition == "requeued"
+    assert tier.requests == [] and 19 <= pipeline.queue[0][1] <= 22
+
+
+def test_single_item_json_replaced_by_an_items_list_leaves_only_the_new_result(storage, tier):
+    pipeline = Pipeline(storage, tier.url)
+    pipeline.drop("swap.json", json.dumps({"id": "a", "text": "charged twice"}).encode())
+    assert pipeline.outputs("swap.json")["results"] == [f"{TASK}/swap.json.json"]
+    pipeline.drop("swap.json", json.dumps({"items": [{"id": "b", "text": "refund"}, {"id": "c", "text": "bill"}]}).encode())
+    assert pipeline.outputs("swap.json") == {"results": [f"{TASK}/swap.json.jsonl"], "review": [], "deadletter": []}
+
+
+def test_fanned_out_jsonl_replaced_by_a_shorter_one_leaves_no_parts_or_manifest_behind(storage, tier):
+    pipeline = Pipeline(storage, tier.url)
+    long = "\n".join(json.dumps({"id": f"l{i}", "text": f"ticket {i}"}) for i in range(7)).encode()
+    pipeline.drop("shrink.jsonl", long)
+    manifest = json.loads(storage.read("results", f"{TASK}/shrink.jsonl/manifest.json"))
+    assert manifest["complete"] is True and manifest["parts"] == 3
+    pipeline.drop("shrink.jsonl", b'{"id": "s1", "text": "short one"}\n{"id": "s2", "text": "short two"}\n')
+    assert pipeline.outputs("shrink.jsonl")["results"] == [f"{TASK}/shrink.jsonl.jsonl"]
+
+
+def test_result_then_dead_letter_then_result_keeps_only_the_current_outcome(storage, tier):
+    pipeline = Pipeline(storage, tier.url)
+    pipeline.drop("flip.txt", b"first version")
+    pipeline.drop("flip.txt", b"   ")
+    assert pipeline.outputs("flip.txt") == {"results": [], "review": [], "deadletter": [f"{TASK}/flip.txt.json"]}
+    pipeline.drop("flip.txt", b"third version")
+    assert pipeline.outputs("flip.txt") == {"results": [f"{TASK}/flip.txt.json"], "review": [], "deadletter": []}
+
+
+def test_a_late_part_of_old_content_cannot_complete_or_outlive_the_new_manifest(storage, tier):
+    pipeline = Pipeline(storage, tier.url)
+    old = "\n".join(json.dumps({"id": f"o{i}", "text": f"old {i}"}) for i in range(6)).encode()
+    pipeline.ingestor.handle_blob(pipeline.upload("late.jsonl", old))
+    old_messages = list(pipeline.queue)
+    pipeline.queue.clear()
+    new = "\n".join(json.dumps({"id": f"n{i}", "text": f"new {i}"}) for i in range(4)).encode()
+    pipeline.drop("late.jsonl", new)
+    assert [pipeline.ingestor.handle_work(text).disposition for text, _ in old_messages] == ["stale", "stale"]
+    manifest = storage.state("results", f"{TASK}/late.jsonl/manifest.json")
+    old_sha = WorkMessage.model_validate_json(old_messages[0][0]).sha256
+    assert manifest.metadata["source_sha256"] != old_sha
+    parts = [n for n in pipeline.outputs("late.jsonl")["results"] if "/part-" in n]
+    assert len(parts) == 2 and all(storage.state("results", p).metadata["source_sha256"] != old_sha for p in parts)
+
+
+def test_identical_reupload_is_not_processed_again(storage, tier):
+    pipeline = Pipeline(storage, tier.url)
+    pipeline.drop("same.txt", b"Same words twice")
+    assert pipeline.drop("same.txt", b"Same words twice").disposition == "duplicate"
+    assert calls_per_item(tier) == {"Same words twice": 1}
+
+
+def test_deeply_nested_json_is_a_dead_letter_not_a_crash(storage, tier):
+    pipeline = Pipeline(storage, tier.url)
+    result = pipeline.drop("deep.json", b"[" * 100_000 + b"]" * 100_000)
+    assert result.disposition == "deadlettered" and result.detail == "too_deeply_nested"
+    assert tier.requests == []
+
+
+def test_dead_letter_is_not_rewritten_when_the_same_event_comes_again(storage, tier):
+    pipeline = Pipeline(storage, tier.url)
+    client = storage.service.get_blob_client("incoming", "no_such_task/x.txt")
+    client.upload_blob(b"hello", overwrite=True)
+    assert pipeline.ingestor.handle_blob(client).disposition == "deadlettered"
+    written = storage.state("deadletter", "no_such_task/x.txt.json").etag
+    assert pipeline.ingestor.handle_blob(client).disposition == "duplicate"
+    assert storage.state("deadletter", "no_such_task/x.txt.json").etag == written
+
+
+def test_a_file_whose_every_line_is_invalid_keeps_its_line_errors_in_one_dead_letter(storage, tier):
+    pipeline = Pipeline(storage, tier.url)
+    pipeline.drop("junk.jsonl", b'{broken\n{"id": "x", "text": ""}\n')
+    dead = json.loads(storage.read("deadletter", f"{TASK}/junk.jsonl.json"))
+    assert dead["reason"] == "no_valid_items"
+    assert [(line["line"], line["reason"]) for line in dead["lines"]] == [(1, "invalid_json"), (2, "empty_text")]
+
+
+def test_duplicate_ids_within_one_input_are_line_errors():
+    parsed = parse_input("dups.jsonl", b'{"id": "a", "text": "one"}\n{"id": "a", "text": "two"}\n')
+    assert [i.text for i in parsed.items] == ["one"]
+    assert [(e.line, e.reason) for e in parsed.errors] == [(2, "duplicate_id")]
+
+
+def test_event_grid_delivery_to_the_webhook_processes_the_blob(emulator, storage, tier, monkeypatch):
+    from function_app import app
+    from functions import services
+    from localdev.host import LocalHost
+
+    monkeypatch.setenv("SMALLFIRST_SMALL_BACKEND", "openai_compatible")
+    monkeypatch.setenv("SMALLFIRST_SMALL_ENDPOINT", tier.url)
+    monkeypatch.setenv("SMALLFIRST_SMALL_LOGPROBS", "true")
+    monkeypatch.setenv("DataStorage", emulator.connection_string)
+    services.reset()
+    host = LocalHost(app, port=0, poll_s=0.2, poll_blobs=False).start()
+    try:
+        url = f"http://127.0.0.1:{host.port}/runtime/webhooks/blobs?functionName=Host.Functions.process_incoming_blob"
+        validation = [{"id": "1", "eventType": "Microsoft.EventGrid.SubscriptionValidationEvent",
+                       "data": {"validationCode": "abc-123"}}]
+        status, body = post(url, validation, {"aeg-event-type": "SubscriptionValidation"})
+        assert status == 200 and body == {"validationResponse": "abc-123"}
+        blob = storage.service.get_blob_client("incoming", f"{TASK}/hooked.txt")
+        blob.upload_blob(b"Charged twice via webhook", overwrite=True)
+        event = [{"id": "2", "eventType": "Microsoft.Storage.BlobCreated", "subject": "/blobServices/default/containers/"
+                  f"incoming/blobs/{TASK}/hooked.txt", "data": {"url": blob.url, "api": "PutBlob"}}]
+        status, _ = post(url, event, {"aeg-event-type": "Notification"})
+        assert status == 202
+        deadline = time.monotonic() + 30
+        while storage.state("results", f"{TASK}/hooked.txt.json") is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert json.loads(storage.read("results", f"{TASK}/hooked.txt.json"))["answer"] == "billing"
+        assert host.finished_invocations == 1  # the webhook's delivery; blob polling is off
+    finally:
+        host.stop()
+        services.reset()
+
+
+def post(url: str, body: object, headers: dict[str, str]) -> tuple[int, object]:
+    request = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
+                                     headers={"content-type": "application/json", **headers})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        raw = response.read()
+        return response.status, json.loads(raw) if raw else None
