@@ -1,0 +1,34 @@
+"""The one interface every embedder implements, and the normalisation they share."""
+
+from __future__ import annotations
+
+from typing import Protocol, Sequence, runtime_checkable
+
+import numpy as np
+
+
+@runtime_checkable
+class Embedder(Protocol):
+    """Turns texts into L2-normalised float32 rows, one per text, in input order.
+
+    ``id`` names the embedding space (vectors from different ids are not comparable); ``model_hash`` pins the exact
+    model behind it, so a classifier head trained on one model is never applied to another.
+    """
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def model_hash(self) -> str: ...
+
+    @property
+    def dimension(self) -> int: ...
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray: ...
+
+
+def l2_normalise(rows: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit length as float32; an all-zero row stays zero instead of becoming NaN."""
+    rows = np.asarray(rows, dtype=np.float32)
+    norms = np.linalg.norm(rows, axis=1, keepdims=True)
+    return rows / np.maximum(norms, np.float32(1e-12))

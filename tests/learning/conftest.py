@@ -1,0 +1,80 @@
+"""Shared fixtures: one MiniLM session for the whole run, embeddings cached per text, dataset subsets.
+
+Datasets are read from ../shared/datasets (never copied into the repository); tests that need one skip without it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from shared.learning.embedders.minilm import LocalMiniLM
+
+REPO = Path(__file__).resolve().parents[2]
+DATASETS = REPO.parent / "shared" / "datasets"
+SUPPORT_TICKETS = REPO / "tasks" / "data" / "support_ticket"
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def dataset(name: str, split: str) -> list[dict]:
+    path = DATASETS / name / f"{split}.jsonl"
+    if not path.exists():
+        pytest.skip(f"{path} is not available")
+    return read_jsonl(path)
+
+
+def per_label(rows: list[dict], labels: set[str], limit: int | None = None) -> list[dict]:
+    """The rows of ``labels``, at most ``limit`` per label, in file order."""
+    kept: dict[str, list[dict]] = defaultdict(list)
+    for row in rows:
+        if row["label"] in labels and (limit is None or len(kept[row["label"]]) < limit):
+            kept[row["label"]].append(row)
+    return [row for label in sorted(kept) for row in kept[label]]
+
+
+class CachedEmbedder:
+    """The real LocalMiniLM, remembering each text's vector so tests that share texts embed them once."""
+
+    def __init__(self, embedder: LocalMiniLM) -> None:
+        self.inner = embedder
+        self.cache: dict[str, np.ndarray] = {}
+
+    @property
+    def id(self) -> str:
+        return self.inner.id
+
+    @property
+    def model_hash(self) -> str:
+        return self.inner.model_hash
+
+    @property
+    def dimension(self) -> int:
+        return self.inner.dimension
+
+    def embed(self, texts) -> np.ndarray:
+        todo = sorted({t for t in texts if t not in self.cache})
+        if todo:
+            self.cache.update(zip(todo, self.inner.embed(todo)))
+        return np.vstack([self.cache[t] for t in texts]) if texts else np.zeros((0, self.dimension), np.float32)
+
+
+@pytest.fixture(scope="session")
+def minilm() -> LocalMiniLM:
+    return LocalMiniLM()
+
+
+@pytest.fixture(scope="session")
+def embedder(minilm) -> CachedEmbedder:
+    return CachedEmbedder(minilm)
+
+
+@pytest.fixture(scope="session")
+def support_tickets() -> dict[str, list[dict]]:
+    return {split: read_jsonl(SUPPORT_TICKETS / f"{split}.jsonl") for split in ("train", "dev")}
