@@ -78,3 +78,20 @@ def embedder(minilm) -> CachedEmbedder:
 @pytest.fixture(scope="session")
 def support_tickets() -> dict[str, list[dict]]:
     return {split: read_jsonl(SUPPORT_TICKETS / f"{split}.jsonl") for split in ("train", "dev")}
+
+
+@pytest.fixture(scope="session")
+def support_data(embedder, support_tickets):
+    """Support-ticket embeddings and labels: (X_train, y_train, X_dev, y_dev)."""
+    train, dev = support_tickets["train"], support_tickets["dev"]
+    return (embedder.embed([r["text"] for r in train]), [r["label"] for r in train],
+            embedder.embed([r["text"] for r in dev]), [r["label"] for r in dev])
+
+
+@pytest.fixture(scope="session")
+def support_head(support_data):
+    """A head trained on the support-ticket train split (fits in a few seconds)."""
+    from shared.learning.classifier import EmbeddingClassifier
+
+    X_train, y_train, _, _ = support_data
+    return EmbeddingClassifier().fit(X_train, y_train)

@@ -1,0 +1,53 @@
+"""Turning held-out logits into trustworthy probabilities: temperature scaling and the out-of-scope threshold."""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.optimize import minimize_scalar
+from scipy.special import log_softmax
+
+MIN_TEMPERATURE, MAX_TEMPERATURE = 0.05, 20.0
+
+
+def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
+    return np.exp(log_softmax(np.asarray(logits, dtype=np.float64) / temperature, axis=1))
+
+
+def negative_log_likelihood(logits: np.ndarray, targets: np.ndarray, temperature: float = 1.0) -> float:
+    """Mean -log p(target) under softmax(logits / temperature); ``targets`` are column indices."""
+    log_p = log_softmax(np.asarray(logits, dtype=np.float64) / temperature, axis=1)
+    return float(-log_p[np.arange(len(targets)), targets].mean())
+
+
+def fit_temperature(logits: np.ndarray, targets: np.ndarray) -> float:
+    """The single T > 0 that minimises the NLL of held-out rows (Guo et al. 2017). It rescales every logit alike,
+    so the predicted label never changes; only how sure the head says it is. Searched on log T, bounded."""
+    result = minimize_scalar(
+        lambda log_t: negative_log_likelihood(logits, targets, float(np.exp(log_t))),
+        bounds=(np.log(MIN_TEMPERATURE), np.log(MAX_TEMPERATURE)), method="bounded", options={"xatol": 1e-4},
+    )
+    return float(np.exp(result.x))
+
+
+def choose_reject_threshold(max_probability: np.ndarray, rejected_already: np.ndarray, max_reject: float) -> float:
+    """The out-of-scope threshold: an item whose best in-scope label has probability < threshold is answered none.
+
+    Rule: on held-out rows that ARE in scope, the share answered none -- rejected already (predicted as the none class)
+    or by the threshold -- may be at most ``max_reject``; the threshold is the largest value that keeps to it. It costs
+    at most that share of in-scope accuracy and catches as many out-of-scope items as that budget allows. Only
+    in-scope rows are needed, so the rule works without a single out-of-scope example. 0.0 means no threshold
+    (the budget is already spent by the none class).
+
+    ``max_probability``: the best in-scope label's probability for each in-scope held-out row;
+    ``rejected_already``: True where that row is already answered none.
+    """
+    if not 0.0 <= max_reject < 1.0:
+        raise ValueError("max_reject must be in [0, 1)")
+    budget = int(np.floor(max_reject * len(max_probability))) - int(np.sum(rejected_already))
+    candidates = np.sort(np.asarray(max_probability, dtype=float)[~np.asarray(rejected_already, dtype=bool)])
+    if budget <= 0 or candidates.size == 0:
+        return 0.0
+    if budget >= candidates.size:
+        return float(np.nextafter(candidates[-1], np.inf))
+    # Rows strictly below candidates[budget] are at most `budget`, even with ties.
+    return float(candidates[budget])

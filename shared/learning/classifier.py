@@ -1,0 +1,248 @@
+"""Classifier heads over embeddings: a calibrated logistic regression, and a zero-shot head for tasks not trained yet.
+
+EmbeddingClassifier (scikit-learn style: fit / predict_proba / predict, parameters explicit in __init__):
+1. C, the inverse regularisation strength, is chosen from ``Cs`` by stratified k-fold cross-validation on the training
+   data (highest mean accuracy; the smaller C on a tie).
+2. The out-of-fold logits of that C -- every training row scored by a model that did not see it -- are the held-out
+   data for everything fitted after training: the temperature (minimising their NLL), the out-of-scope threshold and
+   the cross-validated metrics recorded in the artifact. No dev or test data is touched.
+3. The final multinomial logistic regression is refitted on all the training data with that C.
+Confidence = the temperature-scaled probability of the answered label.
+
+Out of scope, for tasks with a ``none_label``: when the training data has examples of it, the none label stays a
+class *and* a max-probability threshold is chosen (a class alone misses most out-of-scope items; the class plus a
+threshold beats a threshold alone); without examples, the threshold alone. The threshold rule is
+calibration.choose_reject_threshold: at most ``max_inscope_reject`` of in-scope held-out rows may end as none.
+An item rejected by the threshold is answered none with confidence 1 - p(best label): under calibrated
+probabilities, the chance that the best in-scope label would have been wrong.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Mapping, Sequence
+
+import numpy as np
+from pydantic import BaseModel
+from joblib import Parallel, delayed
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import StratifiedKFold
+
+from shared.learning.calibration import choose_reject_threshold, fit_temperature, softmax
+from shared.learning.embedders.base import Embedder, l2_normalise
+from shared.learning.metrics import accuracy, expected_calibration_error, macro_f1, selective_accuracy
+
+TRAINED_CONFIDENCE_METHOD = "temperature-scaled logistic regression probability"
+ZERO_SHOT_CONFIDENCE_METHOD = "zero-shot cosine similarity, shrunk towards uniform"
+
+
+class CrossValidatedMetrics(BaseModel):
+    """Out-of-fold figures of the chosen C, after temperature scaling and the out-of-scope threshold."""
+
+    folds: int
+    rows: int
+    accuracy: float
+    macro_f1: float
+    ece: float
+    ece_before_temperature: float
+    selective_accuracy_80: float
+    cv_accuracy_by_c: dict[str, float]
+    inscope_accuracy: float | None = None
+    oos_recall: float | None = None
+
+
+@dataclass(frozen=True)
+class Predictions:
+    labels: list[str]
+    confidence: np.ndarray
+
+
+class EmbeddingClassifier:
+    """Multinomial logistic regression over L2-normalised embeddings, temperature-scaled, with optional out-of-scope."""
+
+    def __init__(
+        self,
+        *,
+        Cs: Sequence[float] = (1.0, 3.0, 10.0, 30.0, 100.0),
+        cv_folds: int = 5,
+        none_label: str | None = None,
+        max_inscope_reject: float = 0.05,
+        max_iter: int = 2000,
+        random_state: int = 0,
+        n_jobs: int = 1,
+    ) -> None:
+        self.Cs = tuple(sorted(Cs))
+        self.cv_folds = cv_folds
+        self.none_label = none_label
+        self.max_inscope_reject = max_inscope_reject
+        self.max_iter = max_iter
+        self.random_state = random_state
+        self.n_jobs = n_jobs  # parallel cross-validation fits (joblib); 1 keeps training to one core
+
+    # -- training -----------------------------------------------------------------------------------------------
+    def fit(self, X: np.ndarray, y: Sequence[str]) -> "EmbeddingClassifier":
+        X = np.asarray(X, dtype=np.float32)
+        labels = np.asarray(list(y), dtype=object)
+        self.classes_ = np.array(sorted(set(labels.tolist())), dtype=object)
+        if len(self.classes_) < 2:
+            raise ValueError("training needs examples of at least two labels")
+        targets = np.searchsorted(self.classes_, labels)
+        folds = min(self.cv_folds, int(np.bincount(targets).min()))
+        if folds < 2:
+            raise ValueError("every label needs at least 2 examples for cross-validation")
+
+        splits = list(StratifiedKFold(folds, shuffle=True, random_state=self.random_state).split(X, targets))
+        fold_logits = Parallel(n_jobs=self.n_jobs)(
+            delayed(self._held_out_logits)(X, targets, train, held_out, c) for c in self.Cs for train, held_out in splits
+        )
+        oof_by_c = {}
+        for i, c in enumerate(self.Cs):
+            oof_by_c[c] = np.zeros((len(X), len(self.classes_)))
+            for (_, held_out), logits in zip(splits, fold_logits[i * len(splits):(i + 1) * len(splits)]):
+                oof_by_c[c][held_out] = logits
+        cv_accuracy = {c: float(np.mean(oof.argmax(axis=1) == targets)) for c, oof in oof_by_c.items()}
+        self.C_ = max(self.Cs, key=lambda c: (cv_accuracy[c], -c))
+        oof = oof_by_c[self.C_]
+
+        self.temperature_ = fit_temperature(oof, targets)
+        self.oos_threshold_: float | None = None
+        if self.none_label is not None:
+            self.oos_threshold_ = self._choose_threshold(softmax(oof, self.temperature_), labels)
+
+        final = self._logistic(self.C_).fit(X, targets)
+        self.coef_, self.intercept_ = _multiclass_weights(final, len(self.classes_))
+        self.cv_metrics_ = self._cv_metrics(oof, labels, folds, cv_accuracy)
+        return self
+
+    def _logistic(self, C: float) -> LogisticRegression:
+        return LogisticRegression(C=C, max_iter=self.max_iter, random_state=self.random_state)
+
+    def _held_out_logits(self, X, targets, train, held_out, C: float) -> np.ndarray:
+        model = self._logistic(C).fit(X[train], targets[train])
+        coef, intercept = _multiclass_weights(model, len(self.classes_))
+        return X[held_out] @ coef.T + intercept
+
+    def _choose_threshold(self, probabilities: np.ndarray, labels: np.ndarray) -> float:
+        in_scope = labels != self.none_label
+        best, _ = self._best_in_scope(probabilities[in_scope])
+        rejected = probabilities[in_scope].argmax(axis=1) == self._none_column()
+        return choose_reject_threshold(best, rejected, self.max_inscope_reject)
+
+    def _cv_metrics(self, oof: np.ndarray, labels: np.ndarray, folds: int, cv_accuracy) -> CrossValidatedMetrics:
+        scored = self._decide(softmax(oof, self.temperature_))
+        raw = self._decide(softmax(oof))
+        gold = labels.tolist()
+        right = labels == np.asarray(scored.labels, dtype=object)
+        metrics = CrossValidatedMetrics(
+            folds=folds, rows=len(labels), accuracy=float(right.mean()), macro_f1=macro_f1(gold, scored.labels),
+            ece=expected_calibration_error(scored.confidence, right),
+            ece_before_temperature=expected_calibration_error(raw.confidence, labels == np.asarray(raw.labels, dtype=object)),
+            selective_accuracy_80=selective_accuracy(scored.confidence, right, 0.8),
+            cv_accuracy_by_c={f"{c:g}": a for c, a in cv_accuracy.items()},
+        )
+        if self.none_label is not None:
+            in_scope = labels != self.none_label
+            metrics.inscope_accuracy = float(right[in_scope].mean()) if in_scope.any() else None
+            metrics.oos_recall = float(right[~in_scope].mean()) if (~in_scope).any() else None
+        return metrics
+
+    @classmethod
+    def restore(
+        cls, *, classes: Sequence[str], coef: np.ndarray, intercept: np.ndarray, temperature: float, C: float,
+        none_label: str | None, oos_threshold: float | None, cv_metrics: CrossValidatedMetrics,
+        max_inscope_reject: float,
+    ) -> "EmbeddingClassifier":
+        """A fitted head rebuilt from saved weights (see artifact.py); predicts exactly as the one that was saved."""
+        head = cls(Cs=(C,), none_label=none_label, max_inscope_reject=max_inscope_reject)
+        head.classes_ = np.asarray(list(classes), dtype=object)
+        head.coef_, head.intercept_ = np.asarray(coef, dtype=np.float64), np.asarray(intercept, dtype=np.float64)
+        head.C_, head.temperature_, head.oos_threshold_, head.cv_metrics_ = C, temperature, oos_threshold, cv_metrics
+        return head
+
+    # -- prediction ---------------------------------------------------------------------------------------------
+    def decision_function(self, X: np.ndarray) -> np.ndarray:
+        return np.asarray(X, dtype=np.float64) @ self.coef_.T + self.intercept_
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        """Temperature-scaled class probabilities, columns in ``classes_`` order (before the out-of-scope rule)."""
+        return softmax(self.decision_function(X), self.temperature_)
+
+    def predict_with_confidence(self, X: np.ndarray) -> Predictions:
+        return self._decide(self.predict_proba(X))
+
+    def predict(self, X: np.ndarray) -> list[str]:
+        return self.predict_with_confidence(X).labels
+
+    def _none_column(self) -> int | None:
+        hits = np.flatnonzero(self.classes_ == self.none_label) if self.none_label is not None else []
+        return int(hits[0]) if len(hits) else None
+
+    def _best_in_scope(self, probabilities: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Probability and column of the best label other than the none class."""
+        masked = probabilities.copy()
+        if (column := self._none_column()) is not None:
+            masked[:, column] = -1.0
+        best_column = masked.argmax(axis=1)
+        return masked[np.arange(len(masked)), best_column], best_column
+
+    def _decide(self, probabilities: np.ndarray) -> Predictions:
+        top = probabilities.argmax(axis=1)
+        labels = self.classes_[top].astype(object)
+        confidence = probabilities[np.arange(len(top)), top]
+        if self.none_label is not None and self.oos_threshold_:
+            best, _ = self._best_in_scope(probabilities)
+            reject = best < self.oos_threshold_
+            if (none_column := self._none_column()) is not None:
+                reject &= top != none_column  # already answered none by the class, with its own probability
+            labels[reject] = self.none_label
+            confidence = np.where(reject, 1.0 - best, confidence)
+        return Predictions(labels.tolist(), np.asarray(confidence, dtype=float))
+
+
+def _multiclass_weights(model: LogisticRegression, n_classes: int) -> tuple[np.ndarray, np.ndarray]:
+    """(k, d) weights and (k,) intercepts; a two-class model's single logit z becomes the pair (0, z),
+    whose softmax is scikit-learn's (1 - sigmoid(z), sigmoid(z))."""
+    coef, intercept = np.asarray(model.coef_, dtype=np.float64), np.asarray(model.intercept_, dtype=np.float64)
+    if n_classes == 2 and coef.shape[0] == 1:
+        coef = np.vstack([np.zeros_like(coef), coef])
+        intercept = np.concatenate([[0.0], intercept])
+    return coef, intercept
+
+
+class ZeroShotClassifier:
+    """A head with no training: each label is the normalised mean embedding of its name/description/example texts,
+    and an item goes to the label it is most cosine-similar to.
+
+    Its confidence is deliberately low, so a cascade escalates what it answers: p = (1 - shrink) * softmax(scale *
+    cosine) + shrink / k. With the defaults (shrink 0.5) no answer is ever more than 0.5 + 0.5/k sure (0.625 for four
+    labels); the ranking is informative, the numbers are not a calibrated claim. A none label is never predicted.
+    """
+
+    def __init__(self, labels: Sequence[str], prototypes: np.ndarray, *, scale: float = 20.0, shrink: float = 0.5) -> None:
+        if not 0.0 < shrink <= 1.0:
+            raise ValueError("shrink must be in (0, 1]")
+        if len(labels) != len(prototypes):
+            raise ValueError("one prototype per label")
+        self.classes_ = np.asarray(list(labels), dtype=object)
+        self.prototypes = l2_normalise(prototypes)
+        self.scale = scale
+        self.shrink = shrink
+
+    @classmethod
+    def from_texts(cls, embedder: Embedder, label_texts: Mapping[str, Sequence[str]], **kwargs) -> "ZeroShotClassifier":
+        """``label_texts``: for each label, e.g. ["billing: invoices, charges, refunds", "I was charged twice"]."""
+        names = list(label_texts)
+        prototypes = np.vstack([embedder.embed(list(label_texts[name]) or [name]).mean(axis=0) for name in names])
+        return cls(names, prototypes, **kwargs)
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        similarity = np.asarray(X, dtype=np.float64) @ self.prototypes.T
+        return (1.0 - self.shrink) * softmax(self.scale * similarity) + self.shrink / len(self.classes_)
+
+    def predict_with_confidence(self, X: np.ndarray) -> Predictions:
+        probabilities = self.predict_proba(X)
+        top = probabilities.argmax(axis=1)
+        return Predictions(self.classes_[top].tolist(), probabilities[np.arange(len(top)), top])
+
+    def predict(self, X: np.ndarray) -> list[str]:
+        return self.predict_with_confidence(X).labels
