@@ -1,0 +1,208 @@
+"""Labelled examples with provenance, from labelled files, from the frontier's answers and from people's corrections.
+
+Provenance: ``gold`` (a labelled file), ``frontier`` (an answer a frontier tier gave and the cascade accepted),
+``correction`` (a person's final answer in review). Examples are de-duplicated by the SHA-256 of their normalised
+text (Unicode NFKC, case-folded, whitespace collapsed); when a text occurs more than once, the more trusted
+provenance wins -- correction > gold > frontier -- and between equals, the one given later.
+
+No self-training: result records are used only when the tier that gave the final answer is one of the frontier
+tiers the caller names, so answers the trained tier itself had accepted can never become its training data.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import unicodedata
+from collections import Counter
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Collection, Iterable, Literal, Mapping
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Provenance = Literal["gold", "frontier", "correction"]
+TRUST: dict[str, int] = {"frontier": 0, "gold": 1, "correction": 2}
+FINAL_STATUSES = ("accepted", "escalated")  # the cascade accepted an answer (needs_review and failed did not)
+
+
+def normalise_text(text: str) -> str:
+    return " ".join(unicodedata.normalize("NFKC", text).casefold().split())
+
+
+def text_hash(text: str) -> str:
+    return hashlib.sha256(normalise_text(text).encode("utf-8")).hexdigest()
+
+
+class LabelledExample(BaseModel):
+    model_config = ConfigDict(frozen=True)
+    text: str = Field(min_length=1)
+    label: str = Field(min_length=1)
+    provenance: Provenance
+    source: str = ""  # e.g. the item id, the file, or who corrected it
+
+    @property
+    def text_hash(self) -> str:
+        return text_hash(self.text)
+
+
+class LabelledRow(BaseModel):
+    """One line of a labelled jsonl file."""
+
+    id: str
+    text: str = Field(min_length=1)
+    label: str = Field(min_length=1)
+
+
+class CorrectionRecord(BaseModel):
+    """A person's answer to an item in review: ``final_answer`` is what is right, ``draft_answer`` what the
+    cascade had proposed (kept for auditing; never trained on)."""
+
+    task: str
+    id: str
+    text: str = Field(min_length=1)
+    final_answer: Any
+    draft_answer: Any = None
+    by: str = Field(min_length=1)
+    at: datetime
+
+
+class _Attempt(BaseModel):
+    """The fields of a result record's attempt that this module reads (see shared/results.py)."""
+
+    model_config = ConfigDict(extra="ignore")
+    tier: str
+    outcome: str
+    answer: Any = None
+
+
+class _ResultRecord(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    id: str
+    task: str
+    status: str
+    answer: Any = None
+    tier: str | None = None
+    attempts: list[_Attempt] = Field(default_factory=list)
+
+
+class TrainingDataSummary(BaseModel):
+    sha256: str
+    size: int
+    by_provenance: dict[str, int]
+    by_label: dict[str, int]
+
+
+class BuildReport(BaseModel):
+    """What a builder used and what it skipped, by reason."""
+
+    used: int = 0
+    skipped: dict[str, int] = Field(default_factory=dict)
+
+    def skip(self, reason: str) -> None:
+        self.skipped[reason] = self.skipped.get(reason, 0) + 1
+
+
+def read_labelled_jsonl(path: Path, provenance: Provenance = "gold") -> list[LabelledExample]:
+    examples = []
+    for number, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), start=1):
+        if line.strip():
+            try:
+                row = LabelledRow.model_validate_json(line)
+            except ValueError as exc:
+                raise ValueError(f"{path}:{number}: not a labelled row {{id, text, label}}: {exc}") from exc
+            examples.append(LabelledExample(text=row.text, label=row.label, provenance=provenance, source=row.id))
+    return examples
+
+
+def examples_from_results(
+    records: Iterable[Mapping[str, Any]],
+    texts: Mapping[str, str],
+    *,
+    task: str,
+    frontier_tiers: Collection[str],
+    allowed_labels: Collection[str] | None = None,
+) -> tuple[list[LabelledExample], BuildReport]:
+    """Frontier-answered result records as examples. Result records carry no text, so ``texts`` maps item id to the
+    text the cascade read. Used only when: the record is for ``task``; the cascade accepted an answer; the answering
+    tier is in ``frontier_tiers`` and its attempt was accepted with that answer; the answer is an allowed label."""
+    frontier = set(frontier_tiers)
+    examples, report = [], BuildReport()
+    for raw in records:
+        record = _ResultRecord.model_validate(raw)
+        if record.task != task:
+            report.skip("other task")
+        elif record.status not in FINAL_STATUSES:
+            report.skip(f"status {record.status}")
+        elif record.tier not in frontier:
+            report.skip("not answered by a frontier tier")
+        elif not any(a.tier == record.tier and a.outcome == "accepted" and a.answer == record.answer
+                     for a in record.attempts):
+            report.skip("no accepted frontier attempt with that answer")
+        elif not isinstance(record.answer, str) or (allowed_labels is not None and record.answer not in allowed_labels):
+            report.skip("answer is not an allowed label")
+        elif not texts.get(record.id):
+            report.skip("no text for the item")
+        else:
+            examples.append(LabelledExample(text=texts[record.id], label=record.answer, provenance="frontier",
+                                            source=f"{record.tier}:{record.id}"))
+            report.used += 1
+    return examples, report
+
+
+def examples_from_corrections(
+    corrections: Iterable[CorrectionRecord | Mapping[str, Any]],
+    *,
+    task: str,
+    allowed_labels: Collection[str] | None = None,
+) -> tuple[list[LabelledExample], BuildReport]:
+    examples, report = [], BuildReport()
+    for raw in corrections:
+        record = raw if isinstance(raw, CorrectionRecord) else CorrectionRecord.model_validate(raw)
+        answer = record.final_answer
+        if record.task != task:
+            report.skip("other task")
+        elif not isinstance(answer, str) or (allowed_labels is not None and answer not in allowed_labels):
+            report.skip("answer is not an allowed label")
+        else:
+            examples.append(LabelledExample(text=record.text, label=answer, provenance="correction",
+                                            source=f"{record.by}@{record.at.isoformat()}:{record.id}"))
+            report.used += 1
+    return examples, report
+
+
+class TrainingSet:
+    """De-duplicated examples in a canonical order (by text hash), so equal data trains and hashes alike."""
+
+    def __init__(self, examples: Iterable[LabelledExample]) -> None:
+        chosen: dict[str, LabelledExample] = {}
+        for example in examples:  # later examples replace earlier ones of equal or lower trust
+            key = example.text_hash
+            if key not in chosen or TRUST[example.provenance] >= TRUST[chosen[key].provenance]:
+                chosen[key] = example
+        self.examples = [chosen[key] for key in sorted(chosen)]
+
+    def __len__(self) -> int:
+        return len(self.examples)
+
+    @property
+    def texts(self) -> list[str]:
+        return [e.text for e in self.examples]
+
+    @property
+    def labels(self) -> list[str]:
+        return [e.label for e in self.examples]
+
+    def sha256(self) -> str:
+        """Hash of the (normalised text, label) pairs: the data the head learns from, whatever their provenance."""
+        digest = hashlib.sha256()
+        for example in self.examples:
+            digest.update(json.dumps([example.text_hash, example.label]).encode("utf-8") + b"\n")
+        return digest.hexdigest()
+
+    def summary(self) -> TrainingDataSummary:
+        return TrainingDataSummary(
+            sha256=self.sha256(), size=len(self),
+            by_provenance=dict(sorted(Counter(e.provenance for e in self.examples).items())),
+            by_label=dict(sorted(Counter(self.labels).items())),
+        )
