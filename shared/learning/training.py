@@ -1,0 +1,47 @@
+"""From a training set to a fitted head: check the labels against the task, embed in batches, fit."""
+
+from __future__ import annotations
+
+from typing import Callable, Collection
+
+import numpy as np
+
+from shared.learning.classifier import EmbeddingClassifier
+from shared.learning.embedders.base import Embedder
+from shared.learning.training_data import TrainingSet
+
+Progress = Callable[[int, int], None]  # (items embedded so far, total): drives a progress bar
+
+
+def embed_in_batches(embedder: Embedder, texts: list[str], *, batch_size: int = 256,
+                     progress: Progress | None = None) -> np.ndarray:
+    rows = []
+    for start in range(0, len(texts), batch_size):
+        rows.append(embedder.embed(texts[start:start + batch_size]))
+        if progress:
+            progress(min(start + batch_size, len(texts)), len(texts))
+    return np.vstack(rows) if rows else np.zeros((0, embedder.dimension), dtype=np.float32)
+
+
+def train_head(
+    embedder: Embedder,
+    training: TrainingSet,
+    *,
+    labels: Collection[str],
+    none_label: str | None = None,
+    classifier: EmbeddingClassifier | None = None,
+    progress: Progress | None = None,
+) -> EmbeddingClassifier:
+    """Fit a head for a task whose in-scope labels are ``labels``. Refuses data with unknown labels, and data missing
+    a label (the head could never answer it, and the artifact loader would refuse it for the task)."""
+    allowed = set(labels) | ({none_label} if none_label else set())
+    present = set(training.labels)
+    if unknown := sorted(present - allowed):
+        raise ValueError(f"training data has labels the task does not: {unknown}")
+    if missing := sorted(set(labels) - present):
+        raise ValueError(f"training data has no examples of: {missing}")
+    head = classifier or EmbeddingClassifier(none_label=none_label)
+    if head.none_label != none_label:
+        raise ValueError(f"the classifier's none label {head.none_label!r} is not the task's {none_label!r}")
+    X = embed_in_batches(embedder, training.texts, progress=progress)
+    return head.fit(X, training.labels)
