@@ -146,7 +146,8 @@ def load_head(store: ArtifactStore, task: str, version: str, expect: HeadExpecta
         raise HeadMismatchError(f"{where}: {WEIGHTS_FILE} does not match the SHA-256 recorded in the head")
     with np.load(io.BytesIO(weights), allow_pickle=False) as arrays:
         coef, intercept = arrays["coef"], arrays["intercept"]
-    if coef.shape != (len(artifact.classes), artifact.embedder.dimension) or intercept.shape != (len(artifact.classes),):
+    rows = len(artifact.classes)
+    if coef.shape != (rows, artifact.embedder.dimension) or intercept.shape != (rows,):
         raise HeadMismatchError(f"{where}: weights of shape {coef.shape} / {intercept.shape} do not fit "
                                 f"{len(artifact.classes)} classes x {artifact.embedder.dimension} dimensions")
     classifier = EmbeddingClassifier.restore(
@@ -165,7 +166,8 @@ def _check_expectation(artifact: HeadArtifact, expect: HeadExpectation, where: s
         raise HeadMismatchError(f"{where}: trained on embedder {have.id} ({have.model_hash}), "
                                 f"but the task embeds with {want.id} ({want.model_hash}); retrain the head")
     if have.dimension != want.dimension:
-        raise HeadMismatchError(f"{where}: {have.dimension}-dimensional head for a {want.dimension}-dimensional embedder")
+        raise HeadMismatchError(
+            f"{where}: {have.dimension}-dimensional head for a {want.dimension}-dimensional embedder")
     if set(artifact.labels) != expect.labels:
         missing, extra = sorted(expect.labels - set(artifact.labels)), sorted(set(artifact.labels) - expect.labels)
         raise HeadMismatchError(f"{where}: label set differs from the task's (missing {missing}, extra {extra})")

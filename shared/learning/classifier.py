@@ -30,7 +30,7 @@ from sklearn.model_selection import StratifiedKFold
 
 from shared.learning.calibration import choose_reject_threshold, fit_temperature, softmax
 from shared.learning.embedders.base import Embedder, l2_normalise
-from shared.learning.metrics import accuracy, expected_calibration_error, macro_f1, selective_accuracy
+from shared.learning.metrics import expected_calibration_error, macro_f1, selective_accuracy
 
 TRAINED_CONFIDENCE_METHOD = "temperature-scaled logistic regression probability"
 ZERO_SHOT_CONFIDENCE_METHOD = "zero-shot cosine similarity, shrunk towards uniform"
@@ -93,7 +93,8 @@ class EmbeddingClassifier:
 
         splits = list(StratifiedKFold(folds, shuffle=True, random_state=self.random_state).split(X, targets))
         fold_logits = Parallel(n_jobs=self.n_jobs)(
-            delayed(self._held_out_logits)(X, targets, train, held_out, c) for c in self.Cs for train, held_out in splits
+            delayed(self._held_out_logits)(X, targets, train, held_out, c)
+            for c in self.Cs for train, held_out in splits
         )
         oof_by_c = {}
         for i, c in enumerate(self.Cs):
@@ -102,12 +103,12 @@ class EmbeddingClassifier:
                 oof_by_c[c][held_out] = logits
         cv_accuracy = {c: float(np.mean(oof.argmax(axis=1) == targets)) for c, oof in oof_by_c.items()}
         self.C_ = max(self.Cs, key=lambda c: (cv_accuracy[c], -c))
-        oof = oof_by_c[self.C_]
+        self.oof_logits_ = oof = oof_by_c[self.C_]  # kept for analysis (e.g. other reject budgets); not saved
 
         self.temperature_ = fit_temperature(oof, targets)
         self.oos_threshold_: float | None = None
         if self.none_label is not None:
-            self.oos_threshold_ = self._choose_threshold(softmax(oof, self.temperature_), labels)
+            self.oos_threshold_ = self.choose_threshold(softmax(oof, self.temperature_), labels)
 
         final = self._logistic(self.C_).fit(X, targets)
         self.coef_, self.intercept_ = _multiclass_weights(final, len(self.classes_))
@@ -122,7 +123,9 @@ class EmbeddingClassifier:
         coef, intercept = _multiclass_weights(model, len(self.classes_))
         return X[held_out] @ coef.T + intercept
 
-    def _choose_threshold(self, probabilities: np.ndarray, labels: np.ndarray) -> float:
+    def choose_threshold(self, probabilities: np.ndarray, labels: np.ndarray) -> float:
+        """The out-of-scope threshold for held-out ``probabilities`` with gold ``labels``, under this head's
+        ``max_inscope_reject`` (see calibration.choose_reject_threshold)."""
         in_scope = labels != self.none_label
         best, _ = self._best_in_scope(probabilities[in_scope])
         rejected = probabilities[in_scope].argmax(axis=1) == self._none_column()
@@ -130,13 +133,14 @@ class EmbeddingClassifier:
 
     def _cv_metrics(self, oof: np.ndarray, labels: np.ndarray, folds: int, cv_accuracy) -> CrossValidatedMetrics:
         scored = self._decide(softmax(oof, self.temperature_))
-        raw = self._decide(softmax(oof))
+        raw = softmax(oof)  # before temperature and threshold: the plain logistic regression
         gold = labels.tolist()
         right = labels == np.asarray(scored.labels, dtype=object)
+        raw_right = labels == self.classes_[raw.argmax(axis=1)]
         metrics = CrossValidatedMetrics(
             folds=folds, rows=len(labels), accuracy=float(right.mean()), macro_f1=macro_f1(gold, scored.labels),
             ece=expected_calibration_error(scored.confidence, right),
-            ece_before_temperature=expected_calibration_error(raw.confidence, labels == np.asarray(raw.labels, dtype=object)),
+            ece_before_temperature=expected_calibration_error(raw.max(axis=1), raw_right),
             selective_accuracy_80=selective_accuracy(scored.confidence, right, 0.8),
             cv_accuracy_by_c={f"{c:g}": a for c, a in cv_accuracy.items()},
         )
@@ -218,7 +222,9 @@ class ZeroShotClassifier:
     labels); the ranking is informative, the numbers are not a calibrated claim. A none label is never predicted.
     """
 
-    def __init__(self, labels: Sequence[str], prototypes: np.ndarray, *, scale: float = 20.0, shrink: float = 0.5) -> None:
+    def __init__(
+        self, labels: Sequence[str], prototypes: np.ndarray, *, scale: float = 20.0, shrink: float = 0.5
+    ) -> None:
         if not 0.0 < shrink <= 1.0:
             raise ValueError("shrink must be in (0, 1]")
         if len(labels) != len(prototypes):

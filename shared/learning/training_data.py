@@ -70,14 +70,14 @@ class CorrectionRecord(BaseModel):
 class _Attempt(BaseModel):
     """The fields of a result record's attempt that this module reads (see shared/results.py)."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", from_attributes=True)
     tier: str
     outcome: str
     answer: Any = None
 
 
 class _ResultRecord(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", from_attributes=True)  # a dict or a shared.results.ResultRecord
     id: str
     task: str
     status: str
@@ -116,7 +116,7 @@ def read_labelled_jsonl(path: Path, provenance: Provenance = "gold") -> list[Lab
 
 
 def examples_from_results(
-    records: Iterable[Mapping[str, Any]],
+    records: Iterable[Mapping[str, Any] | Any],
     texts: Mapping[str, str],
     *,
     task: str,

@@ -15,7 +15,8 @@ SYSTEM = "Route the customer support ticket.\n\nLabels:\n- billing\n- technical\
 def prompt(text: str) -> list[dict[str, str]]:
     """What a small tier sends: system, one few-shot pair, the item."""
     return [{"role": "system", "content": SYSTEM},
-            {"role": "user", "content": "I was double charged"}, {"role": "assistant", "content": '{"label": "billing"}'},
+            {"role": "user", "content": "I was double charged"},
+            {"role": "assistant", "content": '{"label": "billing"}'},
             {"role": "user", "content": text}]
 
 

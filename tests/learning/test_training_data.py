@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timezone
+from types import SimpleNamespace
 
 import pytest
 
@@ -71,6 +72,13 @@ def test_only_answers_accepted_from_a_frontier_tier_are_used():
         "no accepted frontier attempt with that answer": 1, "answer is not an allowed label": 1,
         "other task": 1, "no text for the item": 1,
     }
+
+
+def test_result_records_may_be_objects_with_attributes_as_well_as_dicts():
+    as_object = json.loads(json.dumps(record("i0", "frontier", "billing")),
+                           object_hook=lambda d: SimpleNamespace(**d))
+    examples, _ = examples_from_results([as_object], {"i0": "text"}, task="support_ticket", frontier_tiers=FRONTIER)
+    assert [(e.label, e.provenance) for e in examples] == [("billing", "frontier")]
 
 
 def test_corrections_become_correction_examples_of_their_final_answer():

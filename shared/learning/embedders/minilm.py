@@ -79,7 +79,7 @@ class LocalMiniLM:
         self,
         *,
         threads: int = 1,
-        batch_size: int = 64,
+        batch_size: int = 16,  # measured on 2 cores: sorted chunks of 16 beat 64 (less padding, warmer caches)
         model_path: Path | None = None,
         tokenizer_path: Path | None = None,
         expected_sha256: str = MODEL_SHA256,
