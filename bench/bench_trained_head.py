@@ -3,7 +3,7 @@
 Everything the head fits -- C, the temperature, the out-of-scope threshold -- comes from the TRAIN split only
 (cross-validation and out-of-fold logits); the dev split is used for evaluation and nothing else.
 
-    python bench/bench_trained_head.py | tee bench/results/trained_head.txt
+    python -m bench.bench_trained_head | tee bench/results/trained_head.txt   (from the repository root)
 
 Datasets are read from ../shared/datasets (override with --datasets). Takes 10-30 minutes on 2 cores.
 """
@@ -14,19 +14,16 @@ import argparse
 import json
 import os
 import platform
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))  # this checkout's shared/, even where the installed package points at another one
-
-from shared.learning.calibration import softmax  # noqa: E402
-from shared.learning.classifier import EmbeddingClassifier  # noqa: E402
-from shared.learning.embedders.minilm import LocalMiniLM  # noqa: E402
-from shared.learning.metrics import (  # noqa: E402
+from shared.learning.calibration import softmax
+from shared.learning.classifier import EmbeddingClassifier
+from shared.learning.embedders.minilm import LocalMiniLM
+from shared.learning.metrics import (
     accuracy,
     expected_calibration_error,
     macro_f1,
