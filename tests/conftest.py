@@ -21,6 +21,23 @@ def dataset_rows(name: str, split: str = "dev", limit: int | None = None, stride
     return rows[:limit] if limit else rows
 
 
+TICKET_TASK = """\
+kind: classification
+description: support tickets routed to one OpenAI-compatible tier (tests of the pipeline, not of the models)
+instruction: Route the customer support ticket to the team that should handle it.
+threshold: 0.5
+tiers: [small]
+labels: [{name: billing}, {name: technical}, {name: account}, {name: other}]
+"""
+
+
+def write_ticket_task(tasks_dir: Path) -> Path:
+    """A tasks folder with `ticket`: the support-ticket labels, answered by the `small` tier alone."""
+    tasks_dir.mkdir(parents=True, exist_ok=True)
+    (tasks_dir / "ticket.yaml").write_text(TICKET_TASK)
+    return tasks_dir
+
+
 @pytest.fixture(scope="session")
 def catalog() -> TaskCatalog:
     return TaskCatalog(REPO / "tasks")

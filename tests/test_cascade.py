@@ -39,13 +39,14 @@ def make_cascade(env: dict[str, str], catalog, embedded=None) -> Cascade:
     return Cascade(settings, registry, catalog)
 
 
-def with_threshold(catalog, name: str, threshold: float):
-    return catalog.get(name).model_copy(update={"threshold": threshold})
+def small_first(catalog, **update):
+    """support_ticket routed small -> small2 -> frontier: these tests are about the LLM tiers and the frontier."""
+    return catalog.get("support_ticket").model_copy(update={"tiers": ["small", "small2", "frontier"], **update})
 
 
 def test_confident_small_answer_is_accepted_without_frontier(wire, catalog, embedded):
     cascade = make_cascade(frontier_env(wire.url), catalog, embedded)
-    record = cascade.process(with_threshold(catalog, "support_ticket", 0.0), ITEM)
+    record = cascade.process(small_first(catalog, threshold=0.0), ITEM)
     assert record.status == "accepted" and record.tier == "small"
     assert record.answer in {"billing", "technical", "account", "other"}
     assert record.cost_usd == 0.0 and wire.requests == []
@@ -56,7 +57,7 @@ def test_low_confidence_escalates_to_frontier(wire, catalog, embedded):
     wire.script.append(Scripted(body=chat_completion('{"label":"billing"}', tokens=LABEL_TOKENS,
                                                      prompt_tokens=1000, completion_tokens=10)))
     cascade = make_cascade(frontier_env(wire.url), catalog, embedded)
-    record = cascade.process(with_threshold(catalog, "support_ticket", 1.0), ITEM)
+    record = cascade.process(small_first(catalog, threshold=1.0), ITEM)
     assert record.status == "escalated" and record.tier == "frontier" and record.answer == "billing"
     small, frontier = record.attempts
     assert small.outcome == "low_confidence" and "threshold" in small.reason and small.answer is not None
@@ -68,7 +69,7 @@ def test_low_confidence_escalates_to_frontier(wire, catalog, embedded):
 
 def test_no_frontier_means_needs_review_with_the_draft(catalog, embedded):
     cascade = make_cascade({}, catalog, embedded)
-    record = cascade.process(with_threshold(catalog, "support_ticket", 1.0), ITEM)
+    record = cascade.process(small_first(catalog, threshold=1.0), ITEM)
     assert record.status == "needs_review" and record.tier == "small"
     assert record.answer in {"billing", "technical", "account", "other"}
     assert record.attempts[0].outcome == "low_confidence"
@@ -80,7 +81,7 @@ def test_invalid_output_escalates(catalog):
         frontier.script.append(Scripted(body=chat_completion('{"label":"billing"}', tokens=LABEL_TOKENS)))
         env = {**frontier_env(frontier.url), "SMALLFIRST_SMALL_BACKEND": "foundry",
                "SMALLFIRST_SMALL_ENDPOINT": small.url, "SMALLFIRST_SMALL_API_KEY": "k"}
-        record = make_cascade(env, catalog).process(catalog.get("support_ticket"), ITEM)
+        record = make_cascade(env, catalog).process(small_first(catalog), ITEM)
     assert record.status == "escalated" and record.answer == "billing"
     assert record.attempts[0].outcome == "invalid_output"
     assert record.attempts[0].tokens_in == 5 * 42  # the k samples were paid for, and are counted
@@ -90,7 +91,7 @@ def test_invalid_output_escalates(catalog):
 def test_oversize_input_skips_the_small_tier(wire, catalog):
     wire.script.append(Scripted(body=chat_completion('{"label":"billing"}', tokens=LABEL_TOKENS)))
     env = {**frontier_env(wire.url), "SMALLFIRST_SMALL_MAX_INPUT_TOKENS": "10"}
-    record = make_cascade(env, catalog).process(catalog.get("support_ticket"), ITEM)  # its own small tier, never loaded
+    record = make_cascade(env, catalog).process(small_first(catalog), ITEM)  # its own small tier, never loaded
     assert [a.outcome for a in record.attempts] == ["too_large", "accepted"]
     assert record.status == "escalated"
 
@@ -101,7 +102,7 @@ def test_tier_failure_after_retries_escalates_then_fails(catalog):
         frontier.default = Scripted(500, {"error": {"code": "InternalServerError", "message": "boom"}})
         env = {**frontier_env(frontier.url), "SMALLFIRST_SMALL_BACKEND": "foundry", "SMALLFIRST_SMALL_ENDPOINT": small.url,
                "SMALLFIRST_SMALL_API_KEY": "k", "SMALLFIRST_SMALL_SAMPLES": "2", "SMALLFIRST_SMALL_MAX_ATTEMPTS": "2"}
-        record = make_cascade(env, catalog).process(catalog.get("support_ticket"), ITEM)
+        record = make_cascade(env, catalog).process(small_first(catalog), ITEM)
         assert len(frontier.requests) == 2  # retried once, then given up
     assert record.status == "failed" and record.answer is None
     assert [a.outcome for a in record.attempts] == ["error", "error"]
@@ -169,18 +170,18 @@ def test_frontier_role_comes_from_config_not_from_the_tier_name(wire, catalog, e
     wire.script.append(Scripted(body=chat_completion('{"label":"billing"}', tokens=[('{"label":"billing"}', -1.0)])))
     env = {"SMALLFIRST_SMALL2_BACKEND": "azure_openai", "SMALLFIRST_SMALL2_ENDPOINT": wire.url,
            "SMALLFIRST_SMALL2_MODEL": "gpt-4o", "SMALLFIRST_SMALL2_API_KEY": "k", "SMALLFIRST_SMALL2_ROLE": "frontier"}
-    record = make_cascade(env, catalog, embedded).process(with_threshold(catalog, "support_ticket", 1.0), ITEM)
+    record = make_cascade(env, catalog, embedded).process(small_first(catalog, threshold=1.0), ITEM)
     assert record.status == "escalated" and record.tier == "small2"
     assert record.attempts[-1].outcome == "accepted" and record.confidence == pytest.approx(math.exp(-1.0))
 
 
 def test_frontier_answer_below_the_frontier_threshold_goes_to_review(wire, catalog, embedded):
     wire.default = Scripted(body=chat_completion('{"label":"billing"}', tokens=[('{"label":"billing"}', -1.0)]))
-    task = catalog.get("support_ticket").model_copy(update={"threshold": 1.0, "frontier_threshold": 0.9})
+    task = small_first(catalog, threshold=1.0, frontier_threshold=0.9)
     record = make_cascade(frontier_env(wire.url), catalog, embedded).process(task, ITEM)
     assert record.status == "needs_review"
     assert [a.outcome for a in record.attempts] == ["low_confidence", "low_confidence"]
-    assert "frontier threshold 0.9" in record.attempts[-1].reason
+    assert "frontier's threshold 0.9" in record.attempts[-1].reason
 
 
 def test_calibration_maps_the_confidence_the_threshold_is_compared_with(wire, catalog, embedded):
@@ -188,8 +189,45 @@ def test_calibration_maps_the_confidence_the_threshold_is_compared_with(wire, ca
 
     # every raw confidence maps to 0.2, so even a certain small answer is below a 0.5 threshold
     flat = Calibration(tier="small", x=[0.0, 1.0], y=[0.2, 0.2])
-    task = catalog.get("support_ticket").model_copy(update={"threshold": 0.5, "calibration": flat})
+    task = small_first(catalog, threshold=0.5, calibration=flat)
     record = make_cascade({}, catalog, embedded).process(task, ITEM)
     small = record.attempts[0]
     assert small.outcome == "low_confidence" and small.confidence == pytest.approx(0.2)
     assert small.raw_confidence is not None and small.raw_confidence != pytest.approx(0.2)
+
+
+def test_trained_tier_answers_first_with_its_calibrated_head(wire, catalog, embedded):
+    record = make_cascade(frontier_env(wire.url), catalog, embedded).process(catalog.get("support_ticket"), ITEM)
+    assert record.tier == "trained" and record.status == "accepted" and record.answer == "billing"
+    assert record.attempts[0].confidence_method == "temperature-scaled logistic regression probability"
+    assert wire.requests == [] and record.cost_usd == 0.0
+
+
+def test_three_tiers_trained_small_frontier_escalate_in_order(wire, catalog, embedded):
+    wire.script.append(Scripted(body=chat_completion('{"label":"billing"}', tokens=LABEL_TOKENS)))
+    task = catalog.get("support_ticket").model_copy(update={"threshold": 1.0, "tier_thresholds": {"trained": 1.0},
+                                                           "calibration": None})
+    record = make_cascade(frontier_env(wire.url), catalog, embedded).process(task, ITEM)
+    assert [(a.tier, a.outcome) for a in record.attempts] == [
+        ("trained", "low_confidence"), ("small", "low_confidence"), ("frontier", "accepted")]
+    assert "trained's threshold 1.0" in record.attempts[0].reason
+    assert record.status == "escalated" and record.tier == "frontier"
+
+
+def test_a_head_that_does_not_fit_the_task_is_refused_and_the_item_escalates(catalog, embedded):
+    from shared.core.tasks import Label
+
+    relabelled = catalog.get("support_ticket").model_copy(update={
+        "labels": [*catalog.get("support_ticket").labels, Label(name="shipping", description="parcels")]})
+    record = make_cascade({}, catalog, embedded).process(relabelled.model_copy(update={"threshold": 0.0}), ITEM)
+    trained = record.attempts[0]
+    assert trained.outcome == "error" and "label" in trained.reason
+    assert record.tier == "small"
+
+
+def test_a_task_with_no_head_is_answered_zero_shot_with_low_confidence(catalog, embedded):
+    task = catalog.get("support_ticket").model_copy(update={"trained_head": None})
+    record = make_cascade({}, catalog, embedded).process(task, ITEM)
+    trained = record.attempts[0]
+    assert trained.confidence_method.startswith("zero-shot") and trained.raw_confidence <= 0.625
+    assert trained.outcome == "low_confidence" and len(record.attempts) == 2

@@ -16,7 +16,7 @@ from azure.storage.blob import BlobServiceClient
 from localdev.azurite import Azurite, free_port
 from shared.pipeline.blob_names import Containers
 from tests.azure_wire import AzureWireServer, Scripted, chat_completion
-from tests.conftest import REPO
+from tests.conftest import REPO, write_ticket_task
 
 LABEL_TOKENS = [('{"label":"', -0.01), ("billing", -0.01), ('"}', -0.01)]
 
@@ -39,7 +39,7 @@ import json
 from shared.core.config import Settings
 from shared.core.tasks import TaskCatalog
 from shared.core.tiers.embedded import EmbeddedTier
-from tests.conftest import REPO
+from tests.conftest import REPO, write_ticket_task
 import os
 threads = {k: v for k, v in os.environ.items() if k == "SMALLFIRST_SMALL_N_THREADS"}
 tier = EmbeddedTier(Settings.from_env(threads).tiers["small"])
@@ -53,11 +53,25 @@ print(json.dumps({"label": answer.value, "tokens_in": answer.tokens_in, "evaluat
     assert result["evaluated"] >= result["tokens_in"] > 2  # the prompt went through decode in batches of many tokens
 
 
-def test_model_loads_without_extra_buffer_types_and_the_default_is_restored(embedded):
+def test_extra_buffer_types_follow_the_setting_and_the_default_is_restored(embedded):
     from llama_cpp import llama_cpp as lib
 
-    assert embedded.session.llm.model_params.use_extra_bufts is False
+    from shared.core.tiers.llama_session import LlamaSession, extra_buffer_types_safe
+
+    assert embedded.session.extra_buffer_types is extra_buffer_types_safe()  # unset: decided by the build
+    off = LlamaSession(embedded.model_path, n_ctx=512, n_threads=1, extra_buffer_types=False)
+    assert off.llm.model_params.use_extra_bufts is False
     assert lib.llama_model_default_params().use_extra_bufts is True  # the wrap lasted only while loading
+
+
+def test_a_build_with_amx_loads_without_extra_buffer_types(monkeypatch):
+    from shared.core.tiers import llama_session
+
+    amx_build = {"llama_cpp_python": "0.3.36", "cpu_features": ["AMX_INT8", "AVX2", "AVX512"]}
+    monkeypatch.setattr(llama_session, "build_info", lambda: amx_build)
+    assert llama_session.extra_buffer_types_safe() is False
+    monkeypatch.setattr(llama_session, "build_info", lambda: {**amx_build, "cpu_features": ["AVX2", "FMA"]})
+    assert llama_session.extra_buffer_types_safe() is True
 
 
 def test_health_reports_version_cpu_features_and_extra_buffer_types():
@@ -66,8 +80,10 @@ def test_health_reports_version_cpu_features_and_extra_buffer_types():
                           text=True, timeout=300, env=env)
     assert_not_killed(done, "smallfirst health")
     assert "llama-cpp-python 0.3.36" in done.stderr
-    assert "CPU features" in done.stderr and "AVX" in done.stderr
-    assert "extra buffer types off" in done.stderr
+    from shared.core.tiers.llama_session import extra_buffer_types_safe
+
+    assert "CPU features" in done.stderr and "AVX2" in done.stderr
+    assert f"extra buffer types {'on' if extra_buffer_types_safe() else 'off'}" in done.stderr
 
 
 @pytest.mark.azurite
@@ -80,7 +96,8 @@ def test_item_in_flight_when_its_worker_is_killed_is_processed_after_restart(tmp
         env = {**{k: v for k, v in os.environ.items() if not k.startswith("SMALLFIRST_")},
                "DataStorage": storage.connection_string, "SMALLFIRST_SMALL_BACKEND": "openai_compatible",
                "SMALLFIRST_SMALL_ENDPOINT": tier.url, "SMALLFIRST_SMALL_LOGPROBS": "true",
-               "SMALLFIRST_SMALL_TIMEOUT_S": "120", "SMALLFIRST_CLAIM_TTL_S": "3"}
+               "SMALLFIRST_SMALL_TIMEOUT_S": "120", "SMALLFIRST_CLAIM_TTL_S": "3",
+               "SMALLFIRST_TASKS_DIR": str(write_ticket_task(tmp_path / "tasks"))}
         host_cmd = [str(REPO / ".venv" / "bin" / "smallfirst-host"), "--settings", str(tmp_path / "none.json")]
 
         def start_host() -> subprocess.Popen:
@@ -90,7 +107,7 @@ def test_item_in_flight_when_its_worker_is_killed_is_processed_after_restart(tmp
         tier.default = Scripted(body=chat_completion('{"label":"billing"}', tokens=LABEL_TOKENS), delay_s=60)
         first = start_host()
         try:
-            blobs.get_blob_client("incoming", "support_ticket/killed.txt").upload_blob(b"I was charged twice")
+            blobs.get_blob_client("incoming", "ticket/killed.txt").upload_blob(b"I was charged twice")
             deadline = time.monotonic() + 60
             while not tier.requests and time.monotonic() < deadline:
                 time.sleep(0.1)
@@ -99,7 +116,7 @@ def test_item_in_flight_when_its_worker_is_killed_is_processed_after_restart(tmp
             assert first.wait(timeout=10) == -signal.SIGKILL
         finally:
             first.kill()
-        result = blobs.get_blob_client("results", "support_ticket/killed.txt.json")
+        result = blobs.get_blob_client("results", "ticket/killed.txt.json")
         assert not result.exists()  # the killed worker wrote nothing
 
         tier.default = Scripted(body=chat_completion('{"label":"billing"}', tokens=LABEL_TOKENS))
@@ -113,4 +130,4 @@ def test_item_in_flight_when_its_worker_is_killed_is_processed_after_restart(tmp
             second.terminate()
             second.wait(timeout=10)
         assert record["answer"] == "billing" and record["status"] == "accepted"
-        assert [b.name for b in blobs.get_container_client("results").list_blobs()] == ["support_ticket/killed.txt.json"]
+        assert [b.name for b in blobs.get_container_client("results").list_blobs()] == ["ticket/killed.txt.json"]

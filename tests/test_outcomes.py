@@ -21,10 +21,10 @@ from shared.pipeline.ingest import IngestLimits, Ingestor, WorkMessage
 from shared.pipeline.parsing import parse_input
 from shared.pipeline.storage import BlobStore
 from tests.azure_wire import AzureWireServer, Scripted, chat_completion
-from tests.conftest import REPO
+from tests.conftest import write_ticket_task
 
 pytestmark = pytest.mark.azurite
-TASK = "support_ticket"
+TASK = "ticket"
 
 
 def label_reply(delay_s: float = 0.0):
@@ -48,6 +48,11 @@ def storage(emulator):
     return store
 
 
+@pytest.fixture(scope="module")
+def tasks_dir(tmp_path_factory):
+    return write_ticket_task(tmp_path_factory.mktemp("tasks"))
+
+
 @pytest.fixture
 def tier():
     with AzureWireServer() as server:
@@ -58,9 +63,10 @@ def tier():
 class Pipeline:
     """An Ingestor whose work queue is a list the test drains by hand."""
 
-    def __init__(self, store: BlobStore, tier_url: str, chunk_items: int = 3, claim_ttl_s: float = 30.0) -> None:
+    def __init__(self, store: BlobStore, tier_url: str, tasks_dir, chunk_items: int = 3,
+                 claim_ttl_s: float = 30.0) -> None:
         env = {"SMALLFIRST_SMALL_BACKEND": "openai_compatible", "SMALLFIRST_SMALL_ENDPOINT": tier_url,
-               "SMALLFIRST_SMALL_LOGPROBS": "true", "SMALLFIRST_TASKS_DIR": str(REPO / "tasks")}
+               "SMALLFIRST_SMALL_LOGPROBS": "true", "SMALLFIRST_TASKS_DIR": str(tasks_dir)}
         self.queue: list[tuple[str, int]] = []
         self.store = store
         self.ingestor = Ingestor(Cascade(Settings.from_env(env)), store,
@@ -102,9 +108,9 @@ def calls_per_item(tier) -> dict[str, int]:
     return counts
 
 
-def test_two_concurrent_deliveries_of_the_same_work_call_the_model_once(storage, tier):
+def test_two_concurrent_deliveries_of_the_same_work_call_the_model_once(storage, tier, tasks_dir):
     tier.default = label_reply(delay_s=1.0)
-    pipeline = Pipeline(storage, tier.url)
+    pipeline = Pipeline(storage, tier.url, tasks_dir)
     pipeline.ingestor.handle_blob(pipeline.upload("twice.txt", b"I was charged twice"))
     (message, _), = pipeline.queue
     pipeline.queue.clear()
@@ -122,8 +128,8 @@ def test_two_concurrent_deliveries_of_the_same_work_call_the_model_once(storage,
     assert pipeline.drain() == ["duplicate"] and len(tier.requests) == 1
 
 
-def test_a_dead_workers_expired_claim_is_taken_over(storage, tier):
-    pipeline = Pipeline(storage, tier.url)
+def test_a_dead_workers_expired_claim_is_taken_over(storage, tier, tasks_dir):
+    pipeline = Pipeline(storage, tier.url, tasks_dir)
     pipeline.ingestor.handle_blob(pipeline.upload("orphan.txt", b"My invoice is wrong"))
     message = WorkMessage.model_validate_json(pipeline.queue[0][0])
     claim = InputBlob(TASK, "orphan.txt").claim(message.sha256)
@@ -133,8 +139,8 @@ def test_a_dead_workers_expired_claim_is_taken_over(storage, tier):
     assert storage.state("claims", claim) is None  # released after the work
 
 
-def test_a_live_claim_defers_the_work_instead_of_running_it(storage, tier):
-    pipeline = Pipeline(storage, tier.url)
+def test_a_live_claim_defers_the_work_instead_of_running_it(storage, tier, tasks_dir):
+    pipeline = Pipeline(storage, tier.url, tasks_dir)
     pipeline.ingestor.handle_blob(pipeline.upload("busy.txt", b"Refund please"))
     message = WorkMessage.model_validate_json(pipeline.queue[0][0])
     storage.write("claims", InputBlob(TASK, "busy.txt").claim(message.sha256),
@@ -145,16 +151,16 @@ def test_a_live_claim_defers_the_work_instead_of_running_it(storage, tier):
     assert tier.requests == [] and 19 <= pipeline.queue[0][1] <= 22
 
 
-def test_single_item_json_replaced_by_an_items_list_leaves_only_the_new_result(storage, tier):
-    pipeline = Pipeline(storage, tier.url)
+def test_single_item_json_replaced_by_an_items_list_leaves_only_the_new_result(storage, tier, tasks_dir):
+    pipeline = Pipeline(storage, tier.url, tasks_dir)
     pipeline.drop("swap.json", json.dumps({"id": "a", "text": "charged twice"}).encode())
     assert pipeline.outputs("swap.json")["results"] == [f"{TASK}/swap.json.json"]
     pipeline.drop("swap.json", json.dumps({"items": [{"id": "b", "text": "refund"}, {"id": "c", "text": "bill"}]}).encode())
     assert pipeline.outputs("swap.json") == {"results": [f"{TASK}/swap.json.jsonl"], "review": [], "deadletter": []}
 
 
-def test_fanned_out_jsonl_replaced_by_a_shorter_one_leaves_no_parts_or_manifest_behind(storage, tier):
-    pipeline = Pipeline(storage, tier.url)
+def test_fanned_out_jsonl_replaced_by_a_shorter_one_leaves_no_parts_or_manifest_behind(storage, tier, tasks_dir):
+    pipeline = Pipeline(storage, tier.url, tasks_dir)
     long = "\n".join(json.dumps({"id": f"l{i}", "text": f"ticket {i}"}) for i in range(7)).encode()
     pipeline.drop("shrink.jsonl", long)
     manifest = json.loads(storage.read("results", f"{TASK}/shrink.jsonl/manifest.json"))
@@ -163,8 +169,8 @@ def test_fanned_out_jsonl_replaced_by_a_shorter_one_leaves_no_parts_or_manifest_
     assert pipeline.outputs("shrink.jsonl")["results"] == [f"{TASK}/shrink.jsonl.jsonl"]
 
 
-def test_result_then_dead_letter_then_result_keeps_only_the_current_outcome(storage, tier):
-    pipeline = Pipeline(storage, tier.url)
+def test_result_then_dead_letter_then_result_keeps_only_the_current_outcome(storage, tier, tasks_dir):
+    pipeline = Pipeline(storage, tier.url, tasks_dir)
     pipeline.drop("flip.txt", b"first version")
     pipeline.drop("flip.txt", b"   ")
     assert pipeline.outputs("flip.txt") == {"results": [], "review": [], "deadletter": [f"{TASK}/flip.txt.json"]}
@@ -172,8 +178,8 @@ def test_result_then_dead_letter_then_result_keeps_only_the_current_outcome(stor
     assert pipeline.outputs("flip.txt") == {"results": [f"{TASK}/flip.txt.json"], "review": [], "deadletter": []}
 
 
-def test_a_late_part_of_old_content_cannot_complete_or_outlive_the_new_manifest(storage, tier):
-    pipeline = Pipeline(storage, tier.url)
+def test_a_late_part_of_old_content_cannot_complete_or_outlive_the_new_manifest(storage, tier, tasks_dir):
+    pipeline = Pipeline(storage, tier.url, tasks_dir)
     old = "\n".join(json.dumps({"id": f"o{i}", "text": f"old {i}"}) for i in range(6)).encode()
     pipeline.ingestor.handle_blob(pipeline.upload("late.jsonl", old))
     old_messages = list(pipeline.queue)
@@ -188,22 +194,22 @@ def test_a_late_part_of_old_content_cannot_complete_or_outlive_the_new_manifest(
     assert len(parts) == 2 and all(storage.state("results", p).metadata["source_sha256"] != old_sha for p in parts)
 
 
-def test_identical_reupload_is_not_processed_again(storage, tier):
-    pipeline = Pipeline(storage, tier.url)
+def test_identical_reupload_is_not_processed_again(storage, tier, tasks_dir):
+    pipeline = Pipeline(storage, tier.url, tasks_dir)
     pipeline.drop("same.txt", b"Same words twice")
     assert pipeline.drop("same.txt", b"Same words twice").disposition == "duplicate"
     assert calls_per_item(tier) == {"Same words twice": 1}
 
 
-def test_deeply_nested_json_is_a_dead_letter_not_a_crash(storage, tier):
-    pipeline = Pipeline(storage, tier.url)
+def test_deeply_nested_json_is_a_dead_letter_not_a_crash(storage, tier, tasks_dir):
+    pipeline = Pipeline(storage, tier.url, tasks_dir)
     result = pipeline.drop("deep.json", b"[" * 100_000 + b"]" * 100_000)
     assert result.disposition == "deadlettered" and result.detail == "too_deeply_nested"
     assert tier.requests == []
 
 
-def test_dead_letter_is_not_rewritten_when_the_same_event_comes_again(storage, tier):
-    pipeline = Pipeline(storage, tier.url)
+def test_dead_letter_is_not_rewritten_when_the_same_event_comes_again(storage, tier, tasks_dir):
+    pipeline = Pipeline(storage, tier.url, tasks_dir)
     client = storage.service.get_blob_client("incoming", "no_such_task/x.txt")
     client.upload_blob(b"hello", overwrite=True)
     assert pipeline.ingestor.handle_blob(client).disposition == "deadlettered"
@@ -212,8 +218,8 @@ def test_dead_letter_is_not_rewritten_when_the_same_event_comes_again(storage, t
     assert storage.state("deadletter", "no_such_task/x.txt.json").etag == written
 
 
-def test_a_file_whose_every_line_is_invalid_keeps_its_line_errors_in_one_dead_letter(storage, tier):
-    pipeline = Pipeline(storage, tier.url)
+def test_a_file_whose_every_line_is_invalid_keeps_its_line_errors_in_one_dead_letter(storage, tier, tasks_dir):
+    pipeline = Pipeline(storage, tier.url, tasks_dir)
     pipeline.drop("junk.jsonl", b'{broken\n{"id": "x", "text": ""}\n')
     dead = json.loads(storage.read("deadletter", f"{TASK}/junk.jsonl.json"))
     assert dead["reason"] == "no_valid_items"
@@ -226,7 +232,7 @@ def test_duplicate_ids_within_one_input_are_line_errors():
     assert [(e.line, e.reason) for e in parsed.errors] == [(2, "duplicate_id")]
 
 
-def test_event_grid_delivery_to_the_webhook_processes_the_blob(emulator, storage, tier, monkeypatch):
+def test_event_grid_delivery_to_the_webhook_processes_the_blob(emulator, storage, tier, tasks_dir, monkeypatch):
     from function_app import app
     from functions import services
     from localdev.host import LocalHost
@@ -235,6 +241,7 @@ def test_event_grid_delivery_to_the_webhook_processes_the_blob(emulator, storage
     monkeypatch.setenv("SMALLFIRST_SMALL_ENDPOINT", tier.url)
     monkeypatch.setenv("SMALLFIRST_SMALL_LOGPROBS", "true")
     monkeypatch.setenv("DataStorage", emulator.connection_string)
+    monkeypatch.setenv("SMALLFIRST_TASKS_DIR", str(tasks_dir))
     services.reset()
     host = LocalHost(app, port=0, poll_s=0.2, poll_blobs=False).start()
     try:

@@ -63,10 +63,11 @@ def test_extraction_validation_errors(catalog):
     assert any("address" in e for e in errors) and any("total" in e for e in errors)
 
 
-def test_settings_default_is_embedded_only():
+def test_settings_default_is_the_two_local_tiers():
     settings = Settings.from_env({})
-    assert list(settings.tiers) == ["small"]
-    small = settings.tiers["small"]
+    assert list(settings.tiers) == ["trained", "small"]
+    trained, small = settings.tiers["trained"], settings.tiers["small"]
+    assert trained.backend == Backend.TRAINED and trained.prices == (0.0, 0.0) and trained.role == "small"
     assert small.backend == Backend.EMBEDDED and small.prices == (0.0, 0.0) and small.role == "small"
 
 

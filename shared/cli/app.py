@@ -184,18 +184,67 @@ def tune(
     run: Path = typer.Argument(..., exists=True, dir_okay=False),
     frontier_run: Optional[Path] = typer.Option(None, "--frontier-run", exists=True),
     target: Optional[float] = typer.Option(None, "--target"),
+    tier: str = typer.Option("small", "--tier", help="the cheaper tier to tune (its own threshold unless small)"),
+    calibrate: bool = typer.Option(True, "--calibrate/--no-calibrate",
+                                   help="fit an isotonic map first (off for a tier calibrated already)"),
 ) -> None:
-    """Write the recommended threshold and the small tier's calibration into the task file."""
+    """Write the recommended threshold and the tier's calibration into the task file."""
     from shared.evaluation.tuning import tune as tune_task
 
     cascade = _cascade()
     _task(cascade, task)
     try:
-        result = tune_task(cascade.tasks.path_of(task), run, frontier_run=frontier_run, target=target)
+        result = tune_task(cascade.tasks.path_of(task), run, frontier_run=frontier_run, target=target, tier=tier,
+                           calibrate=calibrate)
     except ValueError as exc:
         console.print(f"[red]{exc}[/]")
         raise typer.Exit(1)
     console.print(f"{task}: threshold {result['threshold']:.3f} ({result['source']})")
+
+
+@app.command()
+def train(
+    task: str,
+    data: Path = typer.Option(..., "--data", exists=True, dir_okay=False, help='labelled .jsonl: {"id","text","label"}'),
+    activate: bool = typer.Option(True, "--activate/--no-activate", help="make the new head the task's active one"),
+) -> None:
+    """Train the trained tier's head for a classification task, save it as a new version, and activate it."""
+    import yaml
+
+    from shared.learning.artifact import save_head
+    from shared.learning.stores import LocalFolderStore
+    from shared.learning.training import train_head
+    from shared.learning.training_data import TrainingSet, read_labelled_jsonl
+
+    cascade = _cascade()
+    spec = _task(cascade, task)
+    if not isinstance(spec, ClassificationTask):
+        console.print(f"[red]{task} is an {spec.kind} task: the trained tier classifies[/]")
+        raise typer.Exit(2)
+    tier = cascade.tiers.get("trained")
+    training = TrainingSet(read_labelled_jsonl(data))
+    with progress_bar() as progress:
+        bar = progress.add_task(f"embedding {len(training)} examples", total=len(training))
+        try:
+            head = train_head(tier.embedder, training, labels=[label.name for label in spec.labels],
+                              none_label=spec.none_label if spec.allow_none else None,
+                              progress=lambda done, total: progress.update(bar, completed=done))
+        except ValueError as exc:
+            console.print(f"[red]{exc}[/]")
+            raise typer.Exit(1)
+    console.print("fitting: regularisation by cross-validation, then temperature and out-of-scope threshold")
+    artifact = save_head(LocalFolderStore(tier.config.heads_dir), task=spec.name, classifier=head, embedder=tier.embedder,
+                         training_data=training.summary())
+    metrics = artifact.cv_metrics
+    console.print(f"{spec.name} head {artifact.version}: cross-validated accuracy {metrics.accuracy:.3f}, "
+                  f"ECE {metrics.ece:.3f}, accuracy of the 80% most confident {metrics.selective_accuracy_80:.3f} "
+                  f"({metrics.rows} examples) -> {tier.config.heads_dir / spec.name / artifact.version}")
+    if activate:
+        path = cascade.tasks.path_of(spec.name)
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw["trained_head"] = artifact.version
+        path.write_text(yaml.safe_dump(raw, sort_keys=False, allow_unicode=True, width=200), encoding="utf-8")
+        console.print(f"{path}: trained_head = {artifact.version}")
 
 
 @app.command()

@@ -1,8 +1,9 @@
 """All runtime configuration, read from environment variables / app settings in one place.
 
-Tiers are named ``small``, ``small2`` and ``frontier``; each is configured by ``SMALLFIRST_<NAME>_<FIELD>``
-(for example ``SMALLFIRST_FRONTIER_BACKEND=azure_openai``). With nothing set, ``small`` is the embedded
-llama.cpp model and there is no frontier. A tier's role (``small`` or ``frontier``) is a field of its own
+Tiers are named ``trained``, ``small``, ``small2`` and ``frontier``; each is configured by
+``SMALLFIRST_<NAME>_<FIELD>`` (for example ``SMALLFIRST_FRONTIER_BACKEND=azure_openai``). With nothing set,
+``trained`` is the local embedding classifier, ``small`` is the embedded llama.cpp model and there is no
+frontier. A tier's role (``small`` or ``frontier``) is a field of its own
 (``SMALLFIRST_<NAME>_ROLE``); each name has a default role, so the usual setups need not set it.
 """
 
@@ -20,12 +21,15 @@ from shared.errors import ConfigError
 PREFIX = "SMALLFIRST_"
 Role = Literal["small", "frontier"]
 # The tier names that can be configured, cheapest first, with the role each has unless its ROLE says otherwise.
-DEFAULT_ROLES: dict[str, Role] = {"small": "small", "small2": "small", "frontier": "frontier"}
+DEFAULT_ROLES: dict[str, Role] = {"trained": "small", "small": "small", "small2": "small", "frontier": "frontier"}
+# Tiers that exist with nothing configured (both run locally at no cost), and their default backends.
+ALWAYS_CONFIGURED = {"trained": "trained", "small": "embedded"}
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 M = TypeVar("M", bound=BaseModel)
 
 
 class Backend(StrEnum):
+    TRAINED = "trained"
     EMBEDDED = "embedded"
     FOUNDRY = "foundry"
     AZURE_OPENAI = "azure_openai"
@@ -40,6 +44,7 @@ class StructuredOutput(StrEnum):
 
 # USD per 1M tokens (input, output). Phi-4 serverless and gpt-4o list prices; override per tier.
 DEFAULT_PRICES: dict[Backend, tuple[float, float]] = {
+    Backend.TRAINED: (0.0, 0.0),
     Backend.EMBEDDED: (0.0, 0.0),
     Backend.FOUNDRY: (0.125, 0.5),
     Backend.AZURE_OPENAI: (2.5, 10.0),
@@ -47,6 +52,7 @@ DEFAULT_PRICES: dict[Backend, tuple[float, float]] = {
 }
 # What each backend can do by default. Foundry's Phi-4 serverless documents neither json_schema nor logprobs.
 DEFAULT_CAPABILITIES: dict[Backend, tuple[StructuredOutput, bool]] = {
+    Backend.TRAINED: (StructuredOutput.JSON_SCHEMA, False),  # answers a label from the task's set, no text
     Backend.EMBEDDED: (StructuredOutput.JSON_SCHEMA, True),
     Backend.FOUNDRY: (StructuredOutput.INSTRUCTIONS, False),
     Backend.AZURE_OPENAI: (StructuredOutput.JSON_SCHEMA, True),
@@ -78,8 +84,10 @@ class TierConfig(BaseModel):
     model_path: Path | None = None
     n_ctx: int = Field(default=8192, ge=512)
     n_threads: int | None = None
-    # llama.cpp's repacked weight layouts (AMX among them); off because AMX crashes llama.cpp (see tiers/embedded.py)
-    extra_buffer_types: bool = False
+    # llama.cpp's repacked weight layouts; unset: on unless the build has AMX, which crashes (llama_session.py)
+    extra_buffer_types: bool | None = None
+    # trained only: the folder of head artifacts (<heads_dir>/<task>/<version>/)
+    heads_dir: Path = Field(default_factory=lambda: PROJECT_ROOT / "models")
 
     @property
     def effective_structured_output(self) -> StructuredOutput:
@@ -118,8 +126,9 @@ class Settings(BaseModel):
         tiers: dict[str, TierConfig] = {}
         for name, role in DEFAULT_ROLES.items():
             fields = _fields_with_prefix(env, f"{PREFIX}{name.upper()}_")
-            if fields or name == "small":
-                tiers[name] = _validate(TierConfig, {"name": name, "role": role, **fields}, f"{PREFIX}{name.upper()}_")
+            if fields or name in ALWAYS_CONFIGURED:
+                defaults = {"name": name, "role": role, "backend": ALWAYS_CONFIGURED.get(name, Backend.EMBEDDED)}
+                tiers[name] = _validate(TierConfig, {**defaults, **fields}, f"{PREFIX}{name.upper()}_")
         general = {
             key: value
             for key, value in _fields_with_prefix(env, PREFIX).items()

@@ -15,6 +15,7 @@ from shared.core.tasks import AnyTask
 class AcceptancePolicy:
     def __init__(self, task: AnyTask) -> None:
         self.threshold = task.threshold
+        self.tier_thresholds = task.tier_thresholds
         self.frontier_threshold = task.frontier_threshold
         self.calibration = task.calibration
 
@@ -28,10 +29,11 @@ class AcceptancePolicy:
         if not attempt.answered or attempt.raw_confidence is None:
             return attempt
         confidence = self.calibrated(attempt.tier, attempt.raw_confidence)
-        threshold = self.frontier_threshold if role == "frontier" else self.threshold
+        threshold = self.frontier_threshold if role == "frontier" else self.tier_thresholds.get(attempt.tier,
+                                                                                              self.threshold)
         if confidence >= threshold:
             return attempt.model_copy(update={"outcome": "accepted", "confidence": confidence, "reason": None})
         return attempt.model_copy(update={
             "outcome": "low_confidence", "confidence": confidence,
-            "reason": f"confidence {confidence:.3f} < {role} threshold {threshold}",
+            "reason": f"confidence {confidence:.3f} < {attempt.tier}'s threshold {threshold}",
         })

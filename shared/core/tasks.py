@@ -60,9 +60,13 @@ class TaskBase(BaseModel):
     threshold_source: str = "default (not tuned)"
     # A frontier answer is final unless its confidence is below this (then it goes to review); 0 = always final.
     frontier_threshold: float = Field(default=0.0, ge=0.0, le=1.0)
+    # Per-tier thresholds where a tier's confidence means something else than the others' (tuned by `tune --tier`).
+    tier_thresholds: dict[str, float] = Field(default_factory=dict)
+    tier_threshold_sources: dict[str, str] = Field(default_factory=dict)
     max_input_chars: int = Field(default=20_000, gt=0)
     max_input_tokens: int = Field(default=4_000, gt=0)
     tiers: list[str] = Field(default_factory=lambda: ["small", "small2", "frontier"], min_length=1)
+    trained_head: str | None = None  # the active head version of the trained tier; none: zero-shot
     calibration: Calibration | None = None
     examples: list[Example] = Field(default_factory=list)
 

@@ -94,13 +94,15 @@ def build_report(run_path: Path, out_dir: Path, task: AnyTask, *, frontier_run: 
                                                 [r.answer if r.answered else None for r in run.records])
             blocks.append(("p", f"**{name}**"))
             blocks.append(("table", ["gold", "predicted", "count"], [[g, p, str(c)] for g, p, c in confusions]))
-    if SMALL in runs and FRONTIER in runs:
-        analysis = analyse_cascade(runs[SMALL], runs[FRONTIER], lambda c: policy.calibrated(SMALL, c), target)
+    # The cheaper tier the cascade would try first: `small`, or else the one tier that is not the frontier.
+    cheap = SMALL if SMALL in runs else next((name for name in runs if name != FRONTIER), None)
+    if cheap and FRONTIER in runs:
+        analysis = analyse_cascade(runs[cheap], runs[FRONTIER], lambda c: policy.calibrated(cheap, c), target)
         blocks += _cascade_blocks(analysis, out_dir, calibrated=task.calibration is not None)
         if analysis.recommendation:
             summary["recommendation"] = analysis.recommendation.__dict__
-    elif SMALL in runs:
-        blocks += _single_tier_blocks(runs[SMALL], policy, out_dir, target)
+    elif cheap:
+        blocks += _single_tier_blocks(runs[cheap], policy, out_dir, target)
     (out_dir / "report.md").write_text(render_markdown(blocks), encoding="utf-8")
     (out_dir / "report.html").write_text(render_html(blocks, out_dir, task.name), encoding="utf-8")
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=str), encoding="utf-8")
@@ -138,7 +140,7 @@ def _cascade_blocks(analysis, out_dir: Path, *, calibrated: bool) -> list[Block]
 
 
 def _single_tier_blocks(run: TierRun, policy: AcceptancePolicy, out_dir: Path, target: float | None) -> list[Block]:
-    confidences = [policy.calibrated(SMALL, c) for c in run.raw_confidences]
+    confidences = [policy.calibrated(run.name, c) for c in run.raw_confidences]
     coverage_plot(run.name, confidences, run.correct, out_dir / "coverage.png")
     rows = []
     for goal in ([target] if target is not None else [0.5, 0.7, 0.8, 0.9, 0.95]):

@@ -29,17 +29,23 @@ def fit_isotonic(confidences: list[float], correct: list[bool], max_points: int 
     return Calibration(x=[float(x[i]) for i in keep], y=[float(y[i]) for i in keep])
 
 
-def tune(task_path: Path, run_path: Path, *, frontier_run: Path | None = None, target: float | None = None) -> dict[str, Any]:
-    """Fit the small tier's calibration on a run and write it, with the threshold it recommends, into the task."""
+def tune(task_path: Path, run_path: Path, *, frontier_run: Path | None = None, target: float | None = None,
+         tier: str = SMALL, calibrate: bool = True) -> dict[str, Any]:
+    """Fit a cheaper tier's calibration on a run and write it, with the threshold it recommends, into the task.
+
+    For `small` the task's `threshold` is set; for another tier its entry in `tier_thresholds`. Without
+    `calibrate` (a tier whose confidence is calibrated already, as the trained tier's), the threshold is chosen
+    on the tier's own confidence and the task's calibration map is left as it is."""
     runs = load_runs(run_path, frontier_run)
-    if SMALL not in runs:
-        raise ValueError(f"{run_path}: no records for tier {SMALL!r}")
-    small_run = runs[SMALL]
+    if tier not in runs:
+        raise ValueError(f"{run_path}: no records for tier {tier!r}")
+    small_run = runs[tier]
     today = date.today().isoformat()
     calibration = fit_isotonic(small_run.raw_confidences, small_run.correct)
-    calibration.fitted_on, calibration.fitted_at, calibration.tier = str(run_path), today, SMALL
+    calibration.fitted_on, calibration.fitted_at, calibration.tier = str(run_path), today, tier
+    mapping = calibration.apply if calibrate else (lambda confidence: confidence)
     if FRONTIER in runs:
-        analysis = analyse_cascade(small_run, runs[FRONTIER], calibration.apply, target)
+        analysis = analyse_cascade(small_run, runs[FRONTIER], mapping, target)
         rec = analysis.recommendation
         if rec is None:
             raise ValueError(f"no threshold reaches the target accuracy {analysis.target:.3f}")
@@ -48,7 +54,7 @@ def tune(task_path: Path, run_path: Path, *, frontier_run: Path | None = None, t
                   f"{rec.accuracy:.3f} [{rec.accuracy_ci[0]:.3f}, {rec.accuracy_ci[1]:.3f}], escalation {rec.escalation_rate:.1%}")
     else:
         goal = target if target is not None else 0.9
-        calibrated = [calibration.apply(c) for c in small_run.raw_confidences]
+        calibrated = [mapping(c) for c in small_run.raw_confidences]
         found = metrics.selective_threshold(calibrated, small_run.correct, goal)
         if found is None:
             raise ValueError(f"no threshold gives accepted items an accuracy of {goal:.2f}")
@@ -56,8 +62,13 @@ def tune(task_path: Path, run_path: Path, *, frontier_run: Path | None = None, t
         source = (f"tuned {today} on {run_path.name} ({len(small_run.records)} items, one tier): accepted items "
                   f"{found[1]:.3f} accurate, {found[2]:.1%} accepted, the rest to review")
     raw = yaml.safe_load(task_path.read_text(encoding="utf-8"))
-    raw["threshold"] = round(float(threshold), 6)
-    raw["threshold_source"] = source
-    raw["calibration"] = calibration.model_dump()
+    if tier == SMALL:
+        raw["threshold"] = round(float(threshold), 6)
+        raw["threshold_source"] = source
+    else:
+        raw.setdefault("tier_thresholds", {})[tier] = round(float(threshold), 6)
+        raw.setdefault("tier_threshold_sources", {})[tier] = source
+    if calibrate:
+        raw["calibration"] = calibration.model_dump()
     task_path.write_text(yaml.safe_dump(raw, sort_keys=False, allow_unicode=True, width=200), encoding="utf-8")
     return {"threshold": threshold, "source": source, "calibration_points": len(calibration.x)}

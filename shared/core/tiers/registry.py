@@ -9,6 +9,10 @@ from shared.core.tiers.base import Tier
 
 
 def build_tier(config: TierConfig) -> Tier:
+    if config.backend == Backend.TRAINED:
+        from shared.core.tiers.trained import TrainedTier
+
+        return TrainedTier(config)
     if config.backend == Backend.EMBEDDED:
         from shared.core.tiers.embedded import EmbeddedTier
 

@@ -1,0 +1,44 @@
+"""`smallfirst train` for real: embeds labelled tickets, fits a head, saves a version and activates it."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import yaml
+from typer.testing import CliRunner
+
+from shared.cli import app
+from shared.core.cascade import Cascade
+from shared.core.config import Settings
+from shared.core.records import Item
+from tests.conftest import REPO
+
+runner = CliRunner()
+
+
+def test_train_saves_a_head_activates_it_and_the_trained_tier_answers_with_it(tmp_path, monkeypatch):
+    tasks, heads = tmp_path / "tasks", tmp_path / "heads"
+    shutil.copytree(REPO / "tasks", tasks)
+    env = {"SMALLFIRST_TASKS_DIR": str(tasks), "SMALLFIRST_TRAINED_HEADS_DIR": str(heads)}
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    result = runner.invoke(app, ["train", "support_ticket", "--data", str(REPO / "tasks/data/support_ticket/train.jsonl")],
+                           catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    version = yaml.safe_load((tasks / "support_ticket.yaml").read_text())["trained_head"]
+    head = json.loads((heads / "support_ticket" / version / "head.json").read_text())
+    assert head["training_data"]["size"] == 240 and head["labels"] == ["account", "billing", "other", "technical"]
+    assert head["cv_metrics"]["accuracy"] > 0.85
+
+    cascade = Cascade(Settings.from_env(env))
+    record = cascade.process(cascade.tasks.get("support_ticket"), Item(id="t", text="my card was charged twice"))
+    assert record.attempts[0].tier == "trained" and record.attempts[0].answer == "billing"
+
+
+def test_train_refuses_labels_the_task_does_not_have(tmp_path, monkeypatch):
+    data = tmp_path / "bad.jsonl"
+    data.write_text(json.dumps({"id": "1", "text": "where is my parcel", "label": "shipping"}) + "\n")
+    monkeypatch.setenv("SMALLFIRST_TRAINED_HEADS_DIR", str(tmp_path / "heads"))
+    result = runner.invoke(app, ["train", "support_ticket", "--data", str(data)])
+    assert result.exit_code == 1 and "shipping" in result.output and not (tmp_path / "heads").exists()
