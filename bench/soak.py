@@ -40,6 +40,7 @@ import hashlib
 import json
 import os
 import random
+import re
 import shutil
 import signal
 import subprocess
@@ -222,6 +223,8 @@ class Output:
     etag: str
     metadata: dict[str, str]
     body: Any = None  # a record dict, a list of record dicts (.jsonl), a manifest or a dead-letter dict
+    role: str = "other"  # single, lines, part, manifest, review, review_part, deadletter, deadletter_part; classify()
+    part: int | None = None
 
     @property
     def sha(self) -> str | None:
@@ -237,18 +240,12 @@ class Output:
         return None
 
     @property
-    def part(self) -> int | None:
-        leaf = self.name.rsplit("/", 1)[-1]
-        if leaf.startswith("part-"):
-            return int(leaf.removeprefix("part-").split(".")[0])
-        return None
-
-    @property
     def is_manifest(self) -> bool:
-        return self.name.endswith("/manifest.json")
+        return self.role == "manifest"
 
     def records(self) -> list[dict[str, Any]]:
-        if self.is_manifest or self.container == "deadletter":
+        """The result records a results or review blob holds (none for anything else)."""
+        if self.role not in ("single", "lines", "part", "review", "review_part"):
             return []
         return self.body if isinstance(self.body, list) else [self.body] if isinstance(self.body, dict) else []
 
@@ -305,24 +302,44 @@ class StorageView:
         return depth
 
 
-def owner(output_name: str, inputs: dict[str, Input]) -> Input | None:
-    """The input an output blob belongs to, by blob_names.InputBlob's naming rules."""
-    task, _, rest = output_name.partition("/")
+PART = re.compile(r"part-(\d{5})\.(jsonl|json)")
+
+
+def classify(out: Output, inputs: dict[str, Input]) -> Input | None:
+    """The input an output blob belongs to, by blob_names.InputBlob's naming rules; sets the blob's role.
+
+    A blob in an output container that no rule names (a claim, a lock, a temporary blob) keeps role "other":
+    it is counted, not read as records and not judged stale.
+    """
+    task, _, rest = out.name.partition("/")
     if task != TASK:
         return None
     if "/" in rest:
-        return inputs.get(rest.split("/", 1)[0])
-    for suffix in (".jsonl", ".json"):
+        name, leaf = rest.split("/", 1)
+        inp = inputs.get(name)
+        match = PART.fullmatch(leaf)
+        if inp is None:
+            return None
+        if out.container == "results" and leaf == "manifest.json":
+            out.role = "manifest"
+        elif match and match.group(2) == ("json" if out.container == "deadletter" else "jsonl"):
+            out.role, out.part = {"results": "part", "review": "review_part", "deadletter": "deadletter_part"}[
+                out.container], int(match.group(1))
+        return inp
+    for suffix, roles in ((".jsonl", {"results": "lines", "review": "review"}),
+                          (".json", {"results": "single", "deadletter": "deadletter"})):
         if rest.endswith(suffix) and rest.removesuffix(suffix) in inputs:
+            out.role = roles.get(out.container, "other")
             return inputs[rest.removesuffix(suffix)]
     return None
 
 
 def by_input(view: StorageView, inputs: dict[str, Input]) -> tuple[dict[str, list[Output]], list[Output]]:
+    """Output blobs grouped by input name, and the blobs no input owns."""
     grouped: dict[str, list[Output]] = defaultdict(list)
     orphans = []
     for out in view.outputs.values():
-        target = owner(out.name, inputs)
+        target = classify(out, inputs)
         if target is None:
             orphans.append(out)
         else:
@@ -336,11 +353,9 @@ def has_outcome(inp: Input, outs: list[Output]) -> bool:
     for out in outs:
         if out.sha != sha:
             continue
-        if out.container == "deadletter":
+        if out.role == "deadletter" or out.role in ("single", "lines"):
             return True
-        if out.container == "results" and (not out.is_manifest or (isinstance(out.body, dict) and out.body.get("complete"))):
-            if not out.is_manifest and out.part is not None:
-                continue  # one part is not yet an outcome of a fanned-out input
+        if out.role == "manifest" and isinstance(out.body, dict) and out.body.get("complete"):
             return True
     return False
 
@@ -348,7 +363,7 @@ def has_outcome(inp: Input, outs: list[Output]) -> bool:
 def found_ids(inp: Input, outs: list[Output]) -> Counter[str]:
     ids: Counter[str] = Counter()
     for out in outs:
-        if out.container == "results" and out.sha == inp.current.sha:
+        if out.role in ("single", "lines", "part") and out.sha == inp.current.sha:
             ids.update(str(r.get("id")) for r in out.records() if isinstance(r, dict))
     return ids
 
@@ -367,6 +382,7 @@ def audit(view: StorageView, inputs: dict[str, Input], tier: FakeTier, proxy: Fa
     surplus_parts: list[str] = []
     both: list[str] = []
     incomplete_manifests: list[str] = []
+    others: list[str] = []
     for inp in inputs.values():
         outs = grouped.get(inp.name, [])
         cur = inp.current
@@ -390,17 +406,20 @@ def audit(view: StorageView, inputs: dict[str, Input], tier: FakeTier, proxy: Fa
         if not has_outcome(inp, outs):
             without_outcome.append(inp.name)
         # outputs of older content
-        manifest = next((o for o in outs if o.container == "results" and o.is_manifest and o.sha == cur.sha), None)
+        manifest = next((o for o in outs if o.is_manifest and o.sha == cur.sha), None)
         parts = manifest.body.get("parts") if manifest and isinstance(manifest.body, dict) else None
         for out in outs:
             where = f"{out.container}/{out.name}"
+            if out.role == "other":
+                others.append(where)
+                continue
             if out.sha is not None and out.sha != cur.sha:
                 stale_hash.append(where)
             if out.part is not None and (parts is None or out.part >= parts):
                 surplus_parts.append(where)
-        dead = [o for o in outs if o.container == "deadletter"
+        dead = [o for o in outs if o.role in ("deadletter", "deadletter_part")
                 and not (isinstance(o.body, dict) and o.body.get("reason") == "invalid_lines" and o.sha == cur.sha)]
-        if dead and any(o.container == "results" for o in outs):
+        if dead and any(o.role in ("single", "lines", "part", "manifest") for o in outs):
             both.append(inp.name)
         fanned = not cur.bad and len(cur.items) > chunk_items and inp.name.endswith(".jsonl")
         if fanned and not (manifest and isinstance(manifest.body, dict) and manifest.body.get("complete")):
@@ -435,13 +454,14 @@ def audit(view: StorageView, inputs: dict[str, Input], tier: FakeTier, proxy: Fa
         },
         "incomplete_manifests": len(incomplete_manifests),
         "orphan_outputs": len(orphans),
+        "other_outputs": len(others),
         "model": {"answers": sum(answers.values()), "items_answered": len(answers),
                   "unknown_items": len(set(answers) - keys - {"?"}), **proxy.totals()},
         "examples": {
             "lost": lost[:5], "duplicates": duplicate_examples[:5], "without_outcome": without_outcome[:5],
             "stale": stale_blobs[:8], "result_and_deadletter": both[:5], "incomplete_manifests": incomplete_manifests[:5],
             "excess": sorted(excess.items(), key=lambda kv: -kv[1])[:5],
-            "orphans": [f"{o.container}/{o.name}" for o in orphans[:5]],
+            "orphans": [f"{o.container}/{o.name}" for o in orphans[:5]], "others": others[:5],
         },
     }
 
@@ -568,6 +588,7 @@ class Soak:
         tier = FakeTier(LABELS, latency_ms=cfg.latency_ms, low_confidence_rate=cfg.low_confidence_rate, seed=cfg.seed)
         proxy = FaultProxy("", fault_rate=cfg.fault_rate, hang_s=cfg.hang_s, seed=cfg.seed)
         answers_at_kill: Counter[str] | None = None
+        report: dict[str, Any] | None = None
         quiet = False
         try:
             storage.start()
@@ -653,11 +674,25 @@ class Soak:
             return report
         finally:
             self.stop_hosts()
+            self.host_logs = host_log_stats(self.workdir)
+            if report is not None:
+                report["run"]["host_logs"] = self.host_logs
             proxy.stop()
             tier.stop()
             storage.stop()
             if not cfg.keep:
                 shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+def host_log_stats(workdir: Path) -> dict[str, int]:
+    """What the hosts logged: bytes, and lines at ERROR (tracebacks) or naming a failed delete of a message."""
+    stats = {"bytes": 0, "error_lines": 0, "tracebacks": 0}
+    for log in sorted(workdir.glob("host-*.log")):
+        data = log.read_bytes()
+        stats["bytes"] += len(data)
+        stats["error_lines"] += data.count(b" ERROR ")
+        stats["tracebacks"] += data.count(b"Traceback (most recent call last)")
+    return stats
 
 
 def run_soak(cfg: SoakConfig) -> dict[str, Any]:
