@@ -2,6 +2,7 @@
 
     python -m bench.soak [--items 2000] [--fault-rate 0.3] [--kill-at 0.5] [--overwrites 20] [--reuploads 10]
                          [--seed 1] [--chunk-items 50] [--timeout 1200]
+                         [--latency-ms 20,50] [--client-timeout 2] [--hang 3] [--keep --workdir DIR]
 
 What runs, all on 127.0.0.1:
 - Azurite (localdev/azurite.py) with the four containers;
@@ -18,6 +19,9 @@ While it runs: the host is SIGKILLed once `--kill-at` of the items have results,
 shorter one, a one-item `.json` by an items list, an items list by one item, a good input by an unreadable
 one and the reverse, the rest new content of the same kind); `--reuploads` inputs are uploaded again with
 identical content, which must not be processed again.
+
+A slow tier (`--latency-ms 1000,2000 --client-timeout 5 --hang 6`) makes parts wait in the host longer than
+the chunk queue's visibility timeout, which is what sends one part to the model twice without any crash.
 
 When the system is quiet (no output changed for `--quiet` seconds and the chunk queues are empty; bounded by
 `--timeout`) the audit reads only the storage API (blobs, their metadata and content) and the fake tier's
@@ -180,16 +184,16 @@ class CorpusBuilder:
         inputs += [Input(self.file_name(".json" if i % 3 == 0 else ".txt"), "bad", [self.bad(i)]) for i in range(n_bad)]
         counted = sum(len(i.current.items) for i in inputs)
         kinds = ["txt", "json1", "jsonlist", "jsonl", "jsonl_big"]
-        weights = [0.36, 0.2, 0.14, 0.24, 0.06]
+        weights = [0.45, 0.2, 0.15, 0.17, 0.03]  # about 6 items a file, as many small files as in the soak
         while counted < n_items:
             kind = rng.choices(kinds, weights)[0]
             left = n_items - counted
             if kind == "jsonlist":
                 n = min(left, rng.randint(2, 8))
             elif kind == "jsonl":
-                n = min(left, rng.randint(2, chunk))
+                n = min(left, rng.randint(2, max(2, chunk // 2)))
             elif kind == "jsonl_big":
-                kind, n = "jsonl", min(left, rng.randint(chunk + 1, 4 * chunk))
+                kind, n = "jsonl", min(left, rng.randint(chunk + 1, 3 * chunk))
             else:
                 n = 1
             if kind in ("jsonlist", "jsonl") and n == 1:
@@ -669,7 +673,7 @@ class Soak:
                 "identical_reuploads": sum(1 for i in corpus if i.plan == "identical" and i.uploads > 1),
                 "overwrites_not_done": len([i for i in pending if i.plan != "identical"]),
                 "chunk_items": cfg.chunk_items, "max_attempts": cfg.max_attempts,
-                "client_timeout_s": cfg.client_timeout_s,
+                "client_timeout_s": cfg.client_timeout_s, "latency_ms": list(cfg.latency_ms),
             }
             return report
         finally:
@@ -711,13 +715,17 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--chunk-items", type=int, default=50)
     parser.add_argument("--timeout", type=float, default=1200.0, help="seconds for the whole run")
     parser.add_argument("--quiet", type=float, default=5.0, help="seconds without a new output that mean done")
+    parser.add_argument("--latency-ms", default="20,50", help="the fake tier's latency range, LO,HI")
+    parser.add_argument("--client-timeout", type=float, default=2.0, help="SMALLFIRST_SMALL_TIMEOUT_S")
+    parser.add_argument("--hang", type=float, default=3.0, help="seconds an injected hang lasts (past the timeout)")
     parser.add_argument("--workdir", type=Path, default=None)
     parser.add_argument("--keep", action="store_true", help="keep the work folder (host logs, Azurite data)")
     args = parser.parse_args(argv)
     cfg = SoakConfig(items=args.items, fault_rate=args.fault_rate, kill_at=args.kill_at or None,
                      overwrites=args.overwrites, reuploads=args.reuploads, bad_inputs=args.bad_inputs, seed=args.seed,
                      chunk_items=args.chunk_items, timeout_s=args.timeout, quiet_s=args.quiet, workdir=args.workdir,
-                     keep=args.keep)
+                     keep=args.keep, latency_ms=tuple(float(x) for x in args.latency_ms.split(",")),
+                     client_timeout_s=args.client_timeout, hang_s=max(args.hang, args.client_timeout + 1))
     report = run_soak(cfg)
     print(table(report))
     print(json.dumps(report, separators=(",", ":")))
