@@ -60,11 +60,19 @@ from typing import Any
 from bench.fault_proxy import FakeTier, FaultProxy
 
 REPO = Path(__file__).resolve().parents[1]
-TASK = "support_ticket"
+TASK = "ticket"
 LABELS = ["billing", "technical", "account", "other"]
-CONTAINERS = ("incoming", "results", "review", "deadletter")
+# The support-ticket labels answered by the small tier alone: the soak measures the pipeline, not the models.
+TASK_FILE = f"""\
+kind: classification
+instruction: Route the customer support ticket to the team that should handle it.
+threshold: 0.5
+tiers: [small]
+labels: [{", ".join("{name: %s}" % label for label in LABELS)}]
+"""
+CONTAINERS = ("incoming", "results", "review", "deadletter", "claims")
 OUTPUTS = ("results", "review", "deadletter")
-QUEUES = ("smallfirst-chunks", "smallfirst-chunks-poison")
+QUEUES = ("smallfirst-work", "smallfirst-work-poison")
 HASH_KEY = "source_sha256"
 SENTENCES = [
     "I was charged twice for my subscription this month.",
@@ -546,10 +554,16 @@ class Soak:
             "SMALLFIRST_SMALL_BACKEND": "openai_compatible", "SMALLFIRST_SMALL_ENDPOINT": endpoint,
             "SMALLFIRST_SMALL_LOGPROBS": "true", "SMALLFIRST_SMALL_TIMEOUT_S": str(self.cfg.client_timeout_s),
             "SMALLFIRST_SMALL_MAX_ATTEMPTS": str(self.cfg.max_attempts),
-            "SMALLFIRST_CHUNK_ITEMS": str(self.cfg.chunk_items),
+            "SMALLFIRST_CHUNK_ITEMS": str(self.cfg.chunk_items), "SMALLFIRST_TASKS_DIR": str(self.tasks_dir()),
             **self.cfg.extra_env,
         })
         return env
+
+    def tasks_dir(self) -> Path:
+        folder = self.workdir / "tasks"
+        folder.mkdir(exist_ok=True)
+        (folder / f"{TASK}.yaml").write_text(TASK_FILE)
+        return folder
 
     def start_host(self, env: dict[str, str]) -> subprocess.Popen:
         from localdev.azurite import free_port

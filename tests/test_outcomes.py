@@ -139,6 +139,26 @@ def test_a_dead_workers_expired_claim_is_taken_over(storage, tier, tasks_dir):
     assert storage.state("claims", claim) is None  # released after the work
 
 
+def test_items_a_dead_worker_got_answers_for_are_not_sent_to_the_model_again(storage, tier, tasks_dir):
+    from shared.core.records import ResultRecord
+
+    pipeline = Pipeline(storage, tier.url, tasks_dir)
+    lines = [json.dumps({"id": f"k{i}", "text": f"kept ticket {i}"}) for i in range(3)]
+    pipeline.ingestor.handle_blob(pipeline.upload("kept.jsonl", "\n".join(lines).encode()))
+    message = WorkMessage.model_validate_json(pipeline.queue[0][0])
+    claim = InputBlob(TASK, "kept.jsonl").claim(message.sha256)
+    storage.write("claims", claim, json.dumps({"owner": "dead-worker", "expires_at": time.time() - 1}),
+                  content_type="application/json", metadata={})
+    paid = ResultRecord(id="k0", task=TASK, status="accepted", answer="account", tier="small")
+    storage.write("claims", f"{claim}/items/{'0' * 32}.json", paid.model_dump_json(), content_type="application/json",
+                  metadata={})
+    assert pipeline.drain() == ["processed"]
+    assert sorted(calls_per_item(tier)) == ["kept ticket 1", "kept ticket 2"]  # k0 was paid for already
+    records = [json.loads(line) for line in storage.read("results", f"{TASK}/kept.jsonl.jsonl").splitlines()]
+    assert [(r["id"], r["answer"]) for r in records] == [("k0", "account"), ("k1", "billing"), ("k2", "billing")]
+    assert list(storage.list_states("claims", claim)) == []  # the claim and its records are gone once published
+
+
 def test_a_live_claim_defers_the_work_instead_of_running_it(storage, tier, tasks_dir):
     pipeline = Pipeline(storage, tier.url, tasks_dir)
     pipeline.ingestor.handle_blob(pipeline.upload("busy.txt", b"Refund please"))

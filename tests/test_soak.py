@@ -11,7 +11,7 @@ from collections import Counter
 import pytest
 
 from bench.fault_proxy import FAULT_KINDS, FakeTier, FaultProxy
-from bench.soak import LABELS, Input, Output, SoakConfig, StorageView, Version, audit, run_soak
+from bench.soak import LABELS, TASK, TASK_FILE, Input, Output, SoakConfig, StorageView, Version, audit, run_soak
 from tests.conftest import REPO
 
 SHA_OLD = "0" * 64
@@ -19,11 +19,16 @@ SHA_OLD = "0" * 64
 
 # -- the harness's parts ---------------------------------------------------------------------------------------
 def _tier_settings(monkeypatch, endpoint: str):
+    import tempfile
+    from pathlib import Path
+
     from shared.core.cascade import Cascade
 
+    tasks = Path(tempfile.mkdtemp())
+    (tasks / f"{TASK}.yaml").write_text(TASK_FILE)
     for key, value in {"SMALLFIRST_SMALL_BACKEND": "openai_compatible", "SMALLFIRST_SMALL_ENDPOINT": endpoint,
                        "SMALLFIRST_SMALL_LOGPROBS": "true", "SMALLFIRST_SMALL_TIMEOUT_S": "1",
-                       "SMALLFIRST_SMALL_MAX_ATTEMPTS": "2"}.items():
+                       "SMALLFIRST_SMALL_MAX_ATTEMPTS": "2", "SMALLFIRST_TASKS_DIR": str(tasks)}.items():
         monkeypatch.setenv(key, value)
     return Cascade.from_env()
 
@@ -33,7 +38,7 @@ def _classify(cascade, text: str):
 
     from shared.core.records import Item
 
-    return asyncio.run(cascade.process_batch(cascade.tasks.get("support_ticket"), [Item(id="x", text=text)]))[0]
+    return asyncio.run(cascade.process_batch(cascade.tasks.get(TASK), [Item(id="x", text=text)]))[0]
 
 
 def test_fake_tier_answers_each_item_with_a_label_and_counts_answers_per_item(monkeypatch):
@@ -74,11 +79,11 @@ def _out(container: str, name: str, sha: str | None, body) -> Output:
     meta = {"source_sha256": sha} if sha and container != "deadletter" else {}
     if container == "deadletter":
         body = {**body, "source_sha256": sha}
-    return Output(container, f"support_ticket/{name}", "e", meta, body)
+    return Output(container, f"{TASK}/{name}", "e", meta, body)
 
 
 def _rec(i: str, status: str = "accepted") -> dict:
-    return {"id": i, "task": "support_ticket", "status": status, "answer": "billing"}
+    return {"id": i, "task": TASK, "status": status, "answer": "billing"}
 
 
 def test_audit_finds_lost_duplicate_and_stale_outputs_from_storage_alone():

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import Sequence
+from typing import Callable, Sequence
 
 from opentelemetry import trace
 
@@ -59,12 +59,21 @@ class Cascade:
                                  "smallfirst.tier": record.tier or "", "smallfirst.cost_usd": record.cost_usd})
             return record
 
-    async def process_batch(self, task: AnyTask, items: Sequence[Item], concurrency: int | None = None) -> list[ResultRecord]:
-        """Results in input order; at most `concurrency` items in flight (tier calls are blocking I/O)."""
+    async def process_batch(self, task: AnyTask, items: Sequence[Item], concurrency: int | None = None,
+                            on_record: Callable[[ResultRecord], None] | None = None) -> list[ResultRecord]:
+        """Results in input order; at most `concurrency` items in flight (tier calls are blocking I/O).
+        `on_record` sees each record as soon as its item is done (to keep what was paid for)."""
+
+        def one(item: Item) -> ResultRecord:
+            record = self.process(task, item)
+            if on_record is not None:
+                on_record(record)
+            return record
+
         loop = asyncio.get_running_loop()
         # Threads start on demand, so a pool per batch is cheap; its size is the concurrency bound.
         with ThreadPoolExecutor(max_workers=concurrency or self.settings.concurrency) as pool:
-            futures = [loop.run_in_executor(pool, self.process, task, item) for item in items]
+            futures = [loop.run_in_executor(pool, one, item) for item in items]
             return list(await asyncio.gather(*futures))
 
 

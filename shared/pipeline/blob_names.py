@@ -9,7 +9,8 @@ An input `incoming/<task>/<name>` has:
     review/<task>/<name>.jsonl                 items that need a person (or review/<task>/<name>/part-NNNNN.jsonl)
     deadletter/<task>/<name>.json              why the input (or deadletter/<task>/<name>/part-NNNNN.json a part)
                                                could not be processed, or which of its lines could not
-    claims/<task>/<name>/<sha256>[/part-NNNNN] the claim of the worker on that content (or part of it)
+    claims/<task>/<name>/<sha256>[/part-NNNNN] the claim of the worker on that content (or part of it), and
+                                  .../items/<hash of id>.json the records it has paid for so far
 """
 
 from __future__ import annotations

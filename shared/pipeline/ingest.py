@@ -5,7 +5,8 @@ work on the queue: one message for the whole input, or one per part of a large .
 `handle_work` (the queue trigger) claims the work (`claims.Claim`) before any model call, runs the cascade
 and publishes the outputs. The model work is queue-driven so that a worker that dies mid-item leaves a
 message that becomes visible again, and a copy of work that another live worker holds is put back on the
-queue for later instead of being run twice.
+queue for later instead of being run twice. Each item's record is kept under the claim as soon as its
+answer is paid for, so a worker that takes over from a dead one sends only the unanswered items.
 
 Outputs carry the input's content hash (`source_sha256`) and etag. Publishing is conditional: an output is
 written only while the input is still the content it came from, over the exact version that was read, and
@@ -189,6 +190,14 @@ class Ingestor:
             self._send(message, delay_s=max(1, int(exc.retry_after) + 1))
             return IngestResult("requeued", str(exc))
 
+    def _checkpointed(self, prefix: str) -> dict[str, ResultRecord]:
+        """Item records kept under the claim: each item a worker got an answer for, so it is paid for once."""
+        records = {}
+        for name in self.store.list_states(self.containers.claims, prefix):
+            record = ResultRecord.model_validate_json(self.store.read(self.containers.claims, name))
+            records[record.id] = record
+        return records
+
     def _work_done(self, source: InputBlob, message: WorkMessage) -> bool:
         if message.part is None:
             return self._has_outcome(source, message.sha256)
@@ -201,10 +210,20 @@ class Ingestor:
             return IngestResult("stale", "the input changed since this work was queued; its new event handles it")
         task = self.cascade.tasks.get(source.task)
         items = parse_input(source.name, data).items[message.start : message.end]
+        checkpoints = f"{claim.name}/items/"
+        kept = self._checkpointed(checkpoints)  # answered by a worker that died before it could publish
+
+        def keep(record: ResultRecord) -> None:
+            name = checkpoints + hashlib.sha256(record.id.encode()).hexdigest()[:32] + ".json"
+            self.store.write(self.containers.claims, name, record.model_dump_json(), content_type="application/json",
+                             metadata={})
+
         try:
-            records = asyncio.run(self.cascade.process_batch(task, items))
+            fresh = asyncio.run(self.cascade.process_batch(task, [i for i in items if i.id not in kept], on_record=keep))
         except NoTierError as exc:
             return self.deadletter(source, "no_tier", str(exc), etag=message.etag, sha=message.sha256)
+        by_id = {**kept, **{r.id: r for r in fresh}}
+        records = [by_id[item.id] for item in items]
         review = [r for r in records if r.status in ("needs_review", "failed")]
         results = self.containers.results
         if message.part is None:
@@ -221,8 +240,10 @@ class Ingestor:
             return IngestResult("stale", "the claim was taken over while working")
         if not self._publish(source, message.sha256, message.etag, outputs, retire=message.part is None):
             return IngestResult("stale", "the input changed while it was processed; its new content is current")
+        for name in self.store.list_states(self.containers.claims, checkpoints):
+            self.store.delete(self.containers.claims, name)
         if message.part is None:
-            return IngestResult("processed", f"{len(records)} items")
+            return IngestResult("processed", f"{len(records)} items ({len(kept)} kept from an earlier worker)")
         self._complete_manifest_if_done(source, message)
         return IngestResult("part_processed", source.part(message.part))
 
