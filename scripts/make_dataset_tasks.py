@@ -40,6 +40,11 @@ def shortest_examples(train: Path) -> dict[str, str]:
     return best
 
 
+# Fields `smallfirst train` and `tune` write into a task file.
+TUNED = ("threshold", "threshold_source", "tiers", "trained_head", "tier_thresholds", "tier_threshold_sources",
+         "calibration")
+
+
 def main() -> int:
     for name, spec in SPECS.items():
         labels = json.loads((DATASETS / name / "labels.json").read_text(encoding="utf-8"))
@@ -58,6 +63,9 @@ def main() -> int:
             ],
         }
         path = TASKS / f"{name}.yaml"
+        if path.exists():  # what training and tuning wrote stays: only the labels are regenerated
+            current = yaml.safe_load(path.read_text(encoding="utf-8"))
+            task.update({key: current[key] for key in TUNED if key in current})
         path.write_text(yaml.safe_dump(task, sort_keys=False, allow_unicode=True, width=200), encoding="utf-8")
         print(f"wrote {path} ({len(labels)} labels)")
     return 0
