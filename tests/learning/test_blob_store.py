@@ -1,64 +1,21 @@
-"""The blob artifact store against a real Azurite (node_modules/.bin/azurite, from `npm ci`) on 127.0.0.1."""
+"""The blob artifact store against a real Azurite on 127.0.0.1."""
 
 from __future__ import annotations
-
-import shutil
-import signal
-import socket
-import subprocess
-import time
 
 import numpy as np
 import pytest
 
+from localdev.azurite import Azurite
 from shared.learning.artifact import HeadExpectation, list_versions, load_head, save_head
 from shared.learning.stores import ArtifactExistsError, ArtifactNotFoundError, BlobArtifactStore
-from tests.learning.conftest import REPO
 
 pytestmark = pytest.mark.azurite
-AZURITE = REPO / "node_modules" / ".bin" / "azurite"
-# Azurite's well-known development account and key (public, documented; not a secret).
-ACCOUNT = "devstoreaccount1"
-KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def listening(port: int) -> bool:
-    with socket.socket() as sock:
-        return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
 @pytest.fixture(scope="module")
-def blob_endpoint(tmp_path_factory):
-    if not AZURITE.exists() or shutil.which("node") is None:
-        pytest.skip(f"{AZURITE} is missing: run `npm ci`")
-    port = free_port()
-    process = subprocess.Popen(
-        [str(AZURITE), "--silent", "--skipApiVersionCheck", "--loose", "--location",
-         str(tmp_path_factory.mktemp("azurite")), "--blobHost", "127.0.0.1", "--blobPort", str(port),
-         "--queuePort", str(free_port()), "--tablePort", str(free_port())],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while not listening(port):
-            if time.monotonic() > deadline or process.poll() is not None:
-                pytest.fail("azurite did not start")
-            time.sleep(0.1)
-        yield (f"DefaultEndpointsProtocol=http;AccountName={ACCOUNT};AccountKey={KEY};"
-               f"BlobEndpoint=http://127.0.0.1:{port}/{ACCOUNT};")
-    finally:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(timeout=3)
-        except subprocess.TimeoutExpired:  # it waits for idle keep-alive connections; its data is throwaway
-            process.kill()
-            process.wait()
+def blob_endpoint():
+    with Azurite() as emulator:
+        yield emulator.connection_string
 
 
 @pytest.fixture
