@@ -254,19 +254,17 @@ class LocalHost:
         return handled
 
     def extend_visibility(self) -> None:
-        """Keep running messages hidden, so no second copy of the same work starts meanwhile."""
+        """Keep running messages hidden, so no second copy of the same work starts meanwhile. Under the lock:
+        a message is never renewed and settled at once, so the pop receipt each uses is the current one."""
         with self._lock:
-            running = list(self._in_flight.items())
-        for message_id, (queue, message) in running:
-            try:
-                renewed = queue.update_message(message, visibility_timeout=VISIBILITY_S)
-            except Exception as exc:  # it may have just finished; if not, it can become visible again
-                log.warning("extending visibility of message %s failed: %s", message_id, exc)
-                continue
-            with self._lock:
-                if message_id in self._in_flight:
-                    message.pop_receipt = renewed.pop_receipt
-                    message.next_visible_on = renewed.next_visible_on
+            for message_id, (queue, message) in self._in_flight.items():
+                try:
+                    renewed = queue.update_message(message, visibility_timeout=VISIBILITY_S)
+                except Exception as exc:  # if it is not renewed, it can become visible again: its claim still holds
+                    log.warning("extending visibility of message %s failed: %s", message_id, exc)
+                    continue
+                message.pop_receipt = renewed.pop_receipt
+                message.next_visible_on = renewed.next_visible_on
 
     def _run_queue_message(self, name, spec, fn, queue, message) -> None:
         import azure.functions as func
