@@ -186,6 +186,8 @@ class Ingestor:
                     return IngestResult("duplicate", f"{source.path} part {message.part} is done")
                 return self._process(source, message, claim)
         except ClaimHeldError as exc:
+            if self.enqueue is None:  # in-process: no queue to come back from, so the caller retries
+                raise
             # Another live worker has it: look again once its claim would have expired, in case it dies.
             self._send(message, delay_s=max(1, int(exc.retry_after) + 1))
             return IngestResult("requeued", str(exc))
