@@ -42,3 +42,17 @@ def test_train_refuses_labels_the_task_does_not_have(tmp_path, monkeypatch):
     monkeypatch.setenv("SMALLFIRST_TRAINED_HEADS_DIR", str(tmp_path / "heads"))
     result = runner.invoke(app, ["train", "support_ticket", "--data", str(data)])
     assert result.exit_code == 1 and "shipping" in result.output and not (tmp_path / "heads").exists()
+
+
+def test_export_finetune_writes_the_small_tiers_prompt_and_the_right_label(tmp_path):
+    out = tmp_path / "ft"
+    result = runner.invoke(app, ["export-finetune", "support_ticket", "--data",
+                                 str(REPO / "tasks/data/support_ticket/train.jsonl"), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(line) for name in ("train.jsonl", "validation.jsonl")
+            for line in (out / name).read_text().splitlines()]
+    assert len(rows) == 240
+    first = rows[0]["messages"]
+    assert [m["role"] for m in first] == ["system", "user", "assistant"]
+    assert "Labels:" in first[0]["content"] and json.loads(first[2]["content"])["label"] in {
+        "billing", "technical", "account", "other"}

@@ -247,6 +247,32 @@ def train(
         console.print(f"{path}: trained_head = {artifact.version}")
 
 
+@app.command("export-finetune")
+def export_finetune(
+    task: str,
+    data: Path = typer.Option(..., "--data", exists=True, dir_okay=False, help='labelled .jsonl: {"id","text","label"}'),
+    out: Path = typer.Option(..., "--out", help="folder for train.jsonl and validation.jsonl"),
+) -> None:
+    """Labelled items as chat-format fine-tuning files: the small tier's own prompt, then the right label."""
+    from shared.core.prompts import classification_messages
+    from shared.learning.finetune_export import export_finetune_jsonl
+    from shared.learning.training_data import read_labelled_jsonl
+
+    cascade = _cascade()
+    spec = _task(cascade, task)
+    if not isinstance(spec, ClassificationTask):
+        console.print(f"[red]{task} is an {spec.kind} task: fine-tuning files are written for classification[/]")
+        raise typer.Exit(2)
+    try:
+        written = export_finetune_jsonl(read_labelled_jsonl(data), out,
+                                        prompt=lambda text: classification_messages(spec, text, json_answer=True))
+    except ValueError as exc:
+        console.print(f"[red]{exc}[/]")
+        raise typer.Exit(1)
+    console.print(f"{written.train_rows} training rows -> {written.train_path}; "
+                  f"{written.validation_rows} validation rows -> {written.validation_path}")
+
+
 @app.command()
 def compare(
     run_a: Path = typer.Argument(..., exists=True, dir_okay=False),
