@@ -231,3 +231,30 @@ def test_a_task_with_no_head_is_answered_zero_shot_with_low_confidence(catalog, 
     trained = record.attempts[0]
     assert trained.confidence_method.startswith("zero-shot") and trained.raw_confidence <= 0.625
     assert trained.outcome == "low_confidence" and len(record.attempts) == 2
+
+
+def _foundry_small(wire) -> dict[str, str]:
+    return {"SMALLFIRST_SMALL_BACKEND": "foundry", "SMALLFIRST_SMALL_ENDPOINT": wire.url,
+            "SMALLFIRST_SMALL_API_KEY": "k", "SMALLFIRST_SMALL_SAMPLES": "5"}
+
+
+def _labels(*labels: str) -> list[Scripted]:
+    return [Scripted(body=chat_completion(json.dumps({"label": label}))) for label in labels]
+
+
+def test_sample_agreement_stops_at_acceptance_once_enough_samples_agree(wire, catalog):
+    wire.script.extend(_labels(*["billing"] * 5))
+    record = make_cascade(_foundry_small(wire), catalog).process(small_first(catalog, threshold=0.8), ITEM)
+    small = record.attempts[0]
+    assert len(wire.requests) == 4  # 4 of 5 agreeing settles 0.8; the fifth would change nothing
+    assert small.outcome == "accepted" and small.answer == "billing" and small.confidence == pytest.approx(0.8)
+    assert small.tokens_in == 4 * 42
+
+
+def test_sample_agreement_stops_at_escalation_once_the_threshold_is_out_of_reach(wire, catalog):
+    wire.script.extend(_labels("billing", "technical", "billing", "technical", "billing"))
+    record = make_cascade(_foundry_small(wire), catalog).process(small_first(catalog, threshold=0.8), ITEM)
+    small = record.attempts[0]
+    assert len(wire.requests) == 4  # 2 + 1 remaining can no longer make 4 of 5
+    assert small.outcome == "low_confidence" and small.confidence == pytest.approx(0.4)
+    assert record.status == "needs_review"  # no frontier configured

@@ -7,7 +7,7 @@ import random
 import pytest
 
 from shared.core.confidence import (
-    field_agreement, field_confidences, label_agreement, normalise_label_scores, top_level_value_spans,
+    field_agreement, field_confidences, normalise_label_scores, sequential_label_agreement, top_level_value_spans,
 )
 from shared.errors import InputError, TransientTierError
 from shared.pipeline.parsing import parse_input
@@ -37,7 +37,8 @@ def test_field_confidence_is_the_joint_probability_of_value_tokens():
 
 
 def test_agreement():
-    assert label_agreement(["a", "b", "a", None, "a"]) == ("a", 0.6)
+    stream = iter(["a", "b", "a", None, "a"])
+    assert sequential_label_agreement(lambda n: [next(stream) for _ in range(n)], 5, None) == ("a", 0.6, 5)
     answer, conf = field_agreement(
         [{"x": "Foo  Bar", "y": 1}, {"x": "foo bar", "y": 2}, None, {"x": "Baz", "y": 2}], ["x", "y"]
     )

@@ -46,7 +46,9 @@ class Cascade:
             attempts: list[Attempt] = []
             for name in self.tier_names(task):
                 with tracer.start_as_current_span("smallfirst.tier") as tier_span:
-                    attempt = policy.judge(run_tier(self.tiers.get(name), task, item), self.settings.tiers[name].role)
+                    role = self.settings.tiers[name].role
+                    attempt = policy.judge(run_tier(self.tiers.get(name), task, item, policy.lowest_accepted(name, role)),
+                                           role)
                     tier_span.set_attributes({
                         "smallfirst.tier": name, "smallfirst.outcome": attempt.outcome,
                         "smallfirst.confidence": attempt.confidence or 0.0,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import math
 from collections import Counter
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -82,11 +82,37 @@ def normalise_value(value: Any) -> str:
     return json.dumps(value, sort_keys=True)
 
 
-def label_agreement(samples: Sequence[str | None]) -> tuple[str, float]:
-    """The most frequent label and the share of all k samples that gave it (invalid samples count against)."""
+def sequential_label_agreement(
+    draw: Callable[[int], list[str | None]], k: int, need: int | None
+) -> tuple[str | None, float, int]:
+    """k-sample label agreement, drawing only as many samples as the decision against `need` of k takes.
+
+    `draw(n)` returns n more samples (None for an invalid one). Sampling stops as soon as the top label has
+    `need` votes (accepted whatever the rest say) or can no longer reach `need` (escalated whatever the rest
+    say); each round draws just enough samples that the top label could reach `need`. Undrawn samples count
+    against the top label, so the agreement returned (top votes / k) is a lower bound of the full k-sample
+    agreement and on the same side of need/k. `need` None draws all k. At least one sample is drawn, for a
+    draft. Returns (label, agreement, samples drawn); the label is None when every sample was invalid.
+    """
+    samples: list[str | None] = []
+    while len(samples) < k:
+        counts = Counter(s for s in samples if s is not None)
+        top = counts.most_common(1)[0][1] if counts else 0
+        remaining = k - len(samples)
+        if need is not None and samples and (top >= need or top + remaining < need):
+            break
+        if need is None:
+            batch = remaining
+        elif need > k:  # nothing can be accepted: one sample is a draft for review
+            batch = 1
+        else:
+            batch = max(1, min(remaining, need - top))
+        samples += draw(batch)
     counts = Counter(s for s in samples if s is not None)
-    label, count = counts.most_common(1)[0]
-    return label, count / len(samples)
+    if not counts:
+        return None, 0.0, len(samples)
+    label, votes = counts.most_common(1)[0]
+    return label, votes / k, len(samples)
 
 
 def field_agreement(

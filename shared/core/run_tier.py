@@ -30,14 +30,16 @@ def outcome_of(error: TierError) -> AttemptOutcome:
     return next(outcome for kind, outcome in ERROR_OUTCOMES if isinstance(error, kind))
 
 
-def run_tier(tier: Tier, task: AnyTask, item: Item) -> Attempt:
+def run_tier(tier: Tier, task: AnyTask, item: Item, decide_at: float | None = None) -> Attempt:
+    """One tier on one item; `decide_at` lets a sampling tier stop once the verdict is settled (see Tier.answer)."""
     config = tier.config
     budget = min(task.max_input_tokens, config.max_input_tokens)
     if len(item.text) > task.max_input_chars or task.estimate_tokens(item.text) > budget:
         return Attempt(tier=tier.name, outcome="too_large", reason=f"input exceeds {tier.name}'s budget")
     started = time.perf_counter()
     try:
-        answer = call_with_retries(lambda: tier.answer(task, item.text), RetryPolicy(max_attempts=config.max_attempts))
+        answer = call_with_retries(lambda: tier.answer(task, item.text, decide_at),
+                                   RetryPolicy(max_attempts=config.max_attempts))
     except TierError as exc:
         outcome = outcome_of(exc)
         if outcome == "error":

@@ -33,13 +33,15 @@ class Tier(ABC):
     def name(self) -> str:
         return self.config.name
 
-    def answer(self, task: AnyTask, text: str) -> TierAnswer:
+    def answer(self, task: AnyTask, text: str, decide_at: float | None = None) -> TierAnswer:
+        """`decide_at`: the lowest confidence the policy would accept from this tier, for a tier that can stop
+        scoring once the verdict is settled (sample agreement); None means score in full."""
         if isinstance(task, ClassificationTask):
-            return self.classify(task, text)
+            return self.classify(task, text, decide_at=decide_at)
         return self.extract(task, text)
 
     @abstractmethod
-    def classify(self, task: ClassificationTask, text: str) -> TierAnswer: ...
+    def classify(self, task: ClassificationTask, text: str, decide_at: float | None = None) -> TierAnswer: ...
 
     @abstractmethod
     def extract(self, task: ExtractionTask, text: str) -> TierAnswer: ...

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import math
 from abc import abstractmethod
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 from shared.core.config import StructuredOutput
-from shared.core.confidence import TokenLogprob, field_agreement, field_confidences, label_agreement
+from shared.core.confidence import TokenLogprob, field_agreement, field_confidences, sequential_label_agreement
 from shared.core.prompts import Message, classification_messages, extraction_messages
 from shared.core.tasks import AnyTask, ClassificationTask, ExtractionTask
 from shared.core.tiers.base import Tier, TierAnswer
@@ -62,8 +63,10 @@ class ChatTier(Tier):
         logprobs: bool,
     ) -> ChatReply: ...
 
-    def classify(self, task: ClassificationTask, text: str) -> TierAnswer:
+    def classify(self, task: ClassificationTask, text: str, decide_at: float | None = None) -> TierAnswer:
         messages = classification_messages(task, text, json_answer=True)
+        if not self.config.effective_logprobs:
+            return self._label_agreement(task, messages, decide_at)
         return self._answer(task, messages, task.output_schema, to_answer=lambda obj: obj["label"], fields=["label"])
 
     def extract(self, task: ExtractionTask, text: str) -> TierAnswer:
@@ -88,18 +91,47 @@ class ChatTier(Tier):
                 tokens_in=reply.tokens_in,
                 tokens_out=reply.tokens_out,
             )
-        return self._sample_agreement(task, messages, schema, to_answer=to_answer, fields=fields)
+        return self._field_sample_agreement(task, messages, schema, to_answer=to_answer, fields=fields)
 
-    def _sample_agreement(self, task, messages, schema, *, to_answer, fields) -> TierAnswer:
-        k = self.config.samples
+    def _samples(self, task, messages, schema, n: int) -> list[ChatReply]:
+        """n samples at the sampling temperature, requested in parallel."""
 
         def one_sample(_: int) -> ChatReply:
             return self.complete(
                 messages, schema=schema, schema_name=task.name, temperature=self.config.sample_temperature, logprobs=False
             )
 
-        with ThreadPoolExecutor(max_workers=k) as pool:
-            replies = list(pool.map(one_sample, range(k)))
+        with ThreadPoolExecutor(max_workers=n) as pool:
+            return list(pool.map(one_sample, range(n)))
+
+    def _label_agreement(self, task: ClassificationTask, messages, decide_at: float | None) -> TierAnswer:
+        """Agreement among up to k sampled labels, stopping once it is settled against `decide_at`."""
+        k = self.config.samples
+        replies: list[ChatReply] = []
+
+        def draw(n: int) -> list[str | None]:
+            batch = self._samples(task, messages, task.output_schema, n)
+            replies.extend(batch)
+            labels: list[str | None] = []
+            for reply in batch:
+                try:
+                    labels.append(reply.parsed(task)["label"])
+                except InvalidOutputError:
+                    labels.append(None)
+            return labels
+
+        need = None if decide_at is None else math.ceil(decide_at * k - 1e-9)
+        label, agreement, _ = sequential_label_agreement(draw, k, need)
+        tokens_in = sum(r.tokens_in for r in replies)
+        tokens_out = sum(r.tokens_out for r in replies)
+        if label is None:
+            raise InvalidOutputError(f"none of {len(replies)} samples was valid", replies[0].text, tokens_in, tokens_out)
+        return TierAnswer(value=label, confidence=agreement, confidence_method=f"sample_agreement_k{k}",
+                          tokens_in=tokens_in, tokens_out=tokens_out)
+
+    def _field_sample_agreement(self, task, messages, schema, *, to_answer, fields) -> TierAnswer:
+        k = self.config.samples
+        replies = self._samples(task, messages, schema, k)
         tokens_in = sum(r.tokens_in for r in replies)
         tokens_out = sum(r.tokens_out for r in replies)
         parsed: list[dict[str, Any] | None] = []
@@ -110,15 +142,6 @@ class ChatTier(Tier):
                 parsed.append(None)
         if all(p is None for p in parsed):
             raise InvalidOutputError(f"none of {k} samples was valid", replies[0].text, tokens_in, tokens_out)
-        if isinstance(task, ClassificationTask):
-            label, agreement = label_agreement([p["label"] if p else None for p in parsed])
-            return TierAnswer(
-                value=label,
-                confidence=agreement,
-                confidence_method=f"sample_agreement_k{k}",
-                tokens_in=tokens_in,
-                tokens_out=tokens_out,
-            )
         answer, field_conf = field_agreement(parsed, fields)
         for key in task.json_schema["properties"]:
             if key not in answer and any(p and key in p for p in parsed):

@@ -157,7 +157,7 @@ class EmbeddedTier(Tier):
             self._walk(end, rows[-1], logp + chain_logp, scores)
             self.session.truncate(mark)
 
-    def classify(self, task: ClassificationTask, text: str) -> TierAnswer:
+    def classify(self, task: ClassificationTask, text: str, decide_at: float | None = None) -> TierAnswer:
         log_scores, prompt_tokens = self.label_log_scores(task, text)
         probs = normalise_label_scores(log_scores)
         label = max(probs, key=probs.__getitem__)

@@ -60,7 +60,7 @@ class TrainedTier(Tier):
             raise TierError(f"trained head {task.name}/{task.trained_head}: {exc}") from exc
         return loaded.classifier, TRAINED_CONFIDENCE_METHOD
 
-    def classify(self, task: ClassificationTask, text: str) -> TierAnswer:
+    def classify(self, task: ClassificationTask, text: str, decide_at: float | None = None) -> TierAnswer:
         classifier, method = self.head(task)
         prediction = classifier.predict_with_confidence(self.embedder.embed([text]))
         return TierAnswer(value=prediction.labels[0], confidence=float(prediction.confidence[0]),
