@@ -125,3 +125,12 @@ class AzureWireServer:
     def __exit__(self, *exc: Any) -> None:
         self._server.shutdown()
         self._server.server_close()
+
+
+def chat_completion_choices(contents: list[str], *, prompt_tokens: int = 42, completion_tokens_each: int = 7) -> dict[str, Any]:
+    """A chat.completion body with one choice per content, as an endpoint answers a request with `n`."""
+    body = chat_completion(contents[0], prompt_tokens=prompt_tokens,
+                           completion_tokens=completion_tokens_each * len(contents))
+    body["choices"] = [{"index": i, "message": {"role": "assistant", "content": c}, "finish_reason": "stop"}
+                       for i, c in enumerate(contents)]
+    return body

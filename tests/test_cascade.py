@@ -258,3 +258,17 @@ def test_sample_agreement_stops_at_escalation_once_the_threshold_is_out_of_reach
     assert len(wire.requests) == 4  # 2 + 1 remaining can no longer make 4 of 5
     assert small.outcome == "low_confidence" and small.confidence == pytest.approx(0.4)
     assert record.status == "needs_review"  # no frontier configured
+
+
+@pytest.mark.parametrize("backend", ["openai_compatible", "foundry"])
+def test_samples_share_one_request_and_one_prompt_where_the_endpoint_takes_n(wire, catalog, backend):
+    from tests.azure_wire import chat_completion_choices
+
+    wire.default = lambda request: Scripted(body=chat_completion_choices(
+        [json.dumps({"label": "billing"})] * (request.body.get("n") or 1)))
+    env = {"SMALLFIRST_SMALL_BACKEND": backend, "SMALLFIRST_SMALL_ENDPOINT": wire.url, "SMALLFIRST_SMALL_API_KEY": "k",
+           "SMALLFIRST_SMALL_SAMPLES": "5", "SMALLFIRST_SMALL_SAMPLES_PER_REQUEST": "5"}
+    record = make_cascade(env, catalog).process(small_first(catalog, threshold=0.8), ITEM)
+    small = record.attempts[0]
+    assert [r.body.get("n") for r in wire.requests] == [5]  # all k choices in one request: one prompt billed
+    assert small.outcome == "accepted" and small.tokens_in == 42 and small.tokens_out == 5 * 7

@@ -73,6 +73,7 @@ class TierConfig(BaseModel):
     structured_output: StructuredOutput | None = None
     logprobs: bool | None = None
     samples: int = Field(default=5, ge=2, le=20, description="k for sample agreement when no logprobs")
+    samples_per_request: int = Field(default=1, ge=1, le=20, description="choices per request (`n`) if supported")
     sample_temperature: float = Field(default=0.7, gt=0.0, le=2.0)
     max_input_tokens: int = Field(default=6000, gt=0)
     max_output_tokens: int = Field(default=512, gt=0)

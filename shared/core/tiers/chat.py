@@ -7,7 +7,7 @@ import math
 from abc import abstractmethod
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 from shared.core.config import StructuredOutput
 from shared.core.confidence import TokenLogprob, field_agreement, field_confidences, sequential_label_agreement
@@ -27,16 +27,21 @@ class ChatReply:
     truncated: bool = False  # the endpoint stopped at max_tokens (finish_reason "length")
 
     @classmethod
-    def from_choice(cls, choice: Any, usage: Any, logprobs: list[TokenLogprob] | None) -> "ChatReply":
-        """From a chat completion's first choice and usage (both SDKs name these fields alike)."""
-        return cls(
+    def from_choices(cls, choices: list[Any], usage: Any,
+                     logprobs: Callable[[Any], list[TokenLogprob] | None]) -> list["ChatReply"]:
+        """One reply per choice of a chat completion (both SDKs name these fields alike). The prompt is billed
+        once per request, so the first reply carries the prompt tokens; the output tokens are shared out."""
+        prompt = usage.prompt_tokens if usage else 0
+        output = usage.completion_tokens if usage else 0
+        share, rest = divmod(output, len(choices))
+        return [cls(
             text=choice.message.content or "",
-            tokens_in=usage.prompt_tokens if usage else 0,
-            tokens_out=usage.completion_tokens if usage else 0,
-            logprobs=logprobs,
+            tokens_in=prompt if i == 0 else 0,
+            tokens_out=share + (rest if i == 0 else 0),
+            logprobs=logprobs(choice),
             # azure-ai-inference gives an enum whose value is "length"; openai gives the string
             truncated=getattr(choice.finish_reason, "value", choice.finish_reason) == "length",
-        )
+        ) for i, choice in enumerate(choices)]
 
     def parsed(self, task: AnyTask) -> dict[str, Any]:
         """The reply as a valid answer object; a reply cut off at the token limit is its own error."""
@@ -61,7 +66,9 @@ class ChatTier(Tier):
         schema_name: str,
         temperature: float,
         logprobs: bool,
-    ) -> ChatReply: ...
+        n: int = 1,
+    ) -> list[ChatReply]:
+        """The endpoint's reply: one ChatReply per choice (`n` choices share one request and one prompt)."""
 
     def classify(self, task: ClassificationTask, text: str, decide_at: float | None = None) -> TierAnswer:
         messages = classification_messages(task, text, json_answer=True)
@@ -76,7 +83,7 @@ class ChatTier(Tier):
 
     def _answer(self, task, messages, schema, *, to_answer, fields) -> TierAnswer:
         if self.config.effective_logprobs:
-            reply = self.complete(messages, schema=schema, schema_name=task.name, temperature=0.0, logprobs=True)
+            reply = self.complete(messages, schema=schema, schema_name=task.name, temperature=0.0, logprobs=True)[0]
             obj = reply.parsed(task)
             per_field = field_confidences(reply.text, reply.logprobs) if reply.logprobs else None
             if per_field is None:
@@ -94,15 +101,17 @@ class ChatTier(Tier):
         return self._field_sample_agreement(task, messages, schema, to_answer=to_answer, fields=fields)
 
     def _samples(self, task, messages, schema, n: int) -> list[ChatReply]:
-        """n samples at the sampling temperature, requested in parallel."""
+        """n samples at the sampling temperature: requests in parallel, each asking for up to
+        `samples_per_request` choices where the endpoint supports `n` (the prompt is then billed once a request)."""
+        per_request = self.config.samples_per_request
+        sizes = [min(per_request, n - start) for start in range(0, n, per_request)]
 
-        def one_sample(_: int) -> ChatReply:
-            return self.complete(
-                messages, schema=schema, schema_name=task.name, temperature=self.config.sample_temperature, logprobs=False
-            )
+        def request(size: int) -> list[ChatReply]:
+            return self.complete(messages, schema=schema, schema_name=task.name,
+                                 temperature=self.config.sample_temperature, logprobs=False, n=size)
 
-        with ThreadPoolExecutor(max_workers=n) as pool:
-            return list(pool.map(one_sample, range(n)))
+        with ThreadPoolExecutor(max_workers=len(sizes)) as pool:
+            return [reply for replies in pool.map(request, sizes) for reply in replies]
 
     def _label_agreement(self, task: ClassificationTask, messages, decide_at: float | None) -> TierAnswer:
         """Agreement among up to k sampled labels, stopping once it is settled against `decide_at`."""
@@ -120,7 +129,9 @@ class ChatTier(Tier):
                     labels.append(None)
             return labels
 
-        need = None if decide_at is None else math.ceil(decide_at * k - 1e-9)
+        # Where one request carries all k choices, the prompt is billed once whatever: draw them in one round.
+        settle_early = decide_at is not None and self.config.samples_per_request < k
+        need = math.ceil(decide_at * k - 1e-9) if settle_early else None
         label, agreement, _ = sequential_label_agreement(draw, k, need)
         tokens_in = sum(r.tokens_in for r in replies)
         tokens_out = sum(r.tokens_out for r in replies)

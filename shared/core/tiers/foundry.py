@@ -37,7 +37,7 @@ class FoundryTier(ChatTier):
         scope = INFERENCE_SCOPE if ".inference.ml.azure.com" in config.endpoint else AI_SERVICES_SCOPE
         return ChatCompletionsClient(config.endpoint, DefaultAzureCredential(), credential_scopes=[scope], **common)
 
-    def complete(self, messages: list[Message], *, schema, schema_name, temperature, logprobs) -> ChatReply:
+    def complete(self, messages: list[Message], *, schema, schema_name, temperature, logprobs, n=1) -> list[ChatReply]:
         from azure.ai.inference.models import JsonSchemaFormat
 
         request: dict[str, Any] = {
@@ -52,9 +52,10 @@ class FoundryTier(ChatTier):
             request["response_format"] = JsonSchemaFormat(name=schema_name, schema=schema, strict=True)
         elif mode == StructuredOutput.JSON_OBJECT:
             request["response_format"] = "json_object"
-        if logprobs:
-            # Not a documented parameter of the Model Inference API: passed through to the model as-is.
-            request["model_extras"] = {"logprobs": True}
+        # Not documented parameters of the Model Inference API: passed through to the model as they are.
+        extras = {**({"logprobs": True} if logprobs else {}), **({"n": n} if n > 1 else {})}
+        if extras:
+            request["model_extras"] = extras
         try:
             result = self.client.complete(**request)
         except HttpResponseError as exc:
@@ -69,15 +70,15 @@ class FoundryTier(ChatTier):
             raise TransientTierError(f"{self.name}: malformed response: {exc}") from exc
         if not result.choices:
             raise TierError(f"{self.name}: response has no choices")
-        choice = result.choices[0]
-        token_logprobs = None
-        extra = choice.get("logprobs") if logprobs else None
-        if isinstance(extra, dict) and extra.get("content"):
-            token_logprobs = [
-                (bytes(t["bytes"]) if t.get("bytes") is not None else t["token"].encode("utf-8"), float(t["logprob"]))
-                for t in extra["content"]
-            ]
-        return ChatReply.from_choice(choice, result.usage, token_logprobs)
+
+        def token_logprobs(choice) -> list | None:
+            extra = choice.get("logprobs") if logprobs else None
+            if not (isinstance(extra, dict) and extra.get("content")):
+                return None
+            return [(bytes(t["bytes"]) if t.get("bytes") is not None else t["token"].encode("utf-8"), float(t["logprob"]))
+                    for t in extra["content"]]
+
+        return ChatReply.from_choices(result.choices, result.usage, token_logprobs)
 
     def health(self) -> str:
         info = self.client.get_model_info()

@@ -40,7 +40,7 @@ class OpenAITier(ChatTier):
         api_key = config.api_key.get_secret_value() if config.api_key else "unused"
         return openai.OpenAI(base_url=config.endpoint, api_key=api_key, **common)
 
-    def complete(self, messages: list[Message], *, schema, schema_name, temperature, logprobs) -> ChatReply:
+    def complete(self, messages: list[Message], *, schema, schema_name, temperature, logprobs, n=1) -> list[ChatReply]:
         request: dict[str, Any] = {
             "model": self.config.model or "default",
             "messages": messages,
@@ -57,6 +57,8 @@ class OpenAITier(ChatTier):
             request["response_format"] = {"type": "json_object"}
         if logprobs:
             request["logprobs"] = True
+        if n > 1:
+            request["n"] = n
         try:
             response = self.client.chat.completions.create(**request)
         except openai.RateLimitError as exc:
@@ -71,14 +73,14 @@ class OpenAITier(ChatTier):
             raise TransientTierError(f"{self.name}: malformed response: {exc}") from exc
         if not response.choices:
             raise TierError(f"{self.name}: response has no choices")
-        choice = response.choices[0]
-        token_logprobs = None
-        if logprobs and choice.logprobs and choice.logprobs.content:
-            token_logprobs = [
-                (bytes(t.bytes) if t.bytes is not None else t.token.encode("utf-8"), t.logprob)
-                for t in choice.logprobs.content
-            ]
-        return ChatReply.from_choice(choice, response.usage, token_logprobs)
+
+        def token_logprobs(choice) -> list | None:
+            if not (logprobs and choice.logprobs and choice.logprobs.content):
+                return None
+            return [(bytes(t.bytes) if t.bytes is not None else t.token.encode("utf-8"), t.logprob)
+                    for t in choice.logprobs.content]
+
+        return ChatReply.from_choices(response.choices, response.usage, token_logprobs)
 
     def health(self) -> str:
         reply = self.complete(
@@ -87,7 +89,7 @@ class OpenAITier(ChatTier):
             schema_name="health",
             temperature=0.0,
             logprobs=False,
-        )
+        )[0]
         return f"{self.config.backend.value} {self.config.model} answered ({reply.tokens_out} tokens)"
 
 
