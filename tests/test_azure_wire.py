@@ -134,3 +134,28 @@ def test_reply_cut_off_at_max_tokens_is_a_truncation_and_keeps_its_token_counts(
     with pytest.raises(OutputTruncatedError) as err:
         make_tier(wire, logprobs="true").extract(catalog.get("receipt"), "ACME receipt")
     assert (err.value.tokens_in, err.value.tokens_out) == (42, 512)
+
+
+def test_cached_prompt_tokens_are_recorded_and_priced_at_the_cached_rate(wire, catalog):
+    from shared.core.records import Item
+    from shared.core.run_tier import run_tier
+
+    body = chat_completion('{"label":"billing"}', tokens=LABEL_TOKENS, prompt_tokens=1100, completion_tokens=6)
+    body["usage"]["prompt_tokens_details"] = {"cached_tokens": 1024}
+    wire.default = Scripted(body=body)
+    attempt = run_tier(openai_tier(wire), catalog.get("support_ticket"), Item(id="c", text="charged twice"))
+    assert (attempt.tokens_in, attempt.tokens_cached, attempt.tokens_out) == (1100, 1024, 6)
+    # gpt-4o defaults: input 2.50, cached input 1.25, output 10.00 USD per 1M tokens
+    assert attempt.cost_usd == pytest.approx((76 * 2.5 + 1024 * 1.25 + 6 * 10.0) / 1e6)
+
+
+def test_two_items_send_byte_identical_prompts_up_to_the_item(wire, catalog):
+    """The static part (instruction, labels, schema, examples) comes first and never varies, so a provider's
+    prompt cache can serve it for every item; only the last message, the item, differs."""
+    wire.default = Scripted(body=chat_completion('{"label":"billing"}', tokens=LABEL_TOKENS))
+    tier = openai_tier(wire)
+    for text in ("charged twice", "the app crashes on start"):
+        tier.classify(catalog.get("support_ticket"), text)
+    first, second = (request.body["messages"] for request in wire.requests)
+    assert json.dumps(first[:-1]) == json.dumps(second[:-1]) and first[-1] != second[-1]
+    assert first[0]["role"] == "system" and first[-1]["role"] == "user"

@@ -50,6 +50,9 @@ DEFAULT_PRICES: dict[Backend, tuple[float, float]] = {
     Backend.AZURE_OPENAI: (2.5, 10.0),
     Backend.OPENAI_COMPATIBLE: (0.0, 0.0),
 }
+# USD per 1M cached input tokens (a repeated prompt prefix of 1,024+ tokens), where the provider discounts them:
+# Azure OpenAI gpt-4o list price. Elsewhere cached tokens cost what other input tokens cost.
+DEFAULT_CACHED_IN_PRICES: dict[Backend, float] = {Backend.AZURE_OPENAI: 1.25}
 # What each backend can do by default. Foundry's Phi-4 serverless documents neither json_schema nor logprobs.
 DEFAULT_CAPABILITIES: dict[Backend, tuple[StructuredOutput, bool]] = {
     Backend.TRAINED: (StructuredOutput.JSON_SCHEMA, False),  # answers a label from the task's set, no text
@@ -81,6 +84,7 @@ class TierConfig(BaseModel):
     max_attempts: int = Field(default=3, ge=1, le=10)
     price_in_per_m: float | None = Field(default=None, ge=0)
     price_out_per_m: float | None = Field(default=None, ge=0)
+    price_cached_in_per_m: float | None = Field(default=None, ge=0)
     # embedded only
     model_path: Path | None = None
     n_ctx: int = Field(default=8192, ge=512)
@@ -106,9 +110,17 @@ class TierConfig(BaseModel):
             default_out if self.price_out_per_m is None else self.price_out_per_m,
         )
 
-    def cost_usd(self, tokens_in: int, tokens_out: int) -> float:
+    @property
+    def price_cached_in(self) -> float:
+        if self.price_cached_in_per_m is not None:
+            return self.price_cached_in_per_m
+        return DEFAULT_CACHED_IN_PRICES.get(self.backend, self.prices[0])
+
+    def cost_usd(self, tokens_in: int, tokens_out: int, tokens_cached: int = 0) -> float:
+        """`tokens_cached`: the part of `tokens_in` the provider served from its prompt cache."""
         price_in, price_out = self.prices
-        return (tokens_in * price_in + tokens_out * price_out) / 1_000_000
+        return ((tokens_in - tokens_cached) * price_in + tokens_cached * self.price_cached_in
+                + tokens_out * price_out) / 1_000_000
 
 
 class Settings(BaseModel):

@@ -35,6 +35,7 @@ class Attempt(BaseModel):
     field_confidence: dict[str, float] | None = None
     tokens_in: int = 0
     tokens_out: int = 0
+    tokens_cached: int = 0  # of tokens_in, served from the provider's prompt cache (priced at its cached rate)
     latency_ms: float = 0.0
     cost_usd: float = 0.0
 

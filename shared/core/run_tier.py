@@ -59,6 +59,7 @@ def run_tier(tier: Tier, task: AnyTask, item: Item, decide_at: float | None = No
         field_confidence=answer.field_confidence,
         tokens_in=answer.tokens_in,
         tokens_out=answer.tokens_out,
+        tokens_cached=answer.tokens_cached,
         latency_ms=(time.perf_counter() - started) * 1000,
-        cost_usd=config.cost_usd(answer.tokens_in, answer.tokens_out),
+        cost_usd=config.cost_usd(answer.tokens_in, answer.tokens_out, answer.tokens_cached),
     )

@@ -23,6 +23,7 @@ class TierAnswer(BaseModel):
     label_probs: dict[str, float] | None = None
     tokens_in: int = 0
     tokens_out: int = 0
+    tokens_cached: int = 0  # of tokens_in, served from the provider's prompt cache
 
 
 class Tier(ABC):

@@ -23,6 +23,7 @@ class ChatReply:
     text: str
     tokens_in: int
     tokens_out: int
+    tokens_cached: int = 0
     logprobs: list[TokenLogprob] | None = None
     truncated: bool = False  # the endpoint stopped at max_tokens (finish_reason "length")
 
@@ -33,11 +34,15 @@ class ChatReply:
         once per request, so the first reply carries the prompt tokens; the output tokens are shared out."""
         prompt = usage.prompt_tokens if usage else 0
         output = usage.completion_tokens if usage else 0
+        details = getattr(usage, "prompt_tokens_details", None)  # Azure OpenAI: the prompt cache's share
+        cached = (details.get("cached_tokens") if isinstance(details, dict)
+                  else getattr(details, "cached_tokens", 0)) or 0
         share, rest = divmod(output, len(choices))
         return [cls(
             text=choice.message.content or "",
             tokens_in=prompt if i == 0 else 0,
             tokens_out=share + (rest if i == 0 else 0),
+            tokens_cached=cached if i == 0 else 0,
             logprobs=logprobs(choice),
             # azure-ai-inference gives an enum whose value is "length"; openai gives the string
             truncated=getattr(choice.finish_reason, "value", choice.finish_reason) == "length",
@@ -97,6 +102,7 @@ class ChatTier(Tier):
                 field_confidence=None if isinstance(task, ClassificationTask) else field_conf,
                 tokens_in=reply.tokens_in,
                 tokens_out=reply.tokens_out,
+                tokens_cached=reply.tokens_cached,
             )
         return self._field_sample_agreement(task, messages, schema, to_answer=to_answer, fields=fields)
 
@@ -138,7 +144,8 @@ class ChatTier(Tier):
         if label is None:
             raise InvalidOutputError(f"none of {len(replies)} samples was valid", replies[0].text, tokens_in, tokens_out)
         return TierAnswer(value=label, confidence=agreement, confidence_method=f"sample_agreement_k{k}",
-                          tokens_in=tokens_in, tokens_out=tokens_out)
+                          tokens_in=tokens_in, tokens_out=tokens_out,
+                          tokens_cached=sum(r.tokens_cached for r in replies))
 
     def _field_sample_agreement(self, task, messages, schema, *, to_answer, fields) -> TierAnswer:
         k = self.config.samples
@@ -167,4 +174,5 @@ class ChatTier(Tier):
             field_confidence=field_conf,
             tokens_in=tokens_in,
             tokens_out=tokens_out,
+            tokens_cached=sum(r.tokens_cached for r in replies),
         )
