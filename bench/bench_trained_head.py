@@ -23,7 +23,7 @@ REPO = Path(__file__).resolve().parents[1]
 from shared.learning.calibration import softmax
 from shared.learning.classifier import EmbeddingClassifier
 from shared.learning.embedders.minilm import LocalMiniLM
-from shared.learning.metrics import (
+from shared.evaluation.metrics import (
     accuracy,
     expected_calibration_error,
     macro_f1,

@@ -35,6 +35,14 @@ def _task(cascade: Cascade, name: str) -> AnyTask:
         raise typer.Exit(2)
 
 
+def _classification_task(cascade: Cascade, name: str, why: str = "") -> ClassificationTask:
+    spec = _task(cascade, name)
+    if not isinstance(spec, ClassificationTask):
+        console.print(f"[red]{name} is an {spec.kind} task{why}[/]")
+        raise typer.Exit(2)
+    return spec
+
+
 def progress_bar() -> Progress:
     return Progress(
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=console
@@ -77,10 +85,7 @@ def _print_one(record: ResultRecord) -> None:
 def classify(task: str, text: str) -> None:
     """Classify one text and print its result record."""
     cascade = _cascade()
-    spec = _task(cascade, task)
-    if not isinstance(spec, ClassificationTask):
-        console.print(f"[red]{task} is an {spec.kind} task[/]")
-        raise typer.Exit(2)
+    spec = _classification_task(cascade, task)
     _print_one(cascade.process(spec, Item(id="cli", text=text)))
 
 
@@ -217,10 +222,7 @@ def train(
     from shared.learning.training_data import TrainingSet, read_labelled_jsonl
 
     cascade = _cascade()
-    spec = _task(cascade, task)
-    if not isinstance(spec, ClassificationTask):
-        console.print(f"[red]{task} is an {spec.kind} task: the trained tier classifies[/]")
-        raise typer.Exit(2)
+    spec = _classification_task(cascade, task, ": the trained tier classifies")
     tier = cascade.tiers.get("trained")
     training = TrainingSet(read_labelled_jsonl(data))
     with progress_bar() as progress:
@@ -259,10 +261,7 @@ def export_finetune(
     from shared.learning.training_data import read_labelled_jsonl
 
     cascade = _cascade()
-    spec = _task(cascade, task)
-    if not isinstance(spec, ClassificationTask):
-        console.print(f"[red]{task} is an {spec.kind} task: fine-tuning files are written for classification[/]")
-        raise typer.Exit(2)
+    spec = _classification_task(cascade, task, ": fine-tuning files are written for classification")
     try:
         written = export_finetune_jsonl(read_labelled_jsonl(data), out,
                                         prompt=lambda text: classification_messages(spec, text, json_answer=True))

@@ -60,7 +60,7 @@ def is_correct(kind: str, answer: Any, gold: Any) -> bool:
 
 # -- classification ---------------------------------------------------------------------------------------
 def accuracy(gold: Sequence[Any], predicted: Sequence[Any]) -> float:
-    return float(np.mean([g == p for g, p in zip(gold, predicted)])) if gold else 0.0
+    return float(np.mean([g == p for g, p in zip(gold, predicted)])) if len(gold) else 0.0
 
 
 def macro_f1(gold: Sequence[str], predicted: Sequence[str | None]) -> float:
@@ -144,6 +144,17 @@ def expected_calibration_error(confidences: Sequence[float], correct: Sequence[b
     if n == 0:
         return 0.0
     return float(sum(b.count / n * abs(b.accuracy - b.mean_confidence) for b in reliability(confidences, correct, bins)))
+
+
+def selective_accuracy(confidence: Sequence[float], correct: Sequence[bool], coverage: float = 0.8) -> float:
+    """Accuracy on the ``coverage`` share of items with the highest confidence (ties broken by input order)."""
+    conf = np.asarray(confidence, dtype=float)
+    right = np.asarray(correct, dtype=bool)
+    if conf.size == 0:
+        return 0.0
+    keep = max(1, int(np.ceil(coverage * conf.size)))
+    order = np.argsort(-conf, kind="stable")[:keep]
+    return float(right[order].mean())
 
 
 def co_failure(small_correct: Sequence[bool], frontier_correct: Sequence[bool]) -> dict[str, int]:

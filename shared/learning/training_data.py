@@ -21,6 +21,8 @@ from typing import Any, Collection, Iterable, Literal, Mapping
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from shared.core.records import ResultRecord
+
 Provenance = Literal["gold", "frontier", "correction"]
 TRUST: dict[str, int] = {"frontier": 0, "gold": 1, "correction": 2}
 FINAL_STATUSES = ("accepted", "escalated")  # the cascade accepted an answer (needs_review and failed did not)
@@ -67,25 +69,6 @@ class CorrectionRecord(BaseModel):
     at: datetime
 
 
-class _Attempt(BaseModel):
-    """The fields of a result record's attempt that this module reads (see shared/results.py)."""
-
-    model_config = ConfigDict(extra="ignore", from_attributes=True)
-    tier: str
-    outcome: str
-    answer: Any = None
-
-
-class _ResultRecord(BaseModel):
-    model_config = ConfigDict(extra="ignore", from_attributes=True)  # a dict or a shared.results.ResultRecord
-    id: str
-    task: str
-    status: str
-    answer: Any = None
-    tier: str | None = None
-    attempts: list[_Attempt] = Field(default_factory=list)
-
-
 class TrainingDataSummary(BaseModel):
     sha256: str
     size: int
@@ -129,7 +112,7 @@ def examples_from_results(
     frontier = set(frontier_tiers)
     examples, report = [], BuildReport()
     for raw in records:
-        record = _ResultRecord.model_validate(raw)
+        record = ResultRecord.model_validate(raw, from_attributes=not isinstance(raw, Mapping))
         if record.task != task:
             report.skip("other task")
         elif record.status not in FINAL_STATUSES:

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from shared.learning.calibration import choose_reject_threshold, fit_temperature, negative_log_likelihood, softmax
-from shared.learning.metrics import expected_calibration_error, macro_f1, selective_accuracy
+from shared.evaluation.metrics import expected_calibration_error, macro_f1, selective_accuracy
 
 
 def test_fit_temperature_recovers_the_temperature_that_generated_the_labels():
