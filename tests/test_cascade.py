@@ -65,6 +65,8 @@ def test_low_confidence_escalates_to_frontier(wire, catalog, embedded):
     assert frontier.reason is None  # an accepted answer carries no below-threshold reason
     assert record.cost_usd == pytest.approx((1000 * 2.5 + 10 * 10.0) / 1e6)  # gpt-4o default prices
     assert record.confidence == pytest.approx(frontier.confidence)
+    assert record.counterfactual_cost_usd == pytest.approx(record.cost_usd)  # the frontier's own usage
+    assert record.finished_at is not None
 
 
 def test_no_frontier_means_needs_review_with_the_draft(catalog, embedded):
@@ -201,6 +203,19 @@ def test_trained_tier_answers_first_with_its_calibrated_head(wire, catalog, embe
     assert record.tier == "trained" and record.status == "accepted" and record.answer == "billing"
     assert record.attempts[0].confidence_method == "temperature-scaled logistic regression probability"
     assert wire.requests == [] and record.cost_usd == 0.0
+
+
+def test_an_item_the_frontier_never_saw_is_priced_at_the_frontier_rate_for_its_estimated_prompt(catalog, embedded):
+    env = {**frontier_env("http://127.0.0.1:9"), "SMALLFIRST_FRONTIER_PRICE_IN_PER_M": "100",
+           "SMALLFIRST_FRONTIER_PRICE_OUT_PER_M": "0"}
+    task = catalog.get("support_ticket")
+    record = make_cascade(env, catalog, embedded).process(task, ITEM)
+    assert record.tier == "trained" and record.cost_usd == 0.0
+    longer = make_cascade(env, catalog, embedded).process(task, Item(id="t-2", text=ITEM.text * 20))
+    # The estimate is the frontier's prompt for the item (labels and all), so it grows with the item's text.
+    assert record.counterfactual_cost_usd > 100 * 50 / 1e6
+    assert longer.counterfactual_cost_usd - record.counterfactual_cost_usd == pytest.approx(
+        100 * (task.estimate_tokens(ITEM.text * 20) - task.estimate_tokens(ITEM.text)) / 1e6, abs=100 * 2 / 1e6)
 
 
 def test_three_tiers_trained_small_frontier_escalate_in_order(wire, catalog, embedded):

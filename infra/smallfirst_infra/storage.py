@@ -5,7 +5,7 @@ from __future__ import annotations
 import pulumi
 from pulumi_azure_native import resources, storage
 
-DATA_CONTAINERS = ("incoming", "results", "review", "deadletter", "claims")
+DATA_CONTAINERS = ("incoming", "results", "review", "deadletter", "claims", "shadow", "corrections")
 EVENTGRID_DEADLETTER_CONTAINER = "eventgrid-deadletter"
 WORK_QUEUES = ("smallfirst-work", "smallfirst-work-poison")
 
@@ -29,7 +29,7 @@ def secure_storage_account(name: str, rg: resources.ResourceGroup, account_name:
 
 
 class DataStorage(pulumi.ComponentResource):
-    """The data account: incoming/results/review/deadletter/claims containers, soft delete, the work queues."""
+    """The data account: the containers of shared/pipeline/blob_names.py, soft delete, the work queues."""
 
     def __init__(self, name: str, rg: resources.ResourceGroup, account_name: pulumi.Input[str],
                  opts: pulumi.ResourceOptions | None = None) -> None:

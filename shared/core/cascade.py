@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from datetime import datetime, timezone
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Sequence
 
@@ -17,6 +18,7 @@ from shared.core.config import Settings
 from shared.core.policy import AcceptancePolicy
 from shared.core.records import Attempt, Item, ResultRecord, Status
 from shared.core.run_tier import run_tier
+from shared.core.savings import counterfactual_cost_usd, reference_frontier
 from shared.core.tasks import AnyTask, TaskCatalog
 from shared.core.tiers.registry import TierRegistry
 from shared.errors import NoTierError
@@ -57,6 +59,8 @@ class Cascade:
                 if attempt.outcome == "accepted":
                     break
             record = _record(task, item, attempts, started)
+            record.counterfactual_cost_usd = counterfactual_cost_usd(
+                task, item, attempts, record.answer, reference_frontier(self.settings))
             span.set_attributes({"smallfirst.task": task.name, "smallfirst.status": record.status,
                                  "smallfirst.tier": record.tier or "", "smallfirst.cost_usd": record.cost_usd})
             return record
@@ -102,5 +106,6 @@ def _record(task: AnyTask, item: Item, attempts: list[Attempt], started: float) 
         attempts=attempts,
         latency_ms=(time.perf_counter() - started) * 1000,
         cost_usd=sum(a.cost_usd for a in attempts),
+        finished_at=datetime.now(timezone.utc),
         error="; ".join(f"{a.tier}: {a.reason}" for a in attempts) if status == "failed" else None,
     )

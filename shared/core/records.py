@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-Status = Literal["accepted", "escalated", "needs_review", "failed"]
+# reviewed: a person decided the item (a CorrectionRecord holds the decision); the others are the cascade's.
+Status = Literal["accepted", "escalated", "needs_review", "failed", "reviewed"]
 # answered: the tier gave a valid answer and no verdict was asked for (evaluation runs each tier alone);
 # accepted / low_confidence: the verdict of the task's AcceptancePolicy on an answer;
 # the rest: why the tier gave no answer (shared/core/run_tier.py maps each error to one of them).
@@ -58,4 +60,43 @@ class ResultRecord(BaseModel):
     attempts: list[Attempt] = Field(default_factory=list)
     latency_ms: float = 0.0
     cost_usd: float = 0.0
+    # What the item would have cost had the frontier answered it alone (shared/core/savings.py).
+    counterfactual_cost_usd: float | None = None
+    finished_at: datetime | None = None
     error: str | None = None
+
+
+ReviewDecision = Literal["accept", "correct", "reject"]
+
+
+class CorrectionRecord(BaseModel):
+    """A person's decision on an item in review: ``final_answer`` is what is right (None when rejected),
+    ``draft_answer`` what the cascade had proposed (kept for auditing; never trained on)."""
+
+    task: str
+    id: str
+    text: str = Field(min_length=1)
+    decision: ReviewDecision = "correct"
+    final_answer: Any
+    draft_answer: Any = None
+    draft_tier: str | None = None
+    by: str = Field(min_length=1)
+    at: datetime
+
+
+class ShadowRecord(BaseModel):
+    """An item a cheaper tier answered and the cascade accepted, answered again by the frontier off the
+    request path: one pair of answers, to estimate the live accuracy of accepted answers."""
+
+    task: str
+    id: str
+    source: str | None = None  # the input blob (or "http") the item came from; with id, the key for duplicates
+    accepted_tier: str
+    accepted_answer: Any
+    accepted_confidence: float | None = None
+    frontier_tier: str
+    frontier_answer: Any = None  # None when the frontier gave no valid answer (then agree is None)
+    agree: bool | None = None
+    field_agreement: dict[str, bool] | None = None  # extraction: per field
+    frontier_cost_usd: float = 0.0
+    at: datetime

@@ -15,13 +15,12 @@ import hashlib
 import json
 import unicodedata
 from collections import Counter
-from datetime import datetime
 from pathlib import Path
 from typing import Any, Collection, Iterable, Literal, Mapping
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from shared.core.records import ResultRecord
+from shared.core.records import CorrectionRecord, ResultRecord
 
 Provenance = Literal["gold", "frontier", "correction"]
 TRUST: dict[str, int] = {"frontier": 0, "gold": 1, "correction": 2}
@@ -54,19 +53,6 @@ class LabelledRow(BaseModel):
     id: str
     text: str = Field(min_length=1)
     label: str = Field(min_length=1)
-
-
-class CorrectionRecord(BaseModel):
-    """A person's answer to an item in review: ``final_answer`` is what is right, ``draft_answer`` what the
-    cascade had proposed (kept for auditing; never trained on)."""
-
-    task: str
-    id: str
-    text: str = Field(min_length=1)
-    final_answer: Any
-    draft_answer: Any = None
-    by: str = Field(min_length=1)
-    at: datetime
 
 
 class TrainingDataSummary(BaseModel):
@@ -145,6 +131,8 @@ def examples_from_corrections(
         answer = record.final_answer
         if record.task != task:
             report.skip("other task")
+        elif record.decision == "reject":
+            report.skip("rejected in review")
         elif not isinstance(answer, str) or (allowed_labels is not None and answer not in allowed_labels):
             report.skip("answer is not an allowed label")
         else:

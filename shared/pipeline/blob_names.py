@@ -11,12 +11,19 @@ An input `incoming/<task>/<name>` has:
                                                could not be processed, or which of its lines could not
     claims/<task>/<name>/<sha256>[/part-NNNNN] the claim of the worker on that content (or part of it), and
                                   .../items/<hash of id>.json the records it has paid for so far
+
+Records that belong to a task rather than to one input:
+
+    shadow/<task>/<yyyy-mm-dd>.jsonl           shadow pairs (an accepted answer and the frontier's), an append blob
+    corrections/<task>/<hash of id>.json       a person's review decision on an item
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass
+from datetime import date
 
 
 @dataclass(frozen=True)
@@ -26,13 +33,25 @@ class Containers:
     review: str = "review"
     deadletter: str = "deadletter"
     claims: str = "claims"
+    shadow: str = "shadow"
+    corrections: str = "corrections"
 
     def all(self) -> list[str]:
-        return [self.incoming, self.results, self.review, self.deadletter, self.claims]
+        return [self.incoming, self.results, self.review, self.deadletter, self.claims, self.shadow,
+                self.corrections]
 
     def outputs(self) -> list[str]:
         """The containers holding an input's outcome (all but its claims)."""
         return [self.results, self.review, self.deadletter]
+
+
+def shadow_day(task: str, day: date) -> str:
+    return f"{task}/{day.isoformat()}.jsonl"
+
+
+def correction(task: str, item_id: str) -> str:
+    """Item ids may hold any character; the name uses their hash, the record itself the id."""
+    return f"{task}/{hashlib.sha256(item_id.encode('utf-8')).hexdigest()[:32]}.json"
 
 
 def _part(n: int) -> str:

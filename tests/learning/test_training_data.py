@@ -8,8 +8,8 @@ from types import SimpleNamespace
 
 import pytest
 
+from shared.core.records import CorrectionRecord
 from shared.learning.training_data import (
-    CorrectionRecord,
     LabelledExample,
     TrainingSet,
     examples_from_corrections,
