@@ -115,3 +115,12 @@ def test_selective_threshold():
     ok = [True, True, False, True]
     assert metrics.selective_threshold(conf, ok, 0.99) == (0.8, 1.0, 0.5)
     assert metrics.selective_threshold(conf, ok, 0.7) == (0.3, 0.75, 1.0)
+
+
+def test_wilson_interval_matches_the_published_values_and_stays_inside_zero_one():
+    # Newcombe (1998), Table I: 81 of 263 -> 0.2553 to 0.3662; 0 of 10 -> 0 to 0.2775.
+    low, high = metrics.wilson_interval(81, 263)
+    assert low == pytest.approx(0.2553, abs=5e-4) and high == pytest.approx(0.3662, abs=5e-4)
+    low, high = metrics.wilson_interval(0, 10)
+    assert low == 0.0 and high == pytest.approx(0.2775, abs=5e-4)
+    assert metrics.wilson_interval(10, 10)[1] == 1.0 and metrics.wilson_interval(0, 0) == (0.0, 1.0)

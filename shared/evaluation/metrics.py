@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import math
 import re
 from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
+from statistics import NormalDist
 from typing import Any, Sequence
 
 import numpy as np
@@ -244,3 +246,15 @@ def selective_threshold(confidences: Sequence[float], correct: Sequence[bool], t
         if keep.any() and ok[keep].mean() >= target:
             return float(t), float(ok[keep].mean()), float(keep.mean())
     return None
+
+
+def wilson_interval(successes: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
+    """The Wilson score interval of a proportion: sound at small n and near 0 or 1, where the normal one is not.
+    With no observations it is the whole range."""
+    if n <= 0:
+        return 0.0, 1.0
+    z = NormalDist().inv_cdf(0.5 + confidence / 2)
+    p = successes / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return max(0.0, centre - half), min(1.0, centre + half)
