@@ -22,6 +22,7 @@ import json
 import logging
 import os
 import re
+import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -30,6 +31,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Callable
 from urllib.parse import parse_qsl, urlparse
+
+from localdev.azurite import PortInUseError, ensure_port_free
 
 log = logging.getLogger("smallfirst.localhost")
 REPO = Path(__file__).resolve().parents[1]
@@ -343,11 +346,13 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=7071)
     parser.add_argument("--settings", type=Path, default=REPO / "local.settings.json")
     args = parser.parse_args()
+    try:  # before anything slow: a busy port is the usual mistake (another host, or `func start`)
+        ensure_port_free(args.port, "the local Functions host", "--port")
+    except PortInUseError as exc:
+        sys.exit(f"smallfirst-host: {exc}")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("azure").setLevel(logging.WARNING)  # the SDKs log every request at INFO
     load_local_settings(args.settings)
-    import sys
-
     sys.path.insert(0, str(REPO))
     from function_app import app
 

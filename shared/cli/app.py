@@ -15,11 +15,21 @@ from rich.table import Table
 from shared.core.cascade import Cascade
 from shared.core.records import Item, ResultRecord
 from shared.core.tasks import AnyTask, ClassificationTask, ExtractionTask
-from shared.errors import InputError, UnknownTaskError
+from shared.errors import InputError, SmallfirstError, UnknownTaskError
 from shared.pipeline.parsing import parse_input
 
 app = typer.Typer(help="Small model first; frontier only when needed.", no_args_is_help=True, add_completion=False)
-console = Console(stderr=True)
+console = Console(stderr=True, soft_wrap=True)  # one message, one line, whatever the width
+
+
+def main() -> None:
+    """The console entry point: a SmallfirstError (unknown task, bad setting, unusable input) is one line that
+    says what is wrong, not a traceback."""
+    try:
+        app()
+    except SmallfirstError as exc:
+        console.print(f"[red]smallfirst: {exc}[/]")
+        sys.exit(2)
 
 
 def _cascade() -> Cascade:
@@ -91,13 +101,16 @@ def classify(task: str, text: str) -> None:
 
 @app.command()
 def extract(task: str, file: Path = typer.Argument(..., exists=True, dir_okay=False)) -> None:
-    """Extract fields from one text file and print its result record."""
+    """Extract fields from one text file (.txt, .md, or a .json item) and print its result record."""
     cascade = _cascade()
     spec = _task(cascade, task)
     if not isinstance(spec, ExtractionTask):
         console.print(f"[red]{task} is a {spec.kind} task[/]")
         raise typer.Exit(2)
-    _print_one(cascade.process(spec, Item(id=file.stem, text=file.read_text(encoding="utf-8"))))
+    parsed = parse_input(file.name, file.read_bytes())  # an unusable file is an InputError: one line from main()
+    if len(parsed.items) != 1:
+        raise InputError("not_one_item", f"{file.name}: {len(parsed.items)} items; extract takes one (use run)")
+    _print_one(cascade.process(spec, parsed.items[0]))
 
 
 @app.command()

