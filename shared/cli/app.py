@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 from pathlib import Path
-from typing import Optional
+from typing import NoReturn, Optional
 
 import typer
 from rich.console import Console
@@ -287,6 +287,12 @@ def compare(
 
 
 
+def _stats_failed(message: str) -> NoReturn:
+    """One line, whatever the terminal's width; names and paths are printed as they are, not as markup."""
+    console.print(message, style="red", markup=False, highlight=False, soft_wrap=True)
+    raise typer.Exit(2)
+
+
 @app.command()
 def stats(
     task: Optional[str] = typer.Argument(None, help="one task (default: every task found)"),
@@ -302,7 +308,7 @@ def stats(
     from datetime import datetime, timedelta, timezone
 
     from shared.operations.stats import summarise
-    from shared.operations.stats_sources import ContainerRecords, local_results, local_shadows
+    from shared.operations.stats_sources import ContainerRecords, interactive_store, local_results, local_shadows
     from shared.operations.stats_tables import headline, task_tables
 
     try:
@@ -310,17 +316,15 @@ def stats(
             origin = "local files"
             found, pairs, corrections = local_results(results), local_shadows(shadow), []
         else:
-            from functions.services import DATA_CONNECTION, blob_store
+            from functions.services import DATA_CONNECTION
 
             origin = f"the {DATA_CONNECTION} storage account"
-            records = ContainerRecords(blob_store(), task=task)
+            records = ContainerRecords(interactive_store(DATA_CONNECTION), task=task)
             found, pairs, corrections = records.results(), records.shadows(), records.corrections()
     except KeyError as exc:  # no storage connection configured
-        console.print(f"[red]{exc.args[0]}[/]")
-        raise typer.Exit(2)
+        _stats_failed(exc.args[0])
     except ValueError as exc:  # an unreadable source (InputError) or a malformed connection string
-        console.print(f"[red]{exc}[/]")
-        raise typer.Exit(2)
+        _stats_failed(str(exc))
     since = datetime.now(timezone.utc).date() - timedelta(days=days - 1) if days else None
     summary = summarise(found, pairs, corrections, task=task, since=since)
     out = Console()
@@ -343,8 +347,7 @@ def stats(
         try:
             html.write_text(stats_page(summary, origin), encoding="utf-8")
         except OSError as exc:
-            console.print(f"[red]{html}: {exc.strerror or exc}[/]")
-            raise typer.Exit(2)
+            _stats_failed(f"{html}: {exc.strerror or exc}")
         console.print(f"stats page -> {html}")
 
 

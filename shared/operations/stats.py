@@ -180,14 +180,14 @@ class _Records:
 def period_stats(task: str, day: date | None, found: _Records,
                  corrections: dict[tuple[str, str], CorrectionRecord]) -> PeriodStats:
     records = found.results
-    statuses = Counter({status: 0 for status in STATUSES}) + Counter(r.status for r in records)
-    reasons = Counter({reason: 0 for reason in ESCALATION_REASONS})
-    reasons.update(a.outcome for r in records for a in r.attempts if a.outcome in ESCALATION_REASONS)
+    statuses = Counter(r.status for r in records)
+    reasons = Counter(a.outcome for r in records for a in r.attempts)
     priced = [r for r in records if r.counterfactual_cost_usd is not None]
     verdicts = [v for v in (shadow_verdict(p, corrections.get((p.task, p.id))) for p in found.pairs) if v is not None]
     drafts = [c for c in found.decisions if c.draft_answer is not None]
     return PeriodStats(
-        task=task, day=day, volume=len(records), statuses=dict(statuses), escalation_reasons=dict(reasons),
+        task=task, day=day, volume=len(records), statuses={s: statuses[s] for s in STATUSES},
+        escalation_reasons={reason: reasons[reason] for reason in ESCALATION_REASONS},
         tiers=dict(Counter(r.tier or NO_TIER for r in records).most_common()),
         cost_usd=sum(r.cost_usd for r in records), priced=len(priced),
         priced_cost_usd=sum(r.cost_usd for r in priced),

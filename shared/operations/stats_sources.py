@@ -12,13 +12,14 @@ from pathlib import Path
 from typing import Iterator, TypeVar
 
 from azure.core.exceptions import AzureError, ResourceNotFoundError
+from azure.storage.blob import ExponentialRetry
 from pydantic import BaseModel, ValidationError
 
 from shared.core.records import CorrectionRecord, ResultRecord, ShadowRecord
 from shared.errors import InputError, WriteConflict
 from shared.operations.stats import SourcedResult
 from shared.pipeline.blob_names import Containers, input_of_output
-from shared.pipeline.storage import BlobStore
+from shared.pipeline.storage import BlobStore, blob_service
 
 M = TypeVar("M", bound=BaseModel)
 UNREADABLE = "unreadable_records"
@@ -74,6 +75,14 @@ def local_results(paths: list[Path]) -> list[SourcedResult]:
 
 def local_shadows(paths: list[Path]) -> list[ShadowRecord]:
     return [pair for path in paths for pair in parse_records(str(path), _read_file(path), ShadowRecord)]
+
+
+def interactive_store(connection: str) -> BlobStore:
+    """A store for a person waiting at a terminal: an unreachable account fails in seconds, not after the SDK's
+    default retries (minutes)."""
+    return BlobStore(blob_service(connection, retry_policy=ExponentialRetry(initial_backoff=1, increment_base=2,
+                                                                            retry_total=2),
+                                  connection_timeout=10))
 
 
 class ContainerRecords:
