@@ -33,7 +33,8 @@ def volume_by_tier_plot(days: list[PeriodStats], path: Path) -> None:
         ax.bar(range(len(days)), counts, bottom=bottom, label=tier)
         bottom += counts
     ax.set(ylabel="items", title="Volume by answering tier")
-    ax.legend(fontsize=8)
+    if tiers:  # a window of shadow pairs alone has no items
+        ax.legend(fontsize=8)
     _save(fig, ax, path, _labels(days))
 
 
@@ -86,7 +87,8 @@ def accuracy_plot(days: list[PeriodStats], path: Path) -> None:
         low, high = np.array([a.interval for _, a in scored]).T
         ax.errorbar(x, value, yerr=[value - low, high - value], fmt="o", capsize=4, label="accuracy, 95% interval")
         for i, a in scored:
-            ax.annotate(f"n={a.n}", (i, a.interval[0]), ha="center", va="top", fontsize=7)
+            ax.annotate(f"n={a.n}", (i, a.interval[0]), xytext=(0, -5), textcoords="offset points", ha="center",
+                        va="top", fontsize=7)
         ax.legend(fontsize=8, loc="lower left")
     else:
         ax.text(0.5, 0.5, "no shadow pairs in this window", ha="center", va="center", transform=ax.transAxes)

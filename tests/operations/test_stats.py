@@ -10,6 +10,7 @@ import pytest
 
 from shared.evaluation.metrics import wilson_interval
 from shared.operations.stats import SourcedResult, StatsSummary, TaskStats, same_answer, summarise
+from shared.pipeline.blob_names import input_of_output
 from tests.operations.records import DAY1, DAY2, correction, result, shadow
 
 SOURCE = "incoming/ticket/a.jsonl"
@@ -171,3 +172,17 @@ def test_confidence_histograms_hold_every_answer_of_each_tier():
                       result("b", confidence=0.8, tiers=("small",)))
     confidences = only_task(summarise(records)).confidences
     assert sorted(confidences["small"]) == [0.4, 0.8] and confidences["frontier"] == [0.4]
+
+
+@pytest.mark.parametrize("name, source", [
+    ("ticket/a.jsonl.jsonl", "incoming/ticket/a.jsonl"),  # several items, or their review
+    ("ticket/note.txt.json", "incoming/ticket/note.txt"),  # one item
+    ("ticket/big.jsonl/part-00003.jsonl", "incoming/ticket/big.jsonl"),  # a part
+    ("ticket/big.jsonl/manifest.json", None),  # holds no records
+    ("ticket/stray.csv", None),
+])
+def test_an_output_blob_name_leads_back_to_its_input(name, source):
+    found = input_of_output(name)
+    assert (found.source if found else None) == source
+    if found:
+        assert name in {found.result_lines, found.result_single, found.part(3)}
