@@ -34,9 +34,10 @@ def estimate(proportion: Proportion) -> tuple[str, str, str]:
 def headline(stats: TaskStats) -> str:
     total = stats.total
     pairs, accuracy, interval = estimate(total.live_accuracy)
+    live = (f"live accuracy {accuracy} (95% interval {interval}, {pairs} shadow pairs)" if total.live_accuracy.n
+            else "no shadow pairs for live accuracy")
     return (f"{total.volume} items; cost {usd(total.cost_usd)}, saving {usd(total.saving_usd)} "
-            f"({percent(total.saving_share)}) against all-frontier; live accuracy {accuracy} "
-            f"(95% interval {interval}, {pairs} shadow pairs)")
+            f"({percent(total.saving_share)}) against all-frontier; {live}")
 
 
 def _periods(stats: TaskStats) -> list[tuple[str, PeriodStats]]:

@@ -15,6 +15,8 @@ from shared.cli import app
 from shared.core.records import ResultRecord
 from shared.errors import InputError
 from shared.operations.stats_sources import local_results, parse_records
+from tests.azure_wire import Scripted, chat_completion
+from tests.conftest import write_ticket_task
 from tests.operations.records import result, shadow
 
 runner = CliRunner()
@@ -132,3 +134,32 @@ def test_a_json_file_may_hold_one_record_a_list_or_the_http_apis_batch_answer(tm
 def test_a_file_of_another_format_is_refused_by_name():
     with pytest.raises(InputError, match=r"items\.csv: not a \.json or \.jsonl file"):
         parse_records("items.csv", b"a,b\n", ResultRecord)
+
+
+def test_stats_reads_what_smallfirst_run_writes(tmp_path, wire, monkeypatch):
+    """Real result records: the cascade on an OpenAI-compatible tier sure of 'charged' tickets only."""
+    def reply(request):
+        sure = "charged" in request.body["messages"][-1]["content"]
+        logprob = -0.01 if sure else -3.0
+        tokens = [('{"label":"', -0.01), ("billing", logprob), ('"}', -0.01)]
+        return Scripted(body=chat_completion('{"label":"billing"}', tokens=tokens))
+
+    wire.default = reply
+    for key, value in {"SMALLFIRST_SMALL_BACKEND": "openai_compatible", "SMALLFIRST_SMALL_ENDPOINT": wire.url,
+                       "SMALLFIRST_SMALL_LOGPROBS": "true", "SMALLFIRST_SMALL_PRICE_IN_PER_M": "0.125",
+                       "SMALLFIRST_SMALL_PRICE_OUT_PER_M": "0.5",
+                       "SMALLFIRST_TASKS_DIR": str(write_ticket_task(tmp_path / "tasks"))}.items():
+        monkeypatch.setenv(key, value)
+    items = tmp_path / "items.jsonl"
+    texts = ["I was charged twice"] * 6 + ["my screen is blank"] * 4
+    items.write_text("".join(json.dumps({"id": f"t{n}", "text": t}) + "\n" for n, t in enumerate(texts)))
+    ran = runner.invoke(app, ["run", "ticket", "--input", str(items), "--output", str(tmp_path / "results.jsonl")])
+    assert ran.exit_code == 0, ran.output
+
+    outcome = stats("ticket", "--results", str(tmp_path / "results.jsonl"))
+    assert outcome.exit_code == 0, outcome.output
+    assert re.search(r"all days\s*│\s*10\s*│\s*60\.0%\s*│\s*0\.0%\s*│\s*40\.0%", outcome.output)
+    saving = re.search(r"10 items; cost \$([\d.]+), saving \$([\d.]+) \(([\d.]+)%\)", outcome.output)
+    assert saving and float(saving[1]) > 0 and 0 < float(saving[3]) < 100  # Phi-4 prices against gpt-4o's
+    assert re.search(r"all days\s*│\s*4\s*│", outcome.output)  # 4 low_confidence attempts
+    assert "no shadow pairs for live accuracy" in outcome.output
