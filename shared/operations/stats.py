@@ -164,20 +164,20 @@ class StatsSummary(BaseModel):
 
 
 @dataclass
-class _Records:
-    """What one task has for one period."""
+class PeriodRecords:
+    """The records of one task for one period (a day, or the window)."""
 
     results: list[ResultRecord] = field(default_factory=list)
     pairs: list[ShadowRecord] = field(default_factory=list)
     decisions: list[CorrectionRecord] = field(default_factory=list)
 
-    def add(self, other: "_Records") -> None:
+    def add(self, other: "PeriodRecords") -> None:
         self.results += other.results
         self.pairs += other.pairs
         self.decisions += other.decisions
 
 
-def period_stats(task: str, day: date | None, found: _Records,
+def period_stats(task: str, day: date | None, found: PeriodRecords,
                  corrections: dict[tuple[str, str], CorrectionRecord]) -> PeriodStats:
     records = found.results
     statuses = Counter(r.status for r in records)
@@ -216,7 +216,7 @@ def summarise(results: Iterable[SourcedResult], shadows: Iterable[ShadowRecord] 
     in_window = (lambda day: day >= since) if since else (lambda day: True)
     records = [r for r in latest_results(results) if wanted(r.task)]
     decisions = latest_corrections(corrections)
-    by_day: dict[str, dict[date, _Records]] = defaultdict(lambda: defaultdict(_Records))
+    by_day: dict[str, dict[date, PeriodRecords]] = defaultdict(lambda: defaultdict(PeriodRecords))
     for record in records:
         if record.finished_at and in_window(day_of(record.finished_at)):
             by_day[record.task][day_of(record.finished_at)].results.append(record)
@@ -229,7 +229,7 @@ def summarise(results: Iterable[SourcedResult], shadows: Iterable[ShadowRecord] 
 
     tasks = []
     for name, days in sorted(by_day.items()):
-        window = _Records()
+        window = PeriodRecords()
         for found in days.values():
             window.add(found)
         tasks.append(TaskStats(task=name, days=[period_stats(name, day, days[day], decisions) for day in sorted(days)],
