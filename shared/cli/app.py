@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 from pathlib import Path
-from typing import Optional
+from typing import NoReturn, Optional
 
 import typer
 from rich.console import Console
@@ -297,6 +297,71 @@ def compare(
     cascade = _cascade()
     build_comparison(run_a, run_b, out, _task_for_run(cascade, run_a))
     console.print(f"comparison -> {out / 'compare.md'}")
+
+
+
+def _stats_failed(message: str) -> NoReturn:
+    """One line, whatever the terminal's width; names and paths are printed as they are, not as markup."""
+    console.print(message, style="red", markup=False, highlight=False, soft_wrap=True)
+    raise typer.Exit(2)
+
+
+@app.command()
+def stats(
+    task: Optional[str] = typer.Argument(None, help="one task (default: every task found)"),
+    days: int = typer.Option(7, "--days", min=0, help="the last N days, today (UTC) included; 0 for every day"),
+    results: list[Path] = typer.Option([], "--results", help="a local result file (.json/.jsonl) to read instead of "
+                                       "the containers; repeat for several"),
+    shadow: list[Path] = typer.Option([], "--shadow", help="a local shadow file (.jsonl); repeat for several"),
+    html: Optional[Path] = typer.Option(None, "--html", help="also write a self-contained HTML page with plots"),
+) -> None:
+    """Volume, outcomes, escalations, cost against all-frontier, latency and live accuracy, per task and day.
+
+    Reads results/, review/, shadow/ and corrections/ of the DataStorage account, or only the local files given."""
+    from datetime import datetime, timedelta, timezone
+
+    from shared.operations.stats import summarise
+    from shared.operations.stats_sources import ContainerRecords, interactive_store, local_results, local_shadows
+    from shared.operations.stats_tables import headline, task_tables
+
+    try:
+        if results or shadow:
+            origin = "local files"
+            found, pairs, corrections = local_results(results), local_shadows(shadow), []
+        else:
+            from functions.services import DATA_CONNECTION
+
+            origin = f"the {DATA_CONNECTION} storage account"
+            records = ContainerRecords(interactive_store(DATA_CONNECTION), task=task)
+            found, pairs, corrections = records.results(), records.shadows(), records.corrections()
+    except KeyError as exc:  # no storage connection configured
+        _stats_failed(exc.args[0])
+    except ValueError as exc:  # an unreadable source (InputError) or a malformed connection string
+        _stats_failed(str(exc))
+    since = datetime.now(timezone.utc).date() - timedelta(days=days - 1) if days else None
+    summary = summarise(found, pairs, corrections, task=task, since=since)
+    out = Console()
+    window = f"since {since.isoformat()}" if since else "all days"
+    if not summary.tasks:
+        console.print(f"no records{f' of {task}' if task else ''} {window} in {origin}")
+    for task_stats in summary.tasks:
+        out.rule(f"{task_stats.task} ({window}, UTC)")
+        out.print(headline(task_stats))
+        for text_table in task_tables(task_stats):
+            table = Table(*text_table.headers, title=text_table.title)
+            for row in text_table.rows:
+                table.add_row(*row)
+            out.print(table)
+    if summary.undated:
+        console.print(f"[yellow]{summary.undated} result records carry no finished_at and are in no day[/]")
+    if html is not None:
+        from shared.operations.dashboard import stats_page
+
+        try:
+            html.write_text(stats_page(summary, origin), encoding="utf-8")
+        except OSError as exc:
+            _stats_failed(f"{html}: {exc.strerror or exc}")
+        console.print(f"stats page -> {html}")
 
 
 if __name__ == "__main__":

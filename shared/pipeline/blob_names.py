@@ -123,3 +123,15 @@ class InputBlob:
                  self.containers.review: {self.review}, self.containers.deadletter: {self.deadletter}}[container]
         part = re.compile(re.escape(f"{self.path}/") + r"part-\d{5}\.jsonl?$")
         return [n for n in names if n in exact or part.match(n)]
+
+
+_OUTPUT = re.compile(r"^(?P<path>.+?)(?:/part-\d{5}\.jsonl|\.jsonl|\.json)$")
+
+
+def input_of_output(name: str, containers: Containers = Containers()) -> InputBlob | None:
+    """The input a blob in results/ or review/ was written for; None for a manifest (it holds no records) or a
+    name of no output layout."""
+    if name.endswith("/manifest.json"):
+        return None
+    match = _OUTPUT.match(name)
+    return InputBlob.from_path(match["path"], containers) if match else None

@@ -26,14 +26,15 @@ def _credential(connection: str, env: Mapping[str, str]):
     return ManagedIdentityCredential(client_id=client_id) if client_id else DefaultAzureCredential()
 
 
-def blob_service(connection: str, env: Mapping[str, str] | None = None) -> BlobServiceClient:
+def blob_service(connection: str, env: Mapping[str, str] | None = None, **options: Any) -> BlobServiceClient:
+    """`options` go to the client (e.g. a retry policy)."""
     env = os.environ if env is None else env
     if env.get(connection):
-        return BlobServiceClient.from_connection_string(env[connection])
+        return BlobServiceClient.from_connection_string(env[connection], **options)
     uri = env.get(f"{connection}__blobServiceUri") or env.get(f"{connection}__serviceUri")
     if not uri:
         raise KeyError(f"storage connection {connection!r}: set {connection} or {connection}__blobServiceUri")
-    return BlobServiceClient(uri, credential=_credential(connection, env))
+    return BlobServiceClient(uri, credential=_credential(connection, env), **options)
 
 
 def queue_service(connection: str, env: Mapping[str, str] | None = None) -> QueueServiceClient:
