@@ -11,12 +11,13 @@ from functools import cache, wraps
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from shared.pipeline.blob_names import DATA_CONNECTION
+
 if TYPE_CHECKING:  # the core is imported on first use, not when the host indexes the app
     from shared.core.cascade import Cascade
     from shared.pipeline.ingest import Ingestor
     from shared.pipeline.storage import BlobStore
 
-DATA_CONNECTION = "DataStorage"  # app setting (connection string) or DataStorage__blobServiceUri etc.
 WORK_QUEUE = "smallfirst-work"  # model work: whole inputs and parts of large ones
 POISON_QUEUE = f"{WORK_QUEUE}-poison"
 HOST_JSON = Path(__file__).resolve().parents[1] / "host.json"

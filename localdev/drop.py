@@ -12,7 +12,7 @@ from pathlib import Path
 
 from azure.core.exceptions import ServiceRequestError
 
-from shared.pipeline.blob_names import InputBlob
+from shared.pipeline.blob_names import DATA_CONNECTION, InputBlob
 from shared.pipeline.parsing import SUPPORTED_SUFFIXES
 
 
@@ -28,7 +28,7 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(f"{args.file.name}: the pipeline takes {', '.join(sorted(SUPPORTED_SUFFIXES))} files")
     from azure.storage.blob import BlobServiceClient
 
-    service = BlobServiceClient.from_connection_string(os.environ.get("DataStorage", "UseDevelopmentStorage=true"))
+    service = BlobServiceClient.from_connection_string(os.environ.get(DATA_CONNECTION, "UseDevelopmentStorage=true"))
     source = InputBlob(args.task, args.file.name)
     try:
         uploaded = service.get_blob_client("incoming", source.path).upload_blob(

@@ -32,8 +32,12 @@ extras=$(printf '%s\n' ${requested[@]+"${requested[@]}"} $(tr ',' ' ' <<< "$inst
   | paste -sd, - || true)
 with_llama=false
 [[ ",$extras," == *",embedded,"* ]] && with_llama=true
+# The dashboard's test renders it in a real headless browser (Debian's chromium).
+with_browser=false
+[[ " ${requested[*]-} " == *" dev "* ]] && ! command -v chromium >/dev/null 2>&1 && with_browser=true
 steps=5
-$with_llama && steps=6
+$with_llama && steps=$((steps + 1))
+$with_browser && steps=$((steps + 1))
 
 started=$(date +%s)
 step_number=0
@@ -122,6 +126,17 @@ if [ ! -x node_modules/.bin/azurite ]; then
     || fail "npm install failed (see above); Azurite is the local storage emulator the demo and tests use"
 else
   echo "bootstrap         up to date"
+fi
+
+if $with_browser; then
+  step "Chromium, the headless browser the dashboard test uses"
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    with_heartbeat "installing chromium" bash -c \
+      'apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null' \
+      || fail "apt-get install chromium failed (see above); the dashboard test needs it"
+  else
+    echo "bootstrap         no chromium, and apt-get needs root here: install chromium, or its test is skipped"
+  fi
 fi
 
 step "model files"

@@ -329,7 +329,7 @@ def stats(
             origin = "local files"
             found, pairs, corrections = local_results(results), local_shadows(shadow), []
         else:
-            from functions.services import DATA_CONNECTION
+            from shared.pipeline.blob_names import DATA_CONNECTION
 
             origin = f"the {DATA_CONNECTION} storage account"
             records = ContainerRecords(interactive_store(DATA_CONNECTION), task=task)

@@ -26,6 +26,11 @@ from dataclasses import dataclass
 from datetime import date
 
 
+# The app setting naming the account that holds every container here: a connection string, or identity-based
+# DataStorage__blobServiceUri / __queueServiceUri (functions/services.py, the CLI and the bindings all use it).
+DATA_CONNECTION = "DataStorage"
+
+
 @dataclass(frozen=True)
 class Containers:
     incoming: str = "incoming"
