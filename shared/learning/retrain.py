@@ -146,7 +146,9 @@ def retrain_scheduled(cascade: Cascade, service: BlobServiceClient,
         try:
             task = cascade.tasks.get(name)
             if not isinstance(task, ClassificationTask):
-                raise ValueError(f"{name} is an {task.kind} task; the trained tier classifies")
+                outcomes.append(RetrainOutcome(task=name, not_trained=f"{task.kind} task: the trained tier classifies"))
+                log.warning("retrain %s: %s", name, outcomes[-1].not_trained)
+                continue
             production = from_storage(service, name, frontier_tiers=frontier, allowed_labels=task.allowed_labels,
                                       since=since)
             gold = gold_examples(tier.head_store, name)
