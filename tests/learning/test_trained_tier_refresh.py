@@ -60,3 +60,27 @@ def test_an_activation_overrides_the_task_files_head_and_a_missing_one_is_a_tier
     activate(store, "support_ticket", "20990101T000000.000000Z", reason="a version that was never saved")
     with pytest.raises(TierError, match="20990101T000000.000000Z"):
         TrainedTier(config).classify(named, "I was charged twice")
+
+
+def test_the_azure_openai_embedder_setting_makes_the_tier_embed_through_the_deployment(tmp_path, task, support_head,
+                                                                                       embedder):
+    from tests.learning.test_azure_openai_embedder import EmbeddingsServer
+
+    with EmbeddingsServer(dimension=1536) as server:
+        config = Settings.from_env({"SMALLFIRST_TRAINED_HEADS_DIR": str(tmp_path),
+                                    "SMALLFIRST_TRAINED_EMBEDDER": "azure_openai",
+                                    "SMALLFIRST_TRAINED_ENDPOINT": server.endpoint,
+                                    "SMALLFIRST_TRAINED_API_KEY": "test-key"}).tiers["trained"]
+        tier = TrainedTier(config)
+        answer = tier.classify(task, "I was charged twice")
+        assert tier.embedder.id == "azure-openai/text-embedding-3-small" and tier.embedder.dimension == 1536
+        assert answer.confidence_method == ZERO_SHOT_CONFIDENCE_METHOD
+        assert server.requests[-1]["path"] == "/openai/deployments/text-embedding-3-small/embeddings"
+        assert server.requests[-1]["body"]["input"] == ["I was charged twice"]
+
+        store = LocalFolderStore(tmp_path)  # a MiniLM head cannot serve an Azure OpenAI embedding space
+        saved = save_head(store, task="support_ticket", classifier=support_head, embedder=embedder,
+                          training_data=TrainingSet([]).summary())
+        activate(store, "support_ticket", saved.version, reason="test")
+        with pytest.raises(TierError, match="retrain the head"):
+            TrainedTier(config).classify(task, "I was charged twice")
