@@ -28,6 +28,15 @@ pytestmark = pytest.mark.azurite
 NOW = datetime.now(timezone.utc)
 
 
+def registered(name: str):
+    """The app's function of that name, as the host indexes it (once per process: localdev.host caches it)."""
+    from function_app import app
+    from localdev.host import indexed_functions
+
+    [function] = [f for f in indexed_functions(app) if f.get_function_name() == name]
+    return function
+
+
 def jsonl(rows: list[dict]) -> bytes:
     return "".join(json.dumps(r) + "\n" for r in rows).encode("utf-8")
 
@@ -114,9 +123,7 @@ def app_env(storage, tmp_path):
 
 
 def test_the_timer_function_retrains_promotes_into_blob_storage_and_the_tier_answers_with_the_new_head(app_env):
-    from function_app import app
-
-    [function] = [f for f in app.get_functions() if f.get_function_name() == "retrain_heads"]
+    function = registered("retrain_heads")
     assert function.get_trigger().get_dict_repr()["schedule"] == "%SMALLFIRST_RETRAIN_SCHEDULE%"
     function.get_user_function()(timer=None)
 
@@ -135,13 +142,11 @@ def test_the_timer_function_retrains_promotes_into_blob_storage_and_the_tier_ans
 
 
 def test_the_timer_function_does_nothing_when_no_tasks_are_listed(app_env, storage, monkeypatch):
-    from function_app import app
     from functions import services
 
     _, blobs, _ = storage
     monkeypatch.setenv("SMALLFIRST_RETRAIN_TASKS", "")
     services.reset()
     before = list(blobs.get_container_client("models").list_blob_names())
-    [function] = [f for f in app.get_functions() if f.get_function_name() == "retrain_heads"]
-    function.get_user_function()(timer=None)
+    registered("retrain_heads").get_user_function()(timer=None)
     assert list(blobs.get_container_client("models").list_blob_names()) == before
