@@ -41,6 +41,15 @@ class EnvironmentConfig:
     managed_compute_request_timeout_s: int = 120
     # The inference server batches concurrent requests on the GPU; Azure's default of 1 would queue them all.
     managed_compute_max_concurrent_requests: int = 16
+    # The trained tier's managed embedder (smallfirst_infra/embeddings.py); off: it embeds locally with MiniLM.
+    embeddings_deployment: bool = False
+    embeddings_model_name: str = "text-embedding-3-small"
+    embeddings_model_version: str = "1"
+    embeddings_sku: str = "GlobalStandard"
+    embeddings_capacity: int = 50
+    # Scheduled retraining of the trained tier (functions/retrain.py): NCRONTAB schedule, and the tasks (none: off).
+    retrain_schedule: str = "0 0 3 * * *"
+    retrain_tasks: str = ""
     maximum_instance_count: int = 100
     instance_memory_mb: int = 2048
     python_version: str = "3.11"
@@ -95,6 +104,12 @@ class EnvironmentConfig:
                                                       defaults.managed_compute_request_timeout_s),
             managed_compute_max_concurrent_requests=integer("managedComputeMaxConcurrentRequests",
                                                             defaults.managed_compute_max_concurrent_requests),
+            embeddings_deployment=flag("embeddingsDeployment", defaults.embeddings_deployment),
+            embeddings_model_version=text("embeddingsModelVersion", defaults.embeddings_model_version),
+            embeddings_sku=text("embeddingsSku", defaults.embeddings_sku),
+            embeddings_capacity=integer("embeddingsCapacity", defaults.embeddings_capacity),
+            retrain_schedule=text("retrainSchedule", defaults.retrain_schedule),
+            retrain_tasks=text("retrainTasks", defaults.retrain_tasks),
             maximum_instance_count=integer("maximumInstanceCount", defaults.maximum_instance_count),
             instance_memory_mb=integer("instanceMemoryMb", defaults.instance_memory_mb),
         )

@@ -12,6 +12,7 @@ from pulumi_azure_native import (
 from smallfirst_infra import roles
 from smallfirst_infra.blob_trigger import AppCode, BlobEvents
 from smallfirst_infra.config import REPOSITORY_ROOT, EnvironmentConfig, SmallModelHosting
+from smallfirst_infra.embeddings import EmbeddingsDeployment
 from smallfirst_infra.machine_learning import MachineLearningDependencies, ManagedComputeEndpoint, ServerlessSmallModel
 from smallfirst_infra.naming import Names
 from smallfirst_infra.roles import RoleAssignments
@@ -152,7 +153,16 @@ class SmallfirstEnvironment(pulumi.ComponentResource):
             "SMALLFIRST_FRONTIER_MODEL": self.ai.frontier_deployment_name,
             "SMALLFIRST_FRONTIER_STRUCTURED_OUTPUT": "json_schema",
             "SMALLFIRST_FRONTIER_LOGPROBS": "true",
+            # retrained heads are activated in the data account's models container (the package is read-only)
+            "SMALLFIRST_TRAINED_HEADS_STORE": "blob",
+            "SMALLFIRST_RETRAIN_SCHEDULE": config.retrain_schedule,
+            "SMALLFIRST_RETRAIN_TASKS": config.retrain_tasks,
         }
+        self.embeddings = None
+        if config.embeddings_deployment:
+            self.embeddings = EmbeddingsDeployment(f"{prefix}-embeddings", self.rg, self.ai.account,
+                                                   self.ai.openai_endpoint, config, self.ai.frontier_deployment, child)
+            model_settings |= self.embeddings.app_settings
         self.ml_dependencies = self.managed_compute = self.serverless = None
         if config.enable_managed_compute or config.small_model_hosting == SmallModelHosting.SERVERLESS_ENDPOINT:
             self.ml_dependencies = MachineLearningDependencies(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pulumi
 from pulumi_azure_native import resources, storage
 
-DATA_CONTAINERS = ("incoming", "results", "review", "deadletter", "claims", "shadow", "corrections")
+DATA_CONTAINERS = ("incoming", "results", "review", "deadletter", "claims", "shadow", "corrections", "models")
 EVENTGRID_DEADLETTER_CONTAINER = "eventgrid-deadletter"
 WORK_QUEUES = ("smallfirst-work", "smallfirst-work-poison")
 

@@ -223,21 +223,32 @@ def tune(
 @app.command()
 def train(
     task: str,
-    data: Path = typer.Option(..., "--data", exists=True, dir_okay=False, help='labelled .jsonl: {"id","text","label"}'),
+    data: Optional[Path] = typer.Option(None, "--data", exists=True, dir_okay=False,
+                                        help='labelled .jsonl: {"id","text","label"}'),
+    from_results: list[Path] = typer.Option([], "--from-results", exists=True,
+                                            help="result records (files or folders) whose frontier answers to learn"),
+    inputs: list[Path] = typer.Option([], "--inputs", exists=True, help="the input files those results came from"),
+    corrections: list[Path] = typer.Option([], "--corrections", exists=True,
+                                           help="correction records (files or folders)"),
+    from_storage: bool = typer.Option(False, "--from-storage",
+                                      help="learn from the results/ and corrections/ containers of DataStorage"),
+    days: Optional[int] = typer.Option(None, "--days", min=1, help="only production data of the last N days"),
     activate: bool = typer.Option(True, "--activate/--no-activate", help="make the new head the task's active one"),
 ) -> None:
-    """Train the trained tier's head for a classification task, save it as a new version, and activate it."""
+    """Train the trained tier's head for a classification task, save it as a new version, and activate it.
+
+    From labelled data (--data), from production (the frontier's answers in result records, joined to their
+    inputs' texts, and people's corrections), or both; never from the trained tier's own answers."""
     import yaml
 
+    from shared.learning.activation import activate as activate_head
     from shared.learning.artifact import save_head
-    from shared.learning.stores import LocalFolderStore
     from shared.learning.training import train_head
-    from shared.learning.training_data import TrainingSet, read_labelled_jsonl
 
     cascade = _cascade()
     spec = _classification_task(cascade, task, ": the trained tier classifies")
     tier = cascade.tiers.get("trained")
-    training = TrainingSet(read_labelled_jsonl(data))
+    training = _training_set(cascade, spec, data, from_results, inputs, corrections, from_storage, days)
     with progress_bar() as progress:
         bar = progress.add_task(f"embedding {len(training)} examples", total=len(training))
         try:
@@ -248,18 +259,63 @@ def train(
             console.print(f"[red]{exc}[/]")
             raise typer.Exit(1)
     console.print("fitting: regularisation by cross-validation, then temperature and out-of-scope threshold")
-    artifact = save_head(LocalFolderStore(tier.config.heads_dir), task=spec.name, classifier=head, embedder=tier.embedder,
+    artifact = save_head(tier.head_store, task=spec.name, classifier=head, embedder=tier.embedder,
                          training_data=training.summary())
     metrics = artifact.cv_metrics
     console.print(f"{spec.name} head {artifact.version}: cross-validated accuracy {metrics.accuracy:.3f}, "
                   f"ECE {metrics.ece:.3f}, accuracy of the 80% most confident {metrics.selective_accuracy_80:.3f} "
-                  f"({metrics.rows} examples) -> {tier.config.heads_dir / spec.name / artifact.version}")
+                  f"({metrics.rows} examples) -> {tier.head_store.describe(f'{spec.name}/{artifact.version}')}")
     if activate:
-        path = cascade.tasks.path_of(spec.name)
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-        raw["trained_head"] = artifact.version
-        path.write_text(yaml.safe_dump(raw, sort_keys=False, allow_unicode=True, width=200), encoding="utf-8")
-        console.print(f"{path}: trained_head = {artifact.version}")
+        activate_head(tier.head_store, spec.name, artifact.version, reason="smallfirst train")
+        if tier.config.heads_store == "local":  # the task file names the head that ships with it
+            path = cascade.tasks.path_of(spec.name)
+            raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+            raw["trained_head"] = artifact.version
+            path.write_text(yaml.safe_dump(raw, sort_keys=False, allow_unicode=True, width=200), encoding="utf-8")
+            console.print(f"{path}: trained_head = {artifact.version}")
+
+
+def _training_set(cascade: Cascade, spec: ClassificationTask, data: Path | None, from_results: list[Path],
+                  inputs: list[Path], corrections: list[Path], from_storage: bool, days: int | None):
+    """Gold rows and production examples, de-duplicated, with a summary of where they came from."""
+    from datetime import datetime, timedelta, timezone
+
+    from shared.learning.production_data import ProductionExamples, from_files
+    from shared.learning.training_data import TrainingSet, read_labelled_jsonl
+
+    if from_results and not inputs:
+        console.print("[red]--from-results needs --inputs: result records carry no text[/]")
+        raise typer.Exit(2)
+    if not (data or from_results or corrections or from_storage):
+        console.print("[red]nothing to learn from: give --data, --from-results, --corrections or --from-storage[/]")
+        raise typer.Exit(2)
+    try:
+        gold = read_labelled_jsonl(data) if data else []
+    except ValueError as exc:
+        console.print(f"[red]{exc}[/]")
+        raise typer.Exit(1)
+    since = datetime.now(timezone.utc) - timedelta(days=days) if days else None
+    frontier = [name for name, tier in cascade.settings.tiers.items() if tier.role == "frontier"]
+    production = ProductionExamples()
+    if from_results or corrections:
+        production = from_files(spec.name, results=from_results, inputs=inputs, corrections=corrections,
+                                frontier_tiers=frontier, allowed_labels=spec.allowed_labels, since=since)
+    if from_storage:
+        from shared.learning.production_data import from_storage as read_storage
+        from shared.pipeline.storage import blob_service
+
+        production.extend(read_storage(blob_service("DataStorage"), spec.name, frontier_tiers=frontier,
+                                       allowed_labels=spec.allowed_labels, since=since))
+    if gold:
+        console.print(f"gold: {len(gold)} rows from {data}")
+    for source, report in production.reports.items():
+        skipped = ", ".join(f"{n} {reason}" for reason, n in sorted(report.skipped.items())) or "none"
+        console.print(f"{source}: {report.used} examples; skipped: {skipped}")
+    training = TrainingSet([*gold, *production.examples])
+    summary = training.summary()
+    provenance = ", ".join(f"{n} {source}" for source, n in summary.by_provenance.items())
+    console.print(f"training set: {summary.size} examples after de-duplication ({provenance or 'none'})")
+    return training
 
 
 @app.command("export-finetune")

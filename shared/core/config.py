@@ -16,7 +16,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Literal, Mapping, TypeVar
 
-from pydantic import BaseModel, Field, SecretStr, ValidationError
+from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
 
 from shared.errors import ConfigError
 
@@ -111,6 +111,16 @@ class TierConfig(BaseModel):
     extra_buffer_types: bool | None = None
     # trained only: the folder of head artifacts (<heads_dir>/<task>/<version>/)
     heads_dir: Path = Field(default_factory=lambda: PROJECT_ROOT / "models")
+    # trained only: where retrained heads and their activations live: `local` (heads_dir) or `blob` (the container
+    # heads_container of the storage connection heads_connection); the active head is re-checked every
+    # heads_refresh_s, so a newly activated head is picked up without a restart
+    heads_store: Literal["local", "blob"] = "local"
+    heads_connection: str = "DataStorage"
+    heads_container: str = "models"
+    heads_refresh_s: float = Field(default=60.0, ge=0.0)
+    # trained only: the embedder, the local MiniLM or an Azure OpenAI embeddings deployment (on `endpoint`)
+    embedder: Literal["minilm", "azure_openai"] = "minilm"
+    embeddings_deployment: str = "text-embedding-3-small"
 
     @property
     def effective_structured_output(self) -> StructuredOutput:
@@ -150,6 +160,15 @@ class Settings(BaseModel):
     max_blob_bytes: int = Field(default=20 * 1024 * 1024, ge=1)
     chunk_items: int = Field(default=100, ge=1)
     claim_ttl_s: float = Field(default=60.0, ge=2.0, description="a dead worker's work is taken over after this")
+    # scheduled retraining (functions/retrain.py; its schedule is the app setting SMALLFIRST_RETRAIN_SCHEDULE):
+    # the tasks to retrain (comma-separated; none: off) from the results and corrections of the last retrain_days
+    retrain_tasks: list[str] = Field(default_factory=list)
+    retrain_days: int = Field(default=30, ge=1)
+
+    @field_validator("retrain_tasks", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        return [part.strip() for part in value.split(",") if part.strip()] if isinstance(value, str) else value
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":

@@ -85,7 +85,7 @@ def new_version(now: datetime | None = None) -> str:
     return now.strftime("%Y%m%dT%H%M%S.%fZ")
 
 
-def _check_version(version: str) -> str:
+def check_version(version: str) -> str:
     if not _VERSION.match(version):
         raise ValueError(f"invalid head version {version!r} (expected YYYYMMDDTHHMMSS.ffffffZ)")
     return version
@@ -101,7 +101,7 @@ def save_head(
     version: str | None = None,
 ) -> HeadArtifact:
     """Write a fitted head as a new version (weights first, head.json last) and return its description."""
-    version = _check_version(version or new_version())
+    version = check_version(version or new_version())
     buffer = io.BytesIO()
     np.savez(buffer, coef=classifier.coef_, intercept=classifier.intercept_)
     weights = buffer.getvalue()
@@ -137,7 +137,7 @@ def latest_version(store: ArtifactStore, task: str) -> str | None:
 
 
 def load_head(store: ArtifactStore, task: str, version: str, expect: HeadExpectation) -> LoadedHead:
-    prefix = f"{task}/{_check_version(version)}"
+    prefix = f"{task}/{check_version(version)}"
     artifact = HeadArtifact.model_validate_json(store.read(f"{prefix}/{HEAD_FILE}"))
     where = store.describe(f"{prefix}/{HEAD_FILE}")
     _check_expectation(artifact, expect, where)

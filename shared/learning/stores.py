@@ -106,7 +106,12 @@ class BlobArtifactStore:
             raise ArtifactNotFoundError(f"{self.describe(key)} does not exist") from exc
 
     def list(self, prefix: str) -> list[str]:
-        names = self.container.list_blob_names(name_starts_with=self.prefix + prefix)
+        from azure.core.exceptions import ResourceNotFoundError
+
+        try:
+            names = list(self.container.list_blob_names(name_starts_with=self.prefix + prefix))
+        except ResourceNotFoundError:  # no container yet: nothing has been stored
+            return []
         return sorted(name[len(self.prefix):] for name in names)
 
     def describe(self, key: str) -> str:

@@ -68,18 +68,27 @@ class BuildReport(BaseModel):
     used: int = 0
     skipped: dict[str, int] = Field(default_factory=dict)
 
-    def skip(self, reason: str) -> None:
-        self.skipped[reason] = self.skipped.get(reason, 0) + 1
+    def skip(self, reason: str, count: int = 1) -> None:
+        self.skipped[reason] = self.skipped.get(reason, 0) + count
+
+    def merge(self, other: "BuildReport") -> None:
+        self.used += other.used
+        for reason, count in other.skipped.items():
+            self.skip(reason, count)
 
 
 def read_labelled_jsonl(path: Path, provenance: Provenance = "gold") -> list[LabelledExample]:
+    return parse_labelled_jsonl(Path(path).read_text(encoding="utf-8"), str(path), provenance)
+
+
+def parse_labelled_jsonl(text: str, where: str, provenance: Provenance = "gold") -> list[LabelledExample]:
     examples = []
-    for number, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), start=1):
+    for number, line in enumerate(text.splitlines(), start=1):
         if line.strip():
             try:
                 row = LabelledRow.model_validate_json(line)
             except ValueError as exc:
-                raise ValueError(f"{path}:{number}: not a labelled row {{id, text, label}}: {exc}") from exc
+                raise ValueError(f"{where}:{number}: not a labelled row {{id, text, label}}: {exc}") from exc
             examples.append(LabelledExample(text=row.text, label=row.label, provenance=provenance, source=row.id))
     return examples
 

@@ -16,6 +16,8 @@ Records that belong to a task rather than to one input:
 
     shadow/<task>/<yyyy-mm-dd>.jsonl           shadow pairs (an accepted answer and the frontier's), an append blob
     corrections/<task>/<hash of id>.json       a person's review decision on an item
+    models/<task>/...                          trained heads, their activations and promotion decisions
+                                               (shared/learning/artifact.py, activation.py, promotion.py)
 """
 
 from __future__ import annotations
@@ -40,10 +42,11 @@ class Containers:
     claims: str = "claims"
     shadow: str = "shadow"
     corrections: str = "corrections"
+    models: str = "models"
 
     def all(self) -> list[str]:
         return [self.incoming, self.results, self.review, self.deadletter, self.claims, self.shadow,
-                self.corrections]
+                self.corrections, self.models]
 
     def outputs(self) -> list[str]:
         """The containers holding an input's outcome (all but its claims)."""

@@ -102,8 +102,8 @@ def test_storage_accounts_are_locked_down(default_env):
 
 def test_containers_and_queues_exist(default_env):
     containers = {c.inputs["containerName"] for c in default_env.of_type("storage:BlobContainer")}
-    assert {"incoming", "results", "review", "deadletter", "claims", "shadow", "corrections", "eventgrid-deadletter",
-            "app-package"} == containers
+    assert {"incoming", "results", "review", "deadletter", "claims", "shadow", "corrections", "models",
+            "eventgrid-deadletter", "app-package"} == containers
     assert all(c.inputs["publicAccess"] == "None" for c in default_env.of_type("storage:BlobContainer"))
     assert {q.inputs["queueName"] for q in default_env.of_type("storage:Queue")} == {
         "smallfirst-work", "smallfirst-work-poison"}

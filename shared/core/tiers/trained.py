@@ -1,52 +1,124 @@
 """The trained tier: an embedding classifier that learns from labels and from the frontier's answers.
 
-It embeds the item (local int8 MiniLM through onnxruntime) and answers with the task's active head
-(`trained_head` in the task file: a calibrated logistic regression from `smallfirst train`, loaded from
-`heads_dir`), whose confidence is a temperature-scaled probability. A task with no head yet is answered
-zero-shot (cosine similarity to each label's name, description and examples) with deliberately low
-confidence, so its items escalate. It classifies only; an extraction task is not its work.
+It embeds the item (local int8 MiniLM through onnxruntime, or an Azure OpenAI embeddings deployment) and answers
+with the task's active head, whose confidence is a temperature-scaled probability. The active head is the newest
+activation in the head store (`heads_store`: the local `heads_dir`, or a blob container, where scheduled retraining
+activates heads), else the task file's `trained_head` in `heads_dir`. Which one is active is checked again at most
+every `heads_refresh_s`, so a newly activated head answers without a restart. A task with no head yet is answered
+zero-shot (cosine similarity to each label's name, description and examples) with deliberately low confidence, so
+its items escalate. It classifies only; an extraction task is not its work.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
+import time
+from functools import cached_property
+from typing import TYPE_CHECKING, Callable
 
 from shared.core.tasks import ClassificationTask, ExtractionTask
 from shared.core.tiers.base import Tier, TierAnswer
 from shared.errors import TierError
 from shared.learning.classifier import TRAINED_CONFIDENCE_METHOD, ZERO_SHOT_CONFIDENCE_METHOD
 
+if TYPE_CHECKING:
+    from shared.learning.activation import ActiveHead
+    from shared.learning.embedders.base import Embedder
+    from shared.learning.stores import ArtifactStore
+
+log = logging.getLogger(__name__)
+
 
 class TrainedTier(Tier):
-    def __init__(self, config) -> None:
+    def __init__(self, config, clock: Callable[[], float] = time.monotonic) -> None:
         super().__init__(config)
         self._embedder = None
-        self._heads: dict[tuple[str, str | None], tuple[object, str]] = {}
-        self._lock = threading.Lock()  # one embedder session and one load per head
+        self._clock = clock
+        self._lock = threading.Lock()  # one embedder session
+        self._heads_lock = threading.Lock()  # one check of the active head, and one load per head, at a time
+        self._heads: dict[tuple[str, str | None], tuple[object, str]] = {}  # (task, head store + version)
+        self._active: dict[str, tuple[float, str | None, ActiveHead | None]] = {}  # task -> (checked, file's, head)
 
     @property
-    def embedder(self):
+    def embedder(self) -> Embedder:
         with self._lock:
             if self._embedder is None:
-                from shared.learning.embedders.minilm import LocalMiniLM
-
-                self._embedder = LocalMiniLM(threads=self.config.n_threads or 1)
+                self._embedder = self._build_embedder()
             return self._embedder
+
+    def _build_embedder(self) -> Embedder:
+        if self.config.embedder == "azure_openai":
+            from shared.learning.embedders.azure_openai import AzureOpenAIEmbedder
+
+            if not self.config.endpoint:
+                raise TierError("trained tier: the azure_openai embedder needs SMALLFIRST_TRAINED_ENDPOINT")
+            key = self.config.api_key.get_secret_value() if self.config.api_key else None
+            return AzureOpenAIEmbedder(endpoint=self.config.endpoint, deployment=self.config.embeddings_deployment,
+                                       api_version=self.config.api_version, api_key=key,
+                                       timeout_s=self.config.timeout_s)
+        from shared.learning.embedders.minilm import LocalMiniLM
+
+        return LocalMiniLM(threads=self.config.n_threads or 1)
+
+    @cached_property
+    def task_file_store(self) -> ArtifactStore:
+        """The heads that ship with the app (`heads_dir`), where task files' `trained_head` versions are."""
+        from shared.learning.stores import LocalFolderStore
+
+        return LocalFolderStore(self.config.heads_dir)
+
+    @cached_property
+    def head_store(self) -> ArtifactStore:
+        """Where heads are saved and activated (`heads_store`)."""
+        if self.config.heads_store == "local":
+            return self.task_file_store
+        from shared.learning.stores import BlobArtifactStore
+        from shared.pipeline.storage import blob_service
+
+        service = blob_service(self.config.heads_connection)
+        return BlobArtifactStore(service.get_container_client(self.config.heads_container), prefix="")
+
+    def active_head(self, task: ClassificationTask) -> ActiveHead | None:
+        """The task's active head, checked again in the store once `heads_refresh_s` has passed (or when the
+        task file names another version). If the store cannot be read, the head in use stays in use."""
+        from azure.core.exceptions import AzureError
+
+        from shared.learning.activation import active_head
+
+        now = self._clock()
+        cached = self._active.get(task.name)
+        if cached and cached[1] == task.trained_head and now - cached[0] < self.config.heads_refresh_s:
+            return cached[2]
+        try:
+            head = active_head(self.head_store, task.name, task.trained_head, self.task_file_store)
+        except (AzureError, OSError, ValueError) as exc:
+            if cached is None:
+                raise TierError(f"trained heads of {task.name}: cannot read the head store: {exc}") from exc
+            log.warning("trained heads of %s: cannot read the head store, keeping %s: %s", task.name,
+                        cached[2].version if cached[2] else "zero-shot", exc)
+            head = cached[2]
+        self._active[task.name] = (now, task.trained_head, head)
+        return head
 
     def head(self, task: ClassificationTask) -> tuple[object, str]:
         """The task's classifier and its confidence method, loaded once per head version."""
-        key = (task.name, task.trained_head)
-        if key not in self._heads:
-            self._heads[key] = self._load(task)
-        return self._heads[key]
+        with self._heads_lock:
+            active = self.active_head(task)
+            key = (task.name, f"{active.store.describe(task.name)}@{active.version}" if active else None)
+            if key not in self._heads:
+                self._heads[key] = self._load(task, active)
+                if active:
+                    log.info("trained head of %s: %s (%s)", task.name, active.version, active.origin)
+            return self._heads[key]
 
-    def _load(self, task: ClassificationTask) -> tuple[object, str]:
+    def _load(self, task: ClassificationTask, active: ActiveHead | None) -> tuple[object, str]:
         from shared.learning.artifact import HeadExpectation, HeadMismatchError, load_head
         from shared.learning.classifier import ZeroShotClassifier
-        from shared.learning.stores import ArtifactNotFoundError, LocalFolderStore
+        from shared.learning.stores import ArtifactNotFoundError
 
         embedder = self.embedder
-        if task.trained_head is None:
+        if active is None:
             texts = {label.name: [f"{label.name}: {label.description}" if label.description else label.name]
                      for label in task.labels}
             for example in task.examples:
@@ -55,9 +127,9 @@ class TrainedTier(Tier):
         expect = HeadExpectation.of(embedder, [label.name for label in task.labels],
                                     task.none_label if task.allow_none else None)
         try:
-            loaded = load_head(LocalFolderStore(self.config.heads_dir), task.name, task.trained_head, expect)
+            loaded = load_head(active.store, task.name, active.version, expect)
         except (HeadMismatchError, ArtifactNotFoundError, ValueError) as exc:
-            raise TierError(f"trained head {task.name}/{task.trained_head}: {exc}") from exc
+            raise TierError(f"trained head {task.name}/{active.version} ({active.origin}): {exc}") from exc
         return loaded.classifier, TRAINED_CONFIDENCE_METHOD
 
     def classify(self, task: ClassificationTask, text: str, decide_at: float | None = None) -> TierAnswer:
@@ -72,4 +144,5 @@ class TrainedTier(Tier):
     def health(self) -> str:
         embedder = self.embedder
         embedder.embed(["health check"])
-        return f"trained: {embedder.id} ({embedder.dimension} dimensions) embeds; heads in {self.config.heads_dir}"
+        where = self.config.heads_dir if self.config.heads_store == "local" else self.head_store.describe("")
+        return f"trained: {embedder.id} ({embedder.dimension} dimensions) embeds; heads in {where}"
