@@ -210,20 +210,25 @@ def tune(
 @app.command()
 def train(
     task: str,
-    data: Path = typer.Option(..., "--data", exists=True, dir_okay=False, help='labelled .jsonl: {"id","text","label"}'),
+    data: Path = typer.Option(..., "--data", exists=True, dir_okay=False,
+                              help='labelled .jsonl: {"id","text","label"} or {"id","text","expected"} (extraction)'),
     activate: bool = typer.Option(True, "--activate/--no-activate", help="make the new head the task's active one"),
 ) -> None:
-    """Train the trained tier's head for a classification task, save it as a new version, and activate it."""
-    import yaml
-
+    """Train the trained tier's head for a task (a classifier, or a line tagger for extraction), save it as a new
+    version, and activate it."""
     from shared.learning.artifact import save_head
     from shared.learning.stores import LocalFolderStore
     from shared.learning.training import train_head
     from shared.learning.training_data import TrainingSet, read_labelled_jsonl
 
     cascade = _cascade()
-    spec = _classification_task(cascade, task, ": the trained tier classifies")
+    spec = _task(cascade, task)
     tier = cascade.tiers.get("trained")
+    if isinstance(spec, ExtractionTask):
+        artifact = _train_extraction(spec, tier, data)
+        if activate:
+            _activate_head(cascade, spec.name, artifact.version)
+        return
     training = TrainingSet(read_labelled_jsonl(data))
     with progress_bar() as progress:
         bar = progress.add_task(f"embedding {len(training)} examples", total=len(training))
@@ -242,11 +247,47 @@ def train(
                   f"ECE {metrics.ece:.3f}, accuracy of the 80% most confident {metrics.selective_accuracy_80:.3f} "
                   f"({metrics.rows} examples) -> {tier.config.heads_dir / spec.name / artifact.version}")
     if activate:
-        path = cascade.tasks.path_of(spec.name)
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-        raw["trained_head"] = artifact.version
-        path.write_text(yaml.safe_dump(raw, sort_keys=False, allow_unicode=True, width=200), encoding="utf-8")
-        console.print(f"{path}: trained_head = {artifact.version}")
+        _activate_head(cascade, spec.name, artifact.version)
+
+
+def _activate_head(cascade: Cascade, task: str, version: str) -> None:
+    import yaml
+
+    path = cascade.tasks.path_of(task)
+    raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    raw["trained_head"] = version
+    path.write_text(yaml.safe_dump(raw, sort_keys=False, allow_unicode=True, width=200), encoding="utf-8")
+    console.print(f"{path}: trained_head = {version}")
+
+
+def _train_extraction(spec: ExtractionTask, tier, data: Path):
+    """Fit a line tagger on {"id","text","expected"} rows and save it as a new version of the task's head."""
+    from shared.learning.extraction_artifact import data_summary, save_extraction_head
+    from shared.learning.stores import LocalFolderStore
+    from shared.learning.training import train_extraction_head
+    from shared.learning.training_data import read_extraction_jsonl
+
+    try:
+        rows = read_extraction_jsonl(data)
+        with progress_bar() as progress:
+            bar = progress.add_task(f"embedding the lines of {len(rows)} texts", total=None)
+            console.print("embedding each distinct line, then per field: candidates, labels, cross-validated "
+                          "regularisation and calibration")
+            tagger = train_extraction_head(tier.embedder, rows, schema=spec.json_schema,
+                                           progress=lambda done, total: progress.update(bar, completed=done, total=total))
+    except ValueError as exc:
+        console.print(f"[red]{exc}[/]")
+        raise typer.Exit(1)
+    artifact = save_extraction_head(LocalFolderStore(tier.config.heads_dir), task=spec.name, tagger=tagger,
+                                    embedder=tier.embedder,
+                                    training_data=data_summary([(row.text, row.expected) for row in rows]))
+    metrics = artifact.cv_metrics
+    fields = ", ".join(f"{name} {m.exact_match:.3f}" for name, m in metrics.fields.items())
+    console.print(f"{spec.name} head {artifact.version}: cross-validated exact match {fields}; item accuracy "
+                  f"{metrics.item_accuracy:.3f}, ECE {metrics.item_ece:.3f} (item confidence = {metrics.item_rule} "
+                  f"of field confidences), accuracy of the 80% most confident {metrics.item_selective_accuracy_80:.3f}"
+                  f" ({metrics.rows} texts) -> {tier.config.heads_dir / spec.name / artifact.version}")
+    return artifact
 
 
 @app.command("export-finetune")
