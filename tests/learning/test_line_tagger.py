@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import json
 import random
+import shutil
 
 import numpy as np
 import pytest
+import yaml
 
 from shared.core.cascade import Cascade
 from shared.core.config import Settings
@@ -16,7 +18,7 @@ from shared.core.tasks import TaskCatalog
 from shared.evaluation.metrics import fields_correct
 from shared.learning.artifact import HeadMismatchError
 from shared.learning.extraction_artifact import (
-    ExtractionHeadExpectation, data_summary, load_extraction_head, save_extraction_head,
+    ExtractionHeadExpectation, data_summary, load_extraction_head, save_extraction_head, schema_sha256,
 )
 from shared.learning.line_candidates import candidates, choose_kind, label_candidates, split_lines
 from shared.learning.line_tagger import LINE_TAGGER_CONFIDENCE_METHOD, LineTagger, texts_of
@@ -169,3 +171,34 @@ def test_an_extraction_task_without_a_head_is_an_error_so_the_item_escalates(sav
     trained = record.attempts[0]
     assert trained.tier == "trained" and trained.outcome == "error" and "no trained extraction head" in trained.reason
     assert record.tier == "frontier" and record.status == "escalated" and record.answer == answer
+
+
+def test_smallfirst_train_fits_saves_and_activates_an_extraction_head(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from shared.cli import app
+
+    tasks, heads, data = tmp_path / "tasks", tmp_path / "heads", tmp_path / "receipts.jsonl"
+    shutil.copytree(REPO / "tasks", tasks)
+    data.write_text("".join(json.dumps(row) + "\n" for row in dataset("sroie", "dev")[:30]))
+    monkeypatch.setenv("SMALLFIRST_TASKS_DIR", str(tasks))
+    monkeypatch.setenv("SMALLFIRST_TRAINED_HEADS_DIR", str(heads))
+    result = CliRunner().invoke(app, ["train", "receipt", "--data", str(data)], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    version = yaml.safe_load((tasks / "receipt.yaml").read_text())["trained_head"]
+    head = json.loads((heads / "receipt" / version / "head.json").read_text())
+    assert head["kind"] == "extraction" and head["training_data"]["size"] == 30
+    assert head["schema_sha256"] == schema_sha256(SCHEMA) and set(head["fields"]) == set(SCHEMA["properties"])
+    assert head["cv_metrics"]["fields"]["date"]["exact_match"] > 0.8
+
+
+def test_smallfirst_train_refuses_fields_the_schema_does_not_have(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from shared.cli import app
+
+    data = tmp_path / "bad.jsonl"
+    data.write_text(json.dumps({"id": "1", "text": "SHOP\nTOTAL 1.00", "expected": {"tip": "1.00"}}) + "\n")
+    monkeypatch.setenv("SMALLFIRST_TRAINED_HEADS_DIR", str(tmp_path / "heads"))
+    result = CliRunner().invoke(app, ["train", "receipt", "--data", str(data)])
+    assert result.exit_code == 1 and "tip" in result.output and not (tmp_path / "heads").exists()
