@@ -93,10 +93,10 @@ def test_fitted_on_100_receipts_the_tagger_extracts_held_out_ones(sroie_split, t
     answers = tagger.predict(texts)
     right = [fields_correct(answer, row["expected"]) for answer, row in zip(answers, rows)]
     exact = {name: float(np.mean([r[name] for r in right])) for name in SCHEMA["properties"]}
-    # Measured with this seed: date 0.98, total 0.88, company 0.64, address 0.64; an untrained or shuffled head
-    # scores near 0 on text fields, and a first-date / last-amount rule about 0.9 / 0.3.
-    assert exact["date"] >= 0.9 and exact["total"] >= 0.75
-    assert exact["company"] >= 0.45 and exact["address"] >= 0.45
+    # Measured with this seed: date 0.98, total 0.96, company 0.74, address 0.72. A text field picks one of about
+    # 160-270 runs of lines per receipt, so a head that has not learned where the value sits scores near 0.
+    assert exact["date"] >= 0.9 and exact["total"] >= 0.85
+    assert exact["company"] >= 0.6 and exact["address"] >= 0.6
 
 
 def test_confidence_is_higher_on_right_answers_than_on_wrong_ones(sroie_split, tagger):
