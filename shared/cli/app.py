@@ -224,7 +224,7 @@ def tune(
 def train(
     task: str,
     data: Optional[Path] = typer.Option(None, "--data", exists=True, dir_okay=False,
-                                        help='labelled .jsonl: {"id","text","label"}'),
+                                        help='labelled .jsonl: {"id","text","label"} or {"id","text","expected"} (extraction)'),
     from_results: list[Path] = typer.Option([], "--from-results", exists=True,
                                             help="result records (files or folders) whose frontier answers to learn"),
     inputs: list[Path] = typer.Option([], "--inputs", exists=True, help="the input files those results came from"),
@@ -235,19 +235,25 @@ def train(
     days: Optional[int] = typer.Option(None, "--days", min=1, help="only production data of the last N days"),
     activate: bool = typer.Option(True, "--activate/--no-activate", help="make the new head the task's active one"),
 ) -> None:
-    """Train the trained tier's head for a classification task, save it as a new version, and activate it.
+    """Train the trained tier's head for a task (a classifier, or a line tagger for extraction), save it as a new
+    version, and activate it.
 
     From labelled data (--data), from production (the frontier's answers in result records, joined to their
     inputs' texts, and people's corrections), or both; never from the trained tier's own answers."""
-    import yaml
-
-    from shared.learning.activation import activate as activate_head
     from shared.learning.artifact import save_head
     from shared.learning.training import train_head
 
     cascade = _cascade()
-    spec = _classification_task(cascade, task, ": the trained tier classifies")
+    spec = _task(cascade, task)
     tier = cascade.tiers.get("trained")
+    if isinstance(spec, ExtractionTask):
+        if data is None:
+            console.print("[red]an extraction head learns from labelled rows: give --data[/]")
+            raise typer.Exit(2)
+        artifact = _train_extraction(spec, tier, data)
+        if activate:
+            _activate_head(cascade, tier, spec.name, artifact.version)
+        return
     training = _training_set(cascade, spec, data, from_results, inputs, corrections, from_storage, days)
     with progress_bar() as progress:
         bar = progress.add_task(f"embedding {len(training)} examples", total=len(training))
@@ -266,13 +272,22 @@ def train(
                   f"ECE {metrics.ece:.3f}, accuracy of the 80% most confident {metrics.selective_accuracy_80:.3f} "
                   f"({metrics.rows} examples) -> {tier.head_store.describe(f'{spec.name}/{artifact.version}')}")
     if activate:
-        activate_head(tier.head_store, spec.name, artifact.version, reason="smallfirst train")
-        if tier.config.heads_store == "local":  # the task file names the head that ships with it
-            path = cascade.tasks.path_of(spec.name)
-            raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-            raw["trained_head"] = artifact.version
-            path.write_text(yaml.safe_dump(raw, sort_keys=False, allow_unicode=True, width=200), encoding="utf-8")
-            console.print(f"{path}: trained_head = {artifact.version}")
+        _activate_head(cascade, tier, spec.name, artifact.version)
+
+
+def _activate_head(cascade: Cascade, tier, task: str, version: str) -> None:
+    """An activation record in the head store; with local heads the task file also names the head it ships with."""
+    import yaml
+
+    from shared.learning.activation import activate
+
+    activate(tier.head_store, task, version, reason="smallfirst train")
+    if tier.config.heads_store == "local":
+        path = cascade.tasks.path_of(task)
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw["trained_head"] = version
+        path.write_text(yaml.safe_dump(raw, sort_keys=False, allow_unicode=True, width=200), encoding="utf-8")
+        console.print(f"{path}: trained_head = {version}")
 
 
 def _training_set(cascade: Cascade, spec: ClassificationTask, data: Path | None, from_results: list[Path],
@@ -316,6 +331,35 @@ def _training_set(cascade: Cascade, spec: ClassificationTask, data: Path | None,
     provenance = ", ".join(f"{n} {source}" for source, n in summary.by_provenance.items())
     console.print(f"training set: {summary.size} examples after de-duplication ({provenance or 'none'})")
     return training
+
+
+def _train_extraction(spec: ExtractionTask, tier, data: Path):
+    """Fit a line tagger on {"id","text","expected"} rows and save it as a new version of the task's head."""
+    from shared.learning.extraction_artifact import data_summary, save_extraction_head
+    from shared.learning.training import train_extraction_head
+    from shared.learning.training_data import read_extraction_jsonl
+
+    try:
+        rows = read_extraction_jsonl(data)
+        with progress_bar() as progress:
+            bar = progress.add_task(f"embedding the lines of {len(rows)} texts", total=None)
+            console.print("embedding each distinct line, then per field: candidates, labels, cross-validated "
+                          "regularisation and calibration")
+            tagger = train_extraction_head(tier.embedder, rows, schema=spec.json_schema,
+                                           progress=lambda done, total: progress.update(bar, completed=done, total=total))
+    except ValueError as exc:
+        console.print(f"[red]{exc}[/]")
+        raise typer.Exit(1)
+    artifact = save_extraction_head(tier.head_store, task=spec.name, tagger=tagger,
+                                    embedder=tier.embedder,
+                                    training_data=data_summary([(row.text, row.expected) for row in rows]))
+    metrics = artifact.cv_metrics
+    fields = ", ".join(f"{name} {m.exact_match:.3f}" for name, m in metrics.fields.items())
+    console.print(f"{spec.name} head {artifact.version}: cross-validated exact match {fields}; item accuracy "
+                  f"{metrics.item_accuracy:.3f}, ECE {metrics.item_ece:.3f} (item confidence = {metrics.item_rule} "
+                  f"of field confidences), accuracy of the 80% most confident {metrics.item_selective_accuracy_80:.3f}"
+                  f" ({metrics.rows} texts) -> {tier.head_store.describe(f'{spec.name}/{artifact.version}')}")
+    return artifact
 
 
 @app.command("export-finetune")

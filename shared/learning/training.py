@@ -1,14 +1,15 @@
-"""From a training set to a fitted head: check the labels against the task, embed in batches, fit."""
+"""From a training set to a fitted head: check the labels (or expected fields) against the task, embed in batches, fit."""
 
 from __future__ import annotations
 
-from typing import Callable, Collection
+from typing import Any, Callable, Collection, Mapping, Sequence
 
 import numpy as np
 
 from shared.learning.classifier import EmbeddingClassifier
 from shared.learning.embedders.base import Embedder
-from shared.learning.training_data import TrainingSet
+from shared.learning.line_tagger import LineTagger, texts_of
+from shared.learning.training_data import ExtractionRow, TrainingSet
 
 Progress = Callable[[int, int], None]  # (items embedded so far, total): drives a progress bar
 
@@ -45,3 +46,26 @@ def train_head(
         raise ValueError(f"the classifier's none label {head.none_label!r} is not the task's {none_label!r}")
     X = embed_in_batches(embedder, training.texts, progress=progress)
     return head.fit(X, training.labels)
+
+
+def train_extraction_head(
+    embedder: Embedder,
+    rows: Sequence[ExtractionRow],
+    *,
+    schema: Mapping[str, Any],
+    tagger: LineTagger | None = None,
+    progress: Progress | None = None,
+) -> LineTagger:
+    """Fit a line tagger for an extraction task's JSON ``schema``. Refuses rows with fields the schema does not have,
+    and data in which a schema field never has a value (the head could never learn where it is)."""
+    fields = set(schema["properties"])
+    if unknown := sorted({key for row in rows for key in row.expected} - fields):
+        raise ValueError(f"training data has fields the task's schema does not: {unknown}")
+    if missing := sorted(f for f in fields if not any(row.expected.get(f) not in (None, "") for row in rows)):
+        raise ValueError(f"training data has no values for: {missing}")
+    texts = texts_of([row.text for row in rows],
+                     lambda lines: embed_in_batches(embedder, lines, progress=progress))
+    head = tagger or LineTagger(schema=schema)
+    if head.schema != dict(schema):
+        raise ValueError("the tagger was made for another schema than the task's")
+    return head.fit(texts, [row.expected for row in rows])

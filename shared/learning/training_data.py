@@ -186,3 +186,22 @@ class TrainingSet:
             by_provenance=dict(sorted(Counter(e.provenance for e in self.examples).items())),
             by_label=dict(sorted(Counter(self.labels).items())),
         )
+
+
+class ExtractionRow(BaseModel):
+    """One line of a labelled extraction jsonl file."""
+
+    id: str
+    text: str = Field(min_length=1)
+    expected: dict[str, Any]
+
+
+def read_extraction_jsonl(path: Path) -> list[ExtractionRow]:
+    rows = []
+    for number, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), start=1):
+        if line.strip():
+            try:
+                rows.append(ExtractionRow.model_validate_json(line))
+            except ValueError as exc:
+                raise ValueError(f"{path}:{number}: not a labelled row {{id, text, expected}}: {exc}") from exc
+    return rows

@@ -6,7 +6,9 @@ activation in the head store (`heads_store`: the local `heads_dir`, or a blob co
 activates heads), else the task file's `trained_head` in `heads_dir`. Which one is active is checked again at most
 every `heads_refresh_s`, so a newly activated head answers without a restart. A task with no head yet is answered
 zero-shot (cosine similarity to each label's name, description and examples) with deliberately low confidence, so
-its items escalate. It classifies only; an extraction task is not its work.
+its items escalate. An extraction task is answered by its head, a line tagger (`shared/learning/line_tagger.py`:
+per field, the calibrated probability of the line(s) it reads the value from); with no head it raises TierError,
+so the item escalates.
 """
 
 from __future__ import annotations
@@ -17,10 +19,11 @@ import time
 from functools import cached_property
 from typing import TYPE_CHECKING, Callable
 
-from shared.core.tasks import ClassificationTask, ExtractionTask
+from shared.core.tasks import AnyTask, ClassificationTask, ExtractionTask
 from shared.core.tiers.base import Tier, TierAnswer
 from shared.errors import TierError
 from shared.learning.classifier import TRAINED_CONFIDENCE_METHOD, ZERO_SHOT_CONFIDENCE_METHOD
+from shared.learning.line_tagger import LINE_TAGGER_CONFIDENCE_METHOD
 
 if TYPE_CHECKING:
     from shared.learning.activation import ActiveHead
@@ -79,7 +82,7 @@ class TrainedTier(Tier):
         service = blob_service(self.config.heads_connection)
         return BlobArtifactStore(service.get_container_client(self.config.heads_container), prefix="")
 
-    def active_head(self, task: ClassificationTask) -> ActiveHead | None:
+    def active_head(self, task: AnyTask) -> ActiveHead | None:
         """The task's active head, checked again in the store once `heads_refresh_s` has passed (or when the
         task file names another version). If the store cannot be read, the head in use stays in use."""
         from azure.core.exceptions import AzureError
@@ -101,16 +104,31 @@ class TrainedTier(Tier):
         self._active[task.name] = (now, task.trained_head, head)
         return head
 
-    def head(self, task: ClassificationTask) -> tuple[object, str]:
-        """The task's classifier and its confidence method, loaded once per head version."""
+    def head(self, task: AnyTask) -> tuple[object, str]:
+        """The task's classifier (or line tagger) and its confidence method, loaded once per head version."""
         with self._heads_lock:
             active = self.active_head(task)
             key = (task.name, f"{active.store.describe(task.name)}@{active.version}" if active else None)
             if key not in self._heads:
-                self._heads[key] = self._load(task, active)
+                self._heads[key] = (self._load(task, active) if isinstance(task, ClassificationTask)
+                                    else self._load_tagger(task, active))
                 if active:
                     log.info("trained head of %s: %s (%s)", task.name, active.version, active.origin)
             return self._heads[key]
+
+    def _load_tagger(self, task: ExtractionTask, active: ActiveHead | None) -> tuple[object, str]:
+        from shared.learning.artifact import HeadMismatchError
+        from shared.learning.extraction_artifact import ExtractionHeadExpectation, load_extraction_head
+        from shared.learning.stores import ArtifactNotFoundError
+
+        if active is None:
+            raise TierError(f"task {task.name}: no trained extraction head (smallfirst train {task.name} --data ...)")
+        expect = ExtractionHeadExpectation.of(self.embedder, task.json_schema)
+        try:
+            loaded = load_extraction_head(active.store, task.name, active.version, expect)
+        except (HeadMismatchError, ArtifactNotFoundError, ValueError) as exc:
+            raise TierError(f"trained head {task.name}/{active.version} ({active.origin}): {exc}") from exc
+        return loaded.tagger, LINE_TAGGER_CONFIDENCE_METHOD
 
     def _load(self, task: ClassificationTask, active: ActiveHead | None) -> tuple[object, str]:
         from shared.learning.artifact import HeadExpectation, HeadMismatchError, load_head
@@ -139,7 +157,14 @@ class TrainedTier(Tier):
                           confidence_method=method)
 
     def extract(self, task: ExtractionTask, text: str) -> TierAnswer:
-        raise TierError(f"task {task.name}: the trained tier classifies; it does not extract")
+        from shared.learning.line_tagger import texts_of
+
+        tagger, method = self.head(task)
+        (fields,) = tagger.predict_proba(texts_of([text], self.embedder.embed))
+        field_confidence = {name: p.confidence for name, p in fields.items()}
+        return TierAnswer(value={name: p.value for name, p in fields.items() if p.value is not None},
+                          confidence=tagger.item_confidence(field_confidence), confidence_method=method,
+                          field_confidence=field_confidence)
 
     def health(self) -> str:
         embedder = self.embedder
