@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import time
 from datetime import datetime, timezone
-from typing import Callable, Generator, Sequence
+from typing import Any, Callable, Coroutine, Generator, Sequence, TypeVar
 
 from opentelemetry import trace
 
@@ -23,6 +23,8 @@ from shared.core.tasks import AnyTask, TaskCatalog
 from shared.core.tiers.base import Tier
 from shared.core.tiers.registry import TierRegistry
 from shared.errors import NoTierError
+
+T = TypeVar("T")
 
 
 class Cascade:
@@ -92,16 +94,20 @@ class Cascade:
 
     def run_batch(self, task: AnyTask, items: Sequence[Item], concurrency: int | None = None,
                   on_record: Callable[[ResultRecord], None] | None = None) -> list[ResultRecord]:
-        """`process_batch` from synchronous code, on an event loop of its own whose async clients are closed
-        before it ends (async clients belong to one loop; see shared/core/tiers/chat.py)."""
+        """`process_batch` from synchronous code (see `run_on_own_loop`)."""
+        return self.run_on_own_loop(self.process_batch(task, items, concurrency, on_record))
 
-        async def batch() -> list[ResultRecord]:
+    def run_on_own_loop(self, work: Coroutine[Any, Any, T]) -> T:
+        """Run async work of this cascade from synchronous code, on an event loop of its own whose async
+        clients are closed before it ends (async clients belong to one loop; see shared/core/tiers/chat.py)."""
+
+        async def closing_clients() -> T:
             try:
-                return await self.process_batch(task, items, concurrency, on_record)
+                return await work
             finally:
                 await self.tiers.aclose_async_clients()
 
-        return asyncio.run(batch())
+        return asyncio.run(closing_clients())
 
 
 def _record(task: AnyTask, item: Item, attempts: list[Attempt], started: float) -> ResultRecord:
