@@ -140,7 +140,7 @@ class LocalHost:
         self._in_flight: dict[str, tuple[Any, Any]] = {}  # message id -> (queue client, latest message)
         self._server: ThreadingHTTPServer | None = None
         self._threads: list[threading.Thread] = []
-        self._worker_loop = WorkerLoop()
+        self.worker_loop = WorkerLoop()
 
     # -- HTTP -------------------------------------------------------------------------------------------
     def handle_http(self, method: str, raw_url: str, headers: dict[str, str], body: bytes):
@@ -154,7 +154,7 @@ class LocalHost:
             if match and method in route.methods:
                 request = func.HttpRequest(method=method, url=f"http://localhost:{self.port}{raw_url}", headers=headers,
                                            params=dict(parse_qsl(url.query)), route_params=match.groupdict(), body=body)
-                return self._worker_loop.call(route.fn, **{route.arg: request})
+                return self.worker_loop.call(route.fn, **{route.arg: request})
         return func.HttpResponse(json.dumps({"type": "about:blank", "title": "Not Found", "status": 404,
                                              "detail": f"no function serves {method} {url.path}"}),
                                  status_code=404, mimetype="application/problem+json")
@@ -229,7 +229,7 @@ class LocalHost:
 
         client = BlobClientConverter.decode(Datum(_ModelBindingData(), "model_binding_data"), trigger_metadata={},
                                             pytype=BlobClient)
-        self._worker_loop.call(fn, **{spec["name"]: client})
+        self.worker_loop.call(fn, **{spec["name"]: client})
 
     def poll_blobs_once(self) -> list[str]:
         """Invoke blob functions for blobs not seen (or changed) since the last poll; returns their names."""
@@ -297,7 +297,7 @@ class LocalHost:
         import azure.functions as func
 
         try:
-            self._worker_loop.call(fn, **{spec["name"]: func.QueueMessage(id=message.id, body=message.content.encode("utf-8"),
+            self.worker_loop.call(fn, **{spec["name"]: func.QueueMessage(id=message.id, body=message.content.encode("utf-8"),
                                                         pop_receipt=message.pop_receipt)})
             failed = False
         except Exception:
@@ -363,7 +363,7 @@ class LocalHost:
             self._server.shutdown()
             self._server.server_close()
         self._pool.shutdown(wait=True, cancel_futures=True)
-        self._worker_loop.stop()
+        self.worker_loop.stop()
 
 
 def main() -> None:

@@ -152,7 +152,7 @@ def test_async_sequential_sampling_stops_where_the_blocking_path_stops(tmp_path,
     assert awaited.attempts[0].model_dump(exclude={"latency_ms"}) == blocking.attempts[0].model_dump(exclude={"latency_ms"})
 
 
-def test_one_async_client_per_event_loop_reused_within_it_and_closed_by_run_batch(tmp_path, wire):
+def test_one_async_client_per_event_loop_reused_within_it_and_closable_before_the_loop_ends(tmp_path, wire):
     cascade = cascade_for(tmp_path, wire, "azure_openai", logprobs="true")
     wire.default = answer_with_item_label
     tier, task = cascade.tiers.get("small"), cascade.tasks.get("ticket")
@@ -167,12 +167,12 @@ def test_one_async_client_per_event_loop_reused_within_it_and_closed_by_run_batc
     try:
         first, second = loop.run_until_complete(two_items())
         assert first is second
-        other_loop_client = asyncio.run(_client_of(tier))
-        assert other_loop_client is not first  # bound to its own loop
+        assert cascade.run_on_own_loop(_client_of(tier)) is not first  # another loop, another client
+        assert tier._async_clients == {loop: first}  # run_on_own_loop closed and dropped its own
+        loop.run_until_complete(cascade.tiers.aclose_async_clients())
+        assert tier._async_clients == {}
     finally:
         loop.close()
-    cascade.run_batch(task, [Item(id="c", text="account")])
-    assert tier._async_clients == {}  # the closed loops' clients dropped; run_batch closed its own
 
 
 async def _client_of(tier):
@@ -205,6 +205,7 @@ def test_http_batch_endpoint_runs_its_items_concurrently(tmp_path, wire, monkeyp
             assert [(r["id"], r["answer"]) for r in results] == [(i["id"], i["text"]) for i in items]
         assert overlap.most_in_flight == 6
         assert len(services.cascade().tiers.get("frontier")._async_clients) == 1
+        host.worker_loop.call(services.cascade().tiers.aclose_async_clients)
     finally:
         host.stop()
         services.reset()

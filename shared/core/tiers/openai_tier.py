@@ -30,6 +30,8 @@ class OpenAITier(ChatTier):
             raise TierError(f"tier {config.name}: no endpoint configured")
         # Retries are ours (shared.retry), so every backend backs off the same way.
         common: dict[str, Any] = {"max_retries": 0, "timeout": config.timeout_s}
+        if asynchronous:  # aiohttp: the SDK's transport for many concurrent requests (less CPU per request)
+            common["http_client"] = openai.DefaultAioHttpClient()
         if config.backend == Backend.AZURE_OPENAI:
             azure_client = openai.AsyncAzureOpenAI if asynchronous else openai.AzureOpenAI
             if config.api_key:
