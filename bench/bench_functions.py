@@ -150,6 +150,7 @@ def main() -> None:
                 rates[path].append(args.http_items / post_batch(args.http_items))
             load_after = os.getloadavg()[0]
         finally:
+            host.worker_loop.call(engine.tiers.aclose_async_clients)
             host.stop()
     ideal = args.concurrency / args.latency
     if not args.http_only:
