@@ -150,6 +150,8 @@ class ChatTier(Tier):
             return list(pool.map(self.complete, requests))
 
     async def _asend_round(self, requests: list[ChatRequest]) -> list[list[ChatReply]]:
+        if len(requests) == 1:
+            return [await self.acomplete(requests[0])]
         return await gather_all(self.acomplete(request) for request in requests)
 
     # -- plans -------------------------------------------------------------------------------------------------
