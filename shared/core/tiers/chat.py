@@ -19,6 +19,7 @@ import math
 import threading
 from abc import abstractmethod
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from typing import Any, Callable, Generator
 
@@ -93,7 +94,8 @@ class ChatTier(Tier):
 
     def __init__(self, config: TierConfig) -> None:
         super().__init__(config)
-        self._async_clients: dict[asyncio.AbstractEventLoop, Any] = {}
+        # Per event loop: its client, and what closes it (and what it holds, such as an Entra credential).
+        self._async_clients: dict[asyncio.AbstractEventLoop, tuple[Any, AsyncExitStack]] = {}
         self._async_clients_lock = threading.Lock()  # loops in several threads ask at once
 
     @abstractmethod
@@ -105,8 +107,8 @@ class ChatTier(Tier):
         """`complete` through this loop's async client."""
 
     @abstractmethod
-    def new_async_client(self) -> Any:
-        """A new async SDK client (called once per event loop)."""
+    def new_async_client(self, closing: AsyncExitStack) -> Any:
+        """A new async SDK client (called once per event loop), with what closes it pushed on `closing`."""
 
     def async_client(self) -> Any:
         """The running loop's async client, created on first use; clients of loops closed since are dropped."""
@@ -115,15 +117,15 @@ class ChatTier(Tier):
             for closed in [other for other in self._async_clients if other.is_closed()]:
                 del self._async_clients[closed]
             if loop not in self._async_clients:
-                self._async_clients[loop] = self.new_async_client()
-            return self._async_clients[loop]
+                closing = AsyncExitStack()
+                self._async_clients[loop] = (self.new_async_client(closing), closing)
+            return self._async_clients[loop][0]
 
     async def aclose_async_client(self) -> None:
         """Close the running loop's async client, if it has one (before a short-lived loop ends)."""
         with self._async_clients_lock:
-            client = self._async_clients.pop(asyncio.get_running_loop(), None)
-        if client is not None:
-            await client.close()
+            _, closing = self._async_clients.pop(asyncio.get_running_loop(), (None, AsyncExitStack()))
+        await closing.aclose()
 
     # -- driving a plan --------------------------------------------------------------------------------------
     def classify(self, task: ClassificationTask, text: str, decide_at: float | None = None) -> TierAnswer:

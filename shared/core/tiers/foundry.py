@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from contextlib import contextmanager
+from contextlib import AsyncExitStack, contextmanager
 from functools import cached_property
 from typing import Any, Iterator
 
@@ -25,13 +25,20 @@ class FoundryTier(ChatTier):
 
         return self._new_client(ChatCompletionsClient, DefaultAzureCredential)
 
-    def new_async_client(self):
+    def new_async_client(self, closing: AsyncExitStack):
         from azure.ai.inference.aio import ChatCompletionsClient
         from azure.identity.aio import DefaultAzureCredential
 
-        return self._new_client(ChatCompletionsClient, DefaultAzureCredential)
+        def entra_credential():  # the async credential belongs to the loop too: closed with the client
+            credential = DefaultAzureCredential()
+            closing.push_async_callback(credential.close)
+            return credential
 
-    def _new_client(self, client_class, entra_credential_class):
+        client = self._new_client(ChatCompletionsClient, entra_credential)
+        closing.push_async_callback(client.close)
+        return client
+
+    def _new_client(self, client_class, entra_credential):
         config = self.config
         if not config.endpoint:
             raise TierError(f"tier {config.name}: no endpoint configured")
@@ -43,7 +50,7 @@ class FoundryTier(ChatTier):
             return client_class(config.endpoint, AzureKeyCredential(config.api_key.get_secret_value()), **common)
         # AI Services accounts (*.services.ai.azure.com) take the Cognitive Services scope; ML endpoints take ml.azure.com.
         scope = INFERENCE_SCOPE if ".inference.ml.azure.com" in config.endpoint else AI_SERVICES_SCOPE
-        return client_class(config.endpoint, entra_credential_class(), credential_scopes=[scope], **common)
+        return client_class(config.endpoint, entra_credential(), credential_scopes=[scope], **common)
 
     def complete(self, request: ChatRequest) -> list[ChatReply]:
         with self._tier_errors():

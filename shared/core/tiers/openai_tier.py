@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from contextlib import contextmanager
+from contextlib import AsyncExitStack, contextmanager
 from functools import cached_property
 from typing import Any, Iterator
 
@@ -23,10 +23,12 @@ class OpenAITier(ChatTier):
     def client(self) -> openai.OpenAI:
         return self._new_client(asynchronous=False)
 
-    def new_async_client(self) -> openai.AsyncOpenAI:
-        return self._new_client(asynchronous=True)
+    def new_async_client(self, closing: AsyncExitStack) -> openai.AsyncOpenAI:
+        client = self._new_client(asynchronous=True, closing=closing)
+        closing.push_async_callback(client.close)
+        return client
 
-    def _new_client(self, *, asynchronous: bool):
+    def _new_client(self, *, asynchronous: bool, closing: AsyncExitStack | None = None):
         config = self.config
         if not config.endpoint:
             raise TierError(f"tier {config.name}: no endpoint configured")
@@ -40,7 +42,7 @@ class OpenAITier(ChatTier):
                 return azure_client(azure_endpoint=config.endpoint, api_version=config.api_version,
                                     api_key=config.api_key.get_secret_value(), **common)
             return azure_client(azure_endpoint=config.endpoint, api_version=config.api_version,
-                                azure_ad_token_provider=_token_provider(asynchronous), **common)
+                                azure_ad_token_provider=_token_provider(closing), **common)
         api_key = config.api_key.get_secret_value() if config.api_key else "unused"
         return (openai.AsyncOpenAI if asynchronous else openai.OpenAI)(base_url=config.endpoint, api_key=api_key, **common)
 
@@ -118,12 +120,15 @@ class OpenAITier(ChatTier):
         return f"{self.config.backend.value} {self.config.model} answered ({reply.tokens_out} tokens)"
 
 
-def _token_provider(asynchronous: bool):
-    """Entra ID tokens for Azure OpenAI; an async client needs the async credential (bound to its loop too)."""
-    if asynchronous:
+def _token_provider(closing: AsyncExitStack | None):
+    """Entra ID tokens for Azure OpenAI. An async client (`closing` given) needs the async credential, which
+    belongs to its loop too and is closed with the client."""
+    if closing is not None:
         from azure.identity.aio import DefaultAzureCredential as AsyncCredential, get_bearer_token_provider as aprovider
 
-        return aprovider(AsyncCredential(), COGNITIVE_SERVICES_SCOPE)
+        credential = AsyncCredential()
+        closing.push_async_callback(credential.close)
+        return aprovider(credential, COGNITIVE_SERVICES_SCOPE)
     from azure.identity import DefaultAzureCredential, get_bearer_token_provider
 
     return get_bearer_token_provider(DefaultAzureCredential(), COGNITIVE_SERVICES_SCOPE)
