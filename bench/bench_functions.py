@@ -1,7 +1,12 @@
 """End-to-end throughput through Azurite and the registered functions, vs the engine alone; and the HTTP
-batch endpoint against a tier with injected latency, vs the ideal.
+batch endpoint against a tier with injected latency, vs the ideal (concurrency / latency).
 
-Run from the repository root: python -m bench.bench_functions [--items 200]. Prints figures measured in this one run.
+The HTTP batch is measured on the async path (the app's `Cascade.process_batch`) and on the thread path it
+replaced (each item's blocking cascade on a pool thread, as before issue 14), alternating A-B-B-A in one run
+so both see the same machine.
+
+Run from the repository root: python -m bench.bench_functions [--items 200] [--rounds 2] [--http-only].
+Prints figures measured in this one run.
 """
 
 from __future__ import annotations
@@ -16,6 +21,8 @@ import sys
 import tempfile
 import time
 import urllib.request
+import statistics
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -58,12 +65,21 @@ def rows(n: int) -> list[dict]:
     return [{"id": r["id"], "text": r["text"]} for r in map(json.loads, lines[:: max(1, len(lines) // n)][:n])]
 
 
+async def thread_batch(cascade, task, items, concurrency=None, on_record=None):
+    """The batch path before issue 14: each item's blocking cascade (sync SDK clients) on a pool thread."""
+    loop = asyncio.get_running_loop()
+    with ThreadPoolExecutor(max_workers=concurrency or cascade.settings.concurrency) as pool:
+        return list(await asyncio.gather(*(loop.run_in_executor(pool, cascade.process, task, item) for item in items)))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--items", type=int, default=200)
     parser.add_argument("--http-items", type=int, default=96)
     parser.add_argument("--latency", type=float, default=0.2)
     parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--rounds", type=int, default=2, help="A-B-B-A rounds of the two HTTP batch paths")
+    parser.add_argument("--http-only", action="store_true", help="skip the blob end-to-end part (minutes of CPU)")
     args = parser.parse_args()
     items = rows(args.items)
     tasks_dir = Path(tempfile.mkdtemp())
@@ -85,46 +101,71 @@ def main() -> None:
         from shared.pipeline.blob_names import Containers
 
         engine = services.cascade()
-        task = engine.tasks.get("support_ticket")
-        engine.process(task, Item(id="warm", text="warm up the model and the task prefix"))
-        started = time.perf_counter()
-        asyncio.run(engine.process_batch(task, [Item(**r) for r in items]))
-        engine_rate = len(items) / (time.perf_counter() - started)
-
         store = services.blob_store()
         store.ensure_containers(Containers().all())
         host = LocalHost(app, port=0, poll_s=0.1).start()
         try:
-            started = time.perf_counter()
-            store.service.get_blob_client("incoming", "support_ticket/bench.jsonl").upload_blob(
-                "\n".join(json.dumps(r) for r in items).encode(), overwrite=True)
-            result = store.service.get_blob_client("results", "support_ticket/bench.jsonl.jsonl")
-            while not result.exists():
-                time.sleep(0.05)
-            e2e_rate = len(items) / (time.perf_counter() - started)
+            if not args.http_only:
+                task = engine.tasks.get("support_ticket")
+                engine.process(task, Item(id="warm", text="warm up the model and the task prefix"))
+                started = time.perf_counter()
+                engine.run_batch(task, [Item(**r) for r in items])
+                engine_rate = len(items) / (time.perf_counter() - started)
+                started = time.perf_counter()
+                store.service.get_blob_client("incoming", "support_ticket/bench.jsonl").upload_blob(
+                    "\n".join(json.dumps(r) for r in items).encode(), overwrite=True)
+                result = store.service.get_blob_client("results", "support_ticket/bench.jsonl.jsonl")
+                while not result.exists():
+                    time.sleep(0.05)
+                e2e_rate = len(items) / (time.perf_counter() - started)
 
             engine.settings.max_batch_items = max(engine.settings.max_batch_items, args.http_items)
 
             def post_batch(n: int) -> float:
+                """Seconds the batch took; its CPU time in this process (the app, not the fake endpoint) is added
+                to `cpu_s` of the path in use."""
                 batch = {"items": [{"id": str(i), "text": "charged twice"} for i in range(n)]}
                 request = urllib.request.Request(f"http://127.0.0.1:{host.port}/api/tasks/frontier_route",
                                                  data=json.dumps(batch).encode(), method="POST")
-                started = time.perf_counter()
+                started, cpu_started = time.perf_counter(), time.process_time()
                 with urllib.request.urlopen(request, timeout=600) as response:
-                    assert len(json.loads(response.read())["results"]) == n
+                    results = json.loads(response.read())["results"]
+                cpu_s[path] += time.process_time() - cpu_started
+                assert [r["id"] for r in results] == [str(i) for i in range(n)]
+                assert all(r["status"] == "accepted" for r in results), results[0]
                 return time.perf_counter() - started
 
-            post_batch(args.concurrency)  # warm-up: the tier's client and its connections, created once per process
-            http_rate = args.http_items / post_batch(args.http_items)
+            paths = {"async": engine.process_batch,  # the app's own
+                     "thread": lambda *a, **k: thread_batch(engine, *a, **k)}
+            rates: dict[str, list[float]] = {name: [] for name in paths}
+            cpu_s = dict.fromkeys(paths, 0.0)
+            for path in paths:  # warm-up: each path's client and its connections, created once per worker
+                engine.process_batch = paths[path]
+                post_batch(args.concurrency)
+            cpu_s = dict.fromkeys(paths, 0.0)  # the warm-ups' CPU not counted
+            order = [name for _ in range(args.rounds) for name in ("async", "thread", "thread", "async")]
+            load_before = os.getloadavg()[0]
+            for path in order:
+                engine.process_batch = paths[path]
+                rates[path].append(args.http_items / post_batch(args.http_items))
+            load_after = os.getloadavg()[0]
         finally:
+            host.worker_loop.call(engine.tiers.aclose_async_clients)
             host.stop()
     ideal = args.concurrency / args.latency
-    print(f"blob end to end ({len(items)}-item .jsonl, embedded tier, support_ticket):")
-    print(f"  engine alone {engine_rate:7.2f} items/s   through Azurite + functions {e2e_rate:7.2f} items/s"
-          f"   = {100 * e2e_rate / engine_rate:5.1f}% of the engine")
-    print(f"HTTP batch ({args.http_items} items, tier latency {args.latency * 1000:.0f} ms, concurrency {args.concurrency}):")
-    print(f"  measured {http_rate:7.2f} items/s   ideal {ideal:7.2f} items/s   = {100 * http_rate / ideal:5.1f}% of ideal")
-
+    if not args.http_only:
+        print(f"blob end to end ({len(items)}-item .jsonl, embedded tier, support_ticket):")
+        print(f"  engine alone {engine_rate:7.2f} items/s   through Azurite + functions {e2e_rate:7.2f} items/s"
+              f"   = {100 * e2e_rate / engine_rate:5.1f}% of the engine")
+    print(f"HTTP batch ({args.http_items} items, tier latency {args.latency * 1000:.0f} ms, concurrency {args.concurrency},"
+          f" ideal {ideal:.2f} items/s; order {' '.join(order)}):")
+    print(f"  machine load average (1 min) {load_before:.1f} before, {load_after:.1f} after, on {os.cpu_count()} CPUs")
+    for name, measured in rates.items():
+        print(f"  {name:6} path: median {statistics.median(measured):7.2f} items/s"
+              f" = {100 * statistics.median(measured) / ideal:5.1f}% of ideal"
+              f"   (runs: {', '.join(f'{100 * r / ideal:.1f}%' for r in measured)})"
+              f"   app CPU {1000 * cpu_s[name] / (len(measured) * args.http_items):.2f} ms/item")
+    print(f"  async / thread: {statistics.median(rates['async']) / statistics.median(rates['thread']):.3f}x")
 
 if __name__ == "__main__":
     main()

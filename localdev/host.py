@@ -44,9 +44,35 @@ def load_local_settings(path: Path) -> None:
             os.environ.setdefault(key, str(value))
 
 
-def call(fn: Callable[..., Any], **kwargs: Any) -> Any:
-    result = fn(**kwargs)
-    return asyncio.run(result) if inspect.isawaitable(result) else result
+class WorkerLoop:
+    """The worker's event loop. The Python worker runs every async function on its one event loop (sync ones
+    on threads), so what an async handler creates bound to a loop (async SDK clients) is reused by the next
+    invocation, as in Azure. Started on first use."""
+
+    def __init__(self) -> None:
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def call(self, fn: Callable[..., Any], **kwargs: Any) -> Any:
+        result = fn(**kwargs)
+        if not inspect.isawaitable(result):
+            return result
+        with self._lock:
+            if self._loop is None:
+                self._loop = asyncio.new_event_loop()
+                self._thread = threading.Thread(target=self._loop.run_forever, daemon=True, name="worker-loop")
+                self._thread.start()
+            loop = self._loop
+        return asyncio.run_coroutine_threadsafe(result, loop).result()
+
+    def stop(self) -> None:
+        with self._lock:
+            loop, self._loop = self._loop, None
+        if loop is not None:
+            loop.call_soon_threadsafe(loop.stop)
+            self._thread.join()
+            loop.close()
 
 
 @dataclass
@@ -117,6 +143,7 @@ class LocalHost:
         self._in_flight: dict[str, tuple[Any, Any]] = {}  # message id -> (queue client, latest message)
         self._server: ThreadingHTTPServer | None = None
         self._threads: list[threading.Thread] = []
+        self.worker_loop = WorkerLoop()
 
     # -- HTTP -------------------------------------------------------------------------------------------
     def handle_http(self, method: str, raw_url: str, headers: dict[str, str], body: bytes):
@@ -130,7 +157,7 @@ class LocalHost:
             if match and method in route.methods:
                 request = func.HttpRequest(method=method, url=f"http://localhost:{self.port}{raw_url}", headers=headers,
                                            params=dict(parse_qsl(url.query)), route_params=match.groupdict(), body=body)
-                return call(route.fn, **{route.arg: request})
+                return self.worker_loop.call(route.fn, **{route.arg: request})
         return func.HttpResponse(json.dumps({"type": "about:blank", "title": "Not Found", "status": 404,
                                              "detail": f"no function serves {method} {url.path}"}),
                                  status_code=404, mimetype="application/problem+json")
@@ -205,7 +232,7 @@ class LocalHost:
 
         client = BlobClientConverter.decode(Datum(_ModelBindingData(), "model_binding_data"), trigger_metadata={},
                                             pytype=BlobClient)
-        call(fn, **{spec["name"]: client})
+        self.worker_loop.call(fn, **{spec["name"]: client})
 
     def poll_blobs_once(self) -> list[str]:
         """Invoke blob functions for blobs not seen (or changed) since the last poll; returns their names."""
@@ -273,7 +300,7 @@ class LocalHost:
         import azure.functions as func
 
         try:
-            call(fn, **{spec["name"]: func.QueueMessage(id=message.id, body=message.content.encode("utf-8"),
+            self.worker_loop.call(fn, **{spec["name"]: func.QueueMessage(id=message.id, body=message.content.encode("utf-8"),
                                                         pop_receipt=message.pop_receipt)})
             failed = False
         except Exception:
@@ -339,6 +366,7 @@ class LocalHost:
             self._server.shutdown()
             self._server.server_close()
         self._pool.shutdown(wait=True, cancel_futures=True)
+        self.worker_loop.stop()
 
 
 def main() -> None:

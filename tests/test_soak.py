@@ -34,11 +34,9 @@ def _tier_settings(monkeypatch, endpoint: str):
 
 
 def _classify(cascade, text: str):
-    import asyncio
-
     from shared.core.records import Item
 
-    return asyncio.run(cascade.process_batch(cascade.tasks.get(TASK), [Item(id="x", text=text)]))[0]
+    return cascade.run_batch(cascade.tasks.get(TASK), [Item(id="x", text=text)])[0]
 
 
 def test_fake_tier_answers_each_item_with_a_label_and_counts_answers_per_item(monkeypatch):

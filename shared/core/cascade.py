@@ -9,19 +9,22 @@ from __future__ import annotations
 import asyncio
 import time
 from datetime import datetime, timezone
-from concurrent.futures import ThreadPoolExecutor
-from typing import Callable, Sequence
+from typing import Any, Callable, Coroutine, Generator, Sequence, TypeVar
 
 from opentelemetry import trace
 
 from shared.core.config import Settings
 from shared.core.policy import AcceptancePolicy
 from shared.core.records import Attempt, Item, ResultRecord, Status
-from shared.core.run_tier import run_tier
+from shared.core.plans import adrive, drive, gather_all
+from shared.core.run_tier import arun_tier, run_tier
 from shared.core.savings import counterfactual_cost_usd, reference_frontier
 from shared.core.tasks import AnyTask, TaskCatalog
+from shared.core.tiers.base import Tier
 from shared.core.tiers.registry import TierRegistry
 from shared.errors import NoTierError
+
+T = TypeVar("T")
 
 
 class Cascade:
@@ -41,6 +44,15 @@ class Cascade:
         return names
 
     def process(self, task: AnyTask, item: Item) -> ResultRecord:
+        return drive(self._item_plan(task, item), lambda call: run_tier(call[0], task, item, call[1]))
+
+    async def aprocess(self, task: AnyTask, item: Item) -> ResultRecord:
+        """`process` on the async path: the same routing, each tier called through `arun_tier`."""
+        return await adrive(self._item_plan(task, item), lambda call: arun_tier(call[0], task, item, call[1]))
+
+    def _item_plan(self, task: AnyTask, item: Item) -> Generator[tuple[Tier, float | None], Attempt, ResultRecord]:
+        """The routing of one item, for `drive`/`adrive`: yields (tier, decide_at) for each tier to try and
+        receives its attempt; returns the record."""
         tracer = trace.get_tracer("smallfirst")
         with tracer.start_as_current_span("smallfirst.item") as span:
             started = time.perf_counter()
@@ -49,8 +61,7 @@ class Cascade:
             for name in self.tier_names(task):
                 with tracer.start_as_current_span("smallfirst.tier") as tier_span:
                     role = self.settings.tiers[name].role
-                    attempt = policy.judge(run_tier(self.tiers.get(name), task, item, policy.lowest_accepted(name, role)),
-                                           role)
+                    attempt = policy.judge((yield self.tiers.get(name), policy.lowest_accepted(name, role)), role)
                     tier_span.set_attributes({
                         "smallfirst.tier": name, "smallfirst.outcome": attempt.outcome,
                         "smallfirst.confidence": attempt.confidence or 0.0,
@@ -67,20 +78,36 @@ class Cascade:
 
     async def process_batch(self, task: AnyTask, items: Sequence[Item], concurrency: int | None = None,
                             on_record: Callable[[ResultRecord], None] | None = None) -> list[ResultRecord]:
-        """Results in input order; at most `concurrency` items in flight (tier calls are blocking I/O).
-        `on_record` sees each record as soon as its item is done (to keep what was paid for)."""
+        """Results in input order; at most `concurrency` items in flight, each on the async path (endpoint
+        tiers await their replies; in-process tiers answer on threads). `on_record` sees each record as
+        soon as its item is done (to keep what was paid for)."""
+        limit = asyncio.Semaphore(concurrency or self.settings.concurrency)
 
-        def one(item: Item) -> ResultRecord:
-            record = self.process(task, item)
-            if on_record is not None:
-                on_record(record)
+        async def one(item: Item) -> ResultRecord:
+            async with limit:
+                record = await self.aprocess(task, item)
+                if on_record is not None:
+                    await asyncio.to_thread(on_record, record)  # it may block (a blob write): not on the loop
             return record
 
-        loop = asyncio.get_running_loop()
-        # Threads start on demand, so a pool per batch is cheap; its size is the concurrency bound.
-        with ThreadPoolExecutor(max_workers=concurrency or self.settings.concurrency) as pool:
-            futures = [loop.run_in_executor(pool, one, item) for item in items]
-            return list(await asyncio.gather(*futures))
+        return await gather_all(one(item) for item in items)  # a failure (NoTierError) cancels the rest
+
+    def run_batch(self, task: AnyTask, items: Sequence[Item], concurrency: int | None = None,
+                  on_record: Callable[[ResultRecord], None] | None = None) -> list[ResultRecord]:
+        """`process_batch` from synchronous code (see `run_on_own_loop`)."""
+        return self.run_on_own_loop(self.process_batch(task, items, concurrency, on_record))
+
+    def run_on_own_loop(self, work: Coroutine[Any, Any, T]) -> T:
+        """Run async work of this cascade from synchronous code, on an event loop of its own whose async
+        clients are closed before it ends (async clients belong to one loop; see shared/core/tiers/chat.py)."""
+
+        async def closing_clients() -> T:
+            try:
+                return await work
+            finally:
+                await self.tiers.aclose_async_clients()
+
+        return asyncio.run(closing_clients())
 
 
 def _record(task: AnyTask, item: Item, attempts: list[Attempt], started: float) -> ResultRecord:

@@ -93,21 +93,30 @@ def sequential_label_agreement(
     against the top label, so the agreement returned (top votes / k) is a lower bound of the full k-sample
     agreement and on the same side of need/k. `need` None draws all k. At least one sample is drawn, for a
     draft. Returns (label, agreement, samples drawn); the label is None when every sample was invalid.
+    The rule is `samples_to_draw` and `label_agreement`, which a caller that awaits its samples drives itself.
     """
     samples: list[str | None] = []
-    while len(samples) < k:
-        counts = Counter(s for s in samples if s is not None)
-        top = counts.most_common(1)[0][1] if counts else 0
-        remaining = k - len(samples)
-        if need is not None and samples and (top >= need or top + remaining < need):
-            break
-        if need is None:
-            batch = remaining
-        elif need > k:  # nothing can be accepted: one sample is a draft for review
-            batch = 1
-        else:
-            batch = max(1, min(remaining, need - top))
+    while batch := samples_to_draw(samples, k, need):
         samples += draw(batch)
+    return label_agreement(samples, k)
+
+
+def samples_to_draw(samples: Sequence[str | None], k: int, need: int | None) -> int:
+    """How many samples the next round of `sequential_label_agreement` draws, given those drawn; 0: settled."""
+    counts = Counter(s for s in samples if s is not None)
+    top = counts.most_common(1)[0][1] if counts else 0
+    remaining = k - len(samples)
+    if remaining <= 0 or (need is not None and samples and (top >= need or top + remaining < need)):
+        return 0
+    if need is None:
+        return remaining
+    if need > k:  # nothing can be accepted: one sample is a draft for review
+        return 1
+    return max(1, min(remaining, need - top))
+
+
+def label_agreement(samples: Sequence[str | None], k: int) -> tuple[str | None, float, int]:
+    """(top label, its votes / k, samples drawn); the label is None when every sample was invalid."""
     counts = Counter(s for s in samples if s is not None)
     if not counts:
         return None, 0.0, len(samples)

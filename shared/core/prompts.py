@@ -9,9 +9,20 @@ from shared.core.tasks import ClassificationTask, ExtractionTask
 Message = dict[str, str]
 
 
+def shorten(description: str, limit: int | None) -> str:
+    """At most `limit` characters of a description, cut at a word boundary (None: all of it)."""
+    if limit is None or len(description) <= limit:
+        return description
+    head = description[: limit + 1]  # one more: a space right after the limit means the last word is whole
+    whole_words = head if head[-1].isspace() else head.rpartition(" ")[0]
+    return whole_words.rstrip(" ,;:")
+
+
 def classification_messages(task: ClassificationTask, text: str, *, json_answer: bool) -> list[Message]:
     lines = [task.instruction.strip(), "", "Labels:"]
-    lines += [f"- {label.name}: {label.description}" if label.description else f"- {label.name}" for label in task.labels]
+    for label in task.labels:
+        description = shorten(label.description, task.label_description_chars)
+        lines.append(f"- {label.name}: {description}" if description else f"- {label.name}")
     if task.allow_none and task.none_label:
         lines.append(f"- {task.none_label}: none of the labels above fits")
     lines.append("")

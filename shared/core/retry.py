@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import random
 import time
 from dataclasses import dataclass
-from typing import Callable, Mapping, TypeVar
+from typing import Awaitable, Callable, Mapping, TypeVar
 
 from shared.errors import TransientTierError
 
@@ -26,6 +27,15 @@ class RetryPolicy:
         return max(backoff, retry_after or 0.0)
 
 
+def _delay_or_raise(exc: TransientTierError, attempt: int, policy: RetryPolicy, rng: random.Random) -> float:
+    """Seconds to wait before the next try after ``exc`` on try ``attempt`` (from 0); re-raises it when none is left."""
+    if attempt == policy.max_attempts - 1 or (exc.retry_after or 0) > policy.max_retry_after_s:
+        raise exc
+    delay = policy.delay(attempt, exc.retry_after, rng)
+    log.warning("transient tier error (%s); retry %d in %.2fs", exc, attempt + 1, delay)
+    return delay
+
+
 def call_with_retries(
     fn: Callable[[], T],
     policy: RetryPolicy,
@@ -38,12 +48,23 @@ def call_with_retries(
         try:
             return fn()
         except TransientTierError as exc:
-            last_try = attempt == policy.max_attempts - 1
-            if last_try or (exc.retry_after or 0) > policy.max_retry_after_s:
-                raise
-            delay = policy.delay(attempt, exc.retry_after, rng)
-            log.warning("transient tier error (%s); retry %d in %.2fs", exc, attempt + 1, delay)
-            sleep(delay)
+            sleep(_delay_or_raise(exc, attempt, policy, rng))
+    raise AssertionError("unreachable")
+
+
+async def acall_with_retries(
+    fn: Callable[[], Awaitable[T]],
+    policy: RetryPolicy,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    rng: random.Random | None = None,
+) -> T:
+    """`call_with_retries` for a coroutine function: the same tries and waits, awaited."""
+    rng = rng or random.Random()
+    for attempt in range(policy.max_attempts):
+        try:
+            return await fn()
+        except TransientTierError as exc:
+            await sleep(_delay_or_raise(exc, attempt, policy, rng))
     raise AssertionError("unreachable")
 
 

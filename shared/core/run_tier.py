@@ -1,7 +1,8 @@
 """The one function that runs a tier on an item: budget check, retries, timing, cost, errors as outcomes.
 
-The cascade and evaluation both call `run_tier`; neither decides anything here. The attempt it returns is
-`answered` or says why there is no answer; the verdict on an answer is the AcceptancePolicy's.
+The cascade and evaluation both call `run_tier` (or `arun_tier`, its twin for the async path, which differs
+only in awaiting the tier); neither decides anything here. The attempt it returns is `answered` or says why
+there is no answer; the verdict on an answer is the AcceptancePolicy's.
 """
 
 from __future__ import annotations
@@ -10,9 +11,9 @@ import logging
 import time
 
 from shared.core.records import Attempt, AttemptOutcome, Item
-from shared.core.retry import RetryPolicy, call_with_retries
+from shared.core.retry import RetryPolicy, acall_with_retries, call_with_retries
 from shared.core.tasks import AnyTask
-from shared.core.tiers.base import Tier
+from shared.core.tiers.base import Tier, TierAnswer
 from shared.errors import InputTooLargeError, InvalidOutputError, OutputTruncatedError, TierError
 
 log = logging.getLogger(__name__)
@@ -32,23 +33,53 @@ def outcome_of(error: TierError) -> AttemptOutcome:
 
 def run_tier(tier: Tier, task: AnyTask, item: Item, decide_at: float | None = None) -> Attempt:
     """One tier on one item; `decide_at` lets a sampling tier stop once the verdict is settled (see Tier.answer)."""
-    config = tier.config
-    budget = min(task.max_input_tokens, config.max_input_tokens)
-    if len(item.text) > task.max_input_chars or task.estimate_tokens(item.text) > budget:
-        return Attempt(tier=tier.name, outcome="too_large", reason=f"input exceeds {tier.name}'s budget")
+    refused = _over_budget(tier, task, item)
+    if refused is not None:
+        return refused
     started = time.perf_counter()
     try:
-        answer = call_with_retries(lambda: tier.answer(task, item.text, decide_at),
-                                   RetryPolicy(max_attempts=config.max_attempts))
+        answer = call_with_retries(lambda: tier.answer(task, item.text, decide_at), _retry_policy(tier))
     except TierError as exc:
-        outcome = outcome_of(exc)
-        if outcome == "error":
-            log.warning("tier %s failed on %s/%s: %s", tier.name, task.name, item.id, exc)
-        # Invalid or cut-off output was generated, and is paid for.
-        tokens_in, tokens_out = (exc.tokens_in, exc.tokens_out) if isinstance(exc, InvalidOutputError) else (0, 0)
-        return Attempt(tier=tier.name, outcome=outcome, reason=str(exc), tokens_in=tokens_in, tokens_out=tokens_out,
-                       latency_ms=(time.perf_counter() - started) * 1000,
-                       cost_usd=config.cost_usd(tokens_in, tokens_out))
+        return _failed(tier, task, item, exc, started)
+    return _answered(tier, answer, started)
+
+
+async def arun_tier(tier: Tier, task: AnyTask, item: Item, decide_at: float | None = None) -> Attempt:
+    """`run_tier` on the async path (Tier.aanswer): the same budget, retries, timing, cost and outcomes."""
+    refused = _over_budget(tier, task, item)
+    if refused is not None:
+        return refused
+    started = time.perf_counter()
+    try:
+        answer = await acall_with_retries(lambda: tier.aanswer(task, item.text, decide_at), _retry_policy(tier))
+    except TierError as exc:
+        return _failed(tier, task, item, exc, started)
+    return _answered(tier, answer, started)
+
+
+def _over_budget(tier: Tier, task: AnyTask, item: Item) -> Attempt | None:
+    budget = min(task.max_input_tokens, tier.config.max_input_tokens)
+    if len(item.text) > task.max_input_chars or task.estimate_tokens(item.text) > budget:
+        return Attempt(tier=tier.name, outcome="too_large", reason=f"input exceeds {tier.name}'s budget")
+    return None
+
+
+def _retry_policy(tier: Tier) -> RetryPolicy:
+    return RetryPolicy(max_attempts=tier.config.max_attempts)
+
+
+def _failed(tier: Tier, task: AnyTask, item: Item, exc: TierError, started: float) -> Attempt:
+    outcome = outcome_of(exc)
+    if outcome == "error":
+        log.warning("tier %s failed on %s/%s: %s", tier.name, task.name, item.id, exc)
+    # Invalid or cut-off output was generated, and is paid for.
+    tokens_in, tokens_out = (exc.tokens_in, exc.tokens_out) if isinstance(exc, InvalidOutputError) else (0, 0)
+    return Attempt(tier=tier.name, outcome=outcome, reason=str(exc), tokens_in=tokens_in, tokens_out=tokens_out,
+                   latency_ms=(time.perf_counter() - started) * 1000,
+                   cost_usd=tier.config.cost_usd(tokens_in, tokens_out))
+
+
+def _answered(tier: Tier, answer: TierAnswer, started: float) -> Attempt:
     return Attempt(
         tier=tier.name,
         outcome="answered",
@@ -61,5 +92,5 @@ def run_tier(tier: Tier, task: AnyTask, item: Item, decide_at: float | None = No
         tokens_out=answer.tokens_out,
         tokens_cached=answer.tokens_cached,
         latency_ms=(time.perf_counter() - started) * 1000,
-        cost_usd=config.cost_usd(answer.tokens_in, answer.tokens_out, answer.tokens_cached),
+        cost_usd=tier.config.cost_usd(answer.tokens_in, answer.tokens_out, answer.tokens_cached),
     )

@@ -79,6 +79,8 @@ class ClassificationTask(TaskBase):
     labels: list[Label] = Field(min_length=2)
     allow_none: bool = False
     none_label: str | None = None
+    # How much of each label's description goes into the prompt (cut at a word boundary); None: all, 0: names only.
+    label_description_chars: int | None = Field(default=None, ge=0)
 
     @model_validator(mode="after")
     def _check_labels(self) -> "ClassificationTask":

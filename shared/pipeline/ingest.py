@@ -16,7 +16,6 @@ manifest) is removed. Inputs are never changed or deleted.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 import logging
@@ -221,7 +220,7 @@ class Ingestor:
                              metadata={})
 
         try:
-            fresh = asyncio.run(self.cascade.process_batch(task, [i for i in items if i.id not in kept], on_record=keep))
+            fresh = self.cascade.run_batch(task, [i for i in items if i.id not in kept], on_record=keep)
         except NoTierError as exc:
             return self.deadletter(source, "no_tier", str(exc), etag=message.etag, sha=message.sha256)
         by_id = {**kept, **{r.id: r for r in fresh}}

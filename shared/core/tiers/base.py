@@ -6,6 +6,7 @@ Tiers only answer and score; whether an answer is accepted is decided by `shared
 
 from __future__ import annotations
 
+import asyncio
 from abc import ABC, abstractmethod
 from typing import Any
 
@@ -40,6 +41,11 @@ class Tier(ABC):
         if isinstance(task, ClassificationTask):
             return self.classify(task, text, decide_at=decide_at)
         return self.extract(task, text)
+
+    async def aanswer(self, task: AnyTask, text: str, decide_at: float | None = None) -> TierAnswer:
+        """`answer` on the async path. A tier without a native async client (in-process models) answers on a
+        worker thread; the caller's concurrency bound (the batch's semaphore) limits how many at once."""
+        return await asyncio.to_thread(self.answer, task, text, decide_at)
 
     @abstractmethod
     def classify(self, task: ClassificationTask, text: str, decide_at: float | None = None) -> TierAnswer: ...

@@ -1,21 +1,46 @@
-"""Classification and extraction on any chat-completions tier, adapting to what the endpoint supports."""
+"""Classification and extraction on any chat-completions tier, adapting to what the endpoint supports.
+
+A tier's work on an item is written once, as a plan (`shared/core/plans.py`) that yields rounds of
+ChatRequests (a round's requests go out concurrently) and receives their replies, then returns the answer.
+`answer` drives it with the blocking client (a round on threads), `aanswer` with the async client (a round
+as tasks), so both paths ask the same questions and decide the same way (sequential sample agreement too).
+
+Async clients are bound to the event loop they were first used on, so a tier keeps one per running loop:
+the Functions worker runs every async handler on its one loop, so there a tier's async client is created
+once and reused; a loop of its own (`asyncio.run` from synchronous code) gets its own client, which
+`aclose_async_client` closes before that loop ends (`Cascade.run_batch` does).
+"""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
+import threading
 from abc import abstractmethod
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AsyncExitStack
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Generator
 
-from shared.core.config import StructuredOutput
-from shared.core.confidence import TokenLogprob, field_agreement, field_confidences, sequential_label_agreement
+from shared.core.config import StructuredOutput, TierConfig
+from shared.core.confidence import TokenLogprob, field_agreement, field_confidences, label_agreement, samples_to_draw
+from shared.core.plans import adrive, drive, gather_all
 from shared.core.prompts import Message, classification_messages, extraction_messages
 from shared.core.tasks import AnyTask, ClassificationTask, ExtractionTask
 from shared.core.tiers.base import Tier, TierAnswer
 from shared.core.validation import parse_and_validate
 from shared.errors import InvalidOutputError, OutputTruncatedError
+
+
+@dataclass(frozen=True)
+class ChatRequest:
+    messages: list[Message]
+    schema: dict[str, Any]
+    schema_name: str
+    temperature: float
+    logprobs: bool
+    n: int = 1  # choices in one request: they share the request and its prompt
 
 
 @dataclass
@@ -59,86 +84,135 @@ class ChatReply:
             raise
 
 
+# Rounds of requests out, their replies (one list per request) in, the answer returned.
+Plan = Generator[list[ChatRequest], list[list[ChatReply]], TierAnswer]
+
+
 class ChatTier(Tier):
-    """A tier reached through a chat-completions call. Subclasses implement ``complete``."""
+    """A tier reached through a chat-completions call. Subclasses implement ``complete`` and ``acomplete``
+    (the same request, blocking and awaited) and ``new_async_client``."""
+
+    def __init__(self, config: TierConfig) -> None:
+        super().__init__(config)
+        # Per event loop: its client, and what closes it (and what it holds, such as an Entra credential).
+        self._async_clients: dict[asyncio.AbstractEventLoop, tuple[Any, AsyncExitStack]] = {}
+        self._async_clients_lock = threading.Lock()  # loops in several threads ask at once
 
     @abstractmethod
-    def complete(
-        self,
-        messages: list[Message],
-        *,
-        schema: dict[str, Any],
-        schema_name: str,
-        temperature: float,
-        logprobs: bool,
-        n: int = 1,
-    ) -> list[ChatReply]:
-        """The endpoint's reply: one ChatReply per choice (`n` choices share one request and one prompt)."""
+    def complete(self, request: ChatRequest) -> list[ChatReply]:
+        """The endpoint's reply: one ChatReply per choice."""
 
+    @abstractmethod
+    async def acomplete(self, request: ChatRequest) -> list[ChatReply]:
+        """`complete` through this loop's async client."""
+
+    @abstractmethod
+    def new_async_client(self, closing: AsyncExitStack) -> Any:
+        """A new async SDK client (called once per event loop), with what closes it pushed on `closing`."""
+
+    def async_client(self) -> Any:
+        """The running loop's async client, created on first use; clients of loops closed since are dropped."""
+        loop = asyncio.get_running_loop()
+        with self._async_clients_lock:
+            for closed in [other for other in self._async_clients if other.is_closed()]:
+                del self._async_clients[closed]
+            if loop not in self._async_clients:
+                closing = AsyncExitStack()
+                self._async_clients[loop] = (self.new_async_client(closing), closing)
+            return self._async_clients[loop][0]
+
+    async def aclose_async_client(self) -> None:
+        """Close the running loop's async client, if it has one (before a short-lived loop ends)."""
+        with self._async_clients_lock:
+            _, closing = self._async_clients.pop(asyncio.get_running_loop(), (None, AsyncExitStack()))
+        await closing.aclose()
+
+    # -- driving a plan --------------------------------------------------------------------------------------
     def classify(self, task: ClassificationTask, text: str, decide_at: float | None = None) -> TierAnswer:
-        messages = classification_messages(task, text, json_answer=True)
-        if not self.config.effective_logprobs:
-            return self._label_agreement(task, messages, decide_at)
-        return self._answer(task, messages, task.output_schema, to_answer=lambda obj: obj["label"], fields=["label"])
+        return self._run(self._classification_plan(task, text, decide_at))
 
     def extract(self, task: ExtractionTask, text: str) -> TierAnswer:
+        return self._run(self._extraction_plan(task, text))
+
+    async def aanswer(self, task: AnyTask, text: str, decide_at: float | None = None) -> TierAnswer:
+        if isinstance(task, ClassificationTask):
+            return await self._arun(self._classification_plan(task, text, decide_at))
+        return await self._arun(self._extraction_plan(task, text))
+
+    def _run(self, plan: Plan) -> TierAnswer:
+        return drive(plan, self._send_round)
+
+    async def _arun(self, plan: Plan) -> TierAnswer:
+        return await adrive(plan, self._asend_round)
+
+    def _send_round(self, requests: list[ChatRequest]) -> list[list[ChatReply]]:
+        if len(requests) == 1:
+            return [self.complete(requests[0])]
+        with ThreadPoolExecutor(max_workers=len(requests)) as pool:
+            return list(pool.map(self.complete, requests))
+
+    async def _asend_round(self, requests: list[ChatRequest]) -> list[list[ChatReply]]:
+        if len(requests) == 1:
+            return [await self.acomplete(requests[0])]
+        return await gather_all(self.acomplete(request) for request in requests)
+
+    # -- plans -------------------------------------------------------------------------------------------------
+    def _classification_plan(self, task: ClassificationTask, text: str, decide_at: float | None) -> Plan:
+        messages = classification_messages(task, text, json_answer=True)
+        if not self.config.effective_logprobs:
+            return (yield from self._label_agreement(task, messages, decide_at))
+        return (yield from self._logprob_answer(task, messages, task.output_schema,
+                                                to_answer=lambda obj: obj["label"], fields=["label"]))
+
+    def _extraction_plan(self, task: ExtractionTask, text: str) -> Plan:
         schema_in_prompt = self.config.effective_structured_output != StructuredOutput.JSON_SCHEMA
         messages = extraction_messages(task, text, schema_in_prompt=schema_in_prompt)
-        return self._answer(task, messages, task.json_schema, to_answer=lambda obj: obj, fields=task.required_fields)
-
-    def _answer(self, task, messages, schema, *, to_answer, fields) -> TierAnswer:
         if self.config.effective_logprobs:
-            reply = self.complete(messages, schema=schema, schema_name=task.name, temperature=0.0, logprobs=True)[0]
-            obj = reply.parsed(task)
-            per_field = field_confidences(reply.text, reply.logprobs) if reply.logprobs else None
-            if per_field is None:
-                raise InvalidOutputError("the tier returned no logprobs although configured to", reply.text,
-                                         reply.tokens_in, reply.tokens_out)
-            field_conf = {f: per_field.get(f, 0.0) for f in fields}
-            return TierAnswer(
-                value=to_answer(obj),
-                confidence=min(field_conf.values()),
-                confidence_method="token_logprob",
-                field_confidence=None if isinstance(task, ClassificationTask) else field_conf,
-                tokens_in=reply.tokens_in,
-                tokens_out=reply.tokens_out,
-                tokens_cached=reply.tokens_cached,
-            )
-        return self._field_sample_agreement(task, messages, schema, to_answer=to_answer, fields=fields)
+            return (yield from self._logprob_answer(task, messages, task.json_schema, to_answer=lambda obj: obj,
+                                                    fields=task.required_fields))
+        return (yield from self._field_sample_agreement(task, messages, task.json_schema, fields=task.required_fields))
 
-    def _samples(self, task, messages, schema, n: int) -> list[ChatReply]:
-        """n samples at the sampling temperature: requests in parallel, each asking for up to
+    def _logprob_answer(self, task, messages, schema, *, to_answer, fields) -> Plan:
+        request = ChatRequest(messages, schema, task.name, temperature=0.0, logprobs=True)
+        reply = (yield [request])[0][0]
+        obj = reply.parsed(task)
+        per_field = field_confidences(reply.text, reply.logprobs) if reply.logprobs else None
+        if per_field is None:
+            raise InvalidOutputError("the tier returned no logprobs although configured to", reply.text,
+                                     reply.tokens_in, reply.tokens_out)
+        field_conf = {f: per_field.get(f, 0.0) for f in fields}
+        return TierAnswer(
+            value=to_answer(obj),
+            confidence=min(field_conf.values()),
+            confidence_method="token_logprob",
+            field_confidence=None if isinstance(task, ClassificationTask) else field_conf,
+            tokens_in=reply.tokens_in,
+            tokens_out=reply.tokens_out,
+            tokens_cached=reply.tokens_cached,
+        )
+
+    def _samples(self, task, messages, schema, n: int) -> Generator[list[ChatRequest], list[list[ChatReply]],
+                                                                  list[ChatReply]]:
+        """n samples at the sampling temperature in one round of requests, each asking for up to
         `samples_per_request` choices where the endpoint supports `n` (the prompt is then billed once a request)."""
         per_request = self.config.samples_per_request
-        sizes = [min(per_request, n - start) for start in range(0, n, per_request)]
+        requests = [ChatRequest(messages, schema, task.name, self.config.sample_temperature, logprobs=False,
+                                n=min(per_request, n - start)) for start in range(0, n, per_request)]
+        return [reply for replies in (yield requests) for reply in replies]
 
-        def request(size: int) -> list[ChatReply]:
-            return self.complete(messages, schema=schema, schema_name=task.name,
-                                 temperature=self.config.sample_temperature, logprobs=False, n=size)
-
-        with ThreadPoolExecutor(max_workers=len(sizes)) as pool:
-            return [reply for replies in pool.map(request, sizes) for reply in replies]
-
-    def _label_agreement(self, task: ClassificationTask, messages, decide_at: float | None) -> TierAnswer:
+    def _label_agreement(self, task: ClassificationTask, messages, decide_at: float | None) -> Plan:
         """Agreement among up to k sampled labels, stopping once it is settled against `decide_at`."""
         k = self.config.samples
-        replies: list[ChatReply] = []
-
-        def draw(n: int) -> list[str | None]:
-            batch = self._samples(task, messages, task.output_schema, n)
-            replies.extend(batch)
-            labels: list[str | None] = []
-            for reply in batch:
-                try:
-                    labels.append(reply.parsed(task)["label"])
-                except InvalidOutputError:
-                    labels.append(None)
-            return labels
-
         # Where one request carries all k choices, the prompt is billed once whatever: draw them in one round.
         settle_early = decide_at is not None and self.config.samples_per_request < k
         need = math.ceil(decide_at * k - 1e-9) if settle_early else None
-        label, agreement, _ = sequential_label_agreement(draw, k, need)
+        replies: list[ChatReply] = []
+        labels: list[str | None] = []
+        while n := samples_to_draw(labels, k, need):
+            batch = yield from self._samples(task, messages, task.output_schema, n)
+            replies += batch
+            labels += [_label_or_none(task, reply) for reply in batch]
+        label, agreement, _ = label_agreement(labels, k)
         tokens_in = sum(r.tokens_in for r in replies)
         tokens_out = sum(r.tokens_out for r in replies)
         if label is None:
@@ -147,9 +221,9 @@ class ChatTier(Tier):
                           tokens_in=tokens_in, tokens_out=tokens_out,
                           tokens_cached=sum(r.tokens_cached for r in replies))
 
-    def _field_sample_agreement(self, task, messages, schema, *, to_answer, fields) -> TierAnswer:
+    def _field_sample_agreement(self, task, messages, schema, *, fields) -> Plan:
         k = self.config.samples
-        replies = self._samples(task, messages, schema, k)
+        replies = yield from self._samples(task, messages, schema, k)
         tokens_in = sum(r.tokens_in for r in replies)
         tokens_out = sum(r.tokens_out for r in replies)
         parsed: list[dict[str, Any] | None] = []
@@ -176,3 +250,10 @@ class ChatTier(Tier):
             tokens_out=tokens_out,
             tokens_cached=sum(r.tokens_cached for r in replies),
         )
+
+
+def _label_or_none(task: ClassificationTask, reply: ChatReply) -> str | None:
+    try:
+        return reply.parsed(task)["label"]
+    except InvalidOutputError:
+        return None

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
+from contextlib import AsyncExitStack, contextmanager
 from functools import cached_property
-from typing import Any
+from typing import Any, Iterator
 
 from azure.core.exceptions import HttpResponseError, ServiceRequestError, ServiceResponseError
 
 from shared.core.config import StructuredOutput
-from shared.core.prompts import Message
 from shared.core.retry import retry_after_seconds
-from shared.core.tiers.chat import ChatReply, ChatTier
+from shared.core.tiers.chat import ChatReply, ChatRequest, ChatTier
 from shared.errors import TierError, TransientTierError
 
 INFERENCE_SCOPE = "https://ml.azure.com/.default"
@@ -21,7 +21,24 @@ class FoundryTier(ChatTier):
     @cached_property
     def client(self):
         from azure.ai.inference import ChatCompletionsClient
+        from azure.identity import DefaultAzureCredential
 
+        return self._new_client(ChatCompletionsClient, DefaultAzureCredential)
+
+    def new_async_client(self, closing: AsyncExitStack):
+        from azure.ai.inference.aio import ChatCompletionsClient
+        from azure.identity.aio import DefaultAzureCredential
+
+        def entra_credential():  # the async credential belongs to the loop too: closed with the client
+            credential = DefaultAzureCredential()
+            closing.push_async_callback(credential.close)
+            return credential
+
+        client = self._new_client(ChatCompletionsClient, entra_credential)
+        closing.push_async_callback(client.close)
+        return client
+
+    def _new_client(self, client_class, entra_credential):
         config = self.config
         if not config.endpoint:
             raise TierError(f"tier {config.name}: no endpoint configured")
@@ -30,34 +47,47 @@ class FoundryTier(ChatTier):
         if config.api_key:
             from azure.core.credentials import AzureKeyCredential
 
-            return ChatCompletionsClient(config.endpoint, AzureKeyCredential(config.api_key.get_secret_value()), **common)
-        from azure.identity import DefaultAzureCredential
-
+            return client_class(config.endpoint, AzureKeyCredential(config.api_key.get_secret_value()), **common)
         # AI Services accounts (*.services.ai.azure.com) take the Cognitive Services scope; ML endpoints take ml.azure.com.
         scope = INFERENCE_SCOPE if ".inference.ml.azure.com" in config.endpoint else AI_SERVICES_SCOPE
-        return ChatCompletionsClient(config.endpoint, DefaultAzureCredential(), credential_scopes=[scope], **common)
+        return client_class(config.endpoint, entra_credential(), credential_scopes=[scope], **common)
 
-    def complete(self, messages: list[Message], *, schema, schema_name, temperature, logprobs, n=1) -> list[ChatReply]:
+    def complete(self, request: ChatRequest) -> list[ChatReply]:
+        with self._tier_errors():
+            result = self.client.complete(**self._body(request))
+        return self._replies(result, request)
+
+    async def acomplete(self, request: ChatRequest) -> list[ChatReply]:
+        with self._tier_errors():
+            result = await self.async_client().complete(**self._body(request))
+        return self._replies(result, request)
+
+    def _body(self, request: ChatRequest) -> dict[str, Any]:
         from azure.ai.inference.models import JsonSchemaFormat
 
-        request: dict[str, Any] = {
-            "messages": messages,
-            "temperature": temperature,
+        body: dict[str, Any] = {
+            "messages": request.messages,
+            "temperature": request.temperature,
             "max_tokens": self.config.max_output_tokens,
         }
         if self.config.model:
-            request["model"] = self.config.model
+            body["model"] = self.config.model
         mode = self.config.effective_structured_output
         if mode == StructuredOutput.JSON_SCHEMA:
-            request["response_format"] = JsonSchemaFormat(name=schema_name, schema=schema, strict=True)
+            body["response_format"] = JsonSchemaFormat(name=request.schema_name, schema=request.schema, strict=True)
         elif mode == StructuredOutput.JSON_OBJECT:
-            request["response_format"] = "json_object"
+            body["response_format"] = "json_object"
         # Not documented parameters of the Model Inference API: passed through to the model as they are.
-        extras = {**({"logprobs": True} if logprobs else {}), **({"n": n} if n > 1 else {})}
+        extras = {**({"logprobs": True} if request.logprobs else {}), **({"n": request.n} if request.n > 1 else {})}
         if extras:
-            request["model_extras"] = extras
+            body["model_extras"] = extras
+        return body
+
+    @contextmanager
+    def _tier_errors(self) -> Iterator[None]:
+        """azure-core's errors (the same for both clients) as tier errors: 429 and 5xx are retried."""
         try:
-            result = self.client.complete(**request)
+            yield
         except HttpResponseError as exc:
             status = exc.status_code or 0
             if status == 429 or status >= 500:
@@ -68,11 +98,13 @@ class FoundryTier(ChatTier):
             raise TransientTierError(f"{type(exc).__name__} from {self.name}") from exc
         except ValueError as exc:  # a body that is not JSON
             raise TransientTierError(f"{self.name}: malformed response: {exc}") from exc
+
+    def _replies(self, result, request: ChatRequest) -> list[ChatReply]:
         if not result.choices:
             raise TierError(f"{self.name}: response has no choices")
 
         def token_logprobs(choice) -> list | None:
-            extra = choice.get("logprobs") if logprobs else None
+            extra = choice.get("logprobs") if request.logprobs else None
             if not (isinstance(extra, dict) and extra.get("content")):
                 return None
             return [(bytes(t["bytes"]) if t.get("bytes") is not None else t["token"].encode("utf-8"), float(t["logprob"]))
@@ -83,4 +115,3 @@ class FoundryTier(ChatTier):
     def health(self) -> str:
         info = self.client.get_model_info()
         return f"foundry {info.model_name} ({info.model_provider_name}) answered"
-

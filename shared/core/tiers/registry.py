@@ -47,6 +47,16 @@ class TierRegistry:
                 self._tiers[name] = build_tier(self.settings.tiers[name])
             return self._tiers[name]
 
+    async def aclose_async_clients(self) -> None:
+        """Close the running loop's async clients of the tiers built so far (before that loop ends)."""
+        from shared.core.tiers.chat import ChatTier
+
+        with self._lock:
+            tiers = list(self._tiers.values())
+        for tier in tiers:
+            if isinstance(tier, ChatTier):
+                await tier.aclose_async_client()
+
     def add(self, tier: Tier) -> None:
         """Use a ready-made tier under its name (e.g. one shared between cascades)."""
         self._tiers[tier.name] = tier
