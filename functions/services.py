@@ -39,8 +39,12 @@ def once(factory):
 
 @once
 def cascade() -> "Cascade":
-    from shared.core.cascade import Cascade
+    import os
 
+    from shared.core.cascade import Cascade
+    from shared.core.telemetry import configure_telemetry
+
+    configure_telemetry(os.environ)  # before the cascade's first span or metric, once per worker
     return Cascade.from_env()
 
 

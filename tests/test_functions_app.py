@@ -93,7 +93,8 @@ def test_app_indexes_its_functions_without_heavy_imports():
     code = ("import sys, json, function_app; "
             "print(json.dumps({'functions': {f.get_function_name(): f.get_trigger().get_binding_name() "
             "for f in function_app.app.get_functions()}, 'heavy': [m for m in ('llama_cpp', 'openai', "
-            "'azure.ai.inference', 'numpy', 'shared.core.cascade', 'matplotlib') if m in sys.modules]}))")
+            "'azure.ai.inference', 'numpy', 'shared.core.cascade', 'matplotlib', 'azure.monitor.opentelemetry', "
+            "'opentelemetry.sdk') if m in sys.modules]}))")
     out = json.loads(subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True).stdout)
     assert out["functions"] == {
         "process_incoming_blob": "blobTrigger", "process_work": "queueTrigger",

@@ -20,6 +20,7 @@ from shared.core.plans import adrive, drive, gather_all
 from shared.core.run_tier import arun_tier, run_tier
 from shared.core.savings import counterfactual_cost_usd, reference_frontier
 from shared.core.tasks import AnyTask, TaskCatalog
+from shared.core.telemetry import ItemMetrics
 from shared.core.tiers.base import Tier
 from shared.core.tiers.registry import TierRegistry
 from shared.errors import NoTierError
@@ -28,10 +29,19 @@ T = TypeVar("T")
 
 
 class Cascade:
-    def __init__(self, settings: Settings, tiers: TierRegistry | None = None, tasks: TaskCatalog | None = None) -> None:
+    def __init__(self, settings: Settings, tiers: TierRegistry | None = None, tasks: TaskCatalog | None = None,
+                 metrics: ItemMetrics | None = None) -> None:
         self.settings = settings
         self.tiers = tiers or TierRegistry(settings)
         self.tasks = tasks or TaskCatalog(settings.tasks_dir)
+        self._metrics = metrics
+
+    @property
+    def metrics(self) -> ItemMetrics:
+        """Created on first use, from the meter provider in place by then (configure_telemetry sets it)."""
+        if self._metrics is None:
+            self._metrics = ItemMetrics()
+        return self._metrics
 
     @classmethod
     def from_env(cls) -> "Cascade":
@@ -63,9 +73,10 @@ class Cascade:
                     role = self.settings.tiers[name].role
                     attempt = policy.judge((yield self.tiers.get(name), policy.lowest_accepted(name, role)), role)
                     tier_span.set_attributes({
+                        "gen_ai.request.model": self.settings.tiers[name].model or name,
+                        "gen_ai.usage.input_tokens": attempt.tokens_in, "gen_ai.usage.output_tokens": attempt.tokens_out,
                         "smallfirst.tier": name, "smallfirst.outcome": attempt.outcome,
-                        "smallfirst.confidence": attempt.confidence or 0.0,
-                        "smallfirst.tokens_in": attempt.tokens_in, "smallfirst.tokens_out": attempt.tokens_out})
+                        "smallfirst.confidence": attempt.confidence or 0.0})
                 attempts.append(attempt)
                 if attempt.outcome == "accepted":
                     break
@@ -74,6 +85,7 @@ class Cascade:
                 task, item, attempts, record.answer, reference_frontier(self.settings))
             span.set_attributes({"smallfirst.task": task.name, "smallfirst.status": record.status,
                                  "smallfirst.tier": record.tier or "", "smallfirst.cost_usd": record.cost_usd})
+            self.metrics.record(task, record, self.settings)
             return record
 
     async def process_batch(self, task: AnyTask, items: Sequence[Item], concurrency: int | None = None,
