@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 import json
 import logging
 from typing import Any
@@ -36,6 +38,7 @@ def ok(body: Any) -> func.HttpResponse:
 async def run_task(req: func.HttpRequest) -> func.HttpResponse:
     from shared.errors import InputError, NoTierError, UnknownTaskError
     from shared.pipeline.parsing import parse_request
+    from shared.pipeline.shadow import shadow_requests
 
     cascade = services.cascade()
     try:
@@ -59,6 +62,10 @@ async def run_task(req: func.HttpRequest) -> func.HttpResponse:
         records = await cascade.process_batch(task, items)
     except NoTierError as exc:
         return problem(503, "No tier available", str(exc))
+    # A request has no blob name: its body's hash tells it apart from other requests reusing the same item ids.
+    shadows = shadow_requests(cascade, task, items, records, f"http/{hashlib.sha256(raw).hexdigest()[:16]}")
+    if shadows:
+        await asyncio.to_thread(lambda: [services.send_shadow(request.model_dump_json()) for request in shadows])
     results = [r.model_dump(mode="json") for r in records]
     return ok({"results": results} if batch else results[0])
 

@@ -16,10 +16,12 @@ from shared.pipeline.blob_names import DATA_CONNECTION
 if TYPE_CHECKING:  # the core is imported on first use, not when the host indexes the app
     from shared.core.cascade import Cascade
     from shared.pipeline.ingest import Ingestor
+    from shared.pipeline.shadow import ShadowWorker
     from shared.pipeline.storage import BlobStore
 
 WORK_QUEUE = "smallfirst-work"  # model work: whole inputs and parts of large ones
 POISON_QUEUE = f"{WORK_QUEUE}-poison"
+SHADOW_QUEUE = "smallfirst-shadow"  # accepted items to answer again with the frontier, off the request path
 HOST_JSON = Path(__file__).resolve().parents[1] / "host.json"
 _create_lock = threading.RLock()
 
@@ -62,6 +64,24 @@ def work_queue():
     return ensure_queue(queue_client(queue_service(DATA_CONNECTION), WORK_QUEUE))
 
 
+@once
+def shadow_queue():
+    from shared.pipeline.storage import ensure_queue, queue_client, queue_service
+
+    return ensure_queue(queue_client(queue_service(DATA_CONNECTION), SHADOW_QUEUE))
+
+
+def send_shadow(text: str) -> None:
+    shadow_queue().send_message(text)
+
+
+@once
+def shadow_worker() -> "ShadowWorker":
+    from shared.pipeline.shadow import ShadowWorker
+
+    return ShadowWorker(cascade(), blob_store())
+
+
 def max_dequeue_count() -> int:
     """Tries of a queue message before the runtime moves it to the poison queue (host.json; default 5)."""
     return int(json.loads(HOST_JSON.read_text()).get("extensions", {}).get("queues", {}).get("maxDequeueCount", 5))
@@ -78,10 +98,10 @@ def ingestor() -> "Ingestor":
     def enqueue(text: str, delay_s: int) -> None:
         work_queue().send_message(text, visibility_timeout=delay_s or None)
 
-    return Ingestor(cascade(), blob_store(), limits, enqueue=enqueue)
+    return Ingestor(cascade(), blob_store(), limits, enqueue=enqueue, shadow=send_shadow)
 
 
 def reset() -> None:
     """Forget every service (tests that change the environment between modules)."""
-    for service in (cascade, blob_store, work_queue, ingestor):
+    for service in (cascade, blob_store, work_queue, ingestor, shadow_queue, shadow_worker):
         service.cache_clear()

@@ -99,7 +99,7 @@ def test_app_indexes_its_functions_without_heavy_imports():
     assert out["functions"] == {
         "process_incoming_blob": "blobTrigger", "process_work": "queueTrigger",
         "deadletter_poison_work": "queueTrigger", "run_task": "httpTrigger", "list_tasks": "httpTrigger",
-        "health": "httpTrigger", "retrain_heads": "timerTrigger",
+        "health": "httpTrigger", "retrain_heads": "timerTrigger", "shadow_accepted_item": "queueTrigger",
     }
     assert out["heavy"] == []
 

@@ -50,6 +50,8 @@ class EnvironmentConfig:
     # Scheduled retraining of the trained tier (functions/retrain.py): NCRONTAB schedule, and the tasks (none: off).
     retrain_schedule: str = "0 0 3 * * *"
     retrain_tasks: str = ""
+    # Share of accepted items the frontier also answers off the request path, for live accuracy (shadow sampling).
+    shadow_fraction: str = "0.02"
     maximum_instance_count: int = 100
     instance_memory_mb: int = 2048
     python_version: str = "3.11"
@@ -110,6 +112,7 @@ class EnvironmentConfig:
             embeddings_capacity=integer("embeddingsCapacity", defaults.embeddings_capacity),
             retrain_schedule=text("retrainSchedule", defaults.retrain_schedule),
             retrain_tasks=text("retrainTasks", defaults.retrain_tasks),
+            shadow_fraction=text("shadowFraction", defaults.shadow_fraction),
             maximum_instance_count=integer("maximumInstanceCount", defaults.maximum_instance_count),
             instance_memory_mb=integer("instanceMemoryMb", defaults.instance_memory_mb),
         )

@@ -156,6 +156,7 @@ class SmallfirstEnvironment(pulumi.ComponentResource):
             # retrained heads are activated in the data account's models container (the package is read-only)
             "SMALLFIRST_TRAINED_HEADS_STORE": "blob",
             "SMALLFIRST_RETRAIN_SCHEDULE": config.retrain_schedule,
+            "SMALLFIRST_SHADOW_FRACTION": config.shadow_fraction,
             "SMALLFIRST_RETRAIN_TASKS": config.retrain_tasks,
         }
         self.embeddings = None

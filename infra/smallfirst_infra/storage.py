@@ -7,7 +7,7 @@ from pulumi_azure_native import resources, storage
 
 DATA_CONTAINERS = ("incoming", "results", "review", "deadletter", "claims", "shadow", "corrections", "models")
 EVENTGRID_DEADLETTER_CONTAINER = "eventgrid-deadletter"
-WORK_QUEUES = ("smallfirst-work", "smallfirst-work-poison")
+WORK_QUEUES = ("smallfirst-work", "smallfirst-work-poison", "smallfirst-shadow", "smallfirst-shadow-poison")
 
 
 def secure_storage_account(name: str, rg: resources.ResourceGroup, account_name: pulumi.Input[str],

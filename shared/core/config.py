@@ -160,6 +160,8 @@ class Settings(BaseModel):
     max_blob_bytes: int = Field(default=20 * 1024 * 1024, ge=1)
     chunk_items: int = Field(default=100, ge=1)
     claim_ttl_s: float = Field(default=60.0, ge=2.0, description="a dead worker's work is taken over after this")
+    # overrides every task's shadow_fraction (e.g. 0.02 in Azure); unset: each task's own (default 0)
+    shadow_fraction: float | None = Field(default=None, ge=0.0, le=1.0)
     # scheduled retraining (functions/retrain.py; its schedule is the app setting SMALLFIRST_RETRAIN_SCHEDULE):
     # the tasks to retrain (comma-separated; none: off) from the results and corrections of the last retrain_days
     retrain_tasks: list[str] = Field(default_factory=list)

@@ -58,6 +58,10 @@ class TaskBase(BaseModel):
     instruction: str = Field(min_length=1)
     threshold: float = Field(default=0.5, ge=0.0, le=1.0)
     threshold_source: str = "default (not tuned)"
+    # Live accuracy (shared/pipeline/shadow.py): the share of items a cheaper tier accepted that the frontier also
+    # answers off the request path, and the accuracy those accepted answers must keep (an alert below it).
+    shadow_fraction: float = Field(default=0.0, ge=0.0, le=1.0)
+    target_accuracy: float = Field(default=0.95, gt=0.0, le=1.0)
     # A frontier answer is final unless its confidence is below this (then it goes to review); 0 = always final.
     frontier_threshold: float = Field(default=0.0, ge=0.0, le=1.0)
     # Per-tier thresholds where a tier's confidence means something else than the others' (tuned by `tune --tier`).

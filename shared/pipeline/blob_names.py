@@ -57,6 +57,12 @@ def shadow_day(task: str, day: date) -> str:
     return f"{task}/{day.isoformat()}.jsonl"
 
 
+def shadow_claim(task: str, source: str, item_id: str) -> str:
+    """In the claims container: written before the frontier is paid to shadow an item, so it is paid once."""
+    key = hashlib.sha256(f"{source}\n{item_id}".encode("utf-8")).hexdigest()[:32]
+    return f"_shadow/{task}/{key}"
+
+
 def correction(task: str, item_id: str) -> str:
     """Item ids may hold any character; the name uses their hash, the record itself the id."""
     return f"{task}/{hashlib.sha256(item_id.encode('utf-8')).hexdigest()[:32]}.json"

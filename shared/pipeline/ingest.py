@@ -33,6 +33,7 @@ from shared.errors import ClaimHeldError, InputError, NoTierError, UnknownTaskEr
 from shared.pipeline.blob_names import Containers, InputBlob
 from shared.pipeline.claims import Claim
 from shared.pipeline.parsing import parse_input
+from shared.pipeline.shadow import shadow_requests
 from shared.pipeline.storage import BlobStore
 
 log = logging.getLogger(__name__)
@@ -93,12 +94,15 @@ def jsonl_output(container: str, name: str, records: list[ResultRecord]) -> Outp
 
 class Ingestor:
     def __init__(self, cascade: Cascade, store: BlobStore, limits: IngestLimits,
-                 enqueue: Callable[[str, int], Any] | None = None, containers: Containers = Containers()) -> None:
+                 enqueue: Callable[[str, int], Any] | None = None, containers: Containers = Containers(),
+                 shadow: Callable[[str], Any] | None = None) -> None:
         self.cascade = cascade
         self.store = store
         self.limits = limits
         # enqueue(text, delay_s) puts a message on the work queue; without one, work runs at once, in-process.
         self.enqueue = enqueue
+        # shadow(text) puts a shadow request on its queue (shared/pipeline/shadow.py); without one, none is sent.
+        self.shadow = shadow
         self.containers = containers
 
     # -- the blob trigger: check, then dead-letter or queue the work ------------------------------------
@@ -243,6 +247,9 @@ class Ingestor:
             return IngestResult("stale", "the input changed while it was processed; its new content is current")
         for name in self.store.list_states(self.containers.claims, checkpoints):
             self.store.delete(self.containers.claims, name)
+        if self.shadow is not None:  # after publishing: the answers are out before any is checked again
+            for request in shadow_requests(self.cascade, task, items, records, source.source):
+                self.shadow(request.model_dump_json())
         if message.part is None:
             return IngestResult("processed", f"{len(records)} items ({len(kept)} kept from an earlier worker)")
         self._complete_manifest_if_done(source, message)

@@ -116,6 +116,16 @@ class BlobStore:
             raise WriteConflict(f"{container}/{name}: {type(exc).__name__}") from exc
         return result["etag"]
 
+    def append_line(self, container: str, name: str, line: str) -> None:
+        """Append one line to an append blob, creating it if absent (each append is atomic; writers never race)."""
+        client = self.service.get_blob_client(container, name)
+        try:
+            client.create_append_blob(content_settings=ContentSettings(content_type="application/x-ndjson"),
+                                      if_none_match="*")
+        except ResourceExistsError:
+            pass
+        client.append_block((line.rstrip("\n") + "\n").encode("utf-8"))
+
     def delete(self, container: str, name: str, state: BlobState | None = None) -> bool:
         """Delete (only that version, with `state`); False if it was already gone or had changed."""
         condition = {"etag": state.etag, "match_condition": MatchConditions.IfNotModified} if state else {}

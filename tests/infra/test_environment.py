@@ -106,7 +106,7 @@ def test_containers_and_queues_exist(default_env):
             "eventgrid-deadletter", "app-package"} == containers
     assert all(c.inputs["publicAccess"] == "None" for c in default_env.of_type("storage:BlobContainer"))
     assert {q.inputs["queueName"] for q in default_env.of_type("storage:Queue")} == {
-        "smallfirst-work", "smallfirst-work-poison"}
+        "smallfirst-work", "smallfirst-work-poison", "smallfirst-shadow", "smallfirst-shadow-poison"}
 
 
 def test_function_app_is_flex_consumption_python_with_identity_and_no_flex_invalid_settings(default_env):
@@ -140,6 +140,7 @@ def test_app_settings_point_at_created_resources(default_env):
     assert settings["SMALLFIRST_FRONTIER_ENDPOINT"] == f"https://{subdomain}.openai.azure.com/"
     assert settings["SMALLFIRST_SMALL_MODEL"] == "phi-4" and settings["SMALLFIRST_FRONTIER_MODEL"] == "gpt-4o"
     assert settings["SMALLFIRST_SMALL_LOGPROBS"] == "false" and settings["SMALLFIRST_FRONTIER_BACKEND"] == "azure_openai"
+    assert settings["SMALLFIRST_SHADOW_FRACTION"] == "0.02"  # live accuracy from 2% of accepted items
 
 
 def test_ai_services_account_and_deployments(default_env):

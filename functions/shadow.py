@@ -1,0 +1,13 @@
+"""Shadow sampling: answer accepted items again with the frontier, off the request path (shared/pipeline/shadow.py)."""
+
+import azure.functions as func
+
+from functions import services
+
+bp = func.Blueprint()
+
+
+@bp.function_name("shadow_accepted_item")
+@bp.queue_trigger(arg_name="message", queue_name=services.SHADOW_QUEUE, connection=services.DATA_CONNECTION)
+def shadow_accepted_item(message: func.QueueMessage) -> None:
+    services.shadow_worker().handle(message.get_body().decode("utf-8"))
