@@ -6,9 +6,10 @@ import asyncio
 import hashlib
 import json
 import logging
-from typing import Any
+from typing import Any, Literal
 
 import azure.functions as func
+from pydantic import BaseModel, Field, ValidationError
 
 from functions import services
 
@@ -102,3 +103,45 @@ def health(req: func.HttpRequest) -> func.HttpResponse:
     healthy = all(t["ok"] for t in tiers.values())
     return func.HttpResponse(json.dumps({"status": "ok" if healthy else "degraded", "tiers": tiers}),
                              status_code=200 if healthy else 503, mimetype="application/json")
+
+
+class ReviewDecisionBody(BaseModel):
+    decision: Literal["accept", "correct", "reject"]
+    answer: Any = None
+    by: str = Field(min_length=1, max_length=200)
+    source: str | None = None  # the input (`<task>/<name>`), when the same id waits from several inputs
+
+
+@bp.function_name("list_review")
+@bp.route(route="review/{task}", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
+def list_review(req: func.HttpRequest) -> func.HttpResponse:
+    from shared.errors import UnknownTaskError
+
+    try:
+        items = services.review_queue().pending(req.route_params.get("task", ""))
+    except UnknownTaskError as exc:
+        return problem(404, "Unknown task", str(exc), tasks=exc.known)
+    return ok({"items": [item.model_dump(mode="json") for item in items]})
+
+
+@bp.function_name("decide_review")
+@bp.route(route="review/{task}/{id}", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
+def decide_review(req: func.HttpRequest) -> func.HttpResponse:
+    from shared.errors import InputError, ReviewItemNotFound, UnknownTaskError, WriteConflict
+
+    try:
+        body = ReviewDecisionBody.model_validate_json(req.get_body()[:MAX_BODY_BYTES])
+    except ValidationError as exc:
+        return problem(400, "Invalid decision", str(exc.errors()[0]["msg"]), field=list(exc.errors()[0]["loc"]))
+    try:
+        decided = services.review_queue().decide(req.route_params.get("task", ""), req.route_params.get("id", ""),
+                                                 body.decision, body.answer, by=body.by, source=body.source)
+    except UnknownTaskError as exc:
+        return problem(404, "Unknown task", str(exc), tasks=exc.known)
+    except ReviewItemNotFound as exc:
+        return problem(404, "Not in review", str(exc))
+    except InputError as exc:
+        return problem(422, "Invalid decision", str(exc), reason=exc.reason)
+    except WriteConflict as exc:
+        return problem(409, "Conflict", str(exc))
+    return ok(decided.model_dump(mode="json"))

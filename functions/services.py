@@ -16,6 +16,7 @@ from shared.pipeline.blob_names import DATA_CONNECTION
 if TYPE_CHECKING:  # the core is imported on first use, not when the host indexes the app
     from shared.core.cascade import Cascade
     from shared.pipeline.ingest import Ingestor
+    from shared.operations.review import ReviewQueue
     from shared.pipeline.shadow import ShadowWorker
     from shared.pipeline.storage import BlobStore
 
@@ -82,6 +83,13 @@ def shadow_worker() -> "ShadowWorker":
     return ShadowWorker(cascade(), blob_store())
 
 
+@once
+def review_queue() -> "ReviewQueue":
+    from shared.operations.review import ReviewQueue
+
+    return ReviewQueue(blob_store(), cascade().tasks)
+
+
 def max_dequeue_count() -> int:
     """Tries of a queue message before the runtime moves it to the poison queue (host.json; default 5)."""
     return int(json.loads(HOST_JSON.read_text()).get("extensions", {}).get("queues", {}).get("maxDequeueCount", 5))
@@ -103,5 +111,5 @@ def ingestor() -> "Ingestor":
 
 def reset() -> None:
     """Forget every service (tests that change the environment between modules)."""
-    for service in (cascade, blob_store, work_queue, ingestor, shadow_queue, shadow_worker):
+    for service in (cascade, blob_store, work_queue, ingestor, shadow_queue, shadow_worker, review_queue):
         service.cache_clear()

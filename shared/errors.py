@@ -6,6 +6,7 @@
     ├── TaskError                   a task file is invalid; the message names the file and the field
     │   └── UnknownTaskError        no task of that name
     ├── InputError                  an input is unusable as a whole; `reason` is a stable code
+    ├── ReviewItemNotFound          no item of that id waits in review
     ├── WriteConflict               a conditional blob write lost: the blob exists or changed meanwhile
     ├── ClaimHeldError              another live worker holds the claim on this work; `retry_after` seconds
     └── TierError                   a tier could not answer this item (permanent: bad request, auth, ...)
@@ -52,6 +53,10 @@ class InputError(SmallfirstError, ValueError):
     def __init__(self, reason: str, message: str) -> None:
         super().__init__(message)
         self.reason = reason
+
+
+class ReviewItemNotFound(SmallfirstError, LookupError):
+    """No item of that id (and input) waits in the task's review queue."""
 
 
 class WriteConflict(SmallfirstError):

@@ -100,6 +100,7 @@ def test_app_indexes_its_functions_without_heavy_imports():
         "process_incoming_blob": "blobTrigger", "process_work": "queueTrigger",
         "deadletter_poison_work": "queueTrigger", "run_task": "httpTrigger", "list_tasks": "httpTrigger",
         "health": "httpTrigger", "retrain_heads": "timerTrigger", "shadow_accepted_item": "queueTrigger",
+        "list_review": "httpTrigger", "decide_review": "httpTrigger",
     }
     assert out["heavy"] == []
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 from pathlib import Path
@@ -466,3 +467,81 @@ def stats(
 
 if __name__ == "__main__":
     app()
+
+
+@app.command()
+def review(
+    task: str,
+    by: str = typer.Option(None, "--by", help="who decides (recorded in each correction; default: $USER)"),
+) -> None:
+    """Work through the task's review queue: accept the draft, correct it, reject it, or skip.
+
+    Reads and writes the review/, results/ and corrections/ containers of the DataStorage account."""
+    import getpass
+
+    from shared.operations.review import ReviewQueue
+    from shared.operations.stats_sources import interactive_store
+    from shared.pipeline.blob_names import DATA_CONNECTION
+
+    cascade = _cascade()
+    spec = _task(cascade, task)
+    try:
+        queue = ReviewQueue(interactive_store(DATA_CONNECTION), cascade.tasks)
+        pending = queue.pending(spec.name)
+    except KeyError as exc:  # no storage connection configured
+        console.print(f"[red]{exc.args[0]}[/]")
+        raise typer.Exit(2)
+    who = by or getpass.getuser()
+    out = Console()
+    out.print(f"{len(pending)} item(s) of {spec.name} wait in review")
+    decided = 0
+    for n, item in enumerate(pending, 1):
+        out.rule(f"{n}/{len(pending)}")
+        out.print(f"item {item.record.id} from {item.source}", highlight=False, markup=False)
+        out.print(item.text or "[dim](the input's text was not found)[/]", highlight=False, markup=False)
+        attempts = Table("tier", "outcome", "answer", "confidence")
+        for attempt in item.record.attempts:
+            attempts.add_row(attempt.tier, attempt.outcome, json.dumps(attempt.answer, ensure_ascii=False),
+                             f"{attempt.confidence:.2f}" if attempt.confidence is not None else "-")
+        out.print(attempts)
+        out.print(f"draft: {json.dumps(item.record.answer, ensure_ascii=False)}", highlight=False, markup=False)
+        choice = typer.prompt("[a]ccept / [c]orrect / [r]eject / [s]kip / [q]uit", default="s").strip().lower()[:1]
+        if choice == "q":
+            break
+        if choice not in ("a", "c", "r"):
+            continue
+        decision = {"a": "accept", "c": "correct", "r": "reject"}[choice]
+        answer = _ask_answer(spec, item.record.answer) if decision == "correct" else None
+        try:
+            queue.decide(spec.name, item.record.id, decision, answer, by=who, source=item.source)
+        except SmallfirstError as exc:
+            console.print(f"[red]not recorded: {exc}[/]")
+            continue
+        decided += 1
+        out.print(f"recorded: {decision}" + (f" -> {json.dumps(answer, ensure_ascii=False)}" if answer else ""))
+    out.print(f"{decided} decision(s) recorded by {who}")
+
+
+def _ask_answer(spec: AnyTask, draft: object) -> object:
+    """A label by number or name, or an extraction field by field (Enter keeps the draft's value)."""
+    if isinstance(spec, ClassificationTask):
+        labels = spec.allowed_labels
+        for n, label in enumerate(labels, 1):
+            console.print(f"  {n}. {label}")
+        while True:
+            given = typer.prompt("label (number or name)").strip()
+            if given.isdigit() and 1 <= int(given) <= len(labels):
+                return labels[int(given) - 1]
+            if given in labels:
+                return given
+            console.print(f"[red]{given!r} is not one of the {len(labels)} labels[/]")
+    answer = dict(draft) if isinstance(draft, dict) else {}
+    for field, schema in spec.json_schema.get("properties", {}).items():
+        given = typer.prompt(f"{field}", default=str(answer.get(field, "")), show_default=True)
+        if given != "":  # the schema's numbers are typed in as text
+            kind = schema.get("type") if isinstance(schema, dict) else None
+            try:
+                answer[field] = int(given) if kind == "integer" else float(given) if kind == "number" else given
+            except ValueError:
+                answer[field] = given  # left for the task's validation to refuse, with its reason
+    return answer

@@ -1,0 +1,153 @@
+"""The review queue: items no tier answered acceptably, and a person's decision on each.
+
+Pending items are the records in `review/<task>/...` (one ResultRecord per line); their text is read from the
+input they came from. `ReviewQueue.decide` takes accept (the draft is right), correct (a final answer, validated
+against the task) or reject (no answer is right), and in this order, each step safe to repeat:
+
+1. writes a CorrectionRecord to `corrections/<task>/<hash of id>.json` (a later decision replaces it);
+2. updates the item's record in `results/` to status `reviewed` with the final answer and confidence 1.0 (a
+   person decided; none when rejected), keeping every attempt;
+3. removes the item from `review/` (the blob is deleted when it empties).
+
+Blob updates are conditional on the version read, and retried when another writer got there first.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any, Callable
+
+from pydantic import BaseModel
+
+from shared.core.records import CorrectionRecord, ResultRecord, ReviewDecision
+from shared.core.tasks import AnyTask, ClassificationTask, TaskCatalog
+from shared.errors import InputError, ReviewItemNotFound, WriteConflict
+from shared.pipeline.blob_names import Containers, InputBlob, correction, input_of_output
+from shared.pipeline.parsing import parse_input
+from shared.pipeline.storage import BlobStore
+
+PENDING = ("needs_review", "failed")
+WRITE_TRIES = 5
+
+
+class PendingItem(BaseModel):
+    source: str  # the input, `<task>/<name>` in incoming/
+    review_blob: str
+    text: str
+    record: ResultRecord
+
+
+class ReviewQueue:
+    def __init__(self, store: BlobStore, tasks: TaskCatalog, containers: Containers = Containers()) -> None:
+        self.store = store
+        self.tasks = tasks
+        self.containers = containers
+
+    def pending(self, task: str) -> list[PendingItem]:
+        """Every item waiting in the task's review queue, oldest input first."""
+        self.tasks.get(task)  # an unknown task is an UnknownTaskError, not an empty queue
+        items: list[PendingItem] = []
+        for name in sorted(self.store.list_states(self.containers.review, f"{task}/")):
+            source = input_of_output(name, self.containers)
+            if source is None:
+                continue
+            records = _records(self.store.read(self.containers.review, name))
+            texts = self._texts(source)
+            items += [PendingItem(source=source.path, review_blob=name, text=texts.get(r.id, ""), record=r)
+                      for r in records if r.status in PENDING]
+        return items
+
+    def decide(self, task_name: str, item_id: str, decision: ReviewDecision, answer: Any = None, *, by: str,
+               source: str | None = None) -> CorrectionRecord:
+        task = self.tasks.get(task_name)
+        matches = [p for p in self.pending(task_name) if p.record.id == item_id and source in (None, p.source)]
+        if not matches:
+            raise ReviewItemNotFound(f"no item {item_id!r} waits in review for {task_name}"
+                                     + (f" from {source}" if source else ""))
+        if len(matches) > 1:
+            raise InputError("ambiguous_item", f"item {item_id!r} waits from several inputs: give its source "
+                             f"({', '.join(p.source for p in matches)})")
+        item = matches[0]
+        final = _final_answer(task, decision, answer, item.record)
+        decided = CorrectionRecord(task=task.name, id=item_id, text=item.text or "(text not found)",
+                                   decision=decision, final_answer=final, draft_answer=item.record.answer,
+                                   draft_tier=item.record.tier, by=by, at=datetime.now(timezone.utc))
+        self.store.write(self.containers.corrections, correction(task.name, item_id), decided.model_dump_json(),
+                         content_type="application/json", metadata={"source": item.source})
+        # results/ and review/ share names (<input>.jsonl, <input>/part-NNNNN.jsonl), but a one-item input's
+        # results are <input>.json
+        source = InputBlob.from_path(item.source, self.containers)
+        results_blob = item.review_blob
+        if item.review_blob == source.review and self.store.state(self.containers.results, source.result_single):
+            results_blob = source.result_single
+        self._rewrite(self.containers.results, results_blob, lambda r: _reviewed(r, decided) if r.id == item_id else r)
+        self._rewrite(self.containers.review, item.review_blob, lambda r: None if r.id == item_id else r)
+        return decided
+
+    def _texts(self, source: InputBlob) -> dict[str, str]:
+        state = self.store.state(self.containers.incoming, source.path)
+        if state is None:
+            return {}
+        data = self.store.read(self.containers.incoming, source.path)
+        try:
+            return {item.id: item.text for item in parse_input(source.name, data).items}
+        except InputError:
+            return {}
+
+    def _rewrite(self, container: str, name: str, change: Callable[[ResultRecord], ResultRecord | None]) -> None:
+        """Apply `change` to every record of a blob (None drops it), conditional on the version read."""
+        for _ in range(WRITE_TRIES):
+            state = self.store.state(container, name)
+            if state is None:
+                return
+            try:
+                data = self.store.read(container, name, etag=state.etag)
+                kept = [changed for r in _records(data) if (changed := change(r)) is not None]
+                if not kept:
+                    self.store.delete(container, name, state)
+                elif name.endswith(".jsonl"):
+                    self.store.write(container, name, "".join(r.model_dump_json() + "\n" for r in kept),
+                                     content_type="application/x-ndjson", metadata=state.metadata, replacing=state)
+                else:
+                    self.store.write(container, name, kept[0].model_dump_json(indent=2),
+                                     content_type="application/json", metadata=state.metadata, replacing=state)
+                return
+            except WriteConflict:
+                continue
+        raise WriteConflict(f"{container}/{name} kept changing; try the decision again")
+
+
+def _records(data: bytes) -> list[ResultRecord]:
+    text = data.decode("utf-8").strip()
+    if not text:
+        return []
+    if text.startswith("{") and "\n{" not in text:  # a single item's pretty-printed record
+        return [ResultRecord.model_validate_json(text)]
+    return [ResultRecord.model_validate_json(line) for line in text.splitlines() if line.strip()]
+
+
+def _final_answer(task: AnyTask, decision: ReviewDecision, answer: Any, draft: ResultRecord) -> Any:
+    if decision == "reject":
+        return None
+    final = draft.answer if decision == "accept" else answer
+    if final is None:
+        raise InputError("no_answer", "there is no draft to accept: correct it with an answer, or reject it"
+                         if decision == "accept" else "a correction needs an answer")
+    if isinstance(task, ClassificationTask):
+        if final not in task.allowed_labels:
+            raise InputError("invalid_answer", f"{final!r} is not a label of {task.name}: "
+                             f"{', '.join(task.allowed_labels)}")
+    else:
+        errors = task.validation_errors(final)
+        if errors:
+            raise InputError("invalid_answer", "; ".join(errors))
+    return final
+
+
+def _reviewed(record: ResultRecord, decided: CorrectionRecord) -> ResultRecord:
+    rejected = decided.decision == "reject"
+    return record.model_copy(update={
+        "status": "reviewed", "answer": decided.final_answer, "confidence": None if rejected else 1.0,
+        "confidence_method": f"review: {decided.decision} by {decided.by}", "field_confidence": None,
+        "finished_at": decided.at})
+

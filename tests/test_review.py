@@ -1,0 +1,179 @@
+"""The review queue on real Azurite, through the registered functions: items that end needs_review are decided
+in the core, over HTTP, and by a person driving `smallfirst review` in a pseudo-terminal."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pexpect
+import pytest
+
+from localdev.azurite import Azurite
+from localdev.host import LocalHost
+from shared.core.records import CorrectionRecord, ResultRecord
+from shared.errors import InputError, ReviewItemNotFound
+from shared.learning.training_data import examples_from_corrections
+from shared.pipeline.blob_names import Containers, InputBlob, correction
+from tests.azure_wire import AzureWireServer, Scripted, chat_completion
+
+pytestmark = pytest.mark.azurite
+VENV_BIN = Path(sys.executable).parent
+TASK = "rtask"
+TASK_YAML = """\
+kind: classification
+instruction: Route the customer support ticket to the team that should handle it.
+threshold: 0.9
+tiers: [small]
+labels: [{name: billing}, {name: technical}, {name: account}, {name: other}]
+"""
+
+
+def unsure_billing(request) -> Scripted:
+    """`billing` at probability ~0.37: below the threshold, so every item ends in review with that draft."""
+    tokens = [('{"label":"', -0.01), ("billing", -1.0), ('"}', -0.01)]
+    return Scripted(body=chat_completion('{"label":"billing"}', tokens=tokens))
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory):
+    tasks_dir = tmp_path_factory.mktemp("tasks")
+    (tasks_dir / f"{TASK}.yaml").write_text(TASK_YAML)
+    with Azurite() as emulator, AzureWireServer() as small:
+        small.default = unsure_billing
+        values = {"DataStorage": emulator.connection_string, "SMALLFIRST_TASKS_DIR": str(tasks_dir),
+                  "SMALLFIRST_LOCAL_PROFILE": "trained", "SMALLFIRST_SMALL_BACKEND": "openai_compatible",
+                  "SMALLFIRST_SMALL_ENDPOINT": small.url, "SMALLFIRST_SMALL_LOGPROBS": "true"}
+        saved = {k: os.environ.get(k) for k in values}
+        os.environ.update(values)
+        from functions import services
+
+        services.reset()
+        services.blob_store().ensure_containers(Containers().all())
+        yield values
+        services.reset()
+        for key, value in saved.items():
+            os.environ.pop(key, None) if value is None else os.environ.__setitem__(key, value)
+
+
+@pytest.fixture(scope="module")
+def host(env):
+    from function_app import app
+
+    local = LocalHost(app, port=0, poll_s=0.2).start()
+    yield local
+    local.stop()
+
+
+def drop_and_wait(name: str, lines: list[str]) -> None:
+    from functions import services
+
+    store = services.blob_store()
+    data = "".join(json.dumps({"id": f"{name}-{i}", "text": text}) + "\n" for i, text in enumerate(lines))
+    store.service.get_blob_client("incoming", f"{TASK}/{name}.jsonl").upload_blob(data.encode(), overwrite=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if store.state("review", InputBlob(TASK, f"{name}.jsonl").review):
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"{name} did not reach review")
+
+
+def result_of(name: str, item_id: str) -> ResultRecord:
+    from functions import services
+
+    text = services.blob_store().read("results", InputBlob(TASK, f"{name}.jsonl").result_lines).decode()
+    return next(r for r in map(ResultRecord.model_validate_json, text.splitlines()) if r.id == item_id)
+
+
+def correction_of(item_id: str) -> CorrectionRecord:
+    from functions import services
+
+    return CorrectionRecord.model_validate_json(services.blob_store().read("corrections", correction(TASK, item_id)))
+
+
+def test_decisions_write_corrections_update_results_and_empty_the_queue(host):
+    from functions import services
+
+    drop_and_wait("core", ["I was charged twice", "The app crashes on export", "Please close my account"])
+    queue = services.review_queue()
+    pending = {item.record.id: item for item in queue.pending(TASK)}
+    assert {"core-0", "core-1", "core-2"} <= pending.keys()
+    assert pending["core-1"].text == "The app crashes on export" and pending["core-1"].record.answer == "billing"
+
+    queue.decide(TASK, "core-0", "accept", by="ana")
+    queue.decide(TASK, "core-1", "correct", "technical", by="ana")
+    with pytest.raises(InputError, match="not a label"):
+        queue.decide(TASK, "core-2", "correct", "refunds", by="ana")
+    assert services.blob_store().state("corrections", correction(TASK, "core-2")) is None  # nothing written
+
+    assert correction_of("core-0").final_answer == "billing" and correction_of("core-0").decision == "accept"
+    fixed = correction_of("core-1")
+    assert (fixed.final_answer, fixed.draft_answer, fixed.by, fixed.text) == (
+        "technical", "billing", "ana", "The app crashes on export")
+    updated = result_of("core", "core-1")
+    assert updated.status == "reviewed" and updated.answer == "technical" and updated.attempts  # attempts kept
+    assert result_of("core", "core-2").status == "needs_review"
+    assert [item.record.id for item in queue.pending(TASK) if item.source.endswith("core.jsonl")] == ["core-2"]
+    with pytest.raises(ReviewItemNotFound):  # decided once: it left the queue
+        queue.decide(TASK, "core-1", "reject", by="bo")
+    queue.decide(TASK, "core-2", "reject", by="bo")
+    assert services.blob_store().state("review", InputBlob(TASK, "core.jsonl").review) is None  # emptied: deleted
+
+    examples, report = examples_from_corrections([correction_of(i) for i in ("core-0", "core-1", "core-2")],
+                                                 task=TASK, allowed_labels={"billing", "technical"})
+    assert sorted(e.label for e in examples) == ["billing", "technical"] and report.skipped == {
+        "rejected in review": 1}
+
+
+def call(host, method: str, path: str, body: dict | None = None) -> tuple[int, dict]:
+    request = urllib.request.Request(f"http://127.0.0.1:{host.port}/api/{path}", method=method,
+                                     data=json.dumps(body).encode() if body is not None else None,
+                                     headers={"content-type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read())
+
+
+def test_review_over_http_lists_decides_and_answers_problems(host):
+    drop_and_wait("http", ["Where is my invoice?"])
+    status, listing = call(host, "GET", f"review/{TASK}")
+    assert status == 200 and "http-0" in {item["record"]["id"] for item in listing["items"]}
+    assert call(host, "GET", "review/no_such_task")[0] == 404
+    assert call(host, "POST", f"review/{TASK}/http-0", {"decision": "maybe", "by": "x"})[0] == 400
+    status, body = call(host, "POST", f"review/{TASK}/http-0", {"decision": "correct", "answer": "nope", "by": "x"})
+    assert status == 422 and body["reason"] == "invalid_answer"
+    status, body = call(host, "POST", f"review/{TASK}/http-0", {"decision": "correct", "answer": "billing",
+                                                                "by": "cy"})
+    assert status == 200 and body["final_answer"] == "billing" and body["by"] == "cy"
+    assert call(host, "POST", f"review/{TASK}/http-0", {"decision": "accept", "by": "cy"})[0] == 404
+    assert result_of("http", "http-0").status == "reviewed"
+
+
+def test_smallfirst_review_driven_in_a_terminal_accepts_and_corrects(host, env):
+    drop_and_wait("tty", ["Refund my double charge", "Login page shows error 500"])
+    child = pexpect.spawn(str(VENV_BIN / "smallfirst"), ["review", TASK, "--by", "dee"], env={**os.environ, **env, "NO_COLOR": "1"},
+                          encoding="utf-8", timeout=120, dimensions=(50, 160))
+    decisions = {"tty-0": ("a", None), "tty-1": ("c", "2")}  # 2 = technical, by number
+    while True:
+        found = child.expect([r"item (\S+) from rtask/", r"decision\(s\) recorded by dee", pexpect.EOF])
+        if found != 0:
+            break
+        item_id = child.match.group(1)
+        child.expect(r"\[q\]uit")
+        choice, label = decisions.get(item_id, ("s", None))
+        child.sendline(choice)
+        if label:
+            child.expect(r"label \(number or name\)")
+            child.sendline(label)
+    child.expect(pexpect.EOF)
+    assert correction_of("tty-0").final_answer == "billing" and correction_of("tty-0").by == "dee"
+    assert correction_of("tty-1").final_answer == "technical" and correction_of("tty-1").decision == "correct"
+    assert result_of("tty", "tty-1").status == "reviewed" and result_of("tty", "tty-1").answer == "technical"
