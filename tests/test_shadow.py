@@ -164,3 +164,36 @@ def test_live_accuracy_from_shadow_pairs_brackets_the_frontiers_disagreement_and
     live = summary.tasks[0].total.live_accuracy
     low, high = live.interval
     assert live.n >= 40 and low < 0.8 < high and high < 0.95
+
+
+def test_a_few_hundred_items_at_five_percent_show_volume_savings_and_live_accuracy_in_stats(storage, tmp_path):
+    """The issue's local run: 300 items, 5% shadowed, a frontier that disagrees on a known share (ids ending in
+    0 or 5: 20%); `smallfirst stats` reads the containers and its page renders."""
+    from shared.operations.dashboard import stats_page
+
+    with AzureWireServer() as small, AzureWireServer() as frontier:
+        small.default = lambda request: reply("billing")
+        frontier.default = lambda request: reply(
+            "technical" if request.body["messages"][-1]["content"].endswith(("0", "5")) else "billing")
+        task_dir = tmp_path / "tasks"
+        task_dir.mkdir()
+        (task_dir / "volume.yaml").write_text(TASK_YAML)
+        cascade, ingestor, work, shadows = make_pipeline(storage, task_dir, small, frontier, "0.05")
+        lines = "".join(json.dumps({"id": f"v-{i}", "text": f"ticket number {i}"}) + "\n" for i in range(300))
+        client = storage.service.get_blob_client("incoming", "volume/big.jsonl")
+        client.upload_blob(lines.encode(), overwrite=True)
+        ingestor.handle_blob(client)
+        while work:
+            ingestor.handle_work(work.pop(0))
+        worker = ShadowWorker(cascade, storage)
+        for message in shadows:
+            worker.handle(message)
+    assert 5 <= len(shadows) <= 30 and len(frontier.requests) == len(shadows)
+    records = ContainerRecords(storage, task="volume")
+    summary = summarise(records.results(), records.shadows())
+    total = summary.tasks[0].total
+    assert total.volume == 300 and total.counterfactual_cost_usd > total.cost_usd
+    low, high = total.live_accuracy.interval
+    assert total.live_accuracy.n == len(shadows) and low < 0.8 < high
+    page = stats_page(summary, "test")
+    assert "volume" in page and page.count("<img") >= 3
