@@ -52,6 +52,10 @@ class EnvironmentConfig:
     retrain_tasks: str = ""
     # Share of accepted items the frontier also answers off the request path, for live accuracy (shadow sampling).
     shadow_fraction: str = "0.02"
+    # Alerts (alerts.py): where they go, and what fires them.
+    alert_email: str = ""
+    failure_rate_threshold: float = 0.05
+    accuracy_target: float = 0.95
     maximum_instance_count: int = 100
     instance_memory_mb: int = 2048
     python_version: str = "3.11"
@@ -74,6 +78,10 @@ class EnvironmentConfig:
 
         def text(key: str, default: str) -> str:
             return config.get(key) or default
+
+        def number(key: str, default: float) -> float:
+            value = config.get_float(key)
+            return default if value is None else value
 
         def integer(key: str, default: int) -> int:
             value = config.get_int(key)
@@ -113,6 +121,9 @@ class EnvironmentConfig:
             retrain_schedule=text("retrainSchedule", defaults.retrain_schedule),
             retrain_tasks=text("retrainTasks", defaults.retrain_tasks),
             shadow_fraction=text("shadowFraction", defaults.shadow_fraction),
+            alert_email=text("alertEmail", defaults.alert_email),
+            failure_rate_threshold=number("failureRateThreshold", defaults.failure_rate_threshold),
+            accuracy_target=number("accuracyTarget", defaults.accuracy_target),
             maximum_instance_count=integer("maximumInstanceCount", defaults.maximum_instance_count),
             instance_memory_mb=integer("instanceMemoryMb", defaults.instance_memory_mb),
         )

@@ -10,6 +10,7 @@ from pulumi_azure_native import (
 )
 
 from smallfirst_infra import roles
+from smallfirst_infra.alerts import Alerts
 from smallfirst_infra.blob_trigger import AppCode, BlobEvents
 from smallfirst_infra.config import REPOSITORY_ROOT, EnvironmentConfig, SmallModelHosting
 from smallfirst_infra.embeddings import EmbeddingsDeployment
@@ -139,6 +140,9 @@ class SmallfirstEnvironment(pulumi.ComponentResource):
         names = Names(prefix, child)
         self.rg = resources.ResourceGroup(f"{prefix}-rg", opts=child)
         self.monitoring = Monitoring(f"{prefix}-mon", self.rg, child)
+        self.alerts = Alerts(f"{prefix}-alerts", self.rg, self.monitoring.app_insights.id, email=config.alert_email,
+                             failure_rate_threshold=config.failure_rate_threshold,
+                             accuracy_target=config.accuracy_target, opts=child)
         self.data = DataStorage(f"{prefix}-data", self.rg, names.storage_account("data"), child)
         self.ai = AiFoundry(f"{prefix}-ai", self.rg, config, names, child)
 

@@ -47,6 +47,10 @@ RULES: dict[str, NameRule] = {
         "workspaceName", r"(?=.{4,63}$)" + ALNUM_HYPHEN, "4-63 letters, digits, hyphens; alphanumeric ends"),
     "azure-native:applicationinsights:Component": NameRule(
         "resourceName", r"[^%&\\?/]{0,259}[^%&\\?/. ]", "1-260 characters, none of %&\\?/, not ending in . or space"),
+    "azure-native:monitor:ActionGroup": NameRule(
+        "actionGroupName", r"[^%&\\?/]{1,260}", "1-260 characters, none of %&\\?/"),
+    "azure-native:monitor:ScheduledQueryRule": NameRule(
+        "ruleName", r"[^<>*%{}&:\\?+/#|]{1,260}", "1-260 characters, none of <>*%{}&:\\?+/#|"),
     "azure-native:cognitiveservices:Account": NameRule(
         "accountName", r"(?=.{2,64}$)" + ALNUM_HYPHEN, "2-64 letters, digits, hyphens; alphanumeric ends"),
     "azure-native:cognitiveservices:Project": NameRule(
