@@ -38,7 +38,11 @@ def test_host_json_and_settings_sample():
     assert host["extensions"]["blobs"]["poisonBlobThreshold"] >= 1
     values = json.loads((REPO / "local.settings.sample.json").read_text())["Values"]
     assert values["FUNCTIONS_WORKER_RUNTIME"] == "python" and values["DataStorage"] == "UseDevelopmentStorage=true"
-    assert values["SMALLFIRST_SMALL_BACKEND"] == "embedded"
+    assert "SMALLFIRST_SMALL_BACKEND" not in values  # the local profile decides: embedded only where installed
+    assert host["telemetryMode"] == "OpenTelemetry"
+    from shared.core.config import Settings
+
+    assert Settings.from_env({k: v for k, v in values.items() if k.startswith("SMALLFIRST_")}).tiers["trained"]
 
 
 def test_ci_runs_the_readme_test_command():
