@@ -124,3 +124,13 @@ def test_wilson_interval_matches_the_published_values_and_stays_inside_zero_one(
     low, high = metrics.wilson_interval(0, 10)
     assert low == 0.0 and high == pytest.approx(0.2775, abs=5e-4)
     assert metrics.wilson_interval(10, 10)[1] == 1.0 and metrics.wilson_interval(0, 0) == (0.0, 1.0)
+
+
+def test_psi_is_near_zero_for_the_same_distribution_and_large_for_a_shifted_one():
+    rng = np.random.default_rng(0)
+    reference = metrics.confidence_histogram(rng.beta(8, 2, 5000))
+    same = metrics.confidence_histogram(rng.beta(8, 2, 5000))
+    shifted = metrics.confidence_histogram(rng.beta(3, 3, 5000))
+    assert sum(reference) == pytest.approx(1.0)
+    assert metrics.population_stability_index(reference, same) < 0.02
+    assert metrics.population_stability_index(reference, shifted) > 0.5

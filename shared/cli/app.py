@@ -421,7 +421,9 @@ def stats(
     Reads results/, review/, shadow/ and corrections/ of the DataStorage account, or only the local files given."""
     from datetime import datetime, timedelta, timezone
 
-    from shared.operations.stats import summarise
+    from shared.core.config import Settings
+    from shared.core.tasks import TaskCatalog
+    from shared.operations.stats import confidence_drift, drift_level, summarise
     from shared.operations.stats_sources import ContainerRecords, interactive_store, local_results, local_shadows
     from shared.operations.stats_tables import headline, task_tables
 
@@ -441,6 +443,7 @@ def stats(
         _stats_failed(str(exc))
     since = datetime.now(timezone.utc).date() - timedelta(days=days - 1) if days else None
     summary = summarise(found, pairs, corrections, task=task, since=since)
+    catalog = TaskCatalog(Settings.from_env().tasks_dir)  # each task's tuning reference, for drift
     out = Console()
     window = f"since {since.isoformat()}" if since else "all days"
     if not summary.tasks:
@@ -453,6 +456,11 @@ def stats(
             for row in text_table.rows:
                 table.add_row(*row)
             out.print(table)
+        if task_stats.task in catalog.names():
+            for tier, psi in confidence_drift(task_stats.confidences,
+                                              catalog.get(task_stats.task).confidence_reference).items():
+                out.print(f"confidence drift of {tier} against the run its threshold was tuned on: PSI {psi:.3f} "
+                          f"({drift_level(psi)})")
     if summary.undated:
         console.print(f"[yellow]{summary.undated} result records carry no finished_at and are in no day[/]")
     if html is not None:
@@ -463,10 +471,6 @@ def stats(
         except OSError as exc:
             _stats_failed(f"{html}: {exc.strerror or exc}")
         console.print(f"stats page -> {html}")
-
-
-if __name__ == "__main__":
-    app()
 
 
 @app.command()
@@ -545,3 +549,7 @@ def _ask_answer(spec: AnyTask, draft: object) -> object:
             except ValueError:
                 answer[field] = given  # left for the task's validation to refuse, with its reason
     return answer
+
+
+if __name__ == "__main__":
+    main()

@@ -61,6 +61,8 @@ class TaskBase(BaseModel):
     # Live accuracy (shared/pipeline/shadow.py): the share of items a cheaper tier accepted that the frontier also
     # answers off the request path, and the accuracy those accepted answers must keep (an alert below it).
     shadow_fraction: float = Field(default=0.0, ge=0.0, le=1.0)
+    # Per tier, the confidence histogram (10 equal bins) of the run its threshold was tuned on (`smallfirst tune`).
+    confidence_reference: dict[str, list[float]] = Field(default_factory=dict)
     target_accuracy: float = Field(default=0.95, gt=0.0, le=1.0)
     # A frontier answer is final unless its confidence is below this (then it goes to review); 0 = always final.
     frontier_threshold: float = Field(default=0.0, ge=0.0, le=1.0)

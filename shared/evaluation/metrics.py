@@ -259,3 +259,20 @@ def wilson_interval(successes: int, n: int, confidence: float = 0.95) -> tuple[f
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
     # At 0 or n successes the bound is exactly 0 or 1; the subtraction would leave rounding error.
     return (0.0 if successes == 0 else centre - half), (1.0 if successes == n else centre + half)
+
+
+PSI_BINS = 10
+
+
+def confidence_histogram(confidences: Sequence[float], bins: int = PSI_BINS) -> list[float]:
+    """Shares of confidences in equal-width bins over [0, 1] (the reference a live distribution is compared with)."""
+    counts = np.histogram(np.clip(np.asarray(confidences, dtype=float), 0.0, 1.0), bins=bins, range=(0.0, 1.0))[0]
+    return [float(c) / max(1, len(confidences)) for c in counts]
+
+
+def population_stability_index(reference: Sequence[float], live: Sequence[float], floor: float = 1e-4) -> float:
+    """PSI between two histograms of shares: sum (live - ref) * ln(live / ref), empty bins floored. Rule of thumb:
+    below 0.1 stable, 0.1-0.25 moderate drift, above 0.25 a shift worth re-tuning for."""
+    ref = np.maximum(np.asarray(reference, dtype=float), floor)
+    now = np.maximum(np.asarray(live, dtype=float), floor)
+    return float(np.sum((now - ref) * np.log(now / ref)))

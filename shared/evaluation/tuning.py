@@ -68,6 +68,9 @@ def tune(task_path: Path, run_path: Path, *, frontier_run: Path | None = None, t
     else:
         raw.setdefault("tier_thresholds", {})[tier] = round(float(threshold), 6)
         raw.setdefault("tier_threshold_sources", {})[tier] = source
+    # What the threshold was tuned on, for drift: live confidences are compared with it (population stability)
+    raw.setdefault("confidence_reference", {})[tier] = [
+        round(share, 6) for share in metrics.confidence_histogram([mapping(c) for c in small_run.raw_confidences])]
     if calibrate:
         raw["calibration"] = calibration.model_dump()
     task_path.write_text(yaml.safe_dump(raw, sort_keys=False, allow_unicode=True, width=200), encoding="utf-8")

@@ -236,3 +236,13 @@ def summarise(results: Iterable[SourcedResult], shadows: Iterable[ShadowRecord] 
                                total=period_stats(name, None, window, decisions),
                                confidences=confidences_by_tier(window.results)))
     return StatsSummary(since=since, tasks=tasks, undated=sum(r.finished_at is None for r in records))
+
+
+def confidence_drift(confidences: dict[str, list[float]], reference: dict[str, list[float]]) -> dict[str, float]:
+    """Per tier with a tuning reference and live answers: the population stability index of its confidences."""
+    return {tier: metrics.population_stability_index(reference[tier], metrics.confidence_histogram(live))
+            for tier, live in sorted(confidences.items()) if tier in reference and live}
+
+
+def drift_level(psi: float) -> str:
+    return "stable" if psi < 0.1 else "moderate drift" if psi < 0.25 else "shifted: re-tune the threshold"

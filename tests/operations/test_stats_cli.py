@@ -163,3 +163,16 @@ def test_stats_reads_what_smallfirst_run_writes(tmp_path, wire, monkeypatch):
     assert saving and float(saving[1]) > 0 and 0 < float(saving[3]) < 100  # Phi-4 prices against gpt-4o's
     assert re.search(r"all days\s*│\s*4\s*│", outcome.output)  # 4 low_confidence attempts
     assert "no shadow pairs for live accuracy" in outcome.output
+
+
+def test_stats_reports_confidence_drift_against_the_tuning_reference(files, tmp_path):
+    tasks_dir = write_ticket_task(tmp_path / "tasks")
+    task_file = tasks_dir / "ticket.yaml"
+    first_tier = json.loads(files[0].read_text().splitlines()[0])["attempts"][0]["tier"]
+    # Tuned on confidences all below 0.1; the live answers in `files` are far more confident: a shift.
+    task_file.write_text(task_file.read_text() + f"confidence_reference: {{{first_tier}: [1, 0, 0, 0, 0, 0, 0, 0, 0, 0]}}\n")
+    out = runner.invoke(app, ["stats", "--results", str(files[0]), "--days", "0"],
+                        env={"COLUMNS": "200", "SMALLFIRST_TASKS_DIR": str(tasks_dir)})
+    assert out.exit_code == 0, out.output
+    assert re.search(rf"confidence drift of {first_tier} .* PSI \d+\.\d{{3}} \(shifted: re-tune the threshold\)",
+                     out.output)
