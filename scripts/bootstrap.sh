@@ -133,7 +133,7 @@ if $with_browser; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     with_heartbeat "installing chromium" bash -c \
       'apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null' \
-      || fail "apt-get install chromium failed (see above); the dashboard test needs it"
+      || echo "bootstrap         apt-get install chromium failed (see above): the dashboard's browser test will be skipped"
   else
     echo "bootstrap         no chromium, and apt-get needs root here: install chromium, or its test is skipped"
   fi
