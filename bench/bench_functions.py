@@ -65,6 +65,16 @@ def rows(n: int) -> list[dict]:
     return [{"id": r["id"], "text": r["text"]} for r in map(json.loads, lines[:: max(1, len(lines) // n)][:n])]
 
 
+def deliver_blob_created(port: int, blob_url: str) -> None:
+    """What Event Grid's subscription does on a new blob: POST a BlobCreated event to the host's webhook."""
+    event = [{"id": "bench", "eventType": "Microsoft.Storage.BlobCreated", "data": {"url": blob_url, "api": "PutBlob"}}]
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/runtime/webhooks/blobs?functionName=Host.Functions.process_incoming_blob",
+        data=json.dumps(event).encode(), headers={"aeg-event-type": "Notification"}, method="POST")
+    with urllib.request.urlopen(request, timeout=30) as response:
+        assert response.status == 202
+
+
 async def thread_batch(cascade, task, items, concurrency=None, on_record=None):
     """The batch path before issue 14: each item's blocking cascade (sync SDK clients) on a pool thread."""
     loop = asyncio.get_running_loop()
@@ -96,14 +106,15 @@ def main() -> None:
         })
         from function_app import app
         from functions import services
-        from localdev.host import LocalHost
+        from localdev.host import LocalHost, max_polling_interval_s
         from shared.core.records import Item
         from shared.pipeline.blob_names import Containers
 
         engine = services.cascade()
         store = services.blob_store()
         store.ensure_containers(Containers().all())
-        host = LocalHost(app, port=0, poll_s=0.1).start()
+        # Blobs arrive as in Azure: an Event Grid delivery to the blob extension's webhook (no container polling).
+        host = LocalHost(app, port=0, poll_s=0.1, poll_blobs=False, max_poll_s=max_polling_interval_s()).start()
         try:
             if not args.http_only:
                 task = engine.tasks.get("support_ticket")
@@ -112,8 +123,9 @@ def main() -> None:
                 engine.run_batch(task, [Item(**r) for r in items])
                 engine_rate = len(items) / (time.perf_counter() - started)
                 started = time.perf_counter()
-                store.service.get_blob_client("incoming", "support_ticket/bench.jsonl").upload_blob(
-                    "\n".join(json.dumps(r) for r in items).encode(), overwrite=True)
+                blob = store.service.get_blob_client("incoming", "support_ticket/bench.jsonl")
+                blob.upload_blob("\n".join(json.dumps(r) for r in items).encode(), overwrite=True)
+                deliver_blob_created(host.port, blob.url)
                 result = store.service.get_blob_client("results", "support_ticket/bench.jsonl.jsonl")
                 while not result.exists():
                     time.sleep(0.05)

@@ -7,9 +7,11 @@ deliveries to the blob extension's webhook, as Core Tools serves it
 (POST /runtime/webhooks/blobs?functionName=Host.Functions.<name>, with the subscription-validation
 handshake); and queue triggers by polling, taking only as many messages as it has free workers, keeping
 their visibility extended while they run, with the runtime's poison-queue rule (after `max_dequeue_count`
-failures a message moves to `<queue>-poison`). A failed blob invocation is tried again on later polls, up to
-`max_dequeue_count` times. Values from local.settings.json are applied to the environment first, as Core
-Tools does.
+failures a message moves to `<queue>-poison`). Idle polling backs off as the runtime's queue listener does:
+the wait doubles from `poll_s` up to host.json's `maxPollingInterval` while nothing is found, and is short
+again once something is (or an invocation ends: it may have queued work). A failed blob invocation is
+tried again on later polls, up to `max_dequeue_count` times. Values from local.settings.json are applied to
+the environment first, as Core Tools does.
 """
 
 from __future__ import annotations
@@ -109,11 +111,22 @@ VISIBILITY_S = 30  # a received message stays hidden this long, renewed every th
 WEBHOOK_PATH = "/runtime/webhooks/blobs"
 
 
+def max_polling_interval_s(host_json: Path = REPO / "host.json") -> float:
+    """host.json's `extensions.queues.maxPollingInterval` (an "hh:mm:ss" timespan) in seconds; the runtime's
+    default is one minute."""
+    value = json.loads(host_json.read_text()).get("extensions", {}).get("queues", {}).get("maxPollingInterval")
+    if value is None:
+        return 60.0
+    hours, minutes, seconds = (float(part) for part in str(value).split(":"))
+    return 3600 * hours + 60 * minutes + seconds
+
+
 class LocalHost:
     def __init__(self, app, port: int = 7071, poll_s: float = 0.5, max_dequeue_count: int = 5,
-                 poll_blobs: bool = True) -> None:
+                 poll_blobs: bool = True, max_poll_s: float = 2.0) -> None:
         self.port = port
         self.poll_s = poll_s
+        self.max_poll_s = max(poll_s, max_poll_s)  # the longest idle wait between polls
         self.max_dequeue_count = max_dequeue_count
         self.poll_blobs = poll_blobs  # off: blobs arrive only as Event Grid deliveries to the webhook
         self.routes: list[HttpRoute] = []
@@ -134,6 +147,8 @@ class LocalHost:
             else:
                 log.warning("function %s: trigger %s is not served locally", name, spec["type"])
         self._stop = threading.Event()
+        self._wake = threading.Event()  # set when an invocation ends, or on stop: poll now
+        self.polls = 0  # polls done (tests watch the back-off)
         self._seen_blobs: dict[str, str] = {}
         self._blob_failures: dict[str, int] = {}
         self._queues: dict[tuple[str, str], Any] = {}
@@ -157,7 +172,10 @@ class LocalHost:
             if match and method in route.methods:
                 request = func.HttpRequest(method=method, url=f"http://localhost:{self.port}{raw_url}", headers=headers,
                                            params=dict(parse_qsl(url.query)), route_params=match.groupdict(), body=body)
-                return self.worker_loop.call(route.fn, **{route.arg: request})
+                try:
+                    return self.worker_loop.call(route.fn, **{route.arg: request})
+                finally:
+                    self._wake.set()
         return func.HttpResponse(json.dumps({"type": "about:blank", "title": "Not Found", "status": 404,
                                              "detail": f"no function serves {method} {url.path}"}),
                                  status_code=404, mimetype="application/problem+json")
@@ -306,6 +324,10 @@ class LocalHost:
         except Exception:
             log.exception("function %s failed on message %s (attempt %d)", name, message.id, message.dequeue_count)
             failed = True
+        self._settle(name, spec, queue, message, failed)
+        self._wake.set()
+
+    def _settle(self, name, spec, queue, message, failed: bool) -> None:
         with self._lock:  # no renewal may change the pop receipt while we settle the message
             self._in_flight.pop(message.id, None)
             try:
@@ -334,20 +356,28 @@ class LocalHost:
         finally:
             with self._lock:
                 self.finished_invocations += 1
+            self._wake.set()
 
     def _poll_loop(self) -> None:
         last_renewal = time.monotonic()
+        wait = self.poll_s
         while not self._stop.is_set():
+            found = 0
             try:
                 if self.poll_blobs:
-                    self.poll_blobs_once()
-                self.poll_queues_once()
+                    found += len(self.poll_blobs_once())
+                found += self.poll_queues_once()
                 if time.monotonic() - last_renewal > VISIBILITY_S / 3:
                     self.extend_visibility()
                     last_renewal = time.monotonic()
             except Exception:
                 log.exception("poll failed")
-            self._stop.wait(self.poll_s)
+            self.polls += 1
+            # Each idle poll is storage calls and CPU taken from the functions themselves: back off while idle.
+            wait = self.poll_s if found else min(2 * wait, self.max_poll_s)
+            if self._wake.wait(wait):
+                self._wake.clear()
+                wait = self.poll_s
 
     def start(self) -> "LocalHost":
         self._server = self._http_server()
@@ -362,6 +392,7 @@ class LocalHost:
 
     def stop(self) -> None:
         self._stop.set()
+        self._wake.set()
         if self._server:
             self._server.shutdown()
             self._server.server_close()
@@ -386,7 +417,8 @@ def main() -> None:
 
     from functions.services import max_dequeue_count
 
-    host = LocalHost(app, port=args.port, max_dequeue_count=max_dequeue_count()).start()
+    host = LocalHost(app, port=args.port, max_dequeue_count=max_dequeue_count(),
+                     max_poll_s=max_polling_interval_s()).start()
     try:
         while True:
             time.sleep(3600)

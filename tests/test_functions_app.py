@@ -15,7 +15,7 @@ import pytest
 from azure.storage.blob import BlobServiceClient
 
 from localdev.azurite import Azurite
-from localdev.host import LocalHost
+from localdev.host import LocalHost, max_polling_interval_s
 from shared.pipeline.blob_names import Containers
 from shared.pipeline.storage import queue_client, queue_service
 from tests.conftest import REPO, dataset_rows
@@ -103,6 +103,36 @@ def test_app_indexes_its_functions_without_heavy_imports():
         "list_review": "httpTrigger", "decide_review": "httpTrigger",
     }
     assert out["heavy"] == []
+
+
+def test_idle_host_backs_off_its_polling_and_an_invocation_wakes_it(azurite):
+    """Idle polls are storage calls and CPU taken from the functions: while nothing is found the wait doubles up
+    to max_poll_s (the runtime's queue listener does the same up to maxPollingInterval); an invocation that
+    ends may have queued work, so it makes the host poll at once."""
+    from function_app import app
+
+    idle = LocalHost(app, port=0, poll_s=0.05, max_poll_s=5.0, poll_blobs=False).start()
+    try:
+        time.sleep(3.0)  # 0.05 + 0.1 + 0.2 + ... reaches the 5 s cap within about 3 s
+        before = idle.polls
+        time.sleep(4.0)
+        assert idle.polls - before <= 2  # without the back-off: 80 polls in these 4 s
+        before = idle.polls
+        assert http(idle, "GET", "/api/tasks")[0] == 200
+        deadline = time.monotonic() + 1.0
+        while idle.polls == before and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert idle.polls > before
+    finally:
+        idle.stop()
+
+
+def test_polling_interval_is_read_from_host_json(tmp_path):
+    (tmp_path / "host.json").write_text('{"extensions": {"queues": {"maxPollingInterval": "00:01:30"}}}')
+    assert max_polling_interval_s(tmp_path / "host.json") == 90.0
+    (tmp_path / "host.json").write_text('{"version": "2.0"}')
+    assert max_polling_interval_s(tmp_path / "host.json") == 60.0  # the runtime's default
+    assert max_polling_interval_s() == 2.0  # this app's host.json
 
 
 def test_text_blob_gives_a_result_record_and_stays_untouched(host, blobs):
