@@ -68,6 +68,9 @@ DEFAULT_PRICES: dict[Backend, tuple[float, float]] = {
     Backend.AZURE_OPENAI: (2.5, 10.0),
     Backend.OPENAI_COMPATIBLE: (0.0, 0.0),
 }
+# The trained tier's input price when it embeds through an Azure OpenAI deployment: text-embedding-3-small's
+# list price (the local MiniLM is free). It reads the item once; there are no output tokens.
+DEFAULT_MANAGED_EMBEDDING_PRICE_IN = 0.02
 # USD per 1M cached input tokens (a repeated prompt prefix of 1,024+ tokens), where the provider discounts them:
 # Azure OpenAI gpt-4o list price. Elsewhere cached tokens cost what other input tokens cost.
 DEFAULT_CACHED_IN_PRICES: dict[Backend, float] = {Backend.AZURE_OPENAI: 1.25}
@@ -133,6 +136,8 @@ class TierConfig(BaseModel):
     @property
     def prices(self) -> tuple[float, float]:
         default_in, default_out = DEFAULT_PRICES[self.backend]
+        if self.backend == Backend.TRAINED and self.embedder == "azure_openai":
+            default_in = DEFAULT_MANAGED_EMBEDDING_PRICE_IN
         return (
             default_in if self.price_in_per_m is None else self.price_in_per_m,
             default_out if self.price_out_per_m is None else self.price_out_per_m,

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from shared.learning.embedders.base import Embeddings
 from shared.learning.embedders.minilm import LocalMiniLM
 
 REPO = Path(__file__).resolve().parents[2]
@@ -57,6 +58,10 @@ class CachedEmbedder:
     @property
     def dimension(self) -> int:
         return self.inner.dimension
+
+    def embed_metered(self, texts) -> Embeddings:
+        tokens = sum(int(batch.attention_mask.sum()) for batch in self.inner.encode(texts)) if texts else 0
+        return Embeddings(self.embed(texts), tokens)
 
     def embed(self, texts) -> np.ndarray:
         todo = sorted({t for t in texts if t not in self.cache})

@@ -135,3 +135,10 @@ def test_id_names_the_model_and_the_hash_pins_version_and_dimension(server):
 def test_no_request_is_made_for_no_texts(server):
     assert make(server).embed([]).shape == (0, server.dimension)
     assert server.requests == []
+
+
+def test_metered_embedding_sums_the_tokens_each_reply_bills(server):
+    metered = make(server, batch_size=2).embed_metered(["one two", "three", "four five six"])
+    assert len(server.requests) == 2
+    assert metered.tokens == 6  # the server bills a token per word: 3 in the first reply, 3 in the second
+    assert metered.vectors.shape == (3, server.dimension)

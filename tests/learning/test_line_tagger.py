@@ -146,7 +146,7 @@ def _receipt_cascade(heads, version, tiers, env=()):
     return Cascade(settings, tasks=catalog), task
 
 
-def test_the_trained_tier_extracts_through_the_cascade_with_field_confidences(saved_head, sroie_split):
+def test_the_trained_tier_extracts_through_the_cascade_with_field_confidences(saved_head, sroie_split, minilm):
     heads, artifact = saved_head
     cascade, task = _receipt_cascade(heads, artifact.version, ["trained"])
     row = sroie_split[3][0]
@@ -156,6 +156,8 @@ def test_the_trained_tier_extracts_through_the_cascade_with_field_confidences(sa
     assert set(record.field_confidence) == set(SCHEMA["properties"])
     assert all(0.0 < c <= 1.0 for c in record.field_confidence.values())
     assert record.answer["date"] in row["text"] and record.answer["total"] in row["text"]
+    distinct_lines = sorted({line.strip() for line in row["text"].splitlines() if line.strip()})
+    assert record.attempts[0].tokens_in == minilm.embed_metered(distinct_lines).tokens  # each line embedded once
 
 
 def test_an_extraction_task_without_a_head_is_an_error_so_the_item_escalates(saved_head, sroie_split, wire):

@@ -71,3 +71,11 @@ def test_construction_loads_nothing_the_first_embed_does(tmp_path):
 
 def test_empty_input_gives_an_empty_matrix(minilm):
     assert minilm.embed([]).shape == (0, DIMENSION)
+
+
+def test_metered_embedding_counts_the_tokens_read_after_truncation_and_gives_the_same_rows(minilm):
+    texts = ["hi", "one two three four five six", "word " * 500]
+    metered = minilm.embed_metered(texts)
+    assert metered.tokens == 3 + 8 + 128  # [CLS] ... [SEP] each; the long text is cut at 128
+    assert np.array_equal(metered.vectors, minilm.embed(texts))
+    assert minilm.embed_metered([]).tokens == 0

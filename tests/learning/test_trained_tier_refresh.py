@@ -77,6 +77,9 @@ def test_the_azure_openai_embedder_setting_makes_the_tier_embed_through_the_depl
         assert answer.confidence_method == ZERO_SHOT_CONFIDENCE_METHOD
         assert server.requests[-1]["path"] == "/openai/deployments/text-embedding-3-small/embeddings"
         assert server.requests[-1]["body"]["input"] == ["I was charged twice"]
+        # What the deployment billed is the answer's input, at text-embedding-3-small's list price by default.
+        assert answer.tokens_in == 4  # the wire server bills a token per word
+        assert config.cost_usd(answer.tokens_in, answer.tokens_out) == pytest.approx(4 * 0.02 / 1_000_000)
 
         store = LocalFolderStore(tmp_path)  # a MiniLM head cannot serve an Azure OpenAI embedding space
         saved = save_head(store, task="support_ticket", classifier=support_head, embedder=embedder,
@@ -84,3 +87,20 @@ def test_the_azure_openai_embedder_setting_makes_the_tier_embed_through_the_depl
         activate(store, "support_ticket", saved.version, reason="test")
         with pytest.raises(TierError, match="retrain the head"):
             TrainedTier(config).classify(task, "I was charged twice")
+
+
+def test_the_trained_tier_is_free_with_the_local_embedder_and_priced_as_set_with_a_deployment():
+    local = Settings.from_env({}).tiers["trained"]
+    assert local.prices == (0.0, 0.0)
+    managed = Settings.from_env({"SMALLFIRST_TRAINED_EMBEDDER": "azure_openai"}).tiers["trained"]
+    assert managed.prices == (0.02, 0.0)
+    priced = Settings.from_env({"SMALLFIRST_TRAINED_EMBEDDER": "azure_openai",
+                                "SMALLFIRST_TRAINED_PRICE_IN_PER_M": "0.13"}).tiers["trained"]
+    assert priced.prices == (0.13, 0.0)
+
+
+def test_local_embedder_answers_carry_the_tokens_read_at_no_cost(tmp_path, task):
+    config = Settings.from_env({"SMALLFIRST_TRAINED_HEADS_DIR": str(tmp_path)}).tiers["trained"]
+    answer = TrainedTier(config).classify(task, "I was charged twice")
+    assert answer.tokens_in == 6  # [CLS] i was charged twice [SEP]
+    assert config.cost_usd(answer.tokens_in, answer.tokens_out) == 0.0

@@ -8,7 +8,8 @@ every `heads_refresh_s`, so a newly activated head answers without a restart. A 
 zero-shot (cosine similarity to each label's name, description and examples) with deliberately low confidence, so
 its items escalate. An extraction task is answered by its head, a line tagger (`shared/learning/line_tagger.py`:
 per field, the calibrated probability of the line(s) it reads the value from); with no head it raises TierError,
-so the item escalates.
+so the item escalates. Its answers carry the tokens the embedder read, priced at the tier's input price (by default
+free with the local MiniLM, text-embedding-3-small's list price with an Azure OpenAI deployment).
 """
 
 from __future__ import annotations
@@ -152,19 +153,28 @@ class TrainedTier(Tier):
 
     def classify(self, task: ClassificationTask, text: str, decide_at: float | None = None) -> TierAnswer:
         classifier, method = self.head(task)
-        prediction = classifier.predict_with_confidence(self.embedder.embed([text]))
+        embedded = self.embedder.embed_metered([text])
+        prediction = classifier.predict_with_confidence(embedded.vectors)
         return TierAnswer(value=prediction.labels[0], confidence=float(prediction.confidence[0]),
-                          confidence_method=method)
+                          confidence_method=method, tokens_in=embedded.tokens)
 
     def extract(self, task: ExtractionTask, text: str) -> TierAnswer:
         from shared.learning.line_tagger import texts_of
 
         tagger, method = self.head(task)
-        (fields,) = tagger.predict_proba(texts_of([text], self.embedder.embed))
+        tokens = 0
+
+        def embed(lines):
+            nonlocal tokens
+            embedded = self.embedder.embed_metered(lines)
+            tokens += embedded.tokens
+            return embedded.vectors
+
+        (fields,) = tagger.predict_proba(texts_of([text], embed))
         field_confidence = {name: p.confidence for name, p in fields.items()}
         return TierAnswer(value={name: p.value for name, p in fields.items() if p.value is not None},
                           confidence=tagger.item_confidence(field_confidence), confidence_method=method,
-                          field_confidence=field_confidence)
+                          field_confidence=field_confidence, tokens_in=tokens)
 
     def health(self) -> str:
         embedder = self.embedder

@@ -4,7 +4,7 @@ The implementations import their heavy dependencies (onnxruntime, tokenizers, op
 """
 
 from shared.learning.embedders.azure_openai import AzureOpenAIEmbedder
-from shared.learning.embedders.base import Embedder, l2_normalise
+from shared.learning.embedders.base import Embedder, Embeddings, l2_normalise
 from shared.learning.embedders.minilm import LocalMiniLM, ModelHashError
 
-__all__ = ["AzureOpenAIEmbedder", "Embedder", "LocalMiniLM", "ModelHashError", "l2_normalise"]
+__all__ = ["AzureOpenAIEmbedder", "Embedder", "Embeddings", "LocalMiniLM", "ModelHashError", "l2_normalise"]

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
-from shared.learning.embedders.base import l2_normalise
+from shared.learning.embedders.base import Embeddings, l2_normalise
 
 if TYPE_CHECKING:
     import openai
@@ -85,7 +85,12 @@ class AzureOpenAIEmbedder:
         return openai.AzureOpenAI(azure_ad_token_provider=provider, **common)
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
+        return self.embed_metered(texts).vectors
+
+    def embed_metered(self, texts: Sequence[str]) -> Embeddings:
+        """The rows, and the tokens the deployment billed (`usage.prompt_tokens` of its replies)."""
         result = np.zeros((len(texts), self._dimension), dtype=np.float32)
+        tokens = 0
         for start in range(0, len(texts), self.batch_size):
             chunk = list(texts[start:start + self.batch_size])
             request: dict[str, Any] = {"model": self.deployment, "input": chunk, "encoding_format": "float"}
@@ -100,4 +105,5 @@ class AzureOpenAIEmbedder:
                         f"{self.deployment}: embedding of length {len(item.embedding)}, expected {self._dimension}"
                     )
                 result[start + item.index] = item.embedding
-        return l2_normalise(result)
+            tokens += response.usage.prompt_tokens if response.usage else 0
+        return Embeddings(l2_normalise(result), tokens)

@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Protocol, Sequence, runtime_checkable
 
 import numpy as np
+
+
+@dataclass(frozen=True)
+class Embeddings:
+    """Rows for some texts, and the input tokens the model read for them (what a metered endpoint bills)."""
+
+    vectors: np.ndarray
+    tokens: int
 
 
 @runtime_checkable
@@ -12,7 +21,8 @@ class Embedder(Protocol):
     """Turns texts into L2-normalised float32 rows, one per text, in input order.
 
     ``id`` names the embedding space (vectors from different ids are not comparable); ``model_hash`` pins the exact
-    model behind it, so a classifier head trained on one model is never applied to another.
+    model behind it, so a classifier head trained on one model is never applied to another. ``embed_metered`` also
+    says how many tokens were read, so a tier that pays per token can price its answer.
     """
 
     @property
@@ -25,6 +35,8 @@ class Embedder(Protocol):
     def dimension(self) -> int: ...
 
     def embed(self, texts: Sequence[str]) -> np.ndarray: ...
+
+    def embed_metered(self, texts: Sequence[str]) -> Embeddings: ...
 
 
 def l2_normalise(rows: np.ndarray) -> np.ndarray:

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
-from shared.learning.embedders.base import l2_normalise
+from shared.learning.embedders.base import Embeddings, l2_normalise
 
 if TYPE_CHECKING:
     import onnxruntime
@@ -151,9 +151,14 @@ class LocalMiniLM:
         return batches
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
+        return self.embed_metered(texts).vectors
+
+    def embed_metered(self, texts: Sequence[str]) -> Embeddings:
+        """The rows, and the tokens read (after truncation): free here, but the same count a metered model reports."""
         result = np.zeros((len(texts), DIMENSION), dtype=np.float32)
         if not texts:
-            return result
+            return Embeddings(result, 0)
+        tokens = 0
         for batch in self.encode(texts):
             assert self._session is not None
             (hidden,) = self._session.run(["last_hidden_state"], {
@@ -164,4 +169,5 @@ class LocalMiniLM:
             mask = batch.attention_mask[:, :, None].astype(np.float32)
             pooled = (hidden * mask).sum(axis=1) / np.maximum(mask.sum(axis=1), 1.0)
             result[batch.indices] = pooled
-        return l2_normalise(result)
+            tokens += int(batch.attention_mask.sum())
+        return Embeddings(l2_normalise(result), tokens)
