@@ -1,7 +1,8 @@
 """Benchmark of the trained head on the FULL Banking77 and CLINC150: quality on dev, training cost, embedding cost.
 
-Everything the head fits -- C, the temperature, the out-of-scope threshold -- comes from the TRAIN split only
-(cross-validation and out-of-fold logits); the dev split is used for evaluation and nothing else.
+Everything the head fits -- C, whether it reads word n-grams, the temperature, the out-of-scope threshold -- comes
+from the TRAIN split only (cross-validation and out-of-fold logits); the dev split is used for evaluation and nothing
+else. `--embedding-only` leaves the n-grams out (bench/results/trained_head_embedding_only.txt).
 
     python -m bench.bench_trained_head | tee bench/results/trained_head.txt   (from the repository root)
 
@@ -23,6 +24,7 @@ REPO = Path(__file__).resolve().parents[1]
 from shared.learning.calibration import softmax
 from shared.learning.classifier import EmbeddingClassifier
 from shared.learning.embedders.minilm import LocalMiniLM
+from shared.learning.lexical import NGRAM_RANGE
 from shared.evaluation.metrics import (
     accuracy,
     expected_calibration_error,
@@ -59,8 +61,11 @@ def embedding_speed(texts: list[str], threads: int, n: int) -> dict[str, float]:
     return {"single": single, "batched": (time.perf_counter() - start) / len(sample) * 1000}
 
 
-def evaluate(name: str, root: Path, none_label: str | None, jobs: int, budgets: list[float]) -> None:
-    print(f"\n== {name} ({TARGETS[name]}) ==")
+def evaluate(name: str, root: Path, none_label: str | None, jobs: int, budgets: list[float],
+             word_ngrams: tuple[int, int] | None) -> None:
+    view = (f"embedding, with or without word {word_ngrams[0]}-{word_ngrams[1]}-grams as cross-validation decides"
+            if word_ngrams else "embedding alone")
+    print(f"\n== {name}, {view} ({TARGETS[name]}) ==")
     train_texts, y_train = read(root / name / "train.jsonl")
     dev_texts, y_dev = read(root / name / "dev.jsonl")
     embedder = LocalMiniLM(threads=1)
@@ -70,13 +75,14 @@ def evaluate(name: str, root: Path, none_label: str | None, jobs: int, budgets: 
     print(f"embedding (1 thread, sorted by length, chunks of 16): train {train_s:.1f} s "
           f"({train_s / len(y_train) * 1000:.2f} ms/item), dev {dev_s:.1f} s ({dev_s / len(y_dev) * 1000:.2f} ms/item)")
 
-    head = EmbeddingClassifier(none_label=none_label, n_jobs=jobs)
+    head = EmbeddingClassifier(none_label=none_label, n_jobs=jobs, word_ngrams=word_ngrams)
     start = time.perf_counter()
-    head.fit(X_train, y_train)
+    head.fit(X_train, y_train, texts=train_texts)
     fit_s = time.perf_counter() - start
     cv = head.cv_metrics_
     print(f"training ({len(head.Cs)} C values x {cv.folds} folds + final fit, n_jobs={jobs}): {fit_s:.1f} s")
-    print(f"chosen on train: C = {head.C_:g} ({cv.folds}-fold CV accuracy by C: "
+    chosen = f"C = {head.C_:g}" + (f" + word n-grams ({head.ngrams_.width} of them)" if head.ngrams_ else "")
+    print(f"chosen on train: {chosen} ({cv.folds}-fold CV accuracy by C: "
           + ", ".join(f"{c}: {a:.4f}" for c, a in cv.cv_accuracy_by_c.items()) + f"), temperature T = "
           f"{head.temperature_:.3f}" + (f", oos threshold = {head.oos_threshold_:.4f} (max in-scope reject "
                                          f"{head.max_inscope_reject:.0%})" if none_label else ""))
@@ -84,10 +90,10 @@ def evaluate(name: str, root: Path, none_label: str | None, jobs: int, budgets: 
           f"(raw {cv.ece_before_temperature:.4f}), top-80% acc {cv.selective_accuracy_80:.4f}")
 
     start = time.perf_counter()
-    predictions = head.predict_with_confidence(X_dev)
+    predictions = head.predict_with_confidence(X_dev, dev_texts)
     predict_ms = (time.perf_counter() - start) / len(y_dev) * 1000
     right = np.asarray(predictions.labels, dtype=object) == y_dev
-    raw = softmax(head.decision_function(X_dev))
+    raw = softmax(head.decision_function(X_dev, dev_texts))
     raw_right = head.classes_[raw.argmax(1)] == y_dev
     print(f"DEV accuracy {accuracy(y_dev, predictions.labels):.4f}, macro-F1 {macro_f1(y_dev, predictions.labels):.4f}")
     print(f"DEV ECE after temperature {expected_calibration_error(predictions.confidence, right):.4f} "
@@ -103,7 +109,7 @@ def evaluate(name: str, root: Path, none_label: str | None, jobs: int, budgets: 
               f"({(~in_scope).sum()} oos rows)")
         threshold = head.oos_threshold_
         head.oos_threshold_ = None
-        alone = np.asarray(head.predict(X_dev), dtype=object) == y_dev
+        alone = np.asarray(head.predict(X_dev, dev_texts), dtype=object) == y_dev
         print(f"  the oos class alone (no threshold): in-scope {alone[in_scope].mean():.4f}, "
               f"oos recall {alone[~in_scope].mean():.4f}")
         print("  in-scope reject budget -> threshold (from train OOF) -> DEV in-scope acc, oos recall:")
@@ -112,15 +118,16 @@ def evaluate(name: str, root: Path, none_label: str | None, jobs: int, budgets: 
         for budget in budgets:
             head.max_inscope_reject = budget
             head.oos_threshold_ = head.choose_threshold(oof_probabilities, y_train)
-            scored = np.asarray(head.predict(X_dev), dtype=object) == y_dev
+            scored = np.asarray(head.predict(X_dev, dev_texts), dtype=object) == y_dev
             print(f"    {budget:5.0%} -> {head.oos_threshold_:.4f} -> {scored[in_scope].mean():.4f}, "
                   f"{scored[~in_scope].mean():.4f}")
         head.max_inscope_reject, head.oos_threshold_ = default_budget, threshold
 
         in_scope_train = y_train != none_label
-        head_t = EmbeddingClassifier(none_label=none_label, n_jobs=jobs, Cs=(head.C_,))
-        head_t.fit(X_train[in_scope_train], y_train[in_scope_train])
-        alone_t = np.asarray(head_t.predict(X_dev), dtype=object) == y_dev
+        head_t = EmbeddingClassifier(none_label=none_label, n_jobs=jobs, Cs=(head.C_,), word_ngrams=word_ngrams)
+        head_t.fit(X_train[in_scope_train], y_train[in_scope_train],
+                   texts=[t for t, keep in zip(train_texts, in_scope_train) if keep])
+        alone_t = np.asarray(head_t.predict(X_dev, dev_texts), dtype=object) == y_dev
         print(f"  threshold alone (trained without oos examples, C = {head.C_:g}): in-scope "
               f"{alone_t[in_scope].mean():.4f}, oos recall {alone_t[~in_scope].mean():.4f}")
 
@@ -130,7 +137,10 @@ def main() -> None:
     parser.add_argument("--datasets", type=Path, default=REPO.parent / "shared" / "datasets")
     parser.add_argument("--jobs", type=int, default=1, help="parallel cross-validation fits")
     parser.add_argument("--speed-items", type=int, default=300)
+    parser.add_argument("--embedding-only", action="store_true",
+                        help="the head without word n-grams (bench/results/trained_head_embedding_only.txt)")
     args = parser.parse_args()
+    word_ngrams = None if args.embedding_only else NGRAM_RANGE
     import onnxruntime
     import sklearn
 
@@ -144,8 +154,8 @@ def main() -> None:
             print(f"{name} embed speed, {threads} thread(s), {args.speed_items} dev items: single "
                   f"{speed['single']:.2f} ms/item; batched (sorted by length, 16 a chunk) "
                   f"{speed['batched']:.2f} ms/item")
-    evaluate("banking77", args.datasets, None, args.jobs, [])
-    evaluate("clinc150", args.datasets, "oos", args.jobs, [0.03, 0.05, 0.07, 0.10])
+    evaluate("banking77", args.datasets, None, args.jobs, [], word_ngrams)
+    evaluate("clinc150", args.datasets, "oos", args.jobs, [0.03, 0.05, 0.07, 0.10], word_ngrams)
     print(f"\nload average at the end {os.getloadavg()[0]:.1f}")
 
 

@@ -1,6 +1,7 @@
 """The versioned head artifact: what a trained head is, what it was trained on and how good it was, on any store.
 
-Layout (keys of an ArtifactStore): ``{task}/{version}/weights.npz`` (coef, intercept) and ``{task}/{version}/head.json``
+Layout (keys of an ArtifactStore): ``{task}/{version}/weights.npz`` (coef, intercept; with word n-grams also their
+vocabulary and idf, whose columns follow the embedding's in coef) and ``{task}/{version}/head.json``
 (this module's HeadArtifact; written last, so a version without it is incomplete and not listed). Versions are UTC
 timestamps ``YYYYMMDDTHHMMSS.ffffffZ``: they sort in time order as plain strings, and they are never overwritten.
 
@@ -21,6 +22,7 @@ from pydantic import BaseModel, Field
 
 from shared.learning.classifier import CrossValidatedMetrics, EmbeddingClassifier
 from shared.learning.embedders.base import Embedder
+from shared.learning.lexical import WordNgrams
 from shared.learning.stores import ArtifactStore
 from shared.learning.training_data import TrainingDataSummary
 
@@ -53,6 +55,8 @@ class HeadArtifact(BaseModel):
     none_label: str | None
     classes: list[str]  # the weight rows, in order: the labels, plus the none label when it was trained as a class
     C: float
+    word_ngrams: tuple[int, int] | None = None  # the head also reads these word n-grams of the text
+    ngram_features: int = 0  # how many (the columns of coef after the embedding's)
     temperature: float
     oos_threshold: float | None
     max_inscope_reject: float
@@ -102,17 +106,23 @@ def save_head(
 ) -> HeadArtifact:
     """Write a fitted head as a new version (weights first, head.json last) and return its description."""
     version = check_version(version or new_version())
+    ngrams: WordNgrams | None = getattr(classifier, "ngrams_", None)
+    arrays = {"coef": classifier.coef_.astype(np.float32), "intercept": classifier.intercept_}
+    if ngrams is not None:  # unicode strings, so the file still loads without pickle
+        arrays |= {"vocabulary": np.asarray(ngrams.vocabulary, dtype=str), "idf": ngrams.idf}
     buffer = io.BytesIO()
-    np.savez(buffer, coef=classifier.coef_, intercept=classifier.intercept_)
+    np.savez_compressed(buffer, **arrays)
     weights = buffer.getvalue()
     classes = [str(c) for c in classifier.classes_]
-    if classifier.coef_.shape != (len(classes), embedder.dimension):
+    width = ngrams.width if ngrams is not None else 0
+    if classifier.coef_.shape != (len(classes), embedder.dimension + width):
         raise HeadMismatchError(f"weights of shape {classifier.coef_.shape} do not fit {len(classes)} classes "
-                                f"x {embedder.dimension} dimensions of {embedder.id}")
+                                f"x {embedder.dimension} dimensions of {embedder.id} + {width} n-grams")
     artifact = HeadArtifact(
         task=task, version=version, created_at=datetime.now(timezone.utc), embedder=EmbedderRef.of(embedder),
         labels=sorted(c for c in classes if c != classifier.none_label), none_label=classifier.none_label,
-        classes=classes, C=classifier.C_, temperature=classifier.temperature_, oos_threshold=classifier.oos_threshold_,
+        classes=classes, C=classifier.C_, word_ngrams=ngrams.ngram_range if ngrams is not None else None,
+        ngram_features=width, temperature=classifier.temperature_, oos_threshold=classifier.oos_threshold_,
         max_inscope_reject=classifier.max_inscope_reject, training_data=training_data,
         cv_metrics=classifier.cv_metrics_, weights_sha256=hashlib.sha256(weights).hexdigest(),
     )
@@ -144,16 +154,21 @@ def load_head(store: ArtifactStore, task: str, version: str, expect: HeadExpecta
     weights = store.read(f"{prefix}/{WEIGHTS_FILE}")
     if hashlib.sha256(weights).hexdigest() != artifact.weights_sha256:
         raise HeadMismatchError(f"{where}: {WEIGHTS_FILE} does not match the SHA-256 recorded in the head")
+    ngrams = None
     with np.load(io.BytesIO(weights), allow_pickle=False) as arrays:
         coef, intercept = arrays["coef"], arrays["intercept"]
-    rows = len(artifact.classes)
-    if coef.shape != (rows, artifact.embedder.dimension) or intercept.shape != (rows,):
+        if artifact.word_ngrams is not None:
+            ngrams = WordNgrams.restore(arrays["vocabulary"].tolist(), arrays["idf"], artifact.word_ngrams)
+    rows, width = len(artifact.classes), artifact.embedder.dimension + artifact.ngram_features
+    if (coef.shape != (rows, width) or intercept.shape != (rows,)
+            or (ngrams is not None and ngrams.width != artifact.ngram_features)):
         raise HeadMismatchError(f"{where}: weights of shape {coef.shape} / {intercept.shape} do not fit "
-                                f"{len(artifact.classes)} classes x {artifact.embedder.dimension} dimensions")
+                                f"{len(artifact.classes)} classes x {artifact.embedder.dimension} dimensions "
+                                f"+ {artifact.ngram_features} n-grams")
     classifier = EmbeddingClassifier.restore(
         classes=artifact.classes, coef=coef, intercept=intercept, temperature=artifact.temperature, C=artifact.C,
         none_label=artifact.none_label, oos_threshold=artifact.oos_threshold, cv_metrics=artifact.cv_metrics,
-        max_inscope_reject=artifact.max_inscope_reject,
+        max_inscope_reject=artifact.max_inscope_reject, ngrams=ngrams,
     )
     return LoadedHead(artifact, classifier)
 

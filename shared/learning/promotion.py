@@ -27,7 +27,7 @@ from shared.learning.stores import ArtifactStore
 
 
 class _Head(Protocol):
-    def predict_with_confidence(self, X: np.ndarray): ...
+    def predict_with_confidence(self, X: np.ndarray, texts: Sequence[str] | None = None): ...
 
 
 class SliceScore(BaseModel):
@@ -51,8 +51,9 @@ class PromotionDecision(BaseModel):
     decided_at: datetime
 
 
-def _score(head: _Head, X: np.ndarray, gold: np.ndarray) -> tuple[SliceScore, np.ndarray]:
-    predictions = head.predict_with_confidence(X)
+def _score(head: _Head, X: np.ndarray, texts: Sequence[str] | None,
+           gold: np.ndarray) -> tuple[SliceScore, np.ndarray]:
+    predictions = head.predict_with_confidence(X, texts)
     right = np.asarray(predictions.labels, dtype=object) == gold
     score = SliceScore(accuracy=float(right.mean()), ece=expected_calibration_error(predictions.confidence, right),
                        selective_accuracy_80=selective_accuracy(predictions.confidence, right, 0.8))
@@ -69,17 +70,19 @@ def promotion_gate(
     X: np.ndarray,
     gold: Sequence[str],
     slice_source: str,
+    texts: Sequence[str] | None = None,
     z: float = 1.0,
     max_ece_increase: float = 0.02,
     min_slice: int = 50,
 ) -> PromotionDecision:
-    """Judge a candidate head against the active one on embeddings ``X`` of a held-out slice with ``gold`` labels.
+    """Judge a candidate head against the active one on embeddings ``X`` of a held-out slice's ``texts`` (which
+    heads with word n-grams read too) with ``gold`` labels.
     Both heads must use the same embedder (the artifact loader enforces that for each). ``slice_source`` says which
     slice it was (e.g. the file and its hash) for the record."""
     gold_arr = np.asarray(list(gold), dtype=object)
     n = len(gold_arr)
-    candidate_score, candidate_right = _score(candidate, X, gold_arr)
-    active_score, active_right = _score(active, X, gold_arr) if active is not None else (None, None)
+    candidate_score, candidate_right = _score(candidate, X, texts, gold_arr)
+    active_score, active_right = _score(active, X, texts, gold_arr) if active is not None else (None, None)
     tolerance = None
     if n < min_slice:
         promote, reason = False, f"slice of {n} items is smaller than {min_slice}: too small to judge"

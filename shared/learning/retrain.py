@@ -109,7 +109,8 @@ def retrain(
     version = new_version()
     decision = promotion_gate(
         task=task.name, candidate=challenger, candidate_version=version, active=champion,
-        active_version=champion_version, X=embed_in_batches(embedder, held_out.texts), gold=held_out.labels,
+        active_version=champion_version, X=embed_in_batches(embedder, held_out.texts), texts=held_out.texts,
+        gold=held_out.labels,
         slice_source=(f"{len(held_out)} of {len(training)} examples held out (one text in {holdout_every} by text "
                       f"hash), training data sha256 {training.sha256()}"),
         min_slice=min_slice)

@@ -8,6 +8,7 @@ import numpy as np
 
 from shared.learning.classifier import EmbeddingClassifier
 from shared.learning.embedders.base import Embedder
+from shared.learning.lexical import NGRAM_RANGE
 from shared.learning.line_tagger import LineTagger, texts_of
 from shared.learning.training_data import ExtractionRow, TrainingSet
 
@@ -33,19 +34,20 @@ def train_head(
     classifier: EmbeddingClassifier | None = None,
     progress: Progress | None = None,
 ) -> EmbeddingClassifier:
-    """Fit a head for a task whose in-scope labels are ``labels``. Refuses data with unknown labels, and data missing
-    a label (the head could never answer it, and the artifact loader would refuse it for the task)."""
+    """Fit a head for a task whose in-scope labels are ``labels`` (by default over the embedding and the texts' word
+    n-grams, see lexical.py). Refuses data with unknown labels, and data missing a label (the head could never answer
+    it, and the artifact loader would refuse it for the task)."""
     allowed = set(labels) | ({none_label} if none_label else set())
     present = set(training.labels)
     if unknown := sorted(present - allowed):
         raise ValueError(f"training data has labels the task does not: {unknown}")
     if missing := sorted(set(labels) - present):
         raise ValueError(f"training data has no examples of: {missing}")
-    head = classifier or EmbeddingClassifier(none_label=none_label)
+    head = classifier or EmbeddingClassifier(none_label=none_label, word_ngrams=NGRAM_RANGE)
     if head.none_label != none_label:
         raise ValueError(f"the classifier's none label {head.none_label!r} is not the task's {none_label!r}")
     X = embed_in_batches(embedder, training.texts, progress=progress)
-    return head.fit(X, training.labels)
+    return head.fit(X, training.labels, texts=training.texts)
 
 
 def train_extraction_head(

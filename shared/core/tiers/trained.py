@@ -154,7 +154,7 @@ class TrainedTier(Tier):
     def classify(self, task: ClassificationTask, text: str, decide_at: float | None = None) -> TierAnswer:
         classifier, method = self.head(task)
         embedded = self.embedder.embed_metered([text])
-        prediction = classifier.predict_with_confidence(embedded.vectors)
+        prediction = classifier.predict_with_confidence(embedded.vectors, [text])
         return TierAnswer(value=prediction.labels[0], confidence=float(prediction.confidence[0]),
                           confidence_method=method, tokens_in=embedded.tokens)
 

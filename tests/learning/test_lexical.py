@@ -1,0 +1,96 @@
+"""Word n-grams beside the embedding: the features, a head that reads them, and their artifact round trip."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from shared.learning.artifact import HeadExpectation, HeadMismatchError, load_head, save_head
+from shared.learning.classifier import EmbeddingClassifier
+from shared.learning.lexical import WordNgrams
+from shared.learning.stores import LocalFolderStore
+from shared.learning.training_data import LabelledExample, TrainingSet
+
+LABELS = ["account", "billing", "other", "technical"]
+
+
+def test_vocabulary_keeps_words_and_pairs_seen_in_two_texts_and_rows_are_unit_length():
+    ngrams = WordNgrams().fit(["card declined today", "card declined again", "new phone"])
+    assert ngrams.vocabulary == ["card", "card declined", "declined"]
+    rows = ngrams.transform(["my card was declined", "nothing known here"]).toarray()
+    assert rows.shape == (2, 3)
+    assert np.isclose(np.linalg.norm(rows[0]), 1.0) and rows[0, 1] == 0.0  # "card was declined": no pair
+    assert not rows[1].any()
+
+
+def test_too_little_text_gives_no_columns_instead_of_an_error():
+    ngrams = WordNgrams().fit(["alpha", "beta"])
+    assert ngrams.width == 0 and ngrams.transform(["alpha"]).shape == (1, 0)
+
+
+def test_restored_ngrams_transform_exactly_as_the_fitted_ones():
+    texts = ["reset my pin please", "reset my password", "my pin is blocked", "password blocked"]
+    fitted = WordNgrams().fit(texts)
+    restored = WordNgrams.restore(fitted.vocabulary, fitted.idf, fitted.ngram_range)
+    assert np.array_equal(restored.transform(texts).toarray(), fitted.transform(texts).toarray())
+    with pytest.raises(ValueError, match="idf"):
+        WordNgrams.restore(fitted.vocabulary, fitted.idf[:-1], fitted.ngram_range)
+
+
+def _word_decides(n: int = 120, words=("alpha", "beta", "gamma"), dimension: int = 16):
+    """Labels given by one word, with embeddings that are pure noise: only the text can tell them apart."""
+    rng = np.random.default_rng(0)
+    labels = [words[i % len(words)] for i in range(n)]
+    texts = [f"ticket {rng.integers(1000)} about {label} please" for label in labels]
+    X = rng.normal(size=(n, dimension)).astype(np.float32)
+    return X / np.linalg.norm(X, axis=1, keepdims=True), labels, texts
+
+
+def test_a_head_with_word_ngrams_learns_what_only_the_words_say():
+    X, labels, texts = _word_decides()
+    with_words = EmbeddingClassifier(Cs=(10.0,), cv_folds=3, word_ngrams=(1, 2)).fit(X, labels, texts=texts)
+    embedding_alone = EmbeddingClassifier(Cs=(10.0,), cv_folds=3).fit(X, labels)
+    assert with_words.cv_metrics_.accuracy == 1.0  # cross-validated: the vocabulary of each fold's training part
+    assert embedding_alone.cv_metrics_.accuracy < 0.6
+    X_new, _, _ = _word_decides(6)
+    assert with_words.predict(X_new, ["about gamma", "beta it is", "alpha", "gamma", "alpha", "beta"]) == [
+        "gamma", "beta", "alpha", "gamma", "alpha", "beta"]
+
+
+def test_cross_validation_keeps_the_embedding_alone_when_the_words_add_nothing():
+    rng = np.random.default_rng(1)
+    labels = [("north", "south")[i % 2] for i in range(80)]
+    X = np.array([[1.0, 0.0] if label == "north" else [0.0, 1.0] for label in labels]) + rng.normal(0, 0.05, (80, 2))
+    texts = [f"note {rng.integers(10)} {rng.integers(10)}" for _ in labels]  # words unrelated to the label
+    head = EmbeddingClassifier(Cs=(10.0,), cv_folds=3, word_ngrams=(1, 2)).fit(X, labels, texts=texts)
+    assert head.cv_metrics_.cv_accuracy_by_c == {"10": 1.0, "10 + words 1-2": 1.0}
+    assert head.ngrams_ is None and head.predict(X[:2]) == labels[:2]  # a tie goes to the simpler head
+
+
+def test_a_head_with_word_ngrams_needs_the_texts_to_fit_and_to_predict():
+    X, labels, texts = _word_decides()
+    with pytest.raises(ValueError, match="texts"):
+        EmbeddingClassifier(Cs=(10.0,), cv_folds=3, word_ngrams=(1, 2)).fit(X, labels)
+    head = EmbeddingClassifier(Cs=(10.0,), cv_folds=3, word_ngrams=(1, 2)).fit(X, labels, texts=texts)
+    with pytest.raises(ValueError, match="texts"):
+        head.predict(X)
+
+
+def test_round_trip_of_a_head_with_word_ngrams_predicts_identically(tmp_path, embedder):
+    X, labels, texts = _word_decides(160, LABELS, embedder.dimension)
+    head = EmbeddingClassifier(Cs=(10.0,), cv_folds=3, word_ngrams=(1, 2)).fit(X, labels, texts=texts)
+    store, summary = LocalFolderStore(tmp_path), TrainingSet([LabelledExample(text="x", label="billing",
+                                                                              provenance="gold")]).summary()
+    artifact = save_head(store, task="support_ticket", classifier=head, embedder=embedder, training_data=summary)
+    assert artifact.word_ngrams == (1, 2) and artifact.ngram_features == head.ngrams_.width > 4
+    loaded = load_head(store, "support_ticket", artifact.version, HeadExpectation.of(embedder, LABELS))
+    assert np.array_equal(loaded.classifier.predict_proba(X, texts), head.predict_proba(X, texts))
+
+    head_file = tmp_path / "support_ticket" / artifact.version / "head.json"
+    head = json.loads(head_file.read_text())
+    head["ngram_features"] -= 1  # a description that does not fit its weights
+    head_file.write_text(json.dumps(head))
+    with pytest.raises(HeadMismatchError, match="n-grams"):
+        load_head(store, "support_ticket", artifact.version, HeadExpectation.of(embedder, LABELS))
