@@ -276,6 +276,30 @@ def train(
         _activate_head(cascade, tier, spec.name, artifact.version)
 
 
+@app.command()
+def retrain(
+    task: str,
+    days: Optional[int] = typer.Option(None, "--days", min=1, help="production data of the last N days "
+                                                                    "(default: SMALLFIRST_RETRAIN_DAYS)"),
+) -> None:
+    """Retrain a task's head now, as the scheduled function does: from the frontier's answers and people's
+    corrections in DataStorage (plus the head store's gold rows), a challenger judged against the active head on a
+    held-out slice and promoted only if it is not worse; the decision is recorded either way."""
+    from shared.learning.retrain import describe, retrain_scheduled
+    from shared.pipeline.storage import blob_service
+
+    cascade = _cascade()
+    _classification_task(cascade, task, " (the trained tier's extraction heads learn from labelled rows: "
+                                        "smallfirst train TASK --data ...)")
+    [outcome] = retrain_scheduled(cascade, blob_service("DataStorage"), tasks=[task], days=days)
+    for source, report in outcome.sources.items():
+        skipped = ", ".join(f"{n} {reason}" for reason, n in sorted(report.skipped.items())) or "none"
+        console.print(f"{source}: {report.used} examples; skipped: {skipped}")
+    console.print(f"{task}: {describe(outcome)}")
+    if outcome.decision is None:
+        raise typer.Exit(1)
+
+
 def _activate_head(cascade: Cascade, tier, task: str, version: str) -> None:
     """An activation record in the head store; with local heads the task file also names the head it ships with."""
     import yaml

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timedelta, timezone
-from typing import TYPE_CHECKING, Callable, Iterable
+from typing import TYPE_CHECKING, Callable, Iterable, Sequence
 
 from pydantic import BaseModel
 
@@ -132,18 +132,19 @@ def gold_examples(store: ArtifactStore, task: str) -> list[LabelledExample]:
     return parse_labelled_jsonl(data.decode("utf-8"), store.describe(key))
 
 
-def retrain_scheduled(cascade: Cascade, service: BlobServiceClient,
-                      now: datetime | None = None) -> list[RetrainOutcome]:
-    """Retrain each task of ``retrain_tasks`` from the last ``retrain_days`` of production data. A task that cannot
-    be retrained is logged and reported, and the others go on."""
+def retrain_scheduled(cascade: Cascade, service: BlobServiceClient, now: datetime | None = None, *,
+                      tasks: Sequence[str] | None = None, days: int | None = None) -> list[RetrainOutcome]:
+    """Retrain each of ``tasks`` (default: the setting ``retrain_tasks``) from the last ``days`` (default:
+    ``retrain_days``) of production data. A task that cannot be retrained is logged and reported, and the others
+    go on."""
     from shared.learning.production_data import from_storage
 
     settings = cascade.settings
-    since = (now or datetime.now(timezone.utc)) - timedelta(days=settings.retrain_days)
+    since = (now or datetime.now(timezone.utc)) - timedelta(days=days or settings.retrain_days)
     frontier = [name for name, tier in settings.tiers.items() if tier.role == "frontier"]
     tier = cascade.tiers.get("trained")
     outcomes = []
-    for name in settings.retrain_tasks:
+    for name in settings.retrain_tasks if tasks is None else tasks:
         try:
             task = cascade.tasks.get(name)
             if not isinstance(task, ClassificationTask):

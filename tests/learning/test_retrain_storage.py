@@ -150,3 +150,23 @@ def test_the_timer_function_does_nothing_when_no_tasks_are_listed(app_env, stora
     before = list(blobs.get_container_client("models").list_blob_names())
     registered("retrain_heads").get_user_function()(timer=None)
     assert list(blobs.get_container_client("models").list_blob_names()) == before
+
+
+def test_smallfirst_retrain_runs_the_same_champion_challenger_now_and_records_its_decision(app_env):
+    from typer.testing import CliRunner
+
+    from shared.cli import app
+
+    tier = TrainedTier(Settings.from_env(app_env).tiers["trained"])
+    decisions_before = [k for k in tier.head_store.list("support_ticket/decisions/")]
+    result = CliRunner().invoke(app, ["retrain", "support_ticket", "--days", "2"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert "results: 309 examples" in result.output and "corrections: " in result.output
+    decisions = tier.head_store.list("support_ticket/decisions/")
+    assert len(decisions) == len(decisions_before) + 1
+    decision = json.loads(tier.head_store.read(sorted(decisions)[-1]))
+    verdict = "promoted" if decision["promote"] else "kept the active head"
+    assert f"support_ticket: {verdict}" in " ".join(result.output.split())
+
+    refused = CliRunner().invoke(app, ["retrain", "receipt"])
+    assert refused.exit_code == 2 and "extraction task" in refused.output
