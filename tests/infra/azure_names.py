@@ -39,6 +39,7 @@ RULES: dict[str, NameRule] = {
     "azure-native:storage:StorageAccount": NameRule(
         "accountName", r"[a-z0-9]{3,24}", "3-24 lowercase letters and digits"),
     "azure-native:storage:BlobServiceProperties": NameRule("blobServicesName", r"default", "always 'default'"),
+    "azure-native:storage:ManagementPolicy": NameRule("managementPolicyName", r"default", "always 'default'"),
     "azure-native:storage:BlobContainer": NameRule(
         "containerName", r"(?=.{3,63}$)[a-z0-9](?:-?[a-z0-9])*", "3-63 lowercase letters, digits, single hyphens"),
     "azure-native:storage:Queue": NameRule(

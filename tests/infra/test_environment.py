@@ -109,6 +109,20 @@ def test_containers_and_queues_exist(default_env):
         "smallfirst-work", "smallfirst-work-poison", "smallfirst-shadow", "smallfirst-shadow-poison"}
 
 
+def test_shadow_claims_and_only_they_expire_after_the_queue_messages_that_could_need_them(default_env):
+    from shared.pipeline.blob_names import Containers, InputBlob, shadow_claim
+
+    (policy,) = default_env.of_type("storage:ManagementPolicy")
+    (rule,) = policy.inputs["policy"]["rules"]
+    filters, actions = rule["definition"]["filters"], rule["definition"]["actions"]
+    (prefix,) = filters["prefixMatch"]
+    assert f"{Containers().claims}/{shadow_claim('support_ticket', 'incoming/a.jsonl', 'id-1')}".startswith(prefix)
+    own_claim = InputBlob.from_path("support_ticket/a.jsonl").claim("0" * 64)
+    assert not f"{Containers().claims}/{own_claim}".startswith(prefix)  # an input's own claims stay
+    assert filters["blobTypes"] == ["blockBlob"]
+    assert actions["baseBlob"]["delete"]["daysAfterModificationGreaterThan"] > 7  # a queue message lives 7 days
+
+
 def test_function_app_is_flex_consumption_python_with_identity_and_no_flex_invalid_settings(default_env):
     plan = default_env.one("web:AppServicePlan").inputs
     assert plan["sku"] == {"name": "FC1", "tier": "FlexConsumption"} and plan["reserved"] is True
