@@ -80,7 +80,8 @@ def evaluate(name: str, root: Path, none_label: str | None, jobs: int, budgets: 
     head.fit(X_train, y_train, texts=train_texts)
     fit_s = time.perf_counter() - start
     cv = head.cv_metrics_
-    print(f"training ({len(head.Cs)} C values x {cv.folds} folds + final fit, n_jobs={jobs}): {fit_s:.1f} s")
+    views = "2 views (with and without word n-grams) x " if word_ngrams else ""
+    print(f"training ({len(head.Cs)} C values x {views}{cv.folds} folds + final fit, n_jobs={jobs}): {fit_s:.1f} s")
     chosen = f"C = {head.C_:g}" + (f" + word n-grams ({head.ngrams_.width} of them)" if head.ngrams_ else "")
     print(f"chosen on train: {chosen} ({cv.folds}-fold CV accuracy by C: "
           + ", ".join(f"{c}: {a:.4f}" for c, a in cv.cv_accuracy_by_c.items()) + f"), temperature T = "

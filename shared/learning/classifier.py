@@ -156,7 +156,7 @@ class EmbeddingClassifier:
 
     def _features(self, X: np.ndarray, texts: Sequence[str] | None):
         """The regression's input: the embeddings, then the texts' n-gram columns when the head has them."""
-        X = np.asarray(X, dtype=np.float64)
+        X = np.asarray(X)
         if self.ngrams_ is None or self.ngrams_.width == 0:
             return X
         if texts is None or len(texts) != len(X):
