@@ -261,6 +261,7 @@ def train(
         try:
             head = train_head(tier.embedder, training, labels=[label.name for label in spec.labels],
                               none_label=spec.none_label if spec.allow_none else None,
+                              none_reject_budget=spec.none_reject_budget,
                               progress=lambda done, total: progress.update(bar, completed=done))
         except ValueError as exc:
             console.print(f"[red]{exc}[/]")

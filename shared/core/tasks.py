@@ -85,6 +85,9 @@ class ClassificationTask(TaskBase):
     labels: list[Label] = Field(min_length=2)
     allow_none: bool = False
     none_label: str | None = None
+    # The trained head's out-of-scope trade-off: the share of in-scope held-out items it may answer none_label
+    # (shared/learning/calibration.py). Lower keeps more in-scope answers, higher catches more out-of-scope ones.
+    none_reject_budget: float = Field(default=0.05, ge=0.0, lt=1.0)
     # How much of each label's description goes into the prompt (cut at a word boundary); None: all, 0: names only.
     label_description_chars: int | None = Field(default=None, ge=0)
 

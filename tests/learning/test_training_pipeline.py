@@ -37,3 +37,16 @@ def test_a_task_label_without_examples_is_refused(embedder, training):
 def test_the_classifier_must_use_the_task_none_label(embedder, training):
     with pytest.raises(ValueError, match="none label"):
         train_head(embedder, training, labels=LABELS, none_label="none", classifier=EmbeddingClassifier())
+
+
+def test_the_tasks_none_reject_budget_sets_how_many_in_scope_items_the_head_may_answer_none(embedder, training):
+    """Without examples of the none label the head's threshold alone rejects: a larger budget, a higher threshold."""
+    in_scope = ["account", "billing", "technical"]
+    kept = TrainingSet(e for e in training.examples if e.label in in_scope)
+    strict = train_head(embedder, kept, labels=in_scope, none_label="other", none_reject_budget=0.02)
+    loose = train_head(embedder, kept, labels=in_scope, none_label="other", none_reject_budget=0.20)
+    assert (strict.max_inscope_reject, loose.max_inscope_reject) == (0.02, 0.20)
+    assert 0.0 < strict.oos_threshold_ < loose.oos_threshold_
+    X = embedder.embed(kept.texts)
+    rejected = [sum(label == "other" for label in head.predict(X, kept.texts)) / len(kept) for head in (strict, loose)]
+    assert rejected[0] < rejected[1]
