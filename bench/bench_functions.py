@@ -3,7 +3,8 @@ batch endpoint against a tier with injected latency, vs the ideal (concurrency /
 
 The HTTP batch is measured on the async path (the app's `Cascade.process_batch`) and on the thread path it
 replaced (each item's blocking cascade on a pool thread, as before issue 14), alternating A-B-B-A in one run
-so both see the same machine.
+so both see the same machine. The rig's own ceiling is measured in the same run: a bare aiohttp client (no
+SDK, no app) sending as many requests at the same concurrency to the same fake endpoint, before and after.
 
 Run from the repository root: python -m bench.bench_functions [--items 200] [--rounds 2] [--http-only].
 Prints figures measured in this one run.
@@ -63,6 +64,28 @@ DATASET = REPO.parent / "shared" / "datasets" / "banking77" / "dev.jsonl"
 def rows(n: int) -> list[dict]:
     lines = DATASET.read_text().splitlines()
     return [{"id": r["id"], "text": r["text"]} for r in map(json.loads, lines[:: max(1, len(lines) // n)][:n])]
+
+
+def bare_client_rate(url: str, requests: int, concurrency: int) -> float:
+    """Requests/s of a bare aiohttp client against the fake endpoint: what this rig allows at best."""
+    import aiohttp
+
+    body = json.dumps({"model": "gpt-4o", "messages": [{"role": "user", "content": "charged twice"}]}).encode()
+    endpoint = f"{url}/openai/deployments/gpt-4o/chat/completions?api-version=2024-10-21"
+
+    async def run() -> float:
+        limit = asyncio.Semaphore(concurrency)
+        async with aiohttp.ClientSession(headers={"api-key": "bench", "content-type": "application/json"}) as session:
+            async def one() -> None:
+                async with limit, session.post(endpoint, data=body) as response:
+                    await response.read()
+
+            await asyncio.gather(*(one() for _ in range(concurrency)))  # connections opened, as the paths' warm-up
+            started = time.perf_counter()
+            await asyncio.gather(*(one() for _ in range(requests)))
+            return requests / (time.perf_counter() - started)
+
+    return asyncio.run(run())
 
 
 def deliver_blob_created(port: int, blob_url: str) -> None:
@@ -157,9 +180,11 @@ def main() -> None:
             cpu_s = dict.fromkeys(paths, 0.0)  # the warm-ups' CPU not counted
             order = [name for _ in range(args.rounds) for name in ("async", "thread", "thread", "async")]
             load_before = os.getloadavg()[0]
+            bare = [bare_client_rate(wire_url, args.http_items, args.concurrency)]
             for path in order:
                 engine.process_batch = paths[path]
                 rates[path].append(args.http_items / post_batch(args.http_items))
+            bare.append(bare_client_rate(wire_url, args.http_items, args.concurrency))
             load_after = os.getloadavg()[0]
         finally:
             host.worker_loop.call(engine.tiers.aclose_async_clients)
@@ -172,12 +197,16 @@ def main() -> None:
     print(f"HTTP batch ({args.http_items} items, tier latency {args.latency * 1000:.0f} ms, concurrency {args.concurrency},"
           f" ideal {ideal:.2f} items/s; order {' '.join(order)}):")
     print(f"  machine load average (1 min) {load_before:.1f} before, {load_after:.1f} after, on {os.cpu_count()} CPUs")
+    ceiling = statistics.mean(bare)
+    print(f"  rig ceiling: a bare aiohttp client, no SDK and no app: {ceiling:7.2f} requests/s = "
+          f"{100 * ceiling / ideal:5.1f}% of ideal   (before, after: {', '.join(f'{100 * r / ideal:.1f}%' for r in bare)})")
     for name, measured in rates.items():
         print(f"  {name:6} path: median {statistics.median(measured):7.2f} items/s"
               f" = {100 * statistics.median(measured) / ideal:5.1f}% of ideal"
               f"   (runs: {', '.join(f'{100 * r / ideal:.1f}%' for r in measured)})"
               f"   app CPU {1000 * cpu_s[name] / (len(measured) * args.http_items):.2f} ms/item")
-    print(f"  async / thread: {statistics.median(rates['async']) / statistics.median(rates['thread']):.3f}x")
+    print(f"  async / thread: {statistics.median(rates['async']) / statistics.median(rates['thread']):.3f}x;"
+          f" async / rig ceiling: {100 * statistics.median(rates['async']) / ceiling:.1f}%")
 
 if __name__ == "__main__":
     main()
