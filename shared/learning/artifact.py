@@ -158,6 +158,8 @@ def load_head(store: ArtifactStore, task: str, version: str, expect: HeadExpecta
     with np.load(io.BytesIO(weights), allow_pickle=False) as arrays:
         coef, intercept = arrays["coef"], arrays["intercept"]
         if artifact.word_ngrams is not None:
+            if not {"vocabulary", "idf"} <= set(arrays.files):
+                raise HeadMismatchError(f"{where}: the head reads word n-grams, {WEIGHTS_FILE} has no vocabulary")
             ngrams = WordNgrams.restore(arrays["vocabulary"].tolist(), arrays["idf"], artifact.word_ngrams)
     rows, width = len(artifact.classes), artifact.embedder.dimension + artifact.ngram_features
     if (coef.shape != (rows, width) or intercept.shape != (rows,)

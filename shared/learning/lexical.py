@@ -65,7 +65,10 @@ class WordNgrams:
     @classmethod
     def restore(cls, vocabulary: Sequence[str], idf: np.ndarray, ngram_range: Sequence[int]) -> "WordNgrams":
         """Fitted features rebuilt from a saved vocabulary and idf: they transform exactly as the saved ones."""
-        ngrams = cls(ngram_range=(int(ngram_range[0]), int(ngram_range[1])))
+        low, high = (int(n) for n in ngram_range)
+        if not 1 <= low <= high:
+            raise ValueError(f"invalid n-gram range {low}-{high}")
+        ngrams = cls(ngram_range=(low, high))
         if len(vocabulary) != len(idf):
             raise ValueError(f"{len(vocabulary)} n-grams but {len(idf)} idf weights")
         if len(vocabulary):

@@ -37,6 +37,8 @@ def test_restored_ngrams_transform_exactly_as_the_fitted_ones():
     assert np.array_equal(restored.transform(texts).toarray(), fitted.transform(texts).toarray())
     with pytest.raises(ValueError, match="idf"):
         WordNgrams.restore(fitted.vocabulary, fitted.idf[:-1], fitted.ngram_range)
+    with pytest.raises(ValueError, match="n-gram range 2-1"):
+        WordNgrams.restore(fitted.vocabulary, fitted.idf, (2, 1))
 
 
 def _word_decides(n: int = 120, words=("alpha", "beta", "gamma"), dimension: int = 16):
@@ -93,4 +95,17 @@ def test_round_trip_of_a_head_with_word_ngrams_predicts_identically(tmp_path, em
     head["ngram_features"] -= 1  # a description that does not fit its weights
     head_file.write_text(json.dumps(head))
     with pytest.raises(HeadMismatchError, match="n-grams"):
+        load_head(store, "support_ticket", artifact.version, HeadExpectation.of(embedder, LABELS))
+
+
+def test_a_head_description_claiming_ngrams_its_weights_do_not_have_is_refused(tmp_path, embedder, support_head):
+    store = LocalFolderStore(tmp_path)
+    summary = TrainingSet([LabelledExample(text="x", label="billing", provenance="gold")]).summary()
+    artifact = save_head(store, task="support_ticket", classifier=support_head, embedder=embedder,
+                         training_data=summary)
+    head_file = tmp_path / "support_ticket" / artifact.version / "head.json"
+    head = json.loads(head_file.read_text())
+    head["word_ngrams"], head["ngram_features"] = [1, 2], 10
+    head_file.write_text(json.dumps(head))
+    with pytest.raises(HeadMismatchError, match="no vocabulary"):
         load_head(store, "support_ticket", artifact.version, HeadExpectation.of(embedder, LABELS))
