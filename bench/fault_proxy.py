@@ -112,6 +112,9 @@ class FakeTier(_Base):
         self.low_confidence_rate = low_confidence_rate
         self.seed = seed
         self.answers: Counter[str] = Counter()  # successful answers sent, per item key
+        # when the request of each of those answers arrived (time.monotonic): an answer still on its way when the
+        # host was killed arrived before the restart, however late it completed
+        self.answer_arrivals: dict[str, list[float]] = defaultdict(list)
 
     def answer_for(self, key: str) -> tuple[str, float]:
         """The label and its probability for an item: the same for the same key, every time."""
@@ -127,6 +130,7 @@ class FakeTier(_Base):
             disable_nagle_algorithm = True
 
             def do_POST(self) -> None:
+                arrived = time.monotonic()
                 body = self.rfile.read(int(self.headers.get("content-length") or 0))
                 if not self.path.rstrip("/").endswith("/chat/completions"):
                     return self._send(404, {"error": {"code": "NotFound", "message": self.path}})
@@ -139,6 +143,7 @@ class FakeTier(_Base):
                 if self._send(200, chat_completion(content, tokens)):
                     with tier.lock:
                         tier.answers[key] += 1
+                        tier.answer_arrivals[key].append(arrived)
 
             def _send(self, status: int, payload: dict[str, Any]) -> bool:
                 data = json.dumps(payload).encode()

@@ -32,6 +32,8 @@ counters, prints a table and one line of JSON, and `run_soak` returns the same f
     duplicate_records     the same item id more than once in the current results of one input
     excess_model_calls    items the tier answered more than once (retries of faults are not answers), and the
                           surplus answers; split into items answered before the kill and again after it
+                          (by when the answer's request reached the tier: one on its way at the kill counts as
+                          before it, since the killed host asked for it and never received it)
     stale_outputs         outputs of older content: a blob whose source_sha256 is not the current input's,
                           a part beyond the current manifest's part count, an input with a result next to a
                           dead letter (a per-line dead letter of the same content excepted)
@@ -382,7 +384,9 @@ def found_ids(inp: Input, outs: list[Output]) -> Counter[str]:
 
 # -- the audit -------------------------------------------------------------------------------------------------
 def audit(view: StorageView, inputs: dict[str, Input], tier: FakeTier, proxy: FaultProxy,
-          answers_at_kill: Counter[str] | None, chunk_items: int) -> dict[str, Any]:
+          restarted_at: float | None, chunk_items: int) -> dict[str, Any]:
+    """`restarted_at`: when the host killed was replaced (time.monotonic), if it was; an answer whose request
+    reached the tier before then was asked for by the killed host."""
     grouped, orphans = by_input(view, inputs)
     expected = sum(len(i.current.items) for i in inputs.values())
     lost: list[str] = []
@@ -440,8 +444,9 @@ def audit(view: StorageView, inputs: dict[str, Input], tier: FakeTier, proxy: Fa
     keys = {key for inp in inputs.values() for v in inp.versions for _, key in v.items}
     answers = Counter({k: n for k, n in tier.answers.items()})
     excess = {k: n - 1 for k, n in answers.items() if n > 1}
-    across_kill = {k: n for k, n in excess.items()
-                   if answers_at_kill is not None and answers_at_kill.get(k, 0) >= 1 and answers[k] > answers_at_kill[k]}
+    before_restart = Counter({k: sum(t < restarted_at for t in arrivals) for k, arrivals in tier.answer_arrivals.items()}
+                             if restarted_at is not None else {})
+    across_kill = {k: n for k, n in excess.items() if before_restart[k] >= 1 and answers[k] > before_restart[k]}
     identical_keys = {key for inp in inputs.values() if inp.plan == "identical" for _, key in inp.current.items}
     return {
         "inputs": len(inputs),
@@ -605,7 +610,7 @@ class Soak:
         storage = Azurite(self.workdir / "azurite")
         tier = FakeTier(LABELS, latency_ms=cfg.latency_ms, low_confidence_rate=cfg.low_confidence_rate, seed=cfg.seed)
         proxy = FaultProxy("", fault_rate=cfg.fault_rate, hang_s=cfg.hang_s, seed=cfg.seed)
-        answers_at_kill: Counter[str] | None = None
+        restarted_at: float | None = None
         report: dict[str, Any] | None = None
         quiet = False
         try:
@@ -658,10 +663,9 @@ class Soak:
                 if not killed and done >= cfg.kill_at * original_items:
                     host.send_signal(signal.SIGKILL)
                     host.wait(timeout=30)
-                    with tier.lock:
-                        answers_at_kill = Counter(tier.answers)
                     self.say(f"SIGKILLed the host at {done}/{original_items} items with results")
                     killed = True
+                    restarted_at = time.monotonic()  # nothing the new host asks for reaches the tier before this
                     host = self.start_host(env)
                 depth = view.queue_depth(queues)
                 now = time.monotonic()
@@ -679,7 +683,7 @@ class Soak:
                     break
             self.say("quiet" if quiet else "timed out before the system was quiet")
             view.refresh()
-            report = audit(view, inputs, tier, proxy, answers_at_kill, cfg.chunk_items)
+            report = audit(view, inputs, tier, proxy, restarted_at, cfg.chunk_items)
             report["run"] = {
                 "quiet": quiet, "seconds": round(time.monotonic() - self.t0, 1), "seed": cfg.seed,
                 "items_asked": cfg.items, "fault_rate": cfg.fault_rate, "kill_at": cfg.kill_at,

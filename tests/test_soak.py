@@ -42,12 +42,15 @@ def _classify(cascade, text: str):
 def test_fake_tier_answers_each_item_with_a_label_and_counts_answers_per_item(monkeypatch):
     with FakeTier(LABELS, low_confidence_rate=0.0) as tier, FaultProxy(tier.url, fault_rate=0.0) as proxy:
         cascade = _tier_settings(monkeypatch, proxy.url)
+        started = time.monotonic()
         first = _classify(cascade, "[soak:k1] I was charged twice")
         again = _classify(cascade, "[soak:k1] I was charged twice")
         other = _classify(cascade, "[soak:k2] The app crashes")
     assert first.status == "accepted" and first.answer in LABELS and again.answer == first.answer
     assert other.status == "accepted"
     assert tier.answers == Counter({"k1": 2, "k2": 1})
+    assert {key: len(times) for key, times in tier.answer_arrivals.items()} == {"k1": 2, "k2": 1}
+    assert all(started <= t <= time.monotonic() for times in tier.answer_arrivals.values() for t in times)
     assert proxy.forwarded_ok == Counter({"k1": 2, "k2": 1}) and not proxy.faults
 
 
@@ -110,8 +113,13 @@ def test_audit_finds_lost_duplicate_and_stale_outputs_from_storage_alone():
         _out("results", "dup.jsonl/claim", SHA_OLD, {"owner": "someone"}),  # not an output name: not judged
     ])
     tier = FakeTier(LABELS)
-    tier.answers.update({"a1": 1, "a2": 2, "a3": 1, "b1": 3})
-    report = audit(view, inputs, tier, FaultProxy("127.0.0.1:9"), Counter({"a2": 1}), chunk_items=2)
+    # a2: asked for by the killed host (its request reached the tier at 9.0, the answer may have come later) and
+    # again after the restart at 10.0; b1: answered three times by the same host, all after the restart
+    arrivals = {"a1": [11.0], "a2": [9.0, 12.0], "a3": [11.5], "b1": [10.5, 13.0, 14.0]}
+    for key, times in arrivals.items():
+        tier.answers[key] = len(times)
+        tier.answer_arrivals[key] = times
+    report = audit(view, inputs, tier, FaultProxy("127.0.0.1:9"), 10.0, chunk_items=2)
     assert (report["items"], report["results"], report["lost"]) == (8, 7, 1)
     assert report["duplicate_records"] == 1 and report["review"] == 1
     assert report["stale_outputs"] == {"total": 4, "old_hash": 3, "surplus_parts": 1, "result_and_deadletter": 1}
