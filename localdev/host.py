@@ -112,13 +112,14 @@ WEBHOOK_PATH = "/runtime/webhooks/blobs"
 
 
 def max_polling_interval_s(host_json: Path = REPO / "host.json") -> float:
-    """host.json's `extensions.queues.maxPollingInterval` (an "hh:mm:ss" timespan) in seconds; the runtime's
+    """host.json's `extensions.queues.maxPollingInterval` (a "[d.]hh:mm:ss" timespan) in seconds; the runtime's
     default is one minute."""
     value = json.loads(host_json.read_text()).get("extensions", {}).get("queues", {}).get("maxPollingInterval")
     if value is None:
         return 60.0
-    hours, minutes, seconds = (float(part) for part in str(value).split(":"))
-    return 3600 * hours + 60 * minutes + seconds
+    hours, minutes, seconds = str(value).split(":")
+    days, _, hours = hours.rpartition(".")  # "d.hh:mm:ss" counts days too
+    return 86400 * float(days or 0) + 3600 * float(hours) + 60 * float(minutes) + float(seconds)
 
 
 class LocalHost:

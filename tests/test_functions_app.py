@@ -130,6 +130,8 @@ def test_idle_host_backs_off_its_polling_and_an_invocation_wakes_it(azurite):
 def test_polling_interval_is_read_from_host_json(tmp_path):
     (tmp_path / "host.json").write_text('{"extensions": {"queues": {"maxPollingInterval": "00:01:30"}}}')
     assert max_polling_interval_s(tmp_path / "host.json") == 90.0
+    (tmp_path / "host.json").write_text('{"extensions": {"queues": {"maxPollingInterval": "1.00:00:00.5"}}}')
+    assert max_polling_interval_s(tmp_path / "host.json") == 86400.5
     (tmp_path / "host.json").write_text('{"version": "2.0"}')
     assert max_polling_interval_s(tmp_path / "host.json") == 60.0  # the runtime's default
     assert max_polling_interval_s() == 2.0  # this app's host.json
