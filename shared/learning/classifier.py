@@ -89,8 +89,6 @@ class EmbeddingClassifier:
         self.random_state = random_state
         self.n_jobs = n_jobs  # parallel cross-validation fits (joblib); 1 keeps training to one core
         self.word_ngrams = tuple(word_ngrams) if word_ngrams else None  # e.g. (1, 2): words and word pairs
-        self._view_weights_of: np.ndarray | None = None  # the coef_ that _split_weights were made from
-        self._split_weights: tuple[np.ndarray, np.ndarray | None] = (np.zeros(0), None)
 
     # -- training -----------------------------------------------------------------------------------------------
     def fit(self, X: np.ndarray, y: Sequence[str], texts: Sequence[str] | None = None) -> "EmbeddingClassifier":
@@ -133,8 +131,8 @@ class EmbeddingClassifier:
 
         self.ngrams_ = WordNgrams(ngram_range=view).fit(texts) if view else None
         final = self._logistic(self.C_).fit(self._features(X, texts), targets)
-        coef, self.intercept_ = _multiclass_weights(final, len(self.classes_))
-        self.coef_ = coef.astype(np.float32).astype(np.float64)  # the precision it is saved at (artifact.py)
+        coef, intercept = _multiclass_weights(final, len(self.classes_))
+        self._set_weights(coef.astype(np.float32), intercept)  # coef at the precision it is saved at (artifact.py)
         by_key = {_grid_key(*key): accuracy for key, accuracy in cv_accuracy.items()}
         self.cv_metrics_ = self._cv_metrics(oof, labels, folds, by_key)
         return self
@@ -200,31 +198,27 @@ class EmbeddingClassifier:
                    word_ngrams=ngrams.ngram_range if ngrams is not None else None)
         head.ngrams_ = ngrams
         head.classes_ = np.asarray(list(classes), dtype=object)
-        head.coef_, head.intercept_ = np.asarray(coef, dtype=np.float64), np.asarray(intercept, dtype=np.float64)
+        head._set_weights(coef, intercept)
         head.C_, head.temperature_, head.oos_threshold_, head.cv_metrics_ = C, temperature, oos_threshold, cv_metrics
         return head
 
     # -- prediction ---------------------------------------------------------------------------------------------
     # ``texts``: the texts ``X`` embeds, needed by a head with word n-grams (``ngrams_``) and ignored otherwise.
     def decision_function(self, X: np.ndarray, texts: Sequence[str] | None = None) -> np.ndarray:
-        X = np.asarray(X, dtype=np.float64)
-        embedding_weights, ngram_weights = self._view_weights()
-        logits = X @ embedding_weights + self.intercept_
-        if ngram_weights is not None:
+        logits = np.asarray(X, dtype=np.float64) @ self._embedding_weights + self.intercept_
+        if self._ngram_weights is not None:
             if texts is None or len(texts) != len(X):
                 raise ValueError("this head reads word n-grams: give the texts as well as their embeddings")
-            logits += np.asarray(self.ngrams_.transform(texts) @ ngram_weights)
+            logits += np.asarray(self.ngrams_.transform(texts) @ self._ngram_weights)
         return logits
 
-    def _view_weights(self) -> tuple[np.ndarray, np.ndarray | None]:
-        """coef_ split into the embedding's and the n-grams' columns, transposed and contiguous, made once: a
-        product with a strided slice of coef_ copies it, about 2 ms an item for a Banking77 head."""
-        if self._view_weights_of is not self.coef_:
-            width = self.coef_.shape[1] - (self.ngrams_.width if self.ngrams_ is not None else 0)
-            ngrams = np.ascontiguousarray(self.coef_[:, width:].T) if width < self.coef_.shape[1] else None
-            self._split_weights = (np.ascontiguousarray(self.coef_[:, :width].T), ngrams)
-            self._view_weights_of = self.coef_
-        return self._split_weights
+    def _set_weights(self, coef: np.ndarray, intercept: np.ndarray) -> None:
+        """coef_ (classes x (embedding + n-gram columns)) and intercept_, and each view's columns transposed and
+        contiguous for prediction: a product with a strided slice of coef_ copies it, ~2 ms an item on Banking77."""
+        self.coef_, self.intercept_ = np.asarray(coef, dtype=np.float64), np.asarray(intercept, dtype=np.float64)
+        width = self.coef_.shape[1] - (self.ngrams_.width if self.ngrams_ is not None else 0)
+        self._embedding_weights = np.ascontiguousarray(self.coef_[:, :width].T)
+        self._ngram_weights = np.ascontiguousarray(self.coef_[:, width:].T) if width < self.coef_.shape[1] else None
 
     def predict_proba(self, X: np.ndarray, texts: Sequence[str] | None = None) -> np.ndarray:
         """Temperature-scaled class probabilities, columns in ``classes_`` order (before the out-of-scope rule)."""

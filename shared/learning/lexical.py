@@ -55,7 +55,7 @@ class WordNgrams:
 
     @property
     def width(self) -> int:
-        return len(self.vocabulary)
+        return 0 if self._vectorizer is None else len(self._vectorizer.vocabulary_)
 
     def transform(self, texts: Sequence[str]) -> csr_matrix:
         if self._vectorizer is None:

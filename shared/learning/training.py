@@ -35,9 +35,9 @@ def train_head(
     classifier: EmbeddingClassifier | None = None,
     progress: Progress | None = None,
 ) -> EmbeddingClassifier:
-    """Fit a head for a task whose in-scope labels are ``labels`` (by default over the embedding and the texts' word
-    n-grams, see lexical.py). Refuses data with unknown labels, and data missing a label (the head could never answer
-    it, and the artifact loader would refuse it for the task)."""
+    """Fit a head for a task whose in-scope labels are ``labels`` (over the embedding, with the texts' word n-grams
+    where cross-validation finds them more accurate, see lexical.py). Refuses data with unknown labels, and data
+    missing a label (the head could never answer it, and the artifact loader would refuse it for the task)."""
     allowed = set(labels) | ({none_label} if none_label else set())
     present = set(training.labels)
     if unknown := sorted(present - allowed):
