@@ -293,12 +293,17 @@ def retrain(
     _classification_task(cascade, task, " (the trained tier's extraction heads learn from labelled rows: "
                                         "smallfirst train TASK --data ...)")
     [outcome] = retrain_scheduled(cascade, blob_service("DataStorage"), tasks=[task], days=days)
-    for source, report in outcome.sources.items():
-        skipped = ", ".join(f"{n} {reason}" for reason, n in sorted(report.skipped.items())) or "none"
-        console.print(f"{source}: {report.used} examples; skipped: {skipped}")
+    _print_sources(outcome.sources)
     console.print(f"{task}: {describe(outcome)}")
     if outcome.decision is None:
         raise typer.Exit(1)
+
+
+def _print_sources(reports) -> None:
+    """What each source of training examples gave, and what it skipped and why (shared/learning/training_data.py)."""
+    for source, report in reports.items():
+        skipped = ", ".join(f"{n} {reason}" for reason, n in sorted(report.skipped.items())) or "none"
+        console.print(f"{source}: {report.used} examples; skipped: {skipped}")
 
 
 def _activate_head(cascade: Cascade, tier, task: str, version: str) -> None:
@@ -349,9 +354,7 @@ def _training_set(cascade: Cascade, spec: ClassificationTask, data: Path | None,
                                        allowed_labels=spec.allowed_labels, since=since))
     if gold:
         console.print(f"gold: {len(gold)} rows from {data}")
-    for source, report in production.reports.items():
-        skipped = ", ".join(f"{n} {reason}" for reason, n in sorted(report.skipped.items())) or "none"
-        console.print(f"{source}: {report.used} examples; skipped: {skipped}")
+    _print_sources(production.reports)
     training = TrainingSet([*gold, *production.examples])
     summary = training.summary()
     provenance = ", ".join(f"{n} {source}" for source, n in summary.by_provenance.items())
