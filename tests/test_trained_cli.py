@@ -17,16 +17,22 @@ from tests.conftest import REPO
 runner = CliRunner()
 
 
-def test_train_saves_a_head_activates_it_and_the_trained_tier_answers_with_it(tmp_path, monkeypatch):
+def test_train_saves_and_activates_a_head_the_trained_tier_answers_with_changing_only_the_trained_head_line(tmp_path, monkeypatch):
     tasks, heads = tmp_path / "tasks", tmp_path / "heads"
     shutil.copytree(REPO / "tasks", tasks)
+    task_file = tasks / "support_ticket.yaml"
+    task_file.write_text("# our routing task: keep this comment\n" + task_file.read_text())
+    before = task_file.read_text().splitlines()
     env = {"SMALLFIRST_TASKS_DIR": str(tasks), "SMALLFIRST_TRAINED_HEADS_DIR": str(heads)}
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     result = runner.invoke(app, ["train", "support_ticket", "--data", str(REPO / "tasks/data/support_ticket/train.jsonl")],
                            catch_exceptions=False)
     assert result.exit_code == 0, result.output
-    version = yaml.safe_load((tasks / "support_ticket.yaml").read_text())["trained_head"]
+    version = yaml.safe_load(task_file.read_text())["trained_head"]
+    after = task_file.read_text().splitlines()
+    changed = [(old, new) for old, new in zip(before, after) if old != new]  # activation rewrote one line only
+    assert len(after) == len(before) and [new for _, new in changed] == [f"trained_head: '{version}'"]
     head = json.loads((heads / "support_ticket" / version / "head.json").read_text())
     assert head["training_data"]["size"] == 240 and head["labels"] == ["account", "billing", "other", "technical"]
     assert head["cv_metrics"]["accuracy"] > 0.85

@@ -308,16 +308,20 @@ def _print_sources(reports) -> None:
 
 def _activate_head(cascade: Cascade, tier, task: str, version: str) -> None:
     """An activation record in the head store; with local heads the task file also names the head it ships with."""
-    import yaml
+    import re
 
     from shared.learning.activation import activate
 
     activate(tier.head_store, task, version, reason="smallfirst train")
     if tier.config.heads_store == "local":
+        # Only the one line changes: the rest of the file (its comments and layout) is the user's.
         path = cascade.tasks.path_of(task)
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-        raw["trained_head"] = version
-        path.write_text(yaml.safe_dump(raw, sort_keys=False, allow_unicode=True, width=200), encoding="utf-8")
+        text = path.read_text(encoding="utf-8")
+        line = f"trained_head: '{version}'"
+        text, replaced = re.subn(r"(?m)^trained_head:.*$", line, text)
+        if not replaced:
+            text = f"{text.rstrip()}\n{line}\n"
+        path.write_text(text, encoding="utf-8")
         console.print(f"{path}: trained_head = {version}")
 
 
