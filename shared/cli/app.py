@@ -262,6 +262,7 @@ def train(
             head = train_head(tier.embedder, training, labels=[label.name for label in spec.labels],
                               none_label=spec.none_label if spec.allow_none else None,
                               none_reject_budget=spec.none_reject_budget,
+                              none_recall_target=spec.none_recall_target,
                               progress=lambda done, total: progress.update(bar, completed=done))
         except ValueError as exc:
             console.print(f"[red]{exc}[/]")
@@ -273,6 +274,10 @@ def train(
     console.print(f"{spec.name} head {artifact.version}: cross-validated accuracy {metrics.accuracy:.3f}, "
                   f"ECE {metrics.ece:.3f}, accuracy of the 80% most confident {metrics.selective_accuracy_80:.3f} "
                   f"({metrics.rows} examples) -> {tier.head_store.describe(f'{spec.name}/{artifact.version}')}")
+    if artifact.none_label is not None:
+        recall = "n/a (no none examples)" if metrics.oos_recall is None else f"{metrics.oos_recall:.3f}"
+        console.print(f"out of scope: threshold {artifact.oos_threshold or 0.0:.3f} ({artifact.oos_threshold_rule}); "
+                      f"cross-validated in-scope accuracy {metrics.inscope_accuracy:.3f}, none recall {recall}")
     if activate:
         _activate_head(cascade, tier, spec.name, artifact.version)
 

@@ -88,6 +88,9 @@ class ClassificationTask(TaskBase):
     # The trained head's out-of-scope trade-off: the share of in-scope held-out items it may answer none_label
     # (shared/learning/calibration.py). Lower keeps more in-scope answers, higher catches more out-of-scope ones.
     none_reject_budget: float = Field(default=0.05, ge=0.0, lt=1.0)
+    # Or the requirement on out-of-scope items instead: the share of held-out none examples the head must answer
+    # none. Used when the training data has enough of them (classifier.MIN_NONE_ROWS_FOR_RECALL), else the budget.
+    none_recall_target: float | None = Field(default=None, gt=0.0, le=1.0)
     # How much of each label's description goes into the prompt (cut at a word boundary); None: all, 0: names only.
     label_description_chars: int | None = Field(default=None, ge=0)
 

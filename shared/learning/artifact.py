@@ -60,6 +60,8 @@ class HeadArtifact(BaseModel):
     temperature: float
     oos_threshold: float | None
     max_inscope_reject: float
+    min_none_recall: float | None = None
+    oos_threshold_rule: str | None = None  # which of the two rules chose oos_threshold, on how many rows
     training_data: TrainingDataSummary
     cv_metrics: CrossValidatedMetrics
     weights_sha256: str
@@ -123,7 +125,8 @@ def save_head(
         labels=sorted(c for c in classes if c != classifier.none_label), none_label=classifier.none_label,
         classes=classes, C=classifier.C_, word_ngrams=ngrams.ngram_range if ngrams is not None else None,
         ngram_features=width, temperature=classifier.temperature_, oos_threshold=classifier.oos_threshold_,
-        max_inscope_reject=classifier.max_inscope_reject, training_data=training_data,
+        max_inscope_reject=classifier.max_inscope_reject, min_none_recall=classifier.min_none_recall,
+        oos_threshold_rule=classifier.threshold_rule_, training_data=training_data,
         cv_metrics=classifier.cv_metrics_, weights_sha256=hashlib.sha256(weights).hexdigest(),
     )
     store.write(f"{task}/{version}/{WEIGHTS_FILE}", weights)
@@ -170,7 +173,8 @@ def load_head(store: ArtifactStore, task: str, version: str, expect: HeadExpecta
     classifier = EmbeddingClassifier.restore(
         classes=artifact.classes, coef=coef, intercept=intercept, temperature=artifact.temperature, C=artifact.C,
         none_label=artifact.none_label, oos_threshold=artifact.oos_threshold, cv_metrics=artifact.cv_metrics,
-        max_inscope_reject=artifact.max_inscope_reject, ngrams=ngrams,
+        max_inscope_reject=artifact.max_inscope_reject, ngrams=ngrams, min_none_recall=artifact.min_none_recall,
+        threshold_rule=artifact.oos_threshold_rule,
     )
     return LoadedHead(artifact, classifier)
 

@@ -51,3 +51,24 @@ def choose_reject_threshold(max_probability: np.ndarray, rejected_already: np.nd
         return float(np.nextafter(candidates[-1], np.inf))
     # Rows strictly below candidates[budget] are at most `budget`, even with ties.
     return float(candidates[budget])
+
+
+def choose_recall_threshold(none_max_probability: np.ndarray, caught_already: np.ndarray, min_recall: float) -> float:
+    """The out-of-scope threshold that meets a recall requirement: the lowest value at which at least ``min_recall``
+    of held-out rows that are NOT in scope end as none -- caught already (predicted as the none class) or by the
+    threshold. The lowest such value costs the fewest in-scope answers. Needs examples of the none label.
+
+    ``none_max_probability``: the best in-scope label's probability for each out-of-scope held-out row;
+    ``caught_already``: True where that row is already answered none.
+    """
+    if not 0.0 < min_recall <= 1.0:
+        raise ValueError("min_recall must be in (0, 1]")
+    caught_already = np.asarray(caught_already, dtype=bool)
+    if caught_already.size == 0:
+        raise ValueError("a recall requirement needs held-out examples of the none label")
+    still_needed = int(np.ceil(min_recall * caught_already.size - 1e-9)) - int(caught_already.sum())
+    if still_needed <= 0:
+        return 0.0
+    candidates = np.sort(np.asarray(none_max_probability, dtype=float)[~caught_already])
+    # Rows strictly below the threshold are caught: the `still_needed` least sure, and any tied with the last.
+    return float(np.nextafter(candidates[still_needed - 1], np.inf))

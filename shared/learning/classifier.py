@@ -18,7 +18,10 @@ their embeddings wherever it predicts.
 Out of scope, for tasks with a ``none_label``: when the training data has examples of it, the none label stays a
 class *and* a max-probability threshold is chosen (a class alone misses most out-of-scope items; the class plus a
 threshold beats a threshold alone); without examples, the threshold alone. The threshold rule is
-calibration.choose_reject_threshold: at most ``max_inscope_reject`` of in-scope held-out rows may end as none.
+calibration.choose_reject_threshold: at most ``max_inscope_reject`` of in-scope held-out rows may end as none. With
+``min_none_recall`` set and at least MIN_NONE_ROWS_FOR_RECALL held-out none rows, it is
+calibration.choose_recall_threshold instead: the lowest threshold at which that share of them ends as none (the
+requirement stated where it is felt, on out-of-scope items; the budget rule is the fallback without such rows).
 An item rejected by the threshold is answered none with confidence 1 - p(best label): under calibrated
 probabilities, the chance that the best in-scope label would have been wrong.
 """
@@ -35,13 +38,15 @@ from scipy.sparse import csr_matrix, hstack
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold
 
-from shared.learning.calibration import choose_reject_threshold, fit_temperature, softmax
+from shared.learning.calibration import choose_recall_threshold, choose_reject_threshold, fit_temperature, softmax
 from shared.learning.embedders.base import Embedder, l2_normalise
 from shared.learning.lexical import WordNgrams
 from shared.evaluation.metrics import expected_calibration_error, macro_f1, selective_accuracy
 
 TRAINED_CONFIDENCE_METHOD = "temperature-scaled logistic regression probability"
 ZERO_SHOT_CONFIDENCE_METHOD = "zero-shot cosine similarity, shrunk towards uniform"
+# Fewer held-out none rows than this measure a recall too coarsely (one row is more than 5%) to set a threshold by.
+MIN_NONE_ROWS_FOR_RECALL = 20
 
 
 class CrossValidatedMetrics(BaseModel):
@@ -76,6 +81,7 @@ class EmbeddingClassifier:
         cv_folds: int = 5,
         none_label: str | None = None,
         max_inscope_reject: float = 0.05,
+        min_none_recall: float | None = None,
         max_iter: int = 2000,
         random_state: int = 0,
         n_jobs: int = 1,
@@ -85,6 +91,7 @@ class EmbeddingClassifier:
         self.cv_folds = cv_folds
         self.none_label = none_label
         self.max_inscope_reject = max_inscope_reject
+        self.min_none_recall = min_none_recall
         self.max_iter = max_iter
         self.random_state = random_state
         self.n_jobs = n_jobs  # parallel cross-validation fits (joblib); 1 keeps training to one core
@@ -126,6 +133,7 @@ class EmbeddingClassifier:
 
         self.temperature_ = fit_temperature(oof, targets)
         self.oos_threshold_: float | None = None
+        self.threshold_rule_: str | None = None
         if self.none_label is not None:
             self.oos_threshold_ = self.choose_threshold(softmax(oof, self.temperature_), labels)
 
@@ -161,12 +169,20 @@ class EmbeddingClassifier:
         return _joined(X, self.ngrams_.transform(texts))
 
     def choose_threshold(self, probabilities: np.ndarray, labels: np.ndarray) -> float:
-        """The out-of-scope threshold for held-out ``probabilities`` with gold ``labels``, under this head's
-        ``max_inscope_reject`` (see calibration.choose_reject_threshold)."""
+        """The out-of-scope threshold for held-out ``probabilities`` with gold ``labels``: meeting this head's
+        ``min_none_recall`` where set and measurable, else within its ``max_inscope_reject`` (see the module
+        docstring). Sets ``threshold_rule_``, which says which rule chose it."""
+        best, _ = self._best_in_scope(probabilities)
+        answered_none = probabilities.argmax(axis=1) == self._none_column()
         in_scope = labels != self.none_label
-        best, _ = self._best_in_scope(probabilities[in_scope])
-        rejected = probabilities[in_scope].argmax(axis=1) == self._none_column()
-        return choose_reject_threshold(best, rejected, self.max_inscope_reject)
+        none_rows = int((~in_scope).sum())
+        if self.min_none_recall is not None and none_rows >= MIN_NONE_ROWS_FOR_RECALL:
+            self.threshold_rule_ = f"none recall >= {self.min_none_recall:g} on {none_rows} held-out none rows"
+            return choose_recall_threshold(best[~in_scope], answered_none[~in_scope], self.min_none_recall)
+        self.threshold_rule_ = f"in-scope rows answered none <= {self.max_inscope_reject:g}"
+        if self.min_none_recall is not None:
+            self.threshold_rule_ += f" (a none recall needs {MIN_NONE_ROWS_FOR_RECALL} held-out none rows, had {none_rows})"
+        return choose_reject_threshold(best[in_scope], answered_none[in_scope], self.max_inscope_reject)
 
     def _cv_metrics(self, oof: np.ndarray, labels: np.ndarray, folds: int, cv_accuracy) -> CrossValidatedMetrics:
         scored = self._decide(softmax(oof, self.temperature_))
@@ -191,11 +207,13 @@ class EmbeddingClassifier:
     def restore(
         cls, *, classes: Sequence[str], coef: np.ndarray, intercept: np.ndarray, temperature: float, C: float,
         none_label: str | None, oos_threshold: float | None, cv_metrics: CrossValidatedMetrics,
-        max_inscope_reject: float, ngrams: WordNgrams | None = None,
+        max_inscope_reject: float, ngrams: WordNgrams | None = None, min_none_recall: float | None = None,
+        threshold_rule: str | None = None,
     ) -> "EmbeddingClassifier":
         """A fitted head rebuilt from saved weights (see artifact.py); predicts exactly as the one that was saved."""
         head = cls(Cs=(C,), none_label=none_label, max_inscope_reject=max_inscope_reject,
-                   word_ngrams=ngrams.ngram_range if ngrams is not None else None)
+                   min_none_recall=min_none_recall, word_ngrams=ngrams.ngram_range if ngrams is not None else None)
+        head.threshold_rule_ = threshold_rule
         head.ngrams_ = ngrams
         head.classes_ = np.asarray(list(classes), dtype=object)
         head._set_weights(coef, intercept)

@@ -32,6 +32,7 @@ def train_head(
     labels: Collection[str],
     none_label: str | None = None,
     none_reject_budget: float = 0.05,
+    none_recall_target: float | None = None,
     classifier: EmbeddingClassifier | None = None,
     progress: Progress | None = None,
 ) -> EmbeddingClassifier:
@@ -45,7 +46,7 @@ def train_head(
     if missing := sorted(set(labels) - present):
         raise ValueError(f"training data has no examples of: {missing}")
     head = classifier or EmbeddingClassifier(none_label=none_label, max_inscope_reject=none_reject_budget,
-                                             word_ngrams=NGRAM_RANGE)
+                                             min_none_recall=none_recall_target, word_ngrams=NGRAM_RANGE)
     if head.none_label != none_label:
         raise ValueError(f"the classifier's none label {head.none_label!r} is not the task's {none_label!r}")
     X = embed_in_batches(embedder, training.texts, progress=progress)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from shared.learning.calibration import choose_reject_threshold, fit_temperature, negative_log_likelihood, softmax
+from shared.learning.calibration import (choose_recall_threshold, choose_reject_threshold, fit_temperature,
+                                        negative_log_likelihood, softmax)
 from shared.evaluation.metrics import expected_calibration_error, macro_f1, selective_accuracy
 
 
@@ -50,6 +51,29 @@ def test_ties_at_the_threshold_never_overspend_the_budget():
     best = np.array([0.2] * 5 + [0.5] * 10 + [0.9] * 85)
     threshold = choose_reject_threshold(best, np.zeros(100, bool), max_reject=0.10)
     assert np.sum(best < threshold) <= 10
+
+
+def test_recall_threshold_is_the_lowest_that_catches_the_required_share_of_out_of_scope_rows():
+    best = np.linspace(0.05, 1.0, 100)  # the best in-scope probability of 100 held-out out-of-scope rows
+    threshold = choose_recall_threshold(best, np.zeros(100, bool), min_recall=0.9)
+    assert np.sum(best < threshold) == 90
+    assert np.sum(best < np.nextafter(threshold, 0.0)) < 90  # any lower threshold would catch too few
+
+
+def test_recall_threshold_counts_rows_the_none_class_caught_already():
+    best = np.linspace(0.05, 1.0, 100)
+    caught = np.zeros(100, bool)
+    caught[-30:] = True  # the none class caught the 30 surest-looking ones
+    threshold = choose_recall_threshold(best, caught, min_recall=0.9)
+    assert np.sum((best < threshold) & ~caught) == 60
+    assert choose_recall_threshold(best, np.ones(100, bool), min_recall=0.9) == 0.0  # the class alone is enough
+
+
+def test_recall_threshold_needs_out_of_scope_examples_and_a_recall_in_range():
+    with pytest.raises(ValueError, match="held-out examples"):
+        choose_recall_threshold(np.array([]), np.array([], bool), min_recall=0.9)
+    with pytest.raises(ValueError, match="min_recall"):
+        choose_recall_threshold(np.array([0.5]), np.zeros(1, bool), min_recall=0.0)
 
 
 def test_ece_is_zero_for_perfectly_calibrated_bins_and_large_for_overconfidence():

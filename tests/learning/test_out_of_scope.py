@@ -71,3 +71,44 @@ def test_a_task_without_a_none_label_never_answers_none(clinc):
     in_scope_rows = y_train != "oos"
     head = EmbeddingClassifier(Cs=(10.0,), cv_folds=3).fit(X_train[in_scope_rows], y_train[in_scope_rows])
     assert head.oos_threshold_ is None and "oos" not in head.predict(X_dev)
+
+
+def test_a_none_recall_target_chooses_the_lowest_threshold_that_meets_it_on_held_out_oos_rows(clinc):
+    X_train, y_train, X_dev, y_dev = clinc
+    heads = {target: EmbeddingClassifier(Cs=(10.0,), cv_folds=3, none_label="oos", min_none_recall=target)
+             .fit(X_train, y_train) for target in (0.8, 0.95)}
+    for target, head in heads.items():
+        assert head.cv_metrics_.oos_recall >= target  # met on the held-out folds it was chosen on
+        assert head.threshold_rule_ == f"none recall >= {target:g} on 100 held-out none rows"
+    assert heads[0.8].oos_threshold_ < heads[0.95].oos_threshold_
+    (in_scope_low, recall_low), (in_scope_high, recall_high) = (score(heads[t], X_dev, y_dev) for t in (0.8, 0.95))
+    assert recall_high >= recall_low and in_scope_high <= in_scope_low  # the trade-off moves the way it was asked
+
+
+def test_with_too_few_oos_examples_a_recall_target_falls_back_to_the_in_scope_reject_budget(clinc):
+    X_train, y_train, _, _ = clinc
+    keep = (y_train != "oos") | (np.cumsum(y_train == "oos") <= 10)  # only 10 oos examples
+    with_target = EmbeddingClassifier(Cs=(10.0,), cv_folds=3, none_label="oos", min_none_recall=0.9)
+    with_target.fit(X_train[keep], y_train[keep])
+    budget_only = EmbeddingClassifier(Cs=(10.0,), cv_folds=3, none_label="oos").fit(X_train[keep], y_train[keep])
+    assert with_target.oos_threshold_ == budget_only.oos_threshold_
+    assert with_target.threshold_rule_ == ("in-scope rows answered none <= 0.05 "
+                                           "(a none recall needs 20 held-out none rows, had 10)")
+
+
+def test_the_recall_target_and_its_rule_survive_the_artifact_round_trip(clinc, embedder, tmp_path):
+    from shared.learning.artifact import HeadExpectation, load_head, save_head
+    from shared.learning.stores import LocalFolderStore
+    from shared.learning.training_data import LabelledExample, TrainingSet
+
+    X_train, y_train, X_dev, _ = clinc
+    head = EmbeddingClassifier(Cs=(10.0,), cv_folds=3, none_label="oos", min_none_recall=0.9).fit(X_train, y_train)
+    store = LocalFolderStore(tmp_path)
+    summary = TrainingSet(LabelledExample(text=str(i), label=label, provenance="gold")
+                          for i, label in enumerate(y_train)).summary()
+    artifact = save_head(store, task="clinc", classifier=head, embedder=embedder, training_data=summary)
+    labels = sorted(set(y_train) - {"oos"})
+    loaded = load_head(store, "clinc", artifact.version, HeadExpectation.of(embedder, labels, "oos")).classifier
+    assert (artifact.min_none_recall, artifact.oos_threshold_rule) == (0.9, head.threshold_rule_)
+    assert (loaded.min_none_recall, loaded.threshold_rule_) == (0.9, head.threshold_rule_)
+    assert loaded.predict(X_dev) == head.predict(X_dev)

@@ -50,3 +50,12 @@ def test_the_tasks_none_reject_budget_sets_how_many_in_scope_items_the_head_may_
     X = embedder.embed(kept.texts)
     rejected = [sum(label == "other" for label in head.predict(X, kept.texts)) / len(kept) for head in (strict, loose)]
     assert rejected[0] < rejected[1]
+
+
+def test_the_tasks_none_recall_target_reaches_the_head_and_sets_its_threshold_rule(embedder, training):
+    head = train_head(embedder, training, labels=["account", "billing", "technical"], none_label="other",
+                      none_recall_target=0.9)
+    others = sum(label == "other" for label in training.labels)
+    assert head.min_none_recall == 0.9
+    assert head.threshold_rule_ == f"none recall >= 0.9 on {others} held-out none rows"
+    assert head.cv_metrics_.oos_recall >= 0.9
