@@ -22,6 +22,12 @@ def test_none_label_precision_recall():
     assert metrics.none_label_precision_recall(gold, pred, "oos") == (0.5, 0.5)
 
 
+def test_inscope_accuracy_counts_only_items_not_gold_none_and_an_in_scope_item_answered_none_is_wrong():
+    gold = ["oos", "oos", "x", "y", "z"]
+    pred = ["x", "oos", "oos", "y", None]
+    assert metrics.inscope_accuracy(gold, pred, "oos") == pytest.approx(1 / 3)
+
+
 def test_confusions():
     assert metrics.top_confusions(["a", "a", "a", "b"], ["b", "b", "a", "c"]) == [("a", "b", 2), ("b", "c", 1)]
 

@@ -83,6 +83,12 @@ def none_label_precision_recall(gold: Sequence[str], predicted: Sequence[str | N
     return (tp / predicted_none if predicted_none else 0.0, tp / gold_none if gold_none else 0.0)
 
 
+def inscope_accuracy(gold: Sequence[str], predicted: Sequence[str | None], none_label: str) -> float:
+    """Accuracy over the items whose gold label is not the none label (an in-scope item answered none is wrong)."""
+    pairs = [(g, p) for g, p in zip(gold, predicted) if g != none_label]
+    return accuracy([g for g, _ in pairs], [p for _, p in pairs])
+
+
 def top_confusions(gold: Sequence[str], predicted: Sequence[str | None], n: int = 10) -> list[tuple[str, str, int]]:
     counts = Counter((g, str(p)) for g, p in zip(gold, predicted) if g != p)
     return [(g, p, c) for (g, p), c in counts.most_common(n)]

@@ -49,7 +49,9 @@ def quality_rows(run: TierRun, task: AnyTask) -> list[tuple[str, str]]:
         rows += [("accuracy", f"{metrics.accuracy(golds, answers):.3f}"), ("macro-F1", f"{metrics.macro_f1(golds, answers):.3f}")]
         if task.allow_none and task.none_label:
             p, r = metrics.none_label_precision_recall(golds, answers, task.none_label)
-            rows += [(f"'{task.none_label}' precision", f"{p:.3f}"), (f"'{task.none_label}' recall", f"{r:.3f}")]
+            rows += [(f"in-scope accuracy (gold not '{task.none_label}')",
+                      f"{metrics.inscope_accuracy(golds, answers, task.none_label):.3f}"),
+                     (f"'{task.none_label}' precision", f"{p:.3f}"), (f"'{task.none_label}' recall", f"{r:.3f}")]
     else:
         rows.append(("all fields exact", f"{np.mean(run.correct):.3f}"))
         rows += [(f"{f} exact", f"{v:.3f}") for f, v in metrics.field_exact_match(answers, golds).items()]
