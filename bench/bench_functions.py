@@ -1,10 +1,12 @@
 """End-to-end throughput through Azurite and the registered functions, vs the engine alone; and the HTTP
 batch endpoint against a tier with injected latency, vs the ideal (concurrency / latency).
 
-The HTTP batch is measured on the async path (the app's `Cascade.process_batch`) and on the thread path it
-replaced (each item's blocking cascade on a pool thread, as before issue 14), alternating A-B-B-A in one run
-so both see the same machine. The rig's own ceiling is measured in the same run: a bare aiohttp client (no
-SDK, no app) sending as many requests at the same concurrency to the same fake endpoint, before and after.
+The HTTP batch is measured on the async path (the app's `Cascade.process_batch`, whose Azure OpenAI requests
+go out through the tier's aiohttp sender), on that path with the requests sent through the openai SDK's
+AsyncAzureOpenAI instead (as issue 14 first built it), and on the thread path both replaced (each item's
+blocking cascade on a pool thread, as before issue 14), in mirrored order (A-B-C-C-B-A) in one run so all see
+the same machine. The rig's own ceiling is measured in the same run: a bare aiohttp client (no SDK, no app)
+sending as many requests at the same concurrency to the same fake endpoint, before and after.
 
 Run from the repository root: python -m bench.bench_functions [--items 200] [--rounds 2] [--http-only].
 Prints figures measured in this one run.
@@ -105,6 +107,36 @@ async def thread_batch(cascade, task, items, concurrency=None, on_record=None):
         return list(await asyncio.gather(*(loop.run_in_executor(pool, cascade.process, task, item) for item in items)))
 
 
+class SdkAsyncRequests:
+    """The tier's async requests sent through the openai SDK's AsyncAzureOpenAI (over its aiohttp transport), as
+    issue 14 first built the async path: `OpenAITier.acomplete` while installed; one client, on the host's loop."""
+
+    def __init__(self, endpoint: str) -> None:
+        import openai
+        from shared.core.tiers.openai_tier import CHAT_COMPLETIONS, OpenAITier
+        from openai.types.chat import ChatCompletion
+
+        self.client = None
+        self.app_acomplete = OpenAITier.acomplete
+        sdk = self
+
+        async def acomplete(tier, request):
+            if sdk.client is None:
+                sdk.client = openai.AsyncAzureOpenAI(azure_endpoint=endpoint, api_version=tier.config.api_version,
+                                                     api_key="bench", max_retries=0, timeout=tier.config.timeout_s,
+                                                     http_client=openai.DefaultAioHttpClient())
+            with tier._tier_errors():
+                response = await sdk.client.post(CHAT_COMPLETIONS, body=tier._body(request), cast_to=ChatCompletion)
+            return tier._replies(response, request)
+
+        self.sdk_acomplete = acomplete
+
+    def use(self, sdk: bool) -> None:
+        from shared.core.tiers.openai_tier import OpenAITier
+
+        OpenAITier.acomplete = self.sdk_acomplete if sdk else self.app_acomplete
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--items", type=int, default=200)
@@ -170,24 +202,34 @@ def main() -> None:
                 assert all(r["status"] == "accepted" for r in results), results[0]
                 return time.perf_counter() - started
 
-            paths = {"async": engine.process_batch,  # the app's own
+            app_batch = engine.process_batch
+            sdk = SdkAsyncRequests(wire_url)
+            paths = {"async": app_batch,  # the app's own
+                     "sdk": app_batch,  # the same, its requests through AsyncAzureOpenAI
                      "thread": lambda *a, **k: thread_batch(engine, *a, **k)}
             rates: dict[str, list[float]] = {name: [] for name in paths}
+
+            def use(path: str) -> None:
+                engine.process_batch = paths[path]
+                sdk.use(path == "sdk")
+
             cpu_s = dict.fromkeys(paths, 0.0)
             for path in paths:  # warm-up: each path's client and its connections, created once per worker
-                engine.process_batch = paths[path]
+                use(path)
                 post_batch(args.concurrency)
             cpu_s = dict.fromkeys(paths, 0.0)  # the warm-ups' CPU not counted
-            order = [name for _ in range(args.rounds) for name in ("async", "thread", "thread", "async")]
+            order = [name for _ in range(args.rounds) for name in ("async", "sdk", "thread", "thread", "sdk", "async")]
             load_before = os.getloadavg()[0]
             bare = [bare_client_rate(wire_url, args.http_items, args.concurrency)]
             for path in order:
-                engine.process_batch = paths[path]
+                use(path)
                 rates[path].append(args.http_items / post_batch(args.http_items))
             bare.append(bare_client_rate(wire_url, args.http_items, args.concurrency))
             load_after = os.getloadavg()[0]
         finally:
             host.worker_loop.call(engine.tiers.aclose_async_clients)
+            if sdk.client is not None:
+                host.worker_loop.call(sdk.client.close)
             host.stop()
     ideal = args.concurrency / args.latency
     if not args.http_only:
@@ -205,8 +247,9 @@ def main() -> None:
               f" = {100 * statistics.median(measured) / ideal:5.1f}% of ideal"
               f"   (runs: {', '.join(f'{100 * r / ideal:.1f}%' for r in measured)})"
               f"   app CPU {1000 * cpu_s[name] / (len(measured) * args.http_items):.2f} ms/item")
-    print(f"  async / thread: {statistics.median(rates['async']) / statistics.median(rates['thread']):.3f}x;"
-          f" async / rig ceiling: {100 * statistics.median(rates['async']) / ceiling:.1f}%")
+    median = {name: statistics.median(measured) for name, measured in rates.items()}
+    print(f"  async / sdk: {median['async'] / median['sdk']:.3f}x; async / thread: {median['async'] / median['thread']:.3f}x;"
+          f" async / rig ceiling: {100 * median['async'] / ceiling:.1f}%")
 
 if __name__ == "__main__":
     main()

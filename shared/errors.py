@@ -15,8 +15,9 @@
         └── InvalidOutputError      the model answered, but not valid JSON for the task's schema
             └── OutputTruncatedError    generation hit the output-token limit before the answer closed
 
-SDK errors become TierErrors inside each backend (`shared/core/tiers/`); `shared/core/run_tier.py` maps
-TierErrors to attempt outcomes in one table; `InputError.reason` names dead letters and problem+json.
+SDK and HTTP errors become TierErrors inside each backend (`shared/core/tiers/`; an HTTP status by the one rule
+in `chat.http_status_error`); `shared/core/run_tier.py` maps TierErrors to attempt outcomes in one table;
+`InputError.reason` names dead letters and problem+json.
 """
 
 from __future__ import annotations

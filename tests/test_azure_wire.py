@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 
@@ -28,6 +29,29 @@ def openai_tier(wire, **extra):
 def foundry_tier(wire, **extra):
     return _tier("small", wire, backend="foundry", endpoint=wire.url + "/models", model="Phi-4", api_key="sekret",
                  timeout_s=1, **extra)
+
+
+def compatible_tier(wire, **extra):
+    return _tier("small", wire, backend="openai_compatible", endpoint=wire.url + "/v1", model="qwen", api_key="sekret",
+                 timeout_s=1, **extra)
+
+
+def blocking(tier, task, text):
+    return tier.answer(task, text)
+
+
+def awaited(tier, task, text):
+    """`answer` on the async path (batches), on a loop of its own whose client is closed before it ends."""
+    async def run():
+        try:
+            return await tier.aanswer(task, text)
+        finally:
+            await tier.aclose_async_client()
+
+    return asyncio.run(run())
+
+
+BOTH_PATHS = pytest.mark.parametrize("answer", [blocking, awaited])
 
 
 def test_azure_openai_request_and_logprob_confidence(wire, catalog):
@@ -91,48 +115,53 @@ def test_foundry_json_schema_and_logprobs_pass_through(wire, catalog):
     assert answer.confidence == pytest.approx(math.exp(-0.2))
 
 
-@pytest.mark.parametrize("make_tier", [openai_tier, foundry_tier])
-def test_429_carries_retry_after(wire, catalog, make_tier):
+@BOTH_PATHS
+@pytest.mark.parametrize("make_tier", [openai_tier, foundry_tier, compatible_tier])
+def test_429_carries_retry_after(wire, catalog, make_tier, answer):
     wire.default = Scripted(429, {"error": {"code": "429", "message": "Rate limit"}}, {"Retry-After": "7"})
     with pytest.raises(TransientTierError) as err:
-        make_tier(wire, logprobs="true").classify(catalog.get("support_ticket"), "x")
+        answer(make_tier(wire, logprobs="true"), catalog.get("support_ticket"), "x")
     assert err.value.retry_after == 7.0
     assert len(wire.requests) == 1  # the SDKs' own retries are off: ours decide
 
 
-@pytest.mark.parametrize("make_tier", [openai_tier, foundry_tier])
-def test_5xx_and_timeout_are_transient_4xx_is_not(wire, catalog, make_tier):
+@BOTH_PATHS
+@pytest.mark.parametrize("make_tier", [openai_tier, foundry_tier, compatible_tier])
+def test_5xx_and_timeout_are_transient_4xx_is_not(wire, catalog, make_tier, answer):
     task = catalog.get("support_ticket")
     wire.script.append(Scripted(500, {"error": {"code": "InternalServerError", "message": "boom"}}))
     with pytest.raises(TransientTierError):
-        make_tier(wire, logprobs="true").classify(task, "x")
+        answer(make_tier(wire, logprobs="true"), task, "x")
     wire.script.append(Scripted(200, chat_completion('{"label":"billing"}', tokens=LABEL_TOKENS), delay_s=2.0))
     with pytest.raises(TransientTierError):
-        make_tier(wire, logprobs="true").classify(task, "x")
+        answer(make_tier(wire, logprobs="true"), task, "x")
     wire.script.append(Scripted(401, {"error": {"code": "Unauthorized", "message": "bad key"}}))
     with pytest.raises(TierError) as err:
-        make_tier(wire, logprobs="true").classify(task, "x")
-    assert not isinstance(err.value, TransientTierError)
+        answer(make_tier(wire, logprobs="true"), task, "x")
+    assert not isinstance(err.value, TransientTierError) and "bad key" in str(err.value)
 
 
-@pytest.mark.parametrize("make_tier", [openai_tier, foundry_tier])
-def test_malformed_bodies_are_errors_not_crashes(wire, catalog, make_tier):
+@BOTH_PATHS
+@pytest.mark.parametrize("make_tier", [openai_tier, foundry_tier, compatible_tier])
+def test_malformed_bodies_are_errors_not_crashes(wire, catalog, make_tier, answer):
     task = catalog.get("support_ticket")
-    wire.script.append(Scripted(200, "this is not json"))
-    with pytest.raises(TierError):
-        make_tier(wire, logprobs="true").classify(task, "x")
+    for not_a_completion in ("this is not json", [1, 2], {"status": "ok"}):
+        wire.script.append(Scripted(200, not_a_completion))
+        with pytest.raises(TierError):
+            answer(make_tier(wire, logprobs="true"), task, "x")
     wire.script.append(Scripted(200, chat_completion("sure! the label is billing", tokens=[("sure! the label is billing", -1.0)])))
     with pytest.raises(InvalidOutputError):
-        make_tier(wire, logprobs="true").classify(task, "x")
+        answer(make_tier(wire, logprobs="true"), task, "x")
 
 
+@BOTH_PATHS
 @pytest.mark.parametrize("make_tier", [openai_tier, foundry_tier])
-def test_reply_cut_off_at_max_tokens_is_a_truncation_and_keeps_its_token_counts(wire, catalog, make_tier):
+def test_reply_cut_off_at_max_tokens_is_a_truncation_and_keeps_its_token_counts(wire, catalog, make_tier, answer):
     content = '{"company": "ACME Trading Sdn Bhd", "date": "01/02'
     wire.default = Scripted(body=chat_completion(content, tokens=[(content, -0.5)], completion_tokens=512,
                                                  finish_reason="length"))
     with pytest.raises(OutputTruncatedError) as err:
-        make_tier(wire, logprobs="true").extract(catalog.get("receipt"), "ACME receipt")
+        answer(make_tier(wire, logprobs="true"), catalog.get("receipt"), "ACME receipt")
     assert (err.value.tokens_in, err.value.tokens_out) == (42, 512)
 
 
@@ -159,3 +188,60 @@ def test_two_items_send_byte_identical_prompts_up_to_the_item(wire, catalog):
     first, second = (request.body["messages"] for request in wire.requests)
     assert json.dumps(first[:-1]) == json.dumps(second[:-1]) and first[-1] != second[-1]
     assert first[0]["role"] == "system" and first[-1]["role"] == "user"
+
+
+@pytest.mark.parametrize("make_tier, path, auth", [
+    (openai_tier, "/openai/deployments/gpt-4o/chat/completions", ("api-key", "sekret")),
+    (compatible_tier, "/v1/chat/completions", ("authorization", "Bearer sekret")),
+], ids=["azure_openai", "openai_compatible"])
+def test_the_async_path_sends_the_blocking_paths_request_to_the_same_url_with_the_same_key(wire, catalog, make_tier,
+                                                                                          path, auth):
+    wire.default = Scripted(body=chat_completion('{"label":"billing"}', tokens=LABEL_TOKENS))
+    task = catalog.get("support_ticket")
+    answers = [answer(make_tier(wire, logprobs="true"), task, "charged twice") for answer in (blocking, awaited)]
+    sent_blocking, sent_awaited = wire.requests
+    assert sent_awaited.path == sent_blocking.path == path
+    assert sent_awaited.query == sent_blocking.query
+    assert sent_awaited.body == sent_blocking.body
+    assert sent_awaited.headers[auth[0]] == sent_blocking.headers[auth[0]] == auth[1]
+    assert answers[0] == answers[1]
+
+
+def test_keyless_azure_openai_on_the_async_path_sends_a_fresh_entra_token_each_request(wire, catalog, monkeypatch):
+    """Entra ID cannot be reached here, so the token provider is replaced: what is checked is that each request
+    asks it and carries its token as a bearer (azure-identity's provider caches the token itself)."""
+    from shared.core.tiers import openai_tier as module
+
+    issued = []
+
+    async def provider() -> str:
+        issued.append(f"token-{len(issued)}")
+        return issued[-1]
+
+    monkeypatch.setattr(module, "_token_provider", lambda closing: provider)
+    wire.default = Scripted(body=chat_completion('{"label":"billing"}', tokens=LABEL_TOKENS))
+    tier = _tier("frontier", wire, backend="azure_openai", endpoint=wire.url, model="gpt-4o", logprobs="true")
+    task = catalog.get("support_ticket")
+
+    async def two_items():
+        try:
+            return [await tier.aanswer(task, text) for text in ("charged twice", "refund please")]
+        finally:
+            await tier.aclose_async_client()
+
+    asyncio.run(two_items())
+    assert [r.headers["authorization"] for r in wire.requests] == ["Bearer token-0", "Bearer token-1"]
+    assert all("api-key" not in r.headers for r in wire.requests)
+
+
+@BOTH_PATHS
+def test_a_compatible_servers_reply_without_the_fields_the_tier_never_reads_still_answers(wire, catalog, answer):
+    """Some OpenAI-compatible servers leave out `id`, `created` or `object`: the SDK builds such replies leniently,
+    and the async path does too."""
+    body = chat_completion('{"label":"billing"}', tokens=LABEL_TOKENS)
+    for unread in ("id", "created", "object"):
+        del body[unread]
+    wire.default = Scripted(body=body)
+    reply = answer(compatible_tier(wire, logprobs="true"), catalog.get("support_ticket"), "charged twice")
+    assert (reply.value, reply.tokens_in, reply.tokens_out) == ("billing", 42, 7)
+    assert reply.confidence == pytest.approx(math.exp(-0.02 - 0.1 - 0.05 - 0.03))

@@ -21,7 +21,7 @@ from abc import abstractmethod
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
-from typing import Any, Callable, Generator
+from typing import Any, Callable, Generator, Mapping
 
 from shared.core.config import StructuredOutput, TierConfig
 from shared.core.confidence import TokenLogprob, field_agreement, field_confidences, label_agreement, samples_to_draw
@@ -29,8 +29,9 @@ from shared.core.plans import adrive, drive, gather_all
 from shared.core.prompts import Message, classification_messages, extraction_messages
 from shared.core.tasks import AnyTask, ClassificationTask, ExtractionTask
 from shared.core.tiers.base import Tier, TierAnswer
+from shared.core.retry import retry_after_seconds
 from shared.core.validation import parse_and_validate
-from shared.errors import InvalidOutputError, OutputTruncatedError
+from shared.errors import InvalidOutputError, OutputTruncatedError, TierError, TransientTierError
 
 
 @dataclass(frozen=True)
@@ -82,6 +83,14 @@ class ChatReply:
                 raise OutputTruncatedError(f"cut off at the output-token limit: {exc}", self.text, self.tokens_in,
                                            self.tokens_out) from exc
             raise
+
+
+def http_status_error(tier: str, status: int, headers: Mapping[str, str] | None, detail: str) -> TierError:
+    """An endpoint's HTTP error reply as a tier error, one rule for every backend and both paths: 429 and 5xx are
+    transient (retried after the endpoint's Retry-After), any other status is permanent for this item."""
+    if status == 429 or status >= 500:
+        return TransientTierError(f"{status} from {tier}: {detail}", retry_after_seconds(headers))
+    return TierError(f"{tier}: HTTP {status}: {detail}")
 
 
 # Rounds of requests out, their replies (one list per request) in, the answer returned.

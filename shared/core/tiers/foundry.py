@@ -9,8 +9,7 @@ from typing import Any, Iterator
 from azure.core.exceptions import HttpResponseError, ServiceRequestError, ServiceResponseError
 
 from shared.core.config import StructuredOutput
-from shared.core.retry import retry_after_seconds
-from shared.core.tiers.chat import ChatReply, ChatRequest, ChatTier
+from shared.core.tiers.chat import ChatReply, ChatRequest, ChatTier, http_status_error
 from shared.errors import TierError, TransientTierError
 
 INFERENCE_SCOPE = "https://ml.azure.com/.default"
@@ -89,18 +88,15 @@ class FoundryTier(ChatTier):
         try:
             yield
         except HttpResponseError as exc:
-            status = exc.status_code or 0
-            if status == 429 or status >= 500:
-                headers = exc.response.headers if exc.response is not None else None
-                raise TransientTierError(f"{status} from {self.name}", retry_after_seconds(headers)) from exc
-            raise TierError(f"{self.name}: HTTP {status}: {exc.message}") from exc
+            headers = exc.response.headers if exc.response is not None else None
+            raise http_status_error(self.name, exc.status_code or 0, headers, exc.message) from exc
         except (ServiceRequestError, ServiceResponseError) as exc:
             raise TransientTierError(f"{type(exc).__name__} from {self.name}") from exc
         except ValueError as exc:  # a body that is not JSON
             raise TransientTierError(f"{self.name}: malformed response: {exc}") from exc
 
     def _replies(self, result, request: ChatRequest) -> list[ChatReply]:
-        if not result.choices:
+        if not getattr(result, "choices", None):  # JSON, but not a chat completion (even a list)
             raise TierError(f"{self.name}: response has no choices")
 
         def token_logprobs(choice) -> list | None:
