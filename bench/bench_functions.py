@@ -248,7 +248,8 @@ def main() -> None:
               f"   (runs: {', '.join(f'{100 * r / ideal:.1f}%' for r in measured)})"
               f"   app CPU {1000 * cpu_s[name] / (len(measured) * args.http_items):.2f} ms/item")
     median = {name: statistics.median(measured) for name, measured in rates.items()}
-    print(f"  async / sdk: {median['async'] / median['sdk']:.3f}x; async / thread: {median['async'] / median['thread']:.3f}x;"
+    print(f"  async / sdk: {median['async'] / median['sdk']:.3f}x;"
+          f" async / thread: {median['async'] / median['thread']:.3f}x;"
           f" async / rig ceiling: {100 * median['async'] / ceiling:.1f}%")
 
 if __name__ == "__main__":

@@ -315,6 +315,8 @@ def _activate_head(cascade: Cascade, tier, task: str, version: str) -> None:
     """An activation record in the head store; with local heads the task file also names the head it ships with."""
     import re
 
+    import yaml
+
     from shared.learning.activation import activate
 
     activate(tier.head_store, task, version, reason="smallfirst train")
@@ -322,7 +324,7 @@ def _activate_head(cascade: Cascade, tier, task: str, version: str) -> None:
         # Only the one line changes: the rest of the file (its comments and layout) is the user's.
         path = cascade.tasks.path_of(task)
         text = path.read_text(encoding="utf-8")
-        line = f"trained_head: '{version}'"
+        line = yaml.safe_dump({"trained_head": version}, allow_unicode=True).strip()  # quoted only where YAML must
         text, replaced = re.subn(r"(?m)^trained_head:.*$", line, text)
         if not replaced:
             text = f"{text.rstrip()}\n{line}\n"

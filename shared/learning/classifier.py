@@ -181,7 +181,8 @@ class EmbeddingClassifier:
             return choose_recall_threshold(best[~in_scope], answered_none[~in_scope], self.min_none_recall)
         self.threshold_rule_ = f"in-scope rows answered none <= {self.max_inscope_reject:g}"
         if self.min_none_recall is not None:
-            self.threshold_rule_ += f" (a none recall needs {MIN_NONE_ROWS_FOR_RECALL} held-out none rows, had {none_rows})"
+            self.threshold_rule_ += (f" (a none recall needs {MIN_NONE_ROWS_FOR_RECALL} held-out none rows,"
+                                     f" had {none_rows})")
         return choose_reject_threshold(best[in_scope], answered_none[in_scope], self.max_inscope_reject)
 
     def _cv_metrics(self, oof: np.ndarray, labels: np.ndarray, folds: int, cv_accuracy) -> CrossValidatedMetrics:
