@@ -90,8 +90,10 @@ def test_eval_report_tune_with_a_frontier_run(workspace, monkeypatch):
     assert recommendation["target"] == pytest.approx(0.99)
     assert recommendation["threshold"] == pytest.approx(expected)
 
-    invoke("tune", "banking77", str(small_run), "--frontier-run", str(frontier_run))
     task_file = tmp / "tasks" / "banking77.yaml"
+    task_file.write_text("# banking intents: keep this comment\n" + task_file.read_text())
+    invoke("tune", "banking77", str(small_run), "--frontier-run", str(frontier_run))
+    assert task_file.read_text().startswith("# banking intents: keep this comment\n")  # only tune's keys change
     tuned = yaml.safe_load(task_file.read_text())
     assert tuned["threshold_source"].startswith("tuned ") and "small.jsonl" in tuned["threshold_source"]
     assert tuned["calibration"]["tier"] == "small" and tuned["calibration"]["x"] == sorted(tuned["calibration"]["x"])

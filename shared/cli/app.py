@@ -313,22 +313,13 @@ def _print_sources(reports) -> None:
 
 def _activate_head(cascade: Cascade, tier, task: str, version: str) -> None:
     """An activation record in the head store; with local heads the task file also names the head it ships with."""
-    import re
-
-    import yaml
-
+    from shared.core.task_files import update_task_file
     from shared.learning.activation import activate
 
     activate(tier.head_store, task, version, reason="smallfirst train")
     if tier.config.heads_store == "local":
-        # Only the one line changes: the rest of the file (its comments and layout) is the user's.
         path = cascade.tasks.path_of(task)
-        text = path.read_text(encoding="utf-8")
-        line = yaml.safe_dump({"trained_head": version}, allow_unicode=True).strip()  # quoted only where YAML must
-        text, replaced = re.subn(r"(?m)^trained_head:.*$", line, text)
-        if not replaced:
-            text = f"{text.rstrip()}\n{line}\n"
-        path.write_text(text, encoding="utf-8")
+        update_task_file(path, {"trained_head": version})
         console.print(f"{path}: trained_head = {version}")
 
 

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import yaml
 
+from shared.core.task_files import update_task_file
 from shared.core.tasks import Calibration
 from shared.evaluation import metrics
 from shared.evaluation.runs import FRONTIER, SMALL, analyse_cascade, load_runs
@@ -62,16 +63,17 @@ def tune(task_path: Path, run_path: Path, *, frontier_run: Path | None = None, t
         source = (f"tuned {today} on {run_path.name} ({len(small_run.records)} items, one tier): accepted items "
                   f"{found[1]:.3f} accurate, {found[2]:.1%} accepted, the rest to review")
     raw = yaml.safe_load(task_path.read_text(encoding="utf-8"))
+    updates: dict[str, Any] = {}
     if tier == SMALL:
-        raw["threshold"] = round(float(threshold), 6)
-        raw["threshold_source"] = source
+        updates["threshold"] = round(float(threshold), 6)
+        updates["threshold_source"] = source
     else:
-        raw.setdefault("tier_thresholds", {})[tier] = round(float(threshold), 6)
-        raw.setdefault("tier_threshold_sources", {})[tier] = source
+        updates["tier_thresholds"] = {**(raw.get("tier_thresholds") or {}), tier: round(float(threshold), 6)}
+        updates["tier_threshold_sources"] = {**(raw.get("tier_threshold_sources") or {}), tier: source}
     # What the threshold was tuned on, for drift: live confidences are compared with it (population stability)
-    raw.setdefault("confidence_reference", {})[tier] = [
-        round(share, 6) for share in metrics.confidence_histogram([mapping(c) for c in small_run.raw_confidences])]
+    updates["confidence_reference"] = {**(raw.get("confidence_reference") or {}), tier: [
+        round(share, 6) for share in metrics.confidence_histogram([mapping(c) for c in small_run.raw_confidences])]}
     if calibrate:
-        raw["calibration"] = calibration.model_dump()
-    task_path.write_text(yaml.safe_dump(raw, sort_keys=False, allow_unicode=True, width=200), encoding="utf-8")
+        updates["calibration"] = calibration.model_dump()
+    update_task_file(task_path, updates)
     return {"threshold": threshold, "source": source, "calibration_points": len(calibration.x)}
