@@ -113,24 +113,24 @@ def evaluate(name: str, root: Path, none_label: str | None, jobs: int, budgets: 
         alone = np.asarray(head.predict(X_dev, dev_texts), dtype=object) == y_dev
         print(f"  the oos class alone (no threshold): in-scope {alone[in_scope].mean():.4f}, "
               f"oos recall {alone[~in_scope].mean():.4f}")
-        print("  in-scope reject budget -> threshold (from train OOF) -> DEV in-scope acc, oos recall:")
         oof_probabilities = softmax(head.oof_logits_, head.temperature_)
-        default_budget = head.max_inscope_reject
-        for budget in budgets:
-            head.max_inscope_reject = budget
+
+        def threshold_row(setting: float, **rule: float | None) -> None:
+            """The threshold one rule setting picks from the train OOF rows, scored on dev; the head left as it was."""
+            before = {name: getattr(head, name) for name in rule}
+            vars(head).update(rule)
             head.oos_threshold_ = head.choose_threshold(oof_probabilities, y_train)
             scored = np.asarray(head.predict(X_dev, dev_texts), dtype=object) == y_dev
-            print(f"    {budget:5.0%} -> {head.oos_threshold_:.4f} -> {scored[in_scope].mean():.4f}, "
-                  f"{scored[~in_scope].mean():.4f}")
-        head.max_inscope_reject, head.oos_threshold_ = default_budget, threshold
+            print(f"    {setting:5.0%} -> {head.oos_threshold_:.4f} -> {scored[in_scope].mean():.4f}, "
+                  f"{scored[~in_scope].mean():.4f}   ({head.threshold_rule_})")
+            vars(head).update(before, oos_threshold_=threshold)
+
+        print("  in-scope reject budget -> threshold (from train OOF) -> DEV in-scope acc, oos recall:")
+        for budget in budgets:
+            threshold_row(budget, max_inscope_reject=budget)
         print("  none recall target -> threshold (from train OOF) -> DEV in-scope acc, oos recall:")
         for target in recall_targets:
-            head.min_none_recall = target
-            head.oos_threshold_ = head.choose_threshold(oof_probabilities, y_train)
-            scored = np.asarray(head.predict(X_dev, dev_texts), dtype=object) == y_dev
-            print(f"    {target:5.0%} -> {head.oos_threshold_:.4f} -> {scored[in_scope].mean():.4f}, "
-                  f"{scored[~in_scope].mean():.4f}   ({head.threshold_rule_})")
-        head.min_none_recall, head.oos_threshold_ = None, threshold
+            threshold_row(target, min_none_recall=target)
 
         in_scope_train = y_train != none_label
         head_t = EmbeddingClassifier(none_label=none_label, n_jobs=jobs, Cs=(head.C_,), word_ngrams=word_ngrams)
