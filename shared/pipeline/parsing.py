@@ -34,6 +34,7 @@ class LineError:
 class ParsedInput:
     items: list[Item] = field(default_factory=list)
     errors: list[LineError] = field(default_factory=list)
+    _ids: set[str] = field(default_factory=set, repr=False)  # of `items`: a repeat is found in one lookup
 
     def add(self, position: int, obj: object, default_id: str, raw: str) -> None:
         """Add one entry as an item, or as the error that says why it is not one."""
@@ -44,10 +45,11 @@ class ParsedInput:
             return
         if not item.text.strip():
             self.errors.append(LineError(position, "empty_text", "the item's text is blank", raw))
-        elif any(existing.id == item.id for existing in self.items):
+        elif item.id in self._ids:
             self.errors.append(LineError(position, "duplicate_id", f"id {item.id!r} appears earlier", raw))
         else:
             self.items.append(item)
+            self._ids.add(item.id)
 
 
 def item_from_obj(obj: object, default_id: str) -> Item:
