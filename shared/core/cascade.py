@@ -35,6 +35,8 @@ class Cascade:
         self.tiers = tiers or TierRegistry(settings)
         self.tasks = tasks or TaskCatalog(settings.tasks_dir)
         self._metrics = metrics
+        # A proxy until configure_telemetry sets the provider, then the provider's: fetched once, not per item.
+        self._tracer = trace.get_tracer("smallfirst")
 
     @property
     def metrics(self) -> ItemMetrics:
@@ -63,7 +65,7 @@ class Cascade:
     def _item_plan(self, task: AnyTask, item: Item) -> Generator[tuple[Tier, float | None], Attempt, ResultRecord]:
         """The routing of one item, for `drive`/`adrive`: yields (tier, decide_at) for each tier to try and
         receives its attempt; returns the record."""
-        tracer = trace.get_tracer("smallfirst")
+        tracer = self._tracer
         with tracer.start_as_current_span("smallfirst.item") as span:
             started = time.perf_counter()
             policy = AcceptancePolicy(task)

@@ -27,11 +27,12 @@ class RetryPolicy:
         return max(backoff, retry_after or 0.0)
 
 
-def _delay_or_raise(exc: TransientTierError, attempt: int, policy: RetryPolicy, rng: random.Random) -> float:
+def _delay_or_raise(exc: TransientTierError, attempt: int, policy: RetryPolicy, rng: random.Random | None) -> float:
     """Seconds to wait before the next try after ``exc`` on try ``attempt`` (from 0); re-raises it when none is left."""
     if attempt == policy.max_attempts - 1 or (exc.retry_after or 0) > policy.max_retry_after_s:
         raise exc
-    delay = policy.delay(attempt, exc.retry_after, rng)
+    # A new generator only for a retry: seeding one reads the OS's entropy, a call the first try need not make.
+    delay = policy.delay(attempt, exc.retry_after, rng or random.Random())
     log.warning("transient tier error (%s); retry %d in %.2fs", exc, attempt + 1, delay)
     return delay
 
@@ -43,7 +44,6 @@ def call_with_retries(
     rng: random.Random | None = None,
 ) -> T:
     """Call ``fn``; on TransientTierError wait and try again, up to ``policy.max_attempts`` calls in all."""
-    rng = rng or random.Random()
     for attempt in range(policy.max_attempts):
         try:
             return fn()
@@ -59,7 +59,6 @@ async def acall_with_retries(
     rng: random.Random | None = None,
 ) -> T:
     """`call_with_retries` for a coroutine function: the same tries and waits, awaited."""
-    rng = rng or random.Random()
     for attempt in range(policy.max_attempts):
         try:
             return await fn()
