@@ -124,12 +124,15 @@ def max_polling_interval_s(host_json: Path = REPO / "host.json") -> float:
 
 class LocalHost:
     def __init__(self, app, port: int = 7071, poll_s: float = 0.5, max_dequeue_count: int = 5,
-                 poll_blobs: bool = True, max_poll_s: float = 2.0) -> None:
+                 poll_blobs: bool = True, max_poll_s: float = 2.0, poll_queues: bool = True) -> None:
         self.port = port
         self.poll_s = poll_s
         self.max_poll_s = max(poll_s, max_poll_s)  # the longest idle wait between polls
         self.max_dequeue_count = max_dequeue_count
         self.poll_blobs = poll_blobs  # off: blobs arrive only as Event Grid deliveries to the webhook
+        # Off: no queue message is received. In Azure the Functions host polls queues from its own process; here
+        # each poll is storage SDK calls in the functions' process, taking the GIL from a running batch.
+        self.poll_queues = poll_queues
         self.routes: list[HttpRoute] = []
         self.blob_functions: list[tuple[str, dict[str, Any], Callable[..., Any]]] = []
         self.queue_functions: list[tuple[str, dict[str, Any], Callable[..., Any]]] = []
@@ -367,7 +370,8 @@ class LocalHost:
             try:
                 if self.poll_blobs:
                     found += len(self.poll_blobs_once())
-                found += self.poll_queues_once()
+                if self.poll_queues:
+                    found += self.poll_queues_once()
                 if time.monotonic() - last_renewal > VISIBILITY_S / 3:
                     self.extend_visibility()
                     last_renewal = time.monotonic()

@@ -130,6 +130,36 @@ def test_idle_host_backs_off_its_polling_and_an_invocation_wakes_it(azurite):
         idle.stop()
 
 
+def test_host_with_queue_polling_off_receives_no_message_until_it_is_turned_on(azurite):
+    """The benchmark's HTTP batch runs with queue polling off (in Azure the Functions host polls from its own
+    process): off, a waiting message stays in its queue, untouched; on, it is delivered to its function."""
+    import azure.functions as func
+
+    received: list[str] = []
+    probe = func.FunctionApp()
+
+    @probe.queue_trigger(arg_name="message", queue_name="probe-polling", connection="DataStorage")
+    def take(message: func.QueueMessage) -> None:
+        received.append(message.get_body().decode())
+
+    queue = queue_client(queue_service("DataStorage"), "probe-polling")
+    queue.create_queue()
+    queue.send_message("waiting")
+    local = LocalHost(probe, port=0, poll_s=0.05, max_poll_s=0.05, poll_queues=False).start()
+    try:
+        time.sleep(0.5)
+        assert local.polls >= 3 and received == []
+        assert [m.content for m in queue.peek_messages()] == ["waiting"]  # not even received and hidden
+        local.poll_queues = True
+        deadline = time.monotonic() + 10.0
+        while not received and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert received == ["waiting"]
+    finally:
+        local.stop()
+        queue.delete_queue()
+
+
 def test_polling_interval_is_read_from_host_json(tmp_path):
     (tmp_path / "host.json").write_text('{"extensions": {"queues": {"maxPollingInterval": "00:01:30"}}}')
     assert max_polling_interval_s(tmp_path / "host.json") == 90.0
