@@ -226,7 +226,8 @@ def main() -> None:
                 use(path)
                 post_batch(args.concurrency)
             cpu_s = dict.fromkeys(paths, 0.0)  # the warm-ups' CPU not counted
-            order = [name for _ in range(args.rounds) for name in ("async", "polling", "sdk", "thread", "thread", "sdk", "polling", "async")]
+            mirrored = ("async", "polling", "sdk", "thread", "thread", "sdk", "polling", "async")
+            order = [name for _ in range(args.rounds) for name in mirrored]
             load_before = os.getloadavg()[0]
             use("async")
             bare = [bare_client_rate(wire_url, args.http_items, args.concurrency)]
@@ -257,7 +258,8 @@ def main() -> None:
               f"   (runs: {', '.join(f'{100 * r / ideal:.1f}%' for r in measured)})"
               f"   app CPU {1000 * cpu_s[name] / (len(measured) * args.http_items):.2f} ms/item")
     median = {name: statistics.median(measured) for name, measured in rates.items()}
-    print(f"  async / polling: {median['async'] / median['polling']:.3f}x; async / sdk: {median['async'] / median['sdk']:.3f}x;"
+    print(f"  async / polling: {median['async'] / median['polling']:.3f}x;"
+          f" async / sdk: {median['async'] / median['sdk']:.3f}x;"
           f" async / thread: {median['async'] / median['thread']:.3f}x;"
           f" async / rig ceiling: {100 * median['async'] / ceiling:.1f}%")
 

@@ -34,7 +34,7 @@ class LineError:
 class ParsedInput:
     items: list[Item] = field(default_factory=list)
     errors: list[LineError] = field(default_factory=list)
-    _ids: set[str] = field(default_factory=set, repr=False)  # of `items`: a repeat is found in one lookup
+    _ids: set[str] = field(default_factory=set, init=False, repr=False, compare=False)  # ids of `items`
 
     def add(self, position: int, obj: object, default_id: str, raw: str) -> None:
         """Add one entry as an item, or as the error that says why it is not one."""
