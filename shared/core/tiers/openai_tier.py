@@ -179,8 +179,8 @@ class AsyncChatCompletions:
 def _chat_completion(raw: bytes) -> ChatCompletion:
     """A reply as the SDK's ChatCompletion: validated in one pass by pydantic-core when it has every field the
     model requires (the SDK's own lenient build took about a third of the async path's CPU a request in a profile
-    here), else built
-    leniently as the SDK builds it, for servers that leave out fields the tier never reads (`id`, `created`)."""
+    here), else built leniently as the SDK builds it, for servers that leave out fields the tier never reads
+    (`id`, `created`)."""
     try:
         return ChatCompletion.model_validate_json(raw)
     except pydantic.ValidationError:
