@@ -5,6 +5,7 @@ Real Azurite; the small tier is an OpenAI-compatible server on loopback that cou
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
 import time
@@ -187,6 +188,53 @@ def test_fanned_out_jsonl_replaced_by_a_shorter_one_leaves_no_parts_or_manifest_
     assert manifest["complete"] is True and manifest["parts"] == 3
     pipeline.drop("shrink.jsonl", b'{"id": "s1", "text": "short one"}\n{"id": "s2", "text": "short two"}\n')
     assert pipeline.outputs("shrink.jsonl")["results"] == [f"{TASK}/shrink.jsonl.jsonl"]
+
+
+def test_a_part_delivered_again_after_its_worker_died_before_completing_the_manifest_completes_it(
+        storage, tier, tasks_dir):
+    pipeline = Pipeline(storage, tier.url, tasks_dir)
+    lines = "\n".join(json.dumps({"id": f"m{i}", "text": f"ticket {i}"}) for i in range(7)).encode()
+    pipeline.ingestor.handle_blob(pipeline.upload("unfinished.jsonl", lines))
+    messages = [text for text, _ in pipeline.queue]
+    assert pipeline.drain() == ["part_processed"] * 3
+    name = f"{TASK}/unfinished.jsonl/manifest.json"
+    # the state a SIGKILL leaves between publishing the last part and completing the manifest
+    state = storage.state("results", name)
+    storage.write("results", name, json.dumps({**json.loads(storage.read("results", name)), "complete": False}),
+                  content_type="application/json", metadata=state.metadata, replacing=state)
+    calls = len(tier.requests)
+    assert pipeline.ingestor.handle_work(messages[-1]).disposition == "duplicate"
+    manifest = json.loads(storage.read("results", name))
+    assert manifest["complete"] is True and len(manifest["part_blobs"]) == 3
+    assert len(tier.requests) == calls  # completing it sends nothing to the model
+
+
+def test_a_blob_event_delivered_again_after_its_worker_died_while_queueing_parts_queues_the_rest(
+        storage, tier, tasks_dir):
+    pipeline = Pipeline(storage, tier.url, tasks_dir)
+    lines = "\n".join(json.dumps({"id": f"q{i}", "text": f"queued {i}"}) for i in range(7)).encode()
+    blob = pipeline.upload("halfqueued.jsonl", lines)
+    sent = []
+
+    def dies_on_second_send(text: str, delay: int) -> None:
+        if sent:
+            raise SystemExit("killed")
+        sent.append(text)
+
+    pipeline.ingestor.enqueue = dies_on_second_send
+    with pytest.raises(SystemExit):
+        pipeline.ingestor.handle_blob(blob)
+    pipeline.ingestor.enqueue = lambda text, delay: pipeline.queue.append((text, delay))
+    assert pipeline.drain() == [] and pipeline.ingestor.handle_work(sent[0]).disposition == "part_processed"
+    # the event comes again (Event Grid's retry, or the local host's scan after a restart), after the part size
+    # was changed: the parts are still cut as the manifest planned them
+    pipeline.ingestor.limits = dataclasses.replace(pipeline.ingestor.limits, chunk_items=5)
+    assert pipeline.ingestor.handle_blob(blob).detail == "2 of 3 parts"
+    assert pipeline.drain() == ["part_processed"] * 2
+    manifest = json.loads(storage.read("results", f"{TASK}/halfqueued.jsonl/manifest.json"))
+    assert manifest["complete"] is True and len(manifest["part_blobs"]) == 3
+    assert set(calls_per_item(tier).values()) == {1} and len(calls_per_item(tier)) == 7
+    assert pipeline.ingestor.handle_blob(blob).disposition == "duplicate"  # complete now: the outcome exists
 
 
 def test_result_then_dead_letter_then_result_keeps_only_the_current_outcome(storage, tier, tasks_dir):

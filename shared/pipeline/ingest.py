@@ -6,7 +6,9 @@ work on the queue: one message for the whole input, or one per part of a large .
 and publishes the outputs. The model work is queue-driven so that a worker that dies mid-item leaves a
 message that becomes visible again, and a copy of work that another live worker holds is put back on the
 queue for later instead of being run twice. Each item's record is kept under the claim as soon as its
-answer is paid for, so a worker that takes over from a dead one sends only the unanswered items.
+answer is paid for, so a worker that takes over from a dead one sends only the unanswered items. A step a
+dead worker cut short is finished by the next delivery: the blob event queues the parts not yet done while
+the manifest is incomplete, and a part's message that finds its part published completes the manifest.
 
 Outputs carry the input's content hash (`source_sha256`) and etag. Publishing is conditional: an output is
 written only while the input is still the content it came from, over the exact version that was read, and
@@ -38,6 +40,7 @@ from shared.pipeline.storage import BlobStore
 
 log = logging.getLogger(__name__)
 HASH_KEY, ETAG_KEY = "source_sha256", "source_etag"
+COMPLETE_KEY = "complete"  # a manifest's metadata: "false" until every part is published
 Disposition = Literal["queued", "fanned_out", "duplicate", "deadlettered", "processed", "part_processed", "stale",
                       "requeued"]
 PUBLISH_TRIES = 5
@@ -146,11 +149,13 @@ class Ingestor:
         return self._queue_work(source, sha, etag, len(parsed.items))
 
     def _has_outcome(self, source: InputBlob, sha: str) -> bool:
-        """Whether this content already has its outcome (results, a manifest, or a whole-input dead letter)."""
+        """Whether this content already has its outcome: results, a complete manifest, or a whole-input dead
+        letter. An incomplete manifest is not one: its parts may never have been queued."""
         names = [(self.containers.results, n) for n in (source.result_single, source.result_lines, source.manifest)]
         for container, name in names + [(self.containers.deadletter, source.deadletter)]:
             state = self.store.state(container, name)
-            if state and state.metadata.get(HASH_KEY) == sha and state.metadata.get("reason") != "invalid_lines":
+            if (state and state.metadata.get(HASH_KEY) == sha and state.metadata.get("reason") != "invalid_lines"
+                    and state.metadata.get(COMPLETE_KEY) != "false"):
                 return True
         return False
 
@@ -158,17 +163,31 @@ class Ingestor:
         chunk = self.limits.chunk_items
         parts = (n_items + chunk - 1) // chunk
         base = {"task": source.task, "name": source.name, "sha256": sha, "etag": etag}
-        if parts == 1:
+        existing = self.store.state(self.containers.results, source.manifest)
+        if existing and existing.metadata.get(HASH_KEY) == sha:
+            # An earlier delivery of this event published the manifest and may have died before queueing every
+            # part: queue the parts not yet done (a copy of one still running is deferred by its claim), cut
+            # as that manifest says even if the part size has been changed since.
+            planned = json.loads(self.store.read(self.containers.results, source.manifest))
+            chunk, parts = planned["chunk_items"], planned["parts"]
+            done = set(self._parts_done(source, sha))
+        elif parts == 1:
             self._send(WorkMessage(**base, start=0, end=n_items))
             return IngestResult("queued", f"{n_items} items")
-        manifest = {"source": source.source, HASH_KEY: sha, "items": n_items, "parts": parts, "chunk_items": chunk,
-                    "complete": False, "updated": now_iso()}
-        if not self._publish(source, sha, etag, [json_output(self.containers.results, source.manifest, manifest)]):
-            return IngestResult("stale", "the blob changed while its parts were being queued")
-        for part in range(parts):
+        else:
+            manifest = {"source": source.source, HASH_KEY: sha, "items": n_items, "parts": parts,
+                        "chunk_items": chunk, "complete": False, "updated": now_iso()}
+            output = json_output(self.containers.results, source.manifest, manifest, **{COMPLETE_KEY: "false"})
+            if not self._publish(source, sha, etag, [output]):
+                return IngestResult("stale", "the blob changed while its parts were being queued")
+            done = set()
+        todo = [part for part in range(parts) if source.part(part) not in done]
+        for part in todo:
             self._send(WorkMessage(**base, part=part, start=part * chunk, end=min(n_items, (part + 1) * chunk),
                                    parts=parts))
-        return IngestResult("fanned_out", f"{parts} parts")
+        if not todo:
+            self._complete_manifest_if_done(source, sha, parts)
+        return IngestResult("fanned_out", f"{len(todo)} of {parts} parts")
 
     def _send(self, message: WorkMessage, delay_s: int = 0) -> None:
         if self.enqueue is None:
@@ -180,13 +199,13 @@ class Ingestor:
     def handle_work(self, message_text: str) -> IngestResult:
         message = WorkMessage.model_validate_json(message_text)
         source = InputBlob(message.task, message.name, self.containers)
-        if self._work_done(source, message):
-            return IngestResult("duplicate", f"{source.path} part {message.part} is done")
+        if done := self._done_already(source, message):
+            return done
         try:
             with Claim(self.store, self.containers.claims, source.claim(message.sha256, message.part),
                        self.limits.claim_ttl_s) as claim:
-                if self._work_done(source, message):  # finished by the claim's last holder
-                    return IngestResult("duplicate", f"{source.path} part {message.part} is done")
+                if done := self._done_already(source, message):  # finished by the claim's last holder
+                    return done
                 return self._process(source, message, claim)
         except ClaimHeldError as exc:
             if self.enqueue is None:  # in-process: no queue to come back from, so the caller retries
@@ -202,6 +221,15 @@ class Ingestor:
             record = ResultRecord.model_validate_json(self.store.read(self.containers.claims, name))
             records[record.id] = record
         return records
+
+    def _done_already(self, source: InputBlob, message: WorkMessage) -> IngestResult | None:
+        if not self._work_done(source, message):
+            return None
+        if message.part is not None:
+            # A worker that died between publishing its part and completing the manifest left that step to
+            # this copy of the message; without it the input would never get its outcome.
+            self._complete_manifest_if_done(source, message.sha256, message.parts)
+        return IngestResult("duplicate", f"{source.path} part {message.part} is done")
 
     def _work_done(self, source: InputBlob, message: WorkMessage) -> bool:
         if message.part is None:
@@ -252,19 +280,22 @@ class Ingestor:
                 self.shadow(request.model_dump_json())
         if message.part is None:
             return IngestResult("processed", f"{len(records)} items ({len(kept)} kept from an earlier worker)")
-        self._complete_manifest_if_done(source, message)
+        self._complete_manifest_if_done(source, message.sha256, message.parts)
         return IngestResult("part_processed", source.part(message.part))
 
-    def _complete_manifest_if_done(self, source: InputBlob, message: WorkMessage) -> None:
+    def _parts_done(self, source: InputBlob, sha: str) -> list[str]:
+        parts = self.store.list_states(self.containers.results, source.part_prefix)
+        return sorted(name for name, state in parts.items() if state.metadata.get(HASH_KEY) == sha)
+
+    def _complete_manifest_if_done(self, source: InputBlob, sha: str, parts: int) -> None:
         for _ in range(PUBLISH_TRIES):
             manifest = self.store.state(self.containers.results, source.manifest)
-            if manifest is None or manifest.metadata.get(HASH_KEY) != message.sha256:
+            if manifest is None or manifest.metadata.get(HASH_KEY) != sha:
                 # Newer content took over the name: this part belongs to nothing current.
-                self._retire(source, lambda meta: meta.get(HASH_KEY) == message.sha256)
+                self._retire(source, lambda meta: meta.get(HASH_KEY) == sha)
                 return
-            parts = self.store.list_states(self.containers.results, source.part_prefix)
-            done = sorted(n for n, s in parts.items() if s.metadata.get(HASH_KEY) == message.sha256)
-            if len(done) < message.parts:
+            done = self._parts_done(source, sha)
+            if len(done) < parts:
                 return
             body = json.loads(self.store.read(self.containers.results, source.manifest))
             if body.get("complete"):
@@ -272,7 +303,8 @@ class Ingestor:
             body.update(complete=True, updated=now_iso(), part_blobs=done)
             try:  # only over the manifest of this content, as read: a late part can never overwrite a newer one
                 self.store.write(self.containers.results, source.manifest, json.dumps(body, indent=2),
-                                 content_type="application/json", metadata=manifest.metadata, replacing=manifest)
+                                 content_type="application/json",
+                                 metadata={**manifest.metadata, COMPLETE_KEY: "true"}, replacing=manifest)
                 return
             except WriteConflict:
                 continue
