@@ -8,10 +8,11 @@ from pulumi_azure_native import resources, storage
 DATA_CONTAINERS = ("incoming", "results", "review", "deadletter", "claims", "shadow", "corrections", "models")
 EVENTGRID_DEADLETTER_CONTAINER = "eventgrid-deadletter"
 WORK_QUEUES = ("smallfirst-work", "smallfirst-work-poison", "smallfirst-shadow", "smallfirst-shadow-poison")
-# A shadow claim only has to outlive redeliveries of its queue message, which expires after 7 days (the queue
-# default); the rest of the claims container is the inputs' outcome bookkeeping and stays.
-SHADOW_CLAIMS_PREFIX = "claims/_shadow/"
-SHADOW_CLAIM_DAYS = 14
+# A claim only has to outlive redeliveries of its queue message, which expires after 7 days (the queue default).
+# A live worker's claim is rewritten by its heartbeat; what stays unmodified is shadow claims, and the claim and
+# paid-for item records a worker killed after publishing left behind (no later delivery needs them).
+CLAIMS_PREFIX = "claims/"
+CLAIM_DAYS = 14
 
 
 def secure_storage_account(name: str, rg: resources.ResourceGroup, account_name: pulumi.Input[str],
@@ -34,7 +35,7 @@ def secure_storage_account(name: str, rg: resources.ResourceGroup, account_name:
 
 class DataStorage(pulumi.ComponentResource):
     """The data account: the containers of shared/pipeline/blob_names.py, soft delete, the work queues, and a
-    lifecycle rule that deletes shadow claims once no message can still need them."""
+    lifecycle rule that deletes claims once no message can still need them."""
 
     def __init__(self, name: str, rg: resources.ResourceGroup, account_name: pulumi.Input[str],
                  opts: pulumi.ResourceOptions | None = None) -> None:
@@ -60,10 +61,10 @@ class DataStorage(pulumi.ComponentResource):
             f"{name}-lifecycle", resource_group_name=rg.name, account_name=self.account.name,
             management_policy_name="default",
             policy={"rules": [{
-                "name": "expire-shadow-claims", "enabled": True, "type": "Lifecycle",
+                "name": "expire-claims", "enabled": True, "type": "Lifecycle",
                 "definition": {
-                    "filters": {"blob_types": ["blockBlob"], "prefix_match": [SHADOW_CLAIMS_PREFIX]},
-                    "actions": {"base_blob": {"delete": {"days_after_modification_greater_than": SHADOW_CLAIM_DAYS}}},
+                    "filters": {"blob_types": ["blockBlob"], "prefix_match": [CLAIMS_PREFIX]},
+                    "actions": {"base_blob": {"delete": {"days_after_modification_greater_than": CLAIM_DAYS}}},
                 },
             }]}, opts=child)
         self.register_outputs({"blob_endpoint": self.account.primary_endpoints.blob})

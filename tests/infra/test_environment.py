@@ -109,16 +109,20 @@ def test_containers_and_queues_exist(default_env):
         "smallfirst-work", "smallfirst-work-poison", "smallfirst-shadow", "smallfirst-shadow-poison"}
 
 
-def test_shadow_claims_and_only_they_expire_after_the_queue_messages_that_could_need_them(default_env):
+def test_claims_and_only_they_expire_after_the_queue_messages_that_could_need_them(default_env):
     from shared.pipeline.blob_names import Containers, InputBlob, shadow_claim
 
     (policy,) = default_env.of_type("storage:ManagementPolicy")
     (rule,) = policy.inputs["policy"]["rules"]
     filters, actions = rule["definition"]["filters"], rule["definition"]["actions"]
     (prefix,) = filters["prefixMatch"]
-    assert f"{Containers().claims}/{shadow_claim('support_ticket', 'incoming/a.jsonl', 'id-1')}".startswith(prefix)
-    own_claim = InputBlob.from_path("support_ticket/a.jsonl").claim("0" * 64)
-    assert not f"{Containers().claims}/{own_claim}".startswith(prefix)  # an input's own claims stay
+    claims = Containers().claims
+    own_claim = InputBlob.from_path("support_ticket/a.jsonl").claim("0" * 64, part=3)
+    for name in (shadow_claim("support_ticket", "incoming/a.jsonl", "id-1"), own_claim, f"{own_claim}/items/x.json"):
+        assert f"{claims}/{name}".startswith(prefix)
+    for container in Containers().all():
+        if container != claims:  # inputs, outputs, corrections and models stay
+            assert not f"{container}/support_ticket/a.jsonl".startswith(prefix)
     assert filters["blobTypes"] == ["blockBlob"]
     assert actions["baseBlob"]["delete"]["daysAfterModificationGreaterThan"] > 7  # a queue message lives 7 days
 
