@@ -6,6 +6,7 @@ Real Azurite; the small tier is an OpenAI-compatible server on loopback that cou
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import threading
 import time
@@ -235,6 +236,130 @@ def test_a_blob_event_delivered_again_after_its_worker_died_while_queueing_parts
     assert manifest["complete"] is True and len(manifest["part_blobs"]) == 3
     assert set(calls_per_item(tier).values()) == {1} and len(calls_per_item(tier)) == 7
     assert pipeline.ingestor.handle_blob(blob).disposition == "duplicate"  # complete now: the outcome exists
+
+
+class Killed(BaseException):
+    """The worker's process dying: nothing in the app may catch it, as nothing runs on a SIGKILL."""
+
+
+class DyingStore(BlobStore):
+    """The real store for a worker that dies just before its `kill_at`-th write, delete or message send (the
+    steps that change anything); from then on nothing it does reaches storage. `ops` lists the steps taken.
+    A claim's heartbeat is not a step of the flow: it only stops when the worker dies."""
+
+    def __init__(self, store: BlobStore, kill_at: int | None) -> None:
+        super().__init__(store.service)
+        self.kill_at, self.ops, self.dead, self._lock = kill_at, [], False, threading.Lock()
+
+    def step(self, what: str) -> None:
+        from azure.core.exceptions import ServiceRequestError
+
+        if threading.current_thread().name.startswith("claim "):
+            if self.dead:
+                raise ServiceRequestError("the worker is dead")
+            return
+        with self._lock:
+            if not self.dead and len(self.ops) == self.kill_at:
+                self.dead = True
+            if self.dead:
+                raise Killed(what)
+            self.ops.append(what)
+
+    def write(self, container, name, *args, **kwargs):
+        self.step(f"write {container}/{name}")
+        return super().write(container, name, *args, **kwargs)
+
+    def delete(self, container, name, *args, **kwargs):
+        self.step(f"delete {container}/{name}")
+        return super().delete(container, name, *args, **kwargs)
+
+    def state(self, container, name):
+        if self.dead:
+            raise Killed("read")
+        return super().state(container, name)
+
+
+def run_until_death(storage, tier_url, tasks_dir, name: str, data: bytes, kill_at: int | None):
+    """Drop the input and run its work to the end, or until the worker dies; then a fresh worker gets what an
+    at-least-once delivery gives it: the blob event again if the death was in the blob step, every message not
+    yet settled (the one being worked on included), and claims of the dead worker expired."""
+    dying = DyingStore(storage, kill_at)
+    pipeline = Pipeline(dying, tier_url, tasks_dir, claim_ttl_s=0.4)
+    pipeline.ingestor.enqueue = lambda text, delay: (dying.step("send"), pipeline.queue.append((text, delay)))
+    blob = pipeline.upload(name, data)
+    died_in_blob_step = False
+    try:
+        try:
+            pipeline.ingestor.handle_blob(blob)
+        except Killed:
+            died_in_blob_step = True
+            raise
+        while pipeline.queue:
+            text, delay = pipeline.queue[0]
+            pipeline.ingestor.handle_work(text)
+            pipeline.queue.pop(0)
+    except Killed:
+        time.sleep(0.5)  # the dead worker's claim expires
+        after = Pipeline(storage, tier_url, tasks_dir, claim_ttl_s=0.4)
+        after.queue = pipeline.queue
+        if died_in_blob_step:
+            after.ingestor.handle_blob(storage.service.get_blob_client("incoming", f"{TASK}/{name}"))
+        after.drain()
+    return dying.ops
+
+
+def outcome(pipeline: Pipeline, name: str) -> dict[str, list]:
+    """Each output of the input (its name after the input's), with the item ids and statuses it holds (an id
+    taken from the input's name as `<name>`)."""
+    stem = name.rsplit(".", 1)[0]
+
+    def named(item_id: str) -> str:
+        return item_id.replace(stem, "<name>")
+
+    found = {}
+    for container, names in pipeline.outputs(name).items():
+        for blob in names:
+            body = pipeline.store.read(container, blob).decode()
+            if blob.endswith(".jsonl"):
+                content = [(named(r["id"]), r["status"]) for r in map(json.loads, body.splitlines())]
+            elif blob.endswith("manifest.json"):
+                manifest = json.loads(body)
+                content = [manifest["complete"], [p.rsplit("/", 1)[1] for p in manifest.get("part_blobs", [])]]
+            else:
+                record = json.loads(body)
+                content = [named(record.get("id", "")), record.get("status") or record.get("reason")]
+            found[f"{container}/{blob.removeprefix(f'{TASK}/{name}')}"] = content
+    return found
+
+
+CRASH_INPUTS = {
+    "one.txt": lambda tag: f"{tag}: I was charged twice".encode(),
+    "fanned.jsonl": lambda tag: "\n".join(json.dumps({"id": f"i{i}", "text": f"{tag} ticket {i}"})
+                                          for i in range(7)).encode(),
+    "mixed.jsonl": lambda tag: f'{{"id": "a", "text": "{tag} one"}}\n{{broken\n{{"id": "b", "text": "{tag} two"}}\n'
+                               .encode(),
+}
+
+
+@pytest.mark.parametrize("kind", CRASH_INPUTS)
+def test_a_worker_killed_at_any_step_leaves_the_same_outcome_as_a_clean_run_and_repays_no_kept_item(
+        storage, tier, tasks_dir, kind):
+    make = CRASH_INPUTS[kind]
+    clean_ops = run_until_death(storage, tier.url, tasks_dir, f"clean-{kind}", make("clean"), kill_at=None)
+    reader = Pipeline(storage, tier.url, tasks_dir)
+    expected = outcome(reader, f"clean-{kind}")
+    assert len(clean_ops) >= 5 and expected
+    for kill_at, step in enumerate(clean_ops):
+        name, tag = f"kill{kill_at}-{kind}", f"kill{kill_at}"
+        ops = run_until_death(storage, tier.url, tasks_dir, name, make(tag), kill_at)
+        where = f"killed before step {kill_at} ({step})"
+        assert outcome(reader, name) == expected, where
+        calls = {text: n for text, n in calls_per_item(tier).items() if text.startswith(f"{tag}:") or
+                 text.startswith(f"{tag} ")}
+        kept = {op.rsplit("/", 1)[1] for op in ops if "/items/" in op and op.startswith("write")}
+        for item_id, text in [(item.id, item.text) for item in parse_input(kind, make(tag)).items]:
+            paid_for = hashlib.sha256(item_id.encode()).hexdigest()[:32] + ".json"
+            assert calls.get(text, 0) == 1 or (calls[text] == 2 and paid_for not in kept), f"{where}: {text}"
 
 
 def test_result_then_dead_letter_then_result_keeps_only_the_current_outcome(storage, tier, tasks_dir):
