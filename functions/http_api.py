@@ -49,7 +49,7 @@ class BatchResults(BaseModel):
 async def run_task(req: func.HttpRequest) -> func.HttpResponse:
     from shared.errors import InputError, NoTierError, UnknownTaskError
     from shared.pipeline.parsing import parse_request
-    from shared.pipeline.shadow import shadow_requests
+    from shared.pipeline.shadow import send_shadows, shadow_requests
 
     cascade = services.cascade()
     try:
@@ -76,7 +76,7 @@ async def run_task(req: func.HttpRequest) -> func.HttpResponse:
     # A request has no blob name: its body's hash tells it apart from other requests reusing the same item ids.
     shadows = shadow_requests(cascade, task, items, records, f"http/{hashlib.sha256(raw).hexdigest()[:16]}")
     if shadows:
-        await asyncio.to_thread(lambda: [services.send_shadow(request.model_dump_json()) for request in shadows])
+        await asyncio.to_thread(send_shadows, shadows, services.send_shadow)
     return ok(BatchResults(results=records) if batch else records[0])
 
 

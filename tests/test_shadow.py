@@ -43,11 +43,25 @@ def reply(label: str) -> Scripted:
 
 
 @pytest.fixture(scope="module")
-def storage():
-    with Azurite() as emulator:
-        store = BlobStore(BlobServiceClient.from_connection_string(emulator.connection_string))
-        store.ensure_containers(Containers().all())
-        yield store
+def emulator():
+    with Azurite() as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def storage(emulator):
+    store = BlobStore(BlobServiceClient.from_connection_string(emulator.connection_string))
+    store.ensure_containers(Containers().all())
+    return store
+
+
+def azurite_queue(emulator, name: str, create: bool = True):
+    from azure.storage.queue import QueueServiceClient
+
+    from shared.pipeline.storage import ensure_queue, queue_client
+
+    client = queue_client(QueueServiceClient.from_connection_string(emulator.connection_string), name)
+    return ensure_queue(client) if create else client
 
 
 @pytest.fixture
@@ -60,8 +74,8 @@ def tiers():
         yield small, frontier
 
 
-def make_pipeline(storage, tmp_path, small, frontier, fraction: str):
-    (tmp_path / f"{TASK}.yaml").write_text(TASK_YAML)
+def make_pipeline(storage, tmp_path, small, frontier, fraction: str, task_yaml: str = TASK_YAML):
+    (tmp_path / f"{TASK}.yaml").write_text(task_yaml)
     env = {"SMALLFIRST_TASKS_DIR": str(tmp_path), "SMALLFIRST_LOCAL_PROFILE": "trained",
            "SMALLFIRST_SMALL_BACKEND": "openai_compatible", "SMALLFIRST_SMALL_ENDPOINT": small.url,
            "SMALLFIRST_SMALL_LOGPROBS": "true",
@@ -119,6 +133,38 @@ def test_a_redelivered_shadow_request_does_not_pay_the_frontier_again(storage, t
     first = [worker.handle(message) for message in shadows]
     second = [worker.handle(message) for message in shadows]
     assert all(first) and second == [None, None, None] and len(frontier.requests) == 3
+
+
+def test_an_item_too_long_for_a_queue_message_is_answered_and_published_but_not_shadowed(
+        emulator, storage, tiers, tmp_path, caplog):
+    small, frontier = tiers
+    long_inputs = TASK_YAML + "max_input_tokens: 100000\n"  # the tiers' context is not what this is about
+    _, ingestor, work, _ = make_pipeline(storage, tmp_path, small, frontier, "1.0", long_inputs)
+    queue = azurite_queue(emulator, "shadow-long-items")
+    ingestor.shadow = queue.send_message
+    long_text = "我的账单被重复扣款了" * 1700  # 17,000 characters, 51 KB of UTF-8: over a message once base64-encoded
+    lines = [{"id": "short", "text": "charged twice"}, {"id": "long", "text": long_text}]
+    client = storage.service.get_blob_client("incoming", f"{TASK}/long.jsonl")
+    client.upload_blob("".join(json.dumps(line, ensure_ascii=False) + "\n" for line in lines).encode(), overwrite=True)
+    ingestor.handle_blob(client)
+    with caplog.at_level(logging.WARNING, logger="shared.pipeline.shadow"):
+        assert ingestor.handle_work(work.pop()).disposition == "processed"
+    records = [json.loads(line) for line in results(storage, "long.jsonl").splitlines()]
+    assert [(r["id"], r["status"]) for r in records] == [("short", "accepted"), ("long", "accepted")]
+    (message,) = queue.receive_messages()
+    assert json.loads(message.content)["id"] == "short"
+    assert "item long" in caplog.text and "queue message" in caplog.text
+
+
+def test_a_shadow_queue_that_refuses_messages_costs_no_answer(emulator, storage, tiers, tmp_path, caplog):
+    small, frontier = tiers
+    _, ingestor, work, _ = make_pipeline(storage, tmp_path, small, frontier, "1.0")
+    ingestor.shadow = azurite_queue(emulator, "no-such-queue", create=False).send_message
+    with caplog.at_level(logging.WARNING, logger="shared.pipeline.shadow"):
+        drop(storage, ingestor, work, "refused.jsonl", 3)
+    records = [json.loads(line) for line in results(storage, "refused.jsonl").splitlines()]
+    assert [r["status"] for r in records] == ["accepted"] * 3
+    assert caplog.text.count("could not queue the shadow") == 3
 
 
 def test_no_shadow_requests_at_fraction_zero(storage, tiers, tmp_path):

@@ -35,7 +35,7 @@ from shared.errors import ClaimHeldError, InputError, NoTierError, UnknownTaskEr
 from shared.pipeline.blob_names import Containers, InputBlob
 from shared.pipeline.claims import Claim
 from shared.pipeline.parsing import parse_input
-from shared.pipeline.shadow import shadow_requests
+from shared.pipeline.shadow import send_shadows, shadow_requests
 from shared.pipeline.storage import BlobStore
 
 log = logging.getLogger(__name__)
@@ -275,12 +275,12 @@ class Ingestor:
             return IngestResult("stale", "the input changed while it was processed; its new content is current")
         for name in self.store.list_states(self.containers.claims, checkpoints):
             self.store.delete(self.containers.claims, name)
+        if message.part is not None:
+            self._complete_manifest_if_done(source, message.sha256, message.parts)
         if self.shadow is not None:  # after publishing: the answers are out before any is checked again
-            for request in shadow_requests(self.cascade, task, items, records, source.source):
-                self.shadow(request.model_dump_json())
+            send_shadows(shadow_requests(self.cascade, task, items, records, source.source), self.shadow)
         if message.part is None:
             return IngestResult("processed", f"{len(records)} items ({len(kept)} kept from an earlier worker)")
-        self._complete_manifest_if_done(source, message.sha256, message.parts)
         return IngestResult("part_processed", source.part(message.part))
 
     def _parts_done(self, source: InputBlob, sha: str) -> list[str]:

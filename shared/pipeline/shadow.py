@@ -2,7 +2,8 @@
 
 A share of the items a cheaper tier answered and the cascade accepted (the task's `shadow_fraction`, or the
 SMALLFIRST_SHADOW_FRACTION setting for every task) is answered again by the task's frontier, off the request
-path: `shadow_requests` picks them when results are published, a queue carries them, and `ShadowWorker.handle`
+path: `shadow_requests` picks them when results are published, `send_shadows` puts them on a queue (never
+at the answers' expense), and `ShadowWorker.handle`
 runs the frontier through `run_tier`, compares the answers and appends a ShadowRecord to
 `shadow/<task>/<yyyy-mm-dd>.jsonl`. The user's answer never waits for it or changes because of it.
 
@@ -18,6 +19,7 @@ import hashlib
 import logging
 import threading
 from datetime import datetime, timezone
+from typing import Any, Callable
 
 from opentelemetry import metrics
 from pydantic import BaseModel
@@ -35,6 +37,9 @@ from shared.pipeline.storage import BlobStore
 log = logging.getLogger(__name__)
 # Below this many pairs in a day the interval is too wide to say anything; no alert yet.
 MIN_PAIRS_FOR_ALERT = 30
+# A queue message holds 64 KiB, and messages go base64-encoded (as the Functions trigger expects): 4/3 of the
+# text, so 48,000 bytes of text leave a little room.
+MAX_MESSAGE_BYTES = 48_000
 
 
 class ShadowRequest(BaseModel):
@@ -76,6 +81,26 @@ def shadow_requests(cascade: Cascade, task: AnyTask, items: list[Item], records:
             for r in records
             if r.status == "accepted" and r.tier and r.tier != frontier and r.id in texts
             and picked(task.name, source, r.id, fraction)]
+
+
+def send_shadows(requests: list[ShadowRequest], send: Callable[[str], Any]) -> int:
+    """Put each request on the shadow queue through `send`; returns how many went. A shadow is a sample taken
+    for monitoring, so losing one never costs the answers it samples: a request too large for a queue message
+    (a long item in a script of 3-4 UTF-8 bytes a character) is skipped, and one the queue refuses is logged."""
+    sent = 0
+    for request in requests:
+        text = request.model_dump_json()
+        if len(text.encode("utf-8")) > MAX_MESSAGE_BYTES:
+            log.warning("not shadowing %s item %s: its request is over a queue message's %d bytes",
+                        request.task, request.id, MAX_MESSAGE_BYTES)
+            continue
+        try:
+            send(text)
+        except Exception:  # the queue refused or is unreachable: this sample is lost, the answer is not
+            log.warning("could not queue the shadow of %s item %s", request.task, request.id, exc_info=True)
+            continue
+        sent += 1
+    return sent
 
 
 class ShadowWorker:
