@@ -31,6 +31,12 @@ def problem(status: int, title: str, detail: str, **extra: Any) -> func.HttpResp
     return func.HttpResponse(json.dumps(body), status_code=status, mimetype="application/problem+json")
 
 
+def storage_unavailable(exc: Exception) -> func.HttpResponse:
+    """The data account failed (unreachable, throttling, a missing container): the caller may try again."""
+    log.warning("storage failed: %s", exc)
+    return problem(503, "Storage unavailable", f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
+
+
 def ok(body: Any) -> func.HttpResponse:
     """A JSON reply; a pydantic model goes out through its own serializer (for a batch's records a third of the
     time of dumping them to dicts and those to JSON)."""
@@ -124,18 +130,24 @@ class ReviewDecisionBody(BaseModel):
 @bp.function_name("list_review")
 @bp.route(route="review/{task}", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
 def list_review(req: func.HttpRequest) -> func.HttpResponse:
+    from azure.core.exceptions import AzureError
+
     from shared.errors import UnknownTaskError
 
     try:
         items = services.review_queue().pending(req.route_params.get("task", ""))
     except UnknownTaskError as exc:
         return problem(404, "Unknown task", str(exc), tasks=exc.known)
+    except AzureError as exc:
+        return storage_unavailable(exc)
     return ok({"items": [item.model_dump(mode="json") for item in items]})
 
 
 @bp.function_name("decide_review")
 @bp.route(route="review/{task}/{id}", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
 def decide_review(req: func.HttpRequest) -> func.HttpResponse:
+    from azure.core.exceptions import AzureError
+
     from shared.errors import InputError, ReviewItemNotFound, UnknownTaskError, WriteConflict
 
     try:
@@ -153,4 +165,6 @@ def decide_review(req: func.HttpRequest) -> func.HttpResponse:
         return problem(422, "Invalid decision", str(exc), reason=exc.reason)
     except WriteConflict as exc:
         return problem(409, "Conflict", str(exc))
+    except AzureError as exc:
+        return storage_unavailable(exc)
     return ok(decided)

@@ -419,6 +419,15 @@ def test_a_file_whose_every_line_is_invalid_keeps_its_line_errors_in_one_dead_le
     assert [(line["line"], line["reason"]) for line in dead["lines"]] == [(1, "invalid_json"), (2, "empty_text")]
 
 
+def test_a_container_not_created_yet_lists_no_blobs_and_an_empty_review_queue(storage, tier, tasks_dir):
+    from shared.operations.review import ReviewQueue
+
+    assert storage.list_states("not-created-yet", f"{TASK}/") == {}
+    pipeline = Pipeline(storage, tier.url, tasks_dir)
+    queue = ReviewQueue(storage, pipeline.ingestor.cascade.tasks, Containers(review="review-not-created"))
+    assert queue.pending(TASK) == []
+
+
 def test_duplicate_ids_within_one_input_are_line_errors():
     parsed = parse_input("dups.jsonl", b'{"id": "a", "text": "one"}\n{"id": "a", "text": "two"}\n')
     assert [i.text for i in parsed.items] == ["one"]

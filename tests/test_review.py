@@ -157,6 +157,22 @@ def test_review_over_http_lists_decides_and_answers_problems(host):
     assert result_of("http", "http-0").status == "reviewed"
 
 
+def test_a_decision_storage_refuses_is_a_503_problem_and_the_item_stays_in_review(host):
+    from functions import services
+
+    drop_and_wait("outage", ["Where is my refund?"])
+    store = services.blob_store()
+    store.service.delete_container("corrections")  # the correction cannot be written
+    try:
+        status, body = call(host, "POST", f"review/{TASK}/outage-0", {"decision": "accept", "by": "x"})
+    finally:
+        store.ensure_containers(["corrections"])
+    assert status == 503 and body["title"] == "Storage unavailable" and "container does not exist" in body["detail"]
+    status, listing = call(host, "GET", f"review/{TASK}")
+    assert status == 200 and "outage-0" in {item["record"]["id"] for item in listing["items"]}
+    assert result_of("outage", "outage-0").status != "reviewed"
+
+
 def test_smallfirst_review_driven_in_a_terminal_accepts_and_corrects(host, env):
     drop_and_wait("tty", ["Refund my double charge", "Login page shows error 500"])
     child = pexpect.spawn(str(VENV_BIN / "smallfirst"), ["review", TASK, "--by", "dee"], env={**os.environ, **env, "NO_COLOR": "1"},

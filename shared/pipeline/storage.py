@@ -136,5 +136,11 @@ class BlobStore:
         return True
 
     def list_states(self, container: str, prefix: str) -> dict[str, BlobState]:
+        """The blobs under `prefix`; none in a container that does not exist (yet), as `state` finds none."""
         blobs = self.service.get_container_client(container).list_blobs(name_starts_with=prefix, include=["metadata"])
-        return {b.name: BlobState(b.etag, dict(b.metadata or {})) for b in blobs}
+        try:
+            return {b.name: BlobState(b.etag, dict(b.metadata or {})) for b in blobs}
+        except ResourceNotFoundError as exc:
+            if exc.error_code != "ContainerNotFound":
+                raise
+            return {}
