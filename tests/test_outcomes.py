@@ -428,6 +428,25 @@ def test_a_container_not_created_yet_lists_no_blobs_and_an_empty_review_queue(st
     assert queue.pending(TASK) == []
 
 
+def test_inputs_named_in_any_script_are_processed_and_dead_lettered_like_any_other(storage, tier, tasks_dir):
+    pipeline = Pipeline(storage, tier.url, tasks_dir)
+    assert pipeline.drop("日本/請求書.txt", "二重に請求されました".encode()).disposition == "queued"
+    record = json.loads(storage.read("results", f"{TASK}/日本/請求書.txt.json"))
+    assert record["id"] == "請求書" and record["status"] == "accepted"
+    assert pipeline.drop("données.csv", b"a,b").disposition == "deadlettered"
+    assert json.loads(storage.read("deadletter", f"{TASK}/données.csv.json"))["reason"] == "unsupported_format"
+
+
+def test_a_file_name_too_long_for_an_id_still_gives_valid_distinct_item_ids():
+    stem = "n" * 1000
+    (item,) = parse_input(f"{stem}.txt", b"charged twice").items
+    (other,) = parse_input(f"{stem}m.txt", b"charged twice").items
+    assert len(item.id) <= 512 and item.id.startswith("nnnn") and item.id != other.id
+    lines = parse_input(f"{stem}.jsonl", b"one\ntwo\n").items
+    assert [i.id[-6:] for i in lines] == ["-00001", "-00002"] and all(len(i.id) <= 512 for i in lines)
+    assert parse_input("short.txt", b"x").items[0].id == "short"  # ids of ordinary names are as before
+
+
 def test_duplicate_ids_within_one_input_are_line_errors():
     parsed = parse_input("dups.jsonl", b'{"id": "a", "text": "one"}\n{"id": "a", "text": "two"}\n')
     assert [i.text for i in parsed.items] == ["one"]

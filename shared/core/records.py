@@ -17,10 +17,13 @@ AttemptOutcome = Literal[
 ]
 
 
+ITEM_ID_MAX_CHARS = 512
+
+
 class Item(BaseModel):
     """One input item; ``text`` is what the model reads."""
 
-    id: str = Field(min_length=1, max_length=512)
+    id: str = Field(min_length=1, max_length=ITEM_ID_MAX_CHARS)
     text: str
 
 

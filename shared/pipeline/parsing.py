@@ -8,6 +8,7 @@ and ids are unique within one input (a repeated id is an error of the later entr
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
@@ -15,7 +16,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from shared.core.records import Item
+from shared.core.records import ITEM_ID_MAX_CHARS, Item
 from shared.errors import InputError
 
 TEXT_SUFFIXES = {".txt", ".md"}
@@ -58,6 +59,15 @@ def item_from_obj(obj: object, default_id: str) -> Item:
     return Item.model_validate(obj)
 
 
+def default_id(stem: str, suffix: str = "") -> str:
+    """The id of an entry that names none: the file's stem and `suffix`; a stem too long for an id is cut and
+    told apart again by its hash, so a file's long name never makes its items invalid."""
+    room = ITEM_ID_MAX_CHARS - len(suffix)
+    if len(stem) <= room:
+        return stem + suffix
+    return f"{stem[:room - 17]}~{hashlib.sha256(stem.encode('utf-8')).hexdigest()[:16]}{suffix}"
+
+
 def loads(text: str, name: str) -> Any:
     """json.loads, with every way it can fail as an InputError (deep nesting overflows Python's stack)."""
     try:
@@ -84,14 +94,14 @@ def parse_input(name: str, data: bytes) -> ParsedInput:
         raise InputError("empty", f"{name}: the file is empty")
     parsed = ParsedInput()
     if suffix in TEXT_SUFFIXES:
-        parsed.add(1, {"id": stem, "text": text}, stem, "")
+        parsed.add(1, {"id": default_id(stem), "text": text}, default_id(stem), "")
     elif suffix == ".json":
         obj = loads(text, name)
         if isinstance(obj, dict) and isinstance(obj.get("items"), list):
             for i, entry in enumerate(obj["items"]):
-                parsed.add(i + 1, entry, f"{stem}-{i:05d}", _raw(entry))
+                parsed.add(i + 1, entry, default_id(stem, f"-{i:05d}"), _raw(entry))
         else:
-            parsed.add(1, obj, stem, text[:2000])
+            parsed.add(1, obj, default_id(stem), text[:2000])
             if parsed.errors:
                 error = parsed.errors[0]
                 raise InputError(error.reason, f"{name}: {error.message}")
@@ -99,16 +109,16 @@ def parse_input(name: str, data: bytes) -> ParsedInput:
         for number, line in enumerate(text.splitlines(), start=1):
             if not line.strip():
                 continue
-            default_id = f"{stem}-{number:05d}"
+            line_id = default_id(stem, f"-{number:05d}")
             if not line.lstrip().startswith("{"):
-                parsed.add(number, {"id": default_id, "text": line}, default_id, line)
+                parsed.add(number, {"id": line_id, "text": line}, line_id, line)
                 continue
             try:
                 obj = loads(line, f"line {number}")
             except InputError as exc:
                 parsed.errors.append(LineError(number, exc.reason, str(exc), line))
                 continue
-            parsed.add(number, obj, default_id, line)
+            parsed.add(number, obj, line_id, line)
     return parsed
 
 

@@ -8,8 +8,10 @@ NAME__clientId for a user-assigned managed identity.
 from __future__ import annotations
 
 import os
+import string
 from dataclasses import dataclass
 from typing import Any, Mapping
+from urllib.parse import quote
 
 from azure.core import MatchConditions
 from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
@@ -17,6 +19,9 @@ from azure.storage.blob import BlobServiceClient, ContentSettings
 from azure.storage.queue import QueueClient, QueueServiceClient, TextBase64DecodePolicy, TextBase64EncodePolicy
 
 from shared.errors import WriteConflict
+
+# Printable ASCII but '%', which starts an escape: what a metadata value keeps as it is.
+HEADER_SAFE = "".join(c for c in string.printable if c not in "%\t\n\r\x0b\x0c")
 
 
 def _credential(connection: str, env: Mapping[str, str]):
@@ -99,7 +104,10 @@ class BlobStore:
 
     def write(self, container: str, name: str, data: str | bytes, *, content_type: str, metadata: dict[str, str],
               replacing: BlobState | None = None, only_if_absent: bool = False) -> str:
-        """Write and return the new etag. `replacing`: only over that version; `only_if_absent`: only if none."""
+        """Write and return the new etag. `replacing`: only over that version; `only_if_absent`: only if none.
+        Metadata travels in HTTP headers, which take ASCII only: other characters (an input named in any
+        script) are percent-encoded."""
+        metadata = {key: quote(value, safe=HEADER_SAFE) for key, value in metadata.items()}
         if replacing is not None:
             condition: dict[str, Any] = {"overwrite": True, "etag": replacing.etag,
                                          "match_condition": MatchConditions.IfNotModified}
