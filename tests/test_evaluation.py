@@ -150,3 +150,18 @@ def test_eval_applies_the_same_input_budget_as_the_cascade(catalog):
     item = LabelledItem(id="long", text="a ticket far longer than ten characters", label="other")
     record = evaluate(Cascade(Settings.from_env({}), tasks=catalog), task, item, "small")
     assert record.outcome == "too_large" and not record.answered and record.gold == "other"
+
+
+def test_report_and_tune_on_a_run_file_that_is_not_text_say_so_without_a_traceback(tmp_path):
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    run = tmp_path / "run.jsonl"
+    run.write_bytes(b"\xff\xfe{\x00")
+    for args, code in ((["report", str(run), "--out", str(tmp_path / "report")], 2), (["tune", "banking77", str(run)], 1)):
+        done = subprocess.run([sys.executable, "-c", "from shared.cli.app import main; main()", *args], cwd=REPO,
+                              capture_output=True, text=True, timeout=120)
+        output = done.stdout + done.stderr
+        assert done.returncode == code and "not UTF-8 text" in output and "Traceback" not in output, output
