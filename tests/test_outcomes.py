@@ -447,6 +447,18 @@ def test_a_file_name_too_long_for_an_id_still_gives_valid_distinct_item_ids():
     assert parse_input("short.txt", b"x").items[0].id == "short"  # ids of ordinary names are as before
 
 
+def test_a_blob_outside_any_task_folder_is_dead_lettered_with_the_reason(storage, tier, tasks_dir):
+    pipeline = Pipeline(storage, tier.url, tasks_dir)
+    for path in ("loose.txt", "ticket/"):
+        client = storage.service.get_blob_client("incoming", path)
+        client.upload_blob(b"I was charged twice", overwrite=True)
+        assert pipeline.ingestor.handle_blob(client).disposition == "deadlettered"
+    loose = json.loads(storage.read("deadletter", "_/loose.txt.json"))
+    assert (loose["reason"], loose["source"]) == ("no_task_folder", "incoming/loose.txt")
+    assert json.loads(storage.read("deadletter", "_/ticket/.json"))["source"] == "incoming/ticket/"
+    assert tier.requests == []
+
+
 def test_duplicate_ids_within_one_input_are_line_errors():
     parsed = parse_input("dups.jsonl", b'{"id": "a", "text": "one"}\n{"id": "a", "text": "two"}\n')
     assert [i.text for i in parsed.items] == ["one"]

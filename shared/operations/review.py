@@ -85,10 +85,10 @@ class ReviewQueue:
         return decided
 
     def _texts(self, source: InputBlob) -> dict[str, str]:
-        state = self.store.state(self.containers.incoming, source.path)
+        state = self.store.state(self.containers.incoming, source.incoming_path)
         if state is None:
             return {}
-        data = self.store.read(self.containers.incoming, source.path)
+        data = self.store.read(self.containers.incoming, source.incoming_path)
         try:
             return {item.id: item.text for item in parse_input(source.name, data).items}
         except InputError:

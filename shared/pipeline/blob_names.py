@@ -74,25 +74,31 @@ def _part(n: int) -> str:
 
 @dataclass(frozen=True)
 class InputBlob:
-    """One input, by task and name (its path in the incoming container is `<task>/<name>`)."""
+    """One input, by task and name: its path in the incoming container is `<task>/<name>`, and its outputs'
+    names start with that path. A blob outside any task folder has task `_` for its outputs (its dead letter)."""
 
     task: str
     name: str
     containers: Containers = Containers()
+    in_task_folder: bool = True
 
     @classmethod
     def from_path(cls, path: str, containers: Containers = Containers()) -> "InputBlob":
-        """From a path inside the incoming container; a blob outside any task folder has task `_`."""
+        """From a path inside the incoming container."""
         task, _, name = path.partition("/")
-        return cls(task, name, containers) if name else cls("_", path, containers)
+        return cls(task, name, containers) if name else cls("_", path, containers, in_task_folder=False)
 
     @property
     def path(self) -> str:
         return f"{self.task}/{self.name}"
 
     @property
+    def incoming_path(self) -> str:
+        return self.path if self.in_task_folder else self.name
+
+    @property
     def source(self) -> str:
-        return f"{self.containers.incoming}/{self.path}"
+        return f"{self.containers.incoming}/{self.incoming_path}"
 
     @property
     def result_single(self) -> str:

@@ -126,7 +126,7 @@ class Ingestor:
         except UnknownTaskError as exc:
             return self.deadletter(source, "unknown_task", str(exc), etag=etag)
         try:
-            data = self.store.read(self.containers.incoming, source.path, etag=etag)
+            data = self.store.read(self.containers.incoming, source.incoming_path, etag=etag)
         except WriteConflict:
             return IngestResult("stale", "the blob changed since this event; the newer event handles it")
         sha = hashlib.sha256(data).hexdigest()
@@ -313,13 +313,13 @@ class Ingestor:
     def _current_data(self, source: InputBlob, sha: str) -> bytes | None:
         """The input's bytes if its current content is still `sha` (a re-upload of the same bytes is)."""
         try:
-            data = self.store.read(self.containers.incoming, source.path)
+            data = self.store.read(self.containers.incoming, source.incoming_path)
         except WriteConflict:
             return None
         return data if hashlib.sha256(data).hexdigest() == sha else None
 
     def _input_is(self, source: InputBlob, etag: str, sha: str) -> bool:
-        state = self.store.state(self.containers.incoming, source.path)
+        state = self.store.state(self.containers.incoming, source.incoming_path)
         if state is None:
             return False
         return state.etag == etag or self._current_data(source, sha) is not None
