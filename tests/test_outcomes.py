@@ -279,10 +279,13 @@ class DyingStore(BlobStore):
         return super().state(container, name)
 
 
-def run_until_death(storage, tier_url, tasks_dir, name: str, data: bytes, kill_at: int | None):
+def run_until_death(storage, tier_url, tasks_dir, name: str, data: bytes, kill_at: int | None,
+                    overwrite_with: bytes | None = None, new_event_first: bool = False):
     """Drop the input and run its work to the end, or until the worker dies; then a fresh worker gets what an
     at-least-once delivery gives it: the blob event again if the death was in the blob step, every message not
-    yet settled (the one being worked on included), and claims of the dead worker expired."""
+    yet settled (the one being worked on included), and claims of the dead worker expired. With
+    `overwrite_with`, the input is overwritten before the fresh worker starts, and the new content's event
+    comes after what was left of the old work, or before it."""
     dying = DyingStore(storage, kill_at)
     pipeline = Pipeline(dying, tier_url, tasks_dir, claim_ttl_s=0.4)
     pipeline.ingestor.enqueue = lambda text, delay: (dying.step("send"), pipeline.queue.append((text, delay)))
@@ -301,9 +304,16 @@ def run_until_death(storage, tier_url, tasks_dir, name: str, data: bytes, kill_a
     except Killed:
         time.sleep(0.5)  # the dead worker's claim expires
         after = Pipeline(storage, tier_url, tasks_dir, claim_ttl_s=0.4)
-        after.queue = pipeline.queue
+        client = storage.service.get_blob_client("incoming", f"{TASK}/{name}")
+        if overwrite_with is not None:
+            after.upload(name, overwrite_with)
+        if new_event_first:
+            after.ingestor.handle_blob(client)
+        after.queue += pipeline.queue
         if died_in_blob_step:
-            after.ingestor.handle_blob(storage.service.get_blob_client("incoming", f"{TASK}/{name}"))
+            after.ingestor.handle_blob(client)
+        if overwrite_with is not None and not new_event_first:
+            after.ingestor.handle_blob(client)
         after.drain()
     return dying.ops
 
@@ -360,6 +370,28 @@ def test_a_worker_killed_at_any_step_leaves_the_same_outcome_as_a_clean_run_and_
         for item_id, text in [(item.id, item.text) for item in parse_input(kind, make(tag)).items]:
             paid_for = hashlib.sha256(item_id.encode()).hexdigest()[:32] + ".json"
             assert calls.get(text, 0) == 1 or (calls[text] == 2 and paid_for not in kept), f"{where}: {text}"
+
+
+def test_a_worker_killed_at_any_step_then_its_input_overwritten_leaves_only_the_new_contents_outcome(
+        storage, tier, tasks_dir):
+    old = CRASH_INPUTS["fanned.jsonl"]  # 7 items in 3 parts
+
+    def new(tag: str) -> bytes:  # 4 items in 2 parts
+        return "\n".join(json.dumps({"id": f"n{i}", "text": f"{tag} new {i}"}) for i in range(4)).encode()
+
+    clean_ops = run_until_death(storage, tier.url, tasks_dir, "clean-old.jsonl", old("clean-old"), kill_at=None)
+    run_until_death(storage, tier.url, tasks_dir, "clean-new.jsonl", new("clean-new"), kill_at=None)
+    reader = Pipeline(storage, tier.url, tasks_dir)
+    expected = outcome(reader, "clean-new.jsonl")
+    for kill_at, step in enumerate(clean_ops):
+        new_event_first = kill_at % 2 == 1  # both orders of the new event and the old work's leftovers
+        name = f"overwritten{kill_at}.jsonl"
+        run_until_death(storage, tier.url, tasks_dir, name, old(f"ow{kill_at}"), kill_at,
+                        overwrite_with=new(f"ow{kill_at}"), new_event_first=new_event_first)
+        where = f"killed before step {kill_at} ({step}), new event first: {new_event_first}"
+        assert outcome(reader, name) == expected, where
+        assert {text: n for text, n in calls_per_item(tier).items() if text.startswith(f"ow{kill_at} new ")} == {
+            f"ow{kill_at} new {i}": 1 for i in range(4)}, where
 
 
 def test_result_then_dead_letter_then_result_keeps_only_the_current_outcome(storage, tier, tasks_dir):
