@@ -467,6 +467,11 @@ def test_inputs_named_in_any_script_are_processed_and_dead_lettered_like_any_oth
     assert record["id"] == "請求書" and record["status"] == "accepted"
     assert pipeline.drop("données.csv", b"a,b").disposition == "deadlettered"
     assert json.loads(storage.read("deadletter", f"{TASK}/données.csv.json"))["reason"] == "unsupported_format"
+    lines = "\n".join(json.dumps({"id": f"j{i}", "text": f"請求 {i}"}) for i in range(4)).encode()
+    assert pipeline.drop("請求.jsonl", lines).disposition == "fanned_out"
+    manifest = storage.state("results", f"{TASK}/請求.jsonl/manifest.json")  # written, read back, written again
+    assert manifest.metadata["complete"] == "true"
+    assert manifest.metadata["source"] == storage.state("results", f"{TASK}/請求.jsonl/part-00000.jsonl").metadata["source"]
 
 
 def test_a_file_name_too_long_for_an_id_still_gives_valid_distinct_item_ids():

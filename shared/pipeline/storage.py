@@ -20,8 +20,9 @@ from azure.storage.queue import QueueClient, QueueServiceClient, TextBase64Decod
 
 from shared.errors import WriteConflict
 
-# Printable ASCII but '%', which starts an escape: what a metadata value keeps as it is.
-HEADER_SAFE = "".join(c for c in string.printable if c not in "%\t\n\r\x0b\x0c")
+# What a metadata value keeps as it is: printable ASCII. '%' stays too, so a value read back and written again
+# (a manifest's) is not encoded twice; nothing decodes these values, they are for people reading them.
+HEADER_SAFE = "".join(c for c in string.printable if c not in "\t\n\r\x0b\x0c")
 
 
 def _credential(connection: str, env: Mapping[str, str]):
