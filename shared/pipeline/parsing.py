@@ -94,7 +94,8 @@ def parse_input(name: str, data: bytes) -> ParsedInput:
         raise InputError("empty", f"{name}: the file is empty")
     parsed = ParsedInput()
     if suffix in TEXT_SUFFIXES:
-        parsed.add(1, {"id": default_id(stem), "text": text}, default_id(stem), "")
+        item_id = default_id(stem)
+        parsed.add(1, {"id": item_id, "text": text}, item_id, "")
     elif suffix == ".json":
         obj = loads(text, name)
         if isinstance(obj, dict) and isinstance(obj.get("items"), list):

@@ -3,9 +3,9 @@
 A share of the items a cheaper tier answered and the cascade accepted (the task's `shadow_fraction`, or the
 SMALLFIRST_SHADOW_FRACTION setting for every task) is answered again by the task's frontier, off the request
 path: `shadow_requests` picks them when results are published, `send_shadows` puts them on a queue (never
-at the answers' expense), and `ShadowWorker.handle`
-runs the frontier through `run_tier`, compares the answers and appends a ShadowRecord to
-`shadow/<task>/<yyyy-mm-dd>.jsonl`. The user's answer never waits for it or changes because of it.
+at the answers' expense), and `ShadowWorker.handle` runs the frontier through `run_tier`, compares the
+answers and appends a ShadowRecord to `shadow/<task>/<yyyy-mm-dd>.jsonl`. The user's answer never waits for
+it or changes because of it.
 
 The pick is a hash of (task, source, id) against the fraction, so a redelivered input picks the same items;
 a claim written only-if-absent before the frontier call means a redelivered shadow message never pays twice.
