@@ -124,7 +124,7 @@ def test_audit_finds_lost_duplicate_and_stale_outputs_from_storage_alone():
     assert report["duplicate_records"] == 1 and report["review"] == 1
     assert report["stale_outputs"] == {"total": 4, "old_hash": 3, "surplus_parts": 1, "result_and_deadletter": 1}
     assert report["excess_model_calls"] == {"items": 2, "calls": 3, "items_across_kill": 1, "calls_across_kill": 1,
-                                            "identical_reuploads_reprocessed": 0}
+                                            "latest_answer_before_kill_s": 1.0, "identical_reuploads_reprocessed": 0}
     assert report["inputs_without_outcome"] == 1 and report["other_outputs"] == 1
 
 
@@ -186,14 +186,18 @@ def test_reduced_soak_leaves_no_output_of_older_content_after_overwrites(soak):
     assert soak["stale_outputs"]["total"] == 0, json.dumps(soak["stale_outputs"]) + _why(soak, "stale", "result_and_deadletter")
 
 
-@pytest.mark.azurite
-def test_reduced_soak_resends_across_a_kill_only_items_whose_answer_was_in_flight(soak):
-    """Answered items are kept as soon as they are paid for, so after a SIGKILL only an item whose answer
-    arrived in the moment before it was kept can go to the model again: at most one per host worker."""
-    from localdev.host import WORKERS
+# An answer is kept (written under the claim) moments after it arrives, even on a busy machine: one paid for
+# again across the kill that had arrived longer before it than this means keeping failed.
+KEPT_WITHIN_S = 2.0
 
+
+@pytest.mark.azurite
+def test_reduced_soak_resends_across_a_kill_only_items_answered_in_the_moment_before_it(soak):
+    """Answered items are kept as soon as they are paid for, so after a SIGKILL only an item whose answer
+    arrived in the moment before it, not yet kept, goes to the model again. There can be several: each host
+    worker has up to a part's items in flight at once."""
     excess = soak["excess_model_calls"]
-    assert excess["items_across_kill"] <= WORKERS, json.dumps(excess) + _why(soak, "excess")
+    assert excess["latest_answer_before_kill_s"] <= KEPT_WITHIN_S, json.dumps(excess) + _why(soak, "excess")
 
 
 @pytest.mark.azurite
