@@ -447,8 +447,8 @@ def audit(view: StorageView, inputs: dict[str, Input], tier: FakeTier, proxy: Fa
     before_restart = Counter({k: sum(t < restarted_at for t in arrivals) for k, arrivals in tier.answer_arrivals.items()}
                              if restarted_at is not None else {})
     across_kill = {k: n for k, n in excess.items() if before_restart[k] >= 1 and answers[k] > before_restart[k]}
-    # How long before the restart each of those had its answer: one kept as soon as paid for is only paid again
-    # if it arrived in the moment before the kill.
+    # How long before the restart each of those was answered (its request reached the tier; the answer left 20-50
+    # ms later): one kept as soon as paid for is only paid again if answered in the moment before the kill.
     answered_before_kill_s = [restarted_at - max(t for t in tier.answer_arrivals[k] if t < restarted_at)
                               for k in across_kill] if restarted_at is not None else []
     identical_keys = {key for inp in inputs.values() if inp.plan == "identical" for _, key in inp.current.items}
@@ -499,7 +499,7 @@ def table(report: dict[str, Any]) -> str:
         ("items answered by the model more than once", e["items"]),
         ("  surplus model answers", e["calls"]),
         ("  of which items answered before and after the kill", e["items_across_kill"]),
-        ("    their answer this long before the kill, at most (s)", e["latest_answer_before_kill_s"]),
+        ("    answered this long before the kill, at most (s)", e["latest_answer_before_kill_s"]),
         ("  identical re-uploads processed again", e["identical_reuploads_reprocessed"]),
         ("stale outputs of older content", s["total"]),
         ("  blobs with an older source_sha256", s["old_hash"]),
