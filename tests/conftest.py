@@ -57,3 +57,25 @@ def embedded() -> EmbeddedTier:
 def wire():
     with AzureWireServer() as server:
         yield server
+
+
+@pytest.fixture(scope="module")
+def emulator():
+    """Azurite for one test module."""
+    from localdev.azurite import Azurite
+
+    with Azurite() as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def storage(emulator):
+    """The data account's blob store in that Azurite, with every container the pipeline uses."""
+    from azure.storage.blob import BlobServiceClient
+
+    from shared.pipeline.blob_names import Containers
+    from shared.pipeline.storage import BlobStore
+
+    store = BlobStore(BlobServiceClient.from_connection_string(emulator.connection_string))
+    store.ensure_containers(Containers().all())
+    return store

@@ -13,9 +13,7 @@ import time
 import urllib.request
 
 import pytest
-from azure.storage.blob import BlobServiceClient
 
-from localdev.azurite import Azurite
 from shared.core.cascade import Cascade
 from shared.core.config import Settings
 from shared.pipeline.blob_names import Containers, InputBlob
@@ -35,19 +33,6 @@ def label_reply(delay_s: float = 0.0):
         return Scripted(body=chat_completion('{"label":"billing"}', tokens=tokens), delay_s=delay_s)
 
     return reply
-
-
-@pytest.fixture(scope="module")
-def emulator():
-    with Azurite() as running:
-        yield running
-
-
-@pytest.fixture(scope="module")
-def storage(emulator):
-    store = BlobStore(BlobServiceClient.from_connection_string(emulator.connection_string))
-    store.ensure_containers(Containers().all())
-    return store
 
 
 @pytest.fixture(scope="module")

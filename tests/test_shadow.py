@@ -7,21 +7,18 @@ import json
 import logging
 
 import pytest
-from azure.storage.blob import BlobServiceClient
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
-from localdev.azurite import Azurite
 from shared.core.cascade import Cascade
 from shared.core.config import Settings
 from shared.core.records import Item, ShadowRecord
 from shared.operations.stats import summarise
 from shared.operations.stats_sources import ContainerRecords
 from shared.pipeline import shadow as shadow_module
-from shared.pipeline.blob_names import Containers, InputBlob
+from shared.pipeline.blob_names import InputBlob
 from shared.pipeline.ingest import IngestLimits, Ingestor
 from shared.pipeline.shadow import ShadowWorker, picked, shadow_requests
-from shared.pipeline.storage import BlobStore
 from tests.azure_wire import AzureWireServer, Scripted, chat_completion
 
 pytestmark = pytest.mark.azurite
@@ -40,19 +37,6 @@ def reply(label: str) -> Scripted:
     tokens = [('{"label":"', -0.01), (label, -0.01), ('"}', -0.01)]
     return Scripted(body=chat_completion(f'{{"label":"{label}"}}', tokens=tokens, prompt_tokens=300,
                                          completion_tokens=6))
-
-
-@pytest.fixture(scope="module")
-def emulator():
-    with Azurite() as running:
-        yield running
-
-
-@pytest.fixture(scope="module")
-def storage(emulator):
-    store = BlobStore(BlobServiceClient.from_connection_string(emulator.connection_string))
-    store.ensure_containers(Containers().all())
-    return store
 
 
 def azurite_queue(emulator, name: str, create: bool = True):

@@ -11,7 +11,6 @@ import pytest
 from azure.storage.blob import BlobServiceClient
 from typer.testing import CliRunner
 
-from localdev.azurite import Azurite
 from shared.cli import app
 from shared.errors import InputError
 from shared.operations.stats import summarise
@@ -24,12 +23,6 @@ from tests.operations.records import result, shadow
 pytestmark = pytest.mark.azurite
 TODAY = datetime.now(timezone.utc).replace(microsecond=0)
 runner = CliRunner()
-
-
-@pytest.fixture(scope="module")
-def emulator():
-    with Azurite() as running:
-        yield running
 
 
 @pytest.fixture(scope="module")
