@@ -82,7 +82,7 @@ class Pipeline:
         source = InputBlob(TASK, name)
         found = {}
         for container in Containers().outputs():
-            names = list(self.store.list_states(container, source.path))
+            names = list(self.store.list_states(container, source.stem))
             found[container] = sorted(source.own_outputs(container, names))
         return found
 
@@ -467,6 +467,73 @@ def test_a_file_name_too_long_for_an_id_still_gives_valid_distinct_item_ids():
     lines = parse_input(f"{stem}.jsonl", b"one\ntwo\n").items
     assert [i.id[-6:] for i in lines] == ["-00001", "-00002"] and all(len(i.id) <= 512 for i in lines)
     assert parse_input("short.txt", b"x").items[0].id == "short"  # ids of ordinary names are as before
+
+
+class AzureNamingStore(BlobStore):
+    """The real store (Azurite), refusing as Azure does a blob name over 1,024 characters (UTF-16 code units) or
+    254 segments, which Azurite accepts; `longest` is the longest name used."""
+
+    def __init__(self, store: BlobStore) -> None:
+        super().__init__(store.service)
+        self.longest = ""
+
+    def check(self, name: str) -> None:
+        from azure.core.exceptions import HttpResponseError
+
+        if len(name.encode("utf-16-le")) // 2 > 1024 or name.count("/") + 1 > 254:
+            raise HttpResponseError(f"400 OutOfRangeInput: {name[:40]}...")
+        self.longest = max(self.longest, name, key=len)
+
+    def state(self, container, name):
+        self.check(name)
+        return super().state(container, name)
+
+    def read(self, container, name, **kwargs):
+        self.check(name)
+        return super().read(container, name, **kwargs)
+
+    def write(self, container, name, *args, **kwargs):
+        self.check(name)
+        return super().write(container, name, *args, **kwargs)
+
+    def append_line(self, container, name, line):
+        self.check(name)
+        return super().append_line(container, name, line)
+
+    def delete(self, container, name, *args, **kwargs):
+        self.check(name)
+        return super().delete(container, name, *args, **kwargs)
+
+
+def test_an_input_name_at_the_longest_azure_allows_for_its_outputs_is_processed_through_fan_out(
+        storage, tier, tasks_dir):
+    store = AzureNamingStore(storage)
+    pipeline = Pipeline(store, tier.url, tasks_dir)
+    name = "n" * (1024 - 120 - len(f"{TASK}/") - len(".jsonl")) + ".jsonl"
+    lines = "\n".join(json.dumps({"id": f"l{i}", "text": f"charged twice {i}"}) for i in range(4)).encode()
+    assert pipeline.drop(name, lines).disposition == "fanned_out"
+    assert len(store.longest) == 1024 and "/items/" in store.longest  # a checkpoint: the longest derived name
+    assert pipeline.outputs(name)["results"] == [f"{TASK}/{name}/manifest.json", f"{TASK}/{name}/part-00000.jsonl",
+                                                 f"{TASK}/{name}/part-00001.jsonl"]
+
+
+@pytest.mark.parametrize("name", ["n" * 1000 + ".txt", "😀" * 460 + ".txt", "a/" * 250 + "x.txt"],
+                         ids=["1000-characters", "460-emoji-920-utf16-units", "251-segments"])
+def test_an_input_name_leaving_no_room_for_its_outputs_names_is_dead_lettered_under_a_short_name(
+        storage, tier, tasks_dir, name):
+    store = AzureNamingStore(storage)
+    pipeline = Pipeline(store, tier.url, tasks_dir)
+    blob = pipeline.upload(name, b"I was charged twice")
+    assert pipeline.ingestor.handle_blob(blob).disposition == "deadlettered"
+    (dead,) = pipeline.outputs(name)["deadletter"]
+    assert len(dead) < 400 and dead.count("/") == 1
+    record = json.loads(storage.read("deadletter", dead))
+    assert (record["reason"], record["source"]) == ("name_too_long", f"incoming/{TASK}/{name}")
+    assert tier.requests == []
+    assert pipeline.ingestor.handle_blob(blob).disposition == "duplicate"  # the event again
+    other = name[:-4] + "-2.txt"  # the same start: its own dead letter
+    assert pipeline.drop(other, b"I was charged twice").disposition == "deadlettered"
+    assert pipeline.outputs(other)["deadletter"] != [dead]
 
 
 def test_a_blob_outside_any_task_folder_is_dead_lettered_with_the_reason(storage, tier, tasks_dir):

@@ -12,6 +12,9 @@ An input `incoming/<task>/<name>` has:
     claims/<task>/<name>/<sha256>[/part-NNNNN] the claim of the worker on that content (or part of it), and
                                   .../items/<hash of id>.json the records it has paid for so far
 
+An input name too long for these (Azure caps a blob name at 1,024 characters and 254 segments) has its
+outputs under a short stem instead, `<task>/<start of name>~<hash>`: only its dead letter, `name_too_long`.
+
 Records that belong to a task rather than to one input:
 
     shadow/<task>/<yyyy-mm-dd>.jsonl           shadow pairs (an accepted answer and the frontier's), an append blob
@@ -31,6 +34,13 @@ from datetime import date
 # The app setting naming the account that holds every container here: a connection string, or identity-based
 # DataStorage__blobServiceUri / __queueServiceUri (functions/services.py, the CLI and the bindings all use it).
 DATA_CONNECTION = "DataStorage"
+
+# Azure's caps on a blob name. The longest name derived from an input's path, a checkpoint
+# (<path>/<sha256>/part-NNNNN/items/<hash>.json), adds 120 characters and 4 segments to it.
+BLOB_NAME_MAX_CHARS = 1024
+BLOB_NAME_MAX_SEGMENTS = 254
+LONGEST_SUFFIX_CHARS = 120
+LONGEST_SUFFIX_SEGMENTS = 4
 
 
 @dataclass(frozen=True)
@@ -97,55 +107,75 @@ class InputBlob:
         return self.path if self.in_task_folder else self.name
 
     @property
+    def name_fits(self) -> bool:
+        """Whether every output's name can start with the input's path and stay within Azure's caps."""
+        return (_azure_length(self.path) + LONGEST_SUFFIX_CHARS <= BLOB_NAME_MAX_CHARS
+                and self.path.count("/") + 1 + LONGEST_SUFFIX_SEGMENTS <= BLOB_NAME_MAX_SEGMENTS)
+
+    @property
+    def stem(self) -> str:
+        """What every output's name starts with: the input's path, or for a name too long for that a short
+        stem in the task's folder, its start kept to be recognised and its hash to tell it apart."""
+        if self.name_fits:
+            return self.path
+        digest = hashlib.sha256(self.path.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+        return f"{self.task[:100]}/{self.name[:200].replace('/', '_')}~{digest}"
+
+    @property
     def source(self) -> str:
         return f"{self.containers.incoming}/{self.incoming_path}"
 
     @property
     def result_single(self) -> str:
-        return f"{self.path}.json"
+        return f"{self.stem}.json"
 
     @property
     def result_lines(self) -> str:
-        return f"{self.path}.jsonl"
+        return f"{self.stem}.jsonl"
 
     @property
     def manifest(self) -> str:
-        return f"{self.path}/manifest.json"
+        return f"{self.stem}/manifest.json"
 
     @property
     def part_prefix(self) -> str:
-        return f"{self.path}/part-"
+        return f"{self.stem}/part-"
 
     def part(self, n: int) -> str:
-        return f"{self.path}/{_part(n)}.jsonl"
+        return f"{self.stem}/{_part(n)}.jsonl"
 
     @property
     def review(self) -> str:
-        return f"{self.path}.jsonl"
+        return f"{self.stem}.jsonl"
 
     def review_part(self, n: int) -> str:
-        return f"{self.path}/{_part(n)}.jsonl"
+        return f"{self.stem}/{_part(n)}.jsonl"
 
     @property
     def deadletter(self) -> str:
-        return f"{self.path}.json"
+        return f"{self.stem}.json"
 
     def deadletter_part(self, n: int) -> str:
-        return f"{self.path}/{_part(n)}.json"
+        return f"{self.stem}/{_part(n)}.json"
 
     def claim(self, sha256: str, part: int | None = None) -> str:
-        return f"{self.path}/{sha256}" + (f"/{_part(part)}" if part is not None else "")
+        return f"{self.stem}/{sha256}" + (f"/{_part(part)}" if part is not None else "")
 
     def own_outputs(self, container: str, names: list[str]) -> list[str]:
         """Of `names` in an output container, those that belong to this input (not to an input whose name
         merely starts with this one's)."""
         exact = {self.containers.results: {self.result_single, self.result_lines, self.manifest},
                  self.containers.review: {self.review}, self.containers.deadletter: {self.deadletter}}[container]
-        part = re.compile(re.escape(f"{self.path}/") + r"part-\d{5}\.jsonl?$")
+        part = re.compile(re.escape(f"{self.stem}/") + r"part-\d{5}\.jsonl?$")
         return [n for n in names if n in exact or part.match(n)]
 
 
 _OUTPUT = re.compile(r"^(?P<path>.+?)(?:/part-\d{5}\.jsonl|\.jsonl|\.json)$")
+
+
+def _azure_length(name: str) -> int:
+    """A name's length as Azure counts characters (UTF-16 code units, as .NET strings do)."""
+    return len(name.encode("utf-16-le", "surrogatepass")) // 2
 
 
 def input_of_output(name: str, containers: Containers = Containers()) -> InputBlob | None:

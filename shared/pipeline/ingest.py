@@ -32,7 +32,8 @@ from pydantic import BaseModel
 from shared.core.cascade import Cascade
 from shared.core.records import ResultRecord
 from shared.errors import ClaimHeldError, InputError, NoTierError, UnknownTaskError, WriteConflict
-from shared.pipeline.blob_names import Containers, InputBlob
+from shared.pipeline.blob_names import (BLOB_NAME_MAX_CHARS, BLOB_NAME_MAX_SEGMENTS, LONGEST_SUFFIX_CHARS,
+                                        LONGEST_SUFFIX_SEGMENTS, Containers, InputBlob)
 from shared.pipeline.claims import Claim
 from shared.pipeline.parsing import parse_input
 from shared.pipeline.shadow import send_shadows, shadow_requests
@@ -118,6 +119,11 @@ class Ingestor:
         etag = props.etag
         if source.task == "_":
             return self.deadletter(source, "no_task_folder", "blobs go under incoming/<task>/", etag=etag)
+        if not source.name_fits:
+            return self.deadletter(source, "name_too_long", "the name leaves no room for its outputs' names: at most "
+                                   f"{BLOB_NAME_MAX_CHARS - LONGEST_SUFFIX_CHARS} characters (UTF-16) and "
+                                   f"{BLOB_NAME_MAX_SEGMENTS - LONGEST_SUFFIX_SEGMENTS} segments with its task's",
+                                   etag=etag)
         if props.size > self.limits.max_blob_bytes:
             return self.deadletter(source, "too_large", f"{props.size} bytes > limit {self.limits.max_blob_bytes}",
                                    etag=etag)
@@ -355,7 +361,7 @@ class Ingestor:
     def _retire(self, source: InputBlob, matches: Callable[[dict[str, str]], bool]) -> None:
         """Delete this input's outputs whose metadata `matches`, each only in the version that was read."""
         for container in self.containers.outputs():
-            states = self.store.list_states(container, source.path)
+            states = self.store.list_states(container, source.stem)
             for name in source.own_outputs(container, list(states)):
                 if matches(states[name].metadata):
                     self.store.delete(container, name, states[name])
