@@ -31,6 +31,16 @@ def problem(status: int, title: str, detail: str, **extra: Any) -> func.HttpResp
     return func.HttpResponse(json.dumps(body), status_code=status, mimetype="application/problem+json")
 
 
+def task_problem(exc: Exception) -> func.HttpResponse:
+    """A task that cannot be used: unknown (404), or its file invalid, which the operator must fix (500)."""
+    from shared.errors import UnknownTaskError
+
+    if isinstance(exc, UnknownTaskError):
+        return problem(404, "Unknown task", str(exc), tasks=exc.known)
+    log.error("invalid task file: %s", exc)
+    return problem(500, "Invalid task file", str(exc))
+
+
 def storage_unavailable(exc: Exception) -> func.HttpResponse:
     """The data account failed (unreachable, throttling, a missing container): the caller may try again."""
     log.warning("storage failed: %s", exc)
@@ -53,15 +63,15 @@ class BatchResults(BaseModel):
 @bp.function_name("run_task")
 @bp.route(route="tasks/{task}", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
 async def run_task(req: func.HttpRequest) -> func.HttpResponse:
-    from shared.errors import InputError, NoTierError, UnknownTaskError
+    from shared.errors import InputError, NoTierError, TaskError
     from shared.pipeline.parsing import parse_request
     from shared.pipeline.shadow import send_shadows, shadow_requests
 
     cascade = services.cascade()
     try:
         task = cascade.tasks.get(req.route_params.get("task", ""))
-    except UnknownTaskError as exc:
-        return problem(404, "Unknown task", str(exc), tasks=exc.known)
+    except TaskError as exc:
+        return task_problem(exc)
     raw = req.get_body()
     if len(raw) > MAX_BODY_BYTES:
         return problem(413, "Request too large", f"{len(raw)} bytes > {MAX_BODY_BYTES}")
@@ -89,9 +99,16 @@ async def run_task(req: func.HttpRequest) -> func.HttpResponse:
 @bp.function_name("list_tasks")
 @bp.route(route="tasks", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
 def list_tasks(req: func.HttpRequest) -> func.HttpResponse:
+    from shared.errors import TaskError
+
     cascade = services.cascade()
-    catalogue = []
-    for task in cascade.tasks.all():
+    catalogue: list[dict[str, Any]] = []
+    for name in cascade.tasks.names():
+        try:
+            task = cascade.tasks.get(name)
+        except TaskError as exc:  # one broken file does not hide the others
+            catalogue.append({"name": name, "error": str(exc)})
+            continue
         entry: dict[str, Any] = {"name": task.name, "kind": task.kind, "description": task.description,
                                  "threshold": task.threshold, "threshold_source": task.threshold_source,
                                  "tiers": cascade.tiers.configured(task.tiers)}
@@ -132,12 +149,12 @@ class ReviewDecisionBody(BaseModel):
 def list_review(req: func.HttpRequest) -> func.HttpResponse:
     from azure.core.exceptions import AzureError
 
-    from shared.errors import UnknownTaskError
+    from shared.errors import TaskError
 
     try:
         items = services.review_queue().pending(req.route_params.get("task", ""))
-    except UnknownTaskError as exc:
-        return problem(404, "Unknown task", str(exc), tasks=exc.known)
+    except TaskError as exc:
+        return task_problem(exc)
     except AzureError as exc:
         return storage_unavailable(exc)
     return ok({"items": [item.model_dump(mode="json") for item in items]})
@@ -148,7 +165,7 @@ def list_review(req: func.HttpRequest) -> func.HttpResponse:
 def decide_review(req: func.HttpRequest) -> func.HttpResponse:
     from azure.core.exceptions import AzureError
 
-    from shared.errors import InputError, ReviewItemNotFound, UnknownTaskError, WriteConflict
+    from shared.errors import InputError, ReviewItemNotFound, TaskError, WriteConflict
 
     try:
         body = ReviewDecisionBody.model_validate_json(req.get_body()[:MAX_BODY_BYTES])
@@ -157,8 +174,8 @@ def decide_review(req: func.HttpRequest) -> func.HttpResponse:
     try:
         decided = services.review_queue().decide(req.route_params.get("task", ""), req.route_params.get("id", ""),
                                                  body.decision, body.answer, by=body.by, source=body.source)
-    except UnknownTaskError as exc:
-        return problem(404, "Unknown task", str(exc), tasks=exc.known)
+    except TaskError as exc:
+        return task_problem(exc)
     except ReviewItemNotFound as exc:
         return problem(404, "Not in review", str(exc))
     except InputError as exc:

@@ -32,6 +32,8 @@ def azurite(tmp_path_factory):
     (tasks_dir / "ticket_small.yaml").write_text(small_only.replace("name: support_ticket", "name: ticket_small"))
     (tasks_dir / "frontier_only.yaml").write_text(
         "kind: classification\ninstruction: route\ntiers: [frontier]\nlabels: [{name: a}, {name: b}]\n")
+    (tasks_dir / "broken.yaml").write_text(  # an operator's mistake: a $ref that resolves nowhere
+        "kind: extraction\ninstruction: x\nschema: {type: object, properties: {a: {$ref: '#/$defs/gone'}}}\n")
     with Azurite() as emulator:
         env = {"DataStorage": emulator.connection_string, "SMALLFIRST_TASKS_DIR": str(tasks_dir),
                "SMALLFIRST_CHUNK_ITEMS": "3", "SMALLFIRST_MAX_BLOB_BYTES": str(MAX_BLOB_BYTES)}
@@ -234,6 +236,7 @@ def test_duplicate_delivery_is_not_processed_or_paid_again(host, blobs):
 
 @pytest.mark.parametrize("path,data,reason", [
     ("no_such_task/a.txt", b"hello", "unknown_task"),
+    ("broken/a.txt", b"hello", "invalid_task"),
     ("support_ticket/bad.txt", b"\xff\xfe\x00bad", "invalid_utf8"),
     ("support_ticket/empty.txt", b"", "empty"),
     ("support_ticket/huge.txt", b"x" * (MAX_BLOB_BYTES + 1), "too_large"),
@@ -270,6 +273,7 @@ def test_http_catalogue_and_health(host):
     assert status == 200 and {"support_ticket", "banking77", "clinc150", "receipt"} <= set(names)
     assert names["receipt"]["schema"]["required"] == ["company", "date", "address", "total"]
     assert [label["name"] for label in names["support_ticket"]["labels"]] == ["billing", "technical", "account", "other"]
+    assert "does not resolve" in names["broken"]["error"]  # listed with its problem, hiding no other task
     status, _, body = http(host, "GET", "/api/health")
     assert status == 200 and body["tiers"]["small"]["ok"] is True
 
@@ -277,6 +281,9 @@ def test_http_catalogue_and_health(host):
 @pytest.mark.parametrize("method,path,body,status", [
     ("POST", "/api/tasks/support_ticket", b"{broken", 400),
     ("POST", "/api/tasks/nope", b'{"text": "x"}', 404),
+    ("POST", "/api/tasks/broken", b'{"text": "x"}', 500),
+    ("GET", "/api/review/broken", None, 500),
+    ("POST", "/api/review/broken/a", json.dumps({"decision": "accept", "by": "me"}).encode(), 500),
     ("POST", "/api/tasks/support_ticket", json.dumps({"items": [{"text": "x"}] * 101}).encode(), 413),
     ("POST", "/api/tasks/support_ticket", json.dumps({"text": "x" * 9000}).encode(), 413),
     ("POST", "/api/tasks/support_ticket", json.dumps({"id": "a"}).encode(), 422),

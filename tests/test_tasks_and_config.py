@@ -49,6 +49,49 @@ def test_task_rejects_duplicate_labels_and_bad_schema(tmp_path):
         load_task_file(schema)
 
 
+def test_labels_may_be_bare_names_or_a_mapping_of_name_to_description(tmp_path):
+    names = tmp_path / "names.yaml"
+    names.write_text("kind: classification\ninstruction: x\nlabels: [billing, other]\n")
+    assert [(l.name, l.description) for l in load_task_file(names).labels] == [("billing", ""), ("other", "")]
+    mapping = tmp_path / "mapping.yaml"
+    mapping.write_text("kind: classification\ninstruction: x\nlabels:\n  billing: charges, refunds\n  other:\n")
+    assert [(l.name, l.description) for l in load_task_file(mapping).labels] == [
+        ("billing", "charges, refunds"), ("other", "")]
+
+
+@pytest.mark.parametrize("body, problem", [
+    ("kind: extraction\ninstruction: x\nschema_file: 5\n", "schema_file must be a path"),
+    ("kind: extraction\ninstruction: x\nschema_file: deep.json\n", "RecursionError"),
+    ("kind: extraction\ninstruction: x\nschema_file: \"a\\0b\"\n", "null byte"),
+    ("kind: extraction\ninstruction: x\nschema: {type: object, properties: {a: {$ref: 'http://example.com/a.json'}}}\n",
+     "does not resolve within the schema"),
+    ("kind: extraction\ninstruction: x\nschema: {type: object, properties: {a: {$ref: '#/$defs/gone'}}}\n",
+     "'#/\\$defs/gone' does not resolve"),
+    ("kind: classification\ninstruction: x\nlabels: [a, b]\ncalibration: {x: [0.5, 0.1], y: [0.2, 0.9]}\n",
+     "non-decreasing"),
+    ("kind: classification\ninstruction: x\nlabels: [a, b]\ncalibration: {x: [0.1, 0.5], y: [0.2, 1.5]}\n",
+     "in \\[0, 1\\]"),
+], ids=["schema-file-not-a-path", "schema-file-nested-too-deep", "schema-file-nul", "remote-ref", "dangling-ref",
+        "calibration-decreasing", "calibration-over-one"])
+def test_a_task_file_that_would_fail_later_is_a_task_error_when_loaded(tmp_path, body, problem):
+    (tmp_path / "deep.json").write_text("[" * 100_000 + "]" * 100_000)
+    path = tmp_path / "bad.yaml"
+    path.write_text(body)
+    with pytest.raises(TaskError, match=problem):
+        load_task_file(path)
+
+
+def test_a_schema_whose_refs_resolve_within_it_loads_and_validates_through_them(tmp_path):
+    path = tmp_path / "ok.yaml"
+    path.write_text(json.dumps({"kind": "extraction", "instruction": "x", "schema": {
+        "type": "object", "$defs": {"money": {"type": "string", "pattern": "^[0-9.]+$"}},
+        "properties": {"total": {"$ref": "#/$defs/money"}, "note": {"type": "string", "default": {"$ref": "nope"}}},
+        "required": ["total"]}}))
+    task = load_task_file(path)
+    assert task.validation_errors({"total": "12.50"}) == []
+    assert task.validation_errors({"total": "twelve"}) != []
+
+
 def test_unknown_task_and_path_traversal_are_unknown_task_errors_naming_the_known_tasks(catalog):
     for name in ("nope", "../tasks/support_ticket", "support_ticket/../x"):
         with pytest.raises(UnknownTaskError) as err:
@@ -96,3 +139,19 @@ def test_settings_error_names_the_variable():
 def test_catalog_is_a_directory_of_files(tmp_path):
     (tmp_path / "t.json").write_text(json.dumps({"kind": "classification", "instruction": "i", "labels": [{"name": "a"}, {"name": "b"}]}))
     assert TaskCatalog(tmp_path).get("t").allowed_labels == ["a", "b"]
+
+
+def test_smallfirst_tasks_lists_a_broken_task_file_with_its_problem_beside_the_good_ones(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from shared.cli import app
+
+    (tmp_path / "routing.yaml").write_text("kind: classification\ninstruction: x\nlabels: [billing, other]\n")
+    (tmp_path / "broken.yaml").write_text("kind: extraction\ninstruction: x\nschema_file: 5\n")
+    monkeypatch.setenv("SMALLFIRST_TASKS_DIR", str(tmp_path))
+    monkeypatch.setenv("COLUMNS", "200")
+    result = CliRunner().invoke(app, ["tasks"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    broken, routing = [line for line in result.output.splitlines() if "broken" in line or "routing" in line]
+    assert "invalid" in broken and "schema_file must be a path" in broken
+    assert "classification" in routing and "2 labels" in routing

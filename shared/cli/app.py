@@ -16,7 +16,7 @@ from rich.table import Table
 from shared.core.cascade import Cascade
 from shared.core.records import Item, ResultRecord
 from shared.core.tasks import AnyTask, ClassificationTask, ExtractionTask
-from shared.errors import InputError, SmallfirstError, UnknownTaskError
+from shared.errors import InputError, SmallfirstError, TaskError, UnknownTaskError
 from shared.pipeline.parsing import parse_input
 
 app = typer.Typer(help="Small model first; frontier only when needed.", no_args_is_help=True, add_completion=False)
@@ -119,7 +119,12 @@ def tasks() -> None:
     """List the task catalogue."""
     cascade = _cascade()
     table = Table("task", "kind", "labels / fields", "threshold", "tiers")
-    for spec in cascade.tasks.all():
+    for name in cascade.tasks.names():
+        try:
+            spec = cascade.tasks.get(name)
+        except TaskError as exc:  # one broken file does not hide the others
+            table.add_row(name, "[red]invalid[/]", str(exc), "", "")
+            continue
         detail = (
             f"{len(spec.allowed_labels)} labels"
             if isinstance(spec, ClassificationTask)

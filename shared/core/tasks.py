@@ -9,6 +9,9 @@ from typing import Annotated, Any, Literal
 
 import jsonschema
 import numpy as np
+import referencing
+import referencing.exceptions
+import referencing.jsonschema
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -42,9 +45,13 @@ class Calibration(BaseModel):
     fitted_at: str = ""
 
     @model_validator(mode="after")
-    def _same_length(self) -> "Calibration":
+    def _a_monotone_map_of_probabilities(self) -> "Calibration":
         if len(self.x) != len(self.y) or not self.x:
             raise ValueError("x and y must be non-empty and of equal length")
+        if any(not 0.0 <= v <= 1.0 for v in self.y):
+            raise ValueError("y (probabilities) must lie in [0, 1]")
+        if any(b < a for a, b in zip(self.x, self.x[1:])) or any(b < a for a, b in zip(self.y, self.y[1:])):
+            raise ValueError("x and y must be non-decreasing (np.interp reads x so; isotonic maps are)")
         return self
 
     def apply(self, confidence: float) -> float:
@@ -94,6 +101,16 @@ class ClassificationTask(TaskBase):
     # How much of each label's description goes into the prompt (cut at a word boundary); None: all, 0: names only.
     label_description_chars: int | None = Field(default=None, ge=0)
 
+    @field_validator("labels", mode="before")
+    @classmethod
+    def _labels_in_short(cls, labels: Any) -> Any:
+        """Labels may be written as names alone (`[billing, other]`) or as a mapping of name to description."""
+        if isinstance(labels, dict):
+            return [{"name": name, "description": description or ""} for name, description in labels.items()]
+        if isinstance(labels, list):
+            return [{"name": label} if isinstance(label, str) else label for label in labels]
+        return labels
+
     @model_validator(mode="after")
     def _check_labels(self) -> "ClassificationTask":
         names = [label.name for label in self.labels]
@@ -134,6 +151,9 @@ class ExtractionTask(TaskBase):
         jsonschema.Draft202012Validator.check_schema(schema)
         if schema.get("type") != "object" or not schema.get("properties"):
             raise ValueError("an extraction schema must be an object with properties")
+        if unresolved := _unresolvable_refs(schema):
+            raise ValueError(f"$ref {', '.join(map(repr, unresolved))} does not resolve within the schema "
+                             "(a task's schema must be self-contained: nothing is fetched)")
         return schema
 
     @property
@@ -155,6 +175,32 @@ class ExtractionTask(TaskBase):
 AnyTask = ClassificationTask | ExtractionTask
 
 
+def _unresolvable_refs(schema: dict[str, Any]) -> list[str]:
+    """The schema's `$ref`s that do not resolve within it, which would fail every answer's validation. Refs
+    under a nested `$id` are relative to it and left to jsonschema."""
+    resolver = referencing.Registry().with_resource(
+        "", referencing.jsonschema.DRAFT202012.create_resource(schema)).resolver()
+    unresolved = []
+    for ref in _refs(schema):
+        try:
+            resolver.lookup(ref)
+        except referencing.exceptions.Unresolvable:
+            unresolved.append(ref)
+    return unresolved
+
+
+DATA_KEYWORDS = ("enum", "const", "default", "examples")  # their values are instances, not schemas
+
+
+def _refs(node: Any, root: bool = True) -> list[str]:
+    if isinstance(node, list):
+        return [ref for child in node for ref in _refs(child, root=False)]
+    if not isinstance(node, dict) or (not root and "$id" in node):
+        return []
+    own = [node["$ref"]] if isinstance(node.get("$ref"), str) else []
+    return own + [ref for key, child in node.items() if key not in DATA_KEYWORDS for ref in _refs(child, False)]
+
+
 class _TaskFile(BaseModel):
     task: Annotated[AnyTask, Field(discriminator="kind")]
 
@@ -164,16 +210,18 @@ def load_task_file(path: Path) -> AnyTask:
         raw = yaml.safe_load(path.read_text(encoding="utf-8")) if path.suffix in {".yaml", ".yml"} else json.loads(
             path.read_text(encoding="utf-8")
         )
-    except (OSError, yaml.YAMLError, json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise TaskError(f"{path}: cannot read task file: {exc}") from exc
+    except (OSError, ValueError, yaml.YAMLError, RecursionError) as exc:  # ValueError: bad JSON or UTF-8
+        raise TaskError(f"{path}: cannot read task file: {type(exc).__name__}: {exc}") from exc
     if not isinstance(raw, dict):
         raise TaskError(f"{path}: a task file must be a mapping")
     schema_file = raw.pop("schema_file", None)
     if schema_file is not None:
+        if not isinstance(schema_file, str):
+            raise TaskError(f"{path}: schema_file must be a path, not {type(schema_file).__name__}")
         try:
             raw["schema"] = json.loads((path.parent / schema_file).read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError) as exc:
-            raise TaskError(f"{path}: schema_file {schema_file!r}: {exc}") from exc
+        except (OSError, ValueError, RecursionError) as exc:  # ValueError: bad JSON or UTF-8, a NUL in the path
+            raise TaskError(f"{path}: schema_file {schema_file!r}: {type(exc).__name__}: {exc}") from exc
     raw.setdefault("name", path.stem)
     try:
         task = _TaskFile.model_validate({"task": raw}).task

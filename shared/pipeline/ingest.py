@@ -31,7 +31,7 @@ from pydantic import BaseModel
 
 from shared.core.cascade import Cascade
 from shared.core.records import ResultRecord
-from shared.errors import ClaimHeldError, InputError, NoTierError, UnknownTaskError, WriteConflict
+from shared.errors import ClaimHeldError, InputError, NoTierError, TaskError, UnknownTaskError, WriteConflict
 from shared.pipeline.blob_names import (BLOB_NAME_MAX_CHARS, BLOB_NAME_MAX_SEGMENTS, LONGEST_SUFFIX_CHARS,
                                         LONGEST_SUFFIX_SEGMENTS, Containers, InputBlob)
 from shared.pipeline.claims import Claim
@@ -129,8 +129,9 @@ class Ingestor:
                                    etag=etag)
         try:
             self.cascade.tasks.get(source.task)
-        except UnknownTaskError as exc:
-            return self.deadletter(source, "unknown_task", str(exc), etag=etag)
+        except TaskError as exc:
+            reason = "unknown_task" if isinstance(exc, UnknownTaskError) else "invalid_task"
+            return self.deadletter(source, reason, str(exc), etag=etag)
         try:
             data = self.store.read(self.containers.incoming, source.incoming_path, etag=etag)
         except WriteConflict:
