@@ -165,3 +165,38 @@ def test_report_and_tune_on_a_run_file_that_is_not_text_say_so_without_a_traceba
                               capture_output=True, text=True, timeout=120)
         output = done.stdout + done.stderr
         assert done.returncode == code and "not UTF-8 text" in output and "Traceback" not in output, output
+
+
+@pytest.mark.parametrize("rows, problem", [
+    (['{"text": "no id", "label": "billing"}'], r"data.jsonl:1: .*id: Field required"),
+    (['{"id": "a", "text": "no gold"}'], r"data.jsonl:1: .*gold answer"),
+    (['{"id": "a", "text": "", "label": "billing"}'], r"data.jsonl:1: .*text"),
+    (['{"id": "a", "text": "x", "label": "billing"}', "", "not json"], r"data.jsonl:3: "),
+    (['[1, 2]'], r"data.jsonl:1: "),
+    (['{"id": "a", "text": "x", "label": "billing"}', '{"id": "a", "text": "y", "label": "other"}'],
+     r"data.jsonl:2: id 'a' repeats line 1"),
+], ids=["no-id", "no-gold", "empty-text", "not-json", "not-an-object", "repeated-id"])
+def test_a_labelled_file_with_a_bad_row_is_an_input_error_naming_its_line(tmp_path, rows, problem):
+    from shared.errors import InputError
+    from shared.evaluation.runner import load_labelled
+
+    path = tmp_path / "data.jsonl"
+    path.write_text("\n".join(rows) + "\n")
+    with pytest.raises(InputError, match=problem):
+        load_labelled(path)
+
+
+def test_numbered_rows_are_read_and_gold_of_the_wrong_kind_or_unknown_labels_are_caught_before_a_run(tmp_path, catalog):
+    from shared.errors import InputError
+    from shared.evaluation.runner import check_gold, load_labelled
+
+    path = tmp_path / "data.jsonl"
+    path.write_text('{"id": 7, "text": "refund", "label": "billing"}\n{"id": 8, "text": "hm", "label": "gadgets"}\n')
+    items = load_labelled(path)
+    assert [item.id for item in items] == ["7", "8"]
+    assert check_gold(catalog.get("support_ticket"), items) == ["gadgets"]
+    with pytest.raises(InputError, match="no 'expected'.*receipt"):
+        check_gold(catalog.get("receipt"), items)
+    (tmp_path / "bad.jsonl").write_bytes(b'\xff{"id": "a"}\n')
+    with pytest.raises(InputError, match="not UTF-8"):
+        load_labelled(tmp_path / "bad.jsonl")

@@ -161,12 +161,16 @@ def eval_command(
     """Run labelled items through each tier separately and record answers, confidences, tokens, latency, cost."""
     import asyncio
 
-    from shared.evaluation.runner import load_labelled, run_eval
+    from shared.evaluation.runner import check_gold, load_labelled, run_eval
     from shared.evaluation.runs import done_pairs
 
     cascade = _cascade()
     spec = _task(cascade, task)
     items = load_labelled(data, sample, seed)
+    if unknown := check_gold(spec, items):
+        console.print(f"[yellow]{sum(item.label in unknown for item in items)} rows have labels {spec.name} does "
+                      f"not know ({', '.join(map(repr, unknown[:5]))}{', ...' if len(unknown) > 5 else ''}): "
+                      "no tier can get them right[/]")
     names = [name.strip() for name in tiers.split(",") if name.strip()]
     with progress_bar() as progress:
         bar = progress.add_task(f"{task} x {','.join(names)}", total=len(items) * len(names))

@@ -11,30 +11,68 @@ import random
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from shared.core.cascade import Cascade
 from shared.core.records import Item
 from shared.core.run_tier import run_tier
 from shared.core.tasks import AnyTask, ClassificationTask
-from shared.errors import ConfigError
+from shared.errors import ConfigError, InputError
 from shared.evaluation.runs import EvalRecord, done_pairs
 
 
 class LabelledItem(BaseModel):
-    id: str
-    text: str
+    model_config = ConfigDict(coerce_numbers_to_str=True)  # datasets often number their rows
+    id: str = Field(min_length=1)
+    text: str = Field(min_length=1)
     label: str | None = None
     expected: dict[str, Any] | None = None
+
+    @model_validator(mode="after")
+    def _has_gold(self) -> "LabelledItem":
+        if self.label is None and self.expected is None:
+            raise ValueError("a row needs its gold answer: label (classification) or expected (extraction)")
+        return self
 
 
 def load_labelled(path: Path, sample: int | None = None, seed: int = 0) -> list[LabelledItem]:
     """The rows of a labelled .jsonl; with `sample`, a seeded random sample of that many (a different
-    sample size gives a different sample, not a prefix of a larger one)."""
-    items = [LabelledItem.model_validate_json(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    sample size gives a different sample, not a prefix of a larger one). A row that is not a labelled item, or
+    repeats an id (a run is resumed by id), is an InputError naming the file and line."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError as exc:
+        raise InputError("invalid_utf8", f"{path}: not UTF-8 ({exc.reason} at byte {exc.start})") from None
+    items: list[LabelledItem] = []
+    first_line: dict[str, int] = {}
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            item = LabelledItem.model_validate_json(line)
+        except ValidationError as exc:
+            error = exc.errors()[0]
+            where = ".".join(map(str, error["loc"])) or "row"
+            raise InputError("invalid_line", f"{path}:{number}: not a labelled row "
+                             f'{{"id","text","label"|"expected"}}: {where}: {error["msg"]}') from None
+        if (earlier := first_line.setdefault(item.id, number)) != number:
+            raise InputError("duplicate_id", f"{path}:{number}: id {item.id!r} repeats line {earlier}")
+        items.append(item)
     if sample is not None and sample < len(items):
         items = random.Random(seed).sample(items, sample)
     return items
+
+
+def check_gold(task: AnyTask, items: list[LabelledItem]) -> list[str]:
+    """InputError if a row lacks the gold answer `task` is scored on; the labels no tier can get right (not the
+    task's), to be warned about."""
+    gold = "label" if isinstance(task, ClassificationTask) else "expected"
+    if missing := [item.id for item in items if getattr(item, gold) is None]:
+        raise InputError("no_gold", f"{len(missing)} rows have no {gold!r}, which {task.kind} task {task.name} is "
+                         f"scored on (first: id {missing[0]!r})")
+    if isinstance(task, ClassificationTask):
+        return sorted({item.label for item in items if item.label not in task.allowed_labels})
+    return []
 
 
 def evaluate(cascade: Cascade, task: AnyTask, item: LabelledItem, tier_name: str) -> EvalRecord:
