@@ -103,7 +103,11 @@ def list_tasks(req: func.HttpRequest) -> func.HttpResponse:
 
     cascade = services.cascade()
     catalogue: list[dict[str, Any]] = []
-    for name in cascade.tasks.names():
+    try:
+        names = cascade.tasks.names()
+    except TaskError as exc:  # the tasks folder itself is missing
+        return task_problem(exc)
+    for name in names:
         try:
             task = cascade.tasks.get(name)
         except TaskError as exc:  # one broken file does not hide the others

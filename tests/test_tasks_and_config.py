@@ -92,6 +92,13 @@ def test_a_schema_whose_refs_resolve_within_it_loads_and_validates_through_them(
     assert task.validation_errors({"total": "twelve"}) != []
 
 
+def test_a_tasks_folder_that_is_missing_or_not_a_folder_is_a_task_error_naming_it(tmp_path):
+    (tmp_path / "file").write_text("")
+    for folder, problem in ((tmp_path / "missing", "No such file"), (tmp_path / "file", "Not a directory")):
+        with pytest.raises(TaskError, match=f"tasks folder {folder}: {problem}"):
+            TaskCatalog(folder).get("support_ticket")
+
+
 def test_unknown_task_and_path_traversal_are_unknown_task_errors_naming_the_known_tasks(catalog):
     for name in ("nope", "../tasks/support_ticket", "support_ticket/../x"):
         with pytest.raises(UnknownTaskError) as err:

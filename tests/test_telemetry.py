@@ -105,7 +105,7 @@ def test_each_item_records_its_outcome_tokens_cost_and_counterfactual_once(wire,
     spans.clear()
 
 
-def run_configure(env: dict[str, str]) -> dict:
+def run_configure(env: dict[str, str], stderr: list[str] | None = None) -> dict:
     code = ("import json, os; from opentelemetry import metrics, trace; "
             "from shared.core.telemetry import configure_telemetry; "
             "first = configure_telemetry(os.environ); second = configure_telemetry(os.environ); "
@@ -115,6 +115,8 @@ def run_configure(env: dict[str, str]) -> dict:
     result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120,
                             env={"PATH": "/usr/bin:/bin", **env})
     assert result.returncode == 0, result.stderr
+    if stderr is not None:
+        stderr.append(result.stderr)
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
@@ -134,6 +136,13 @@ def test_a_connection_string_configures_azure_monitor_once():
 def test_console_telemetry_locally_is_one_setting():
     out = run_configure({"SMALLFIRST_TELEMETRY": "console"})
     assert out["first"] == "console" and out["meter"].startswith("opentelemetry.sdk")
+
+
+def test_a_telemetry_setting_of_no_known_mode_is_warned_about_and_leaves_telemetry_off():
+    stderr: list[str] = []
+    out = run_configure({"SMALLFIRST_TELEMETRY": "consol"}, stderr)
+    assert out["first"] == "off" and out["meter"].startswith("opentelemetry.metrics")
+    assert "'consol' is none of off, console, otlp" in stderr[0]
 
 
 def test_entra_authentication_string_gives_the_named_managed_identity():

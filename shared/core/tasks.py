@@ -252,9 +252,10 @@ class TaskCatalog:
         return None
 
     def names(self) -> list[str]:
-        return sorted(
-            p.stem for p in self.tasks_dir.iterdir() if p.suffix in {".yaml", ".yml", ".json"}
-        )
+        try:
+            return sorted(p.stem for p in self.tasks_dir.iterdir() if p.suffix in {".yaml", ".yml", ".json"})
+        except OSError as exc:  # SMALLFIRST_TASKS_DIR names no folder, or one that cannot be read
+            raise TaskError(f"tasks folder {self.tasks_dir}: {exc.strerror or exc}") from exc
 
     def get(self, name: str) -> AnyTask:
         """The task of that name; UnknownTaskError if there is none (a name is never a path)."""

@@ -100,6 +100,8 @@ def _configure(env: Mapping[str, str]) -> str:
         return "azure_monitor"
     mode = env.get("SMALLFIRST_TELEMETRY", "off")
     if mode not in ("console", "otlp"):
+        if mode != "off":  # a typo must not look like telemetry that exports nothing
+            log.warning("SMALLFIRST_TELEMETRY=%r is none of off, console, otlp: telemetry stays off", mode)
         return "off"
     from opentelemetry import trace
     from opentelemetry.sdk.metrics import MeterProvider
