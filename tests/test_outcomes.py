@@ -176,6 +176,37 @@ def test_fanned_out_jsonl_replaced_by_a_shorter_one_leaves_no_parts_or_manifest_
     assert pipeline.outputs("shrink.jsonl")["results"] == [f"{TASK}/shrink.jsonl.jsonl"]
 
 
+class CountingReads(BlobStore):
+    """The real store, counting whole-blob reads of inputs (each one a download)."""
+
+    def __init__(self, store: BlobStore) -> None:
+        super().__init__(store.service)
+        self.input_reads = 0
+
+    def read(self, container, name, **kwargs):
+        self.input_reads += container == "incoming"
+        return super().read(container, name, **kwargs)
+
+
+def test_a_fanned_out_input_is_downloaded_once_per_worker_not_once_per_part(storage, tier, tasks_dir):
+    store = CountingReads(storage)
+    pipeline = Pipeline(store, tier.url, tasks_dir, chunk_items=3)
+    lines = "\n".join(json.dumps({"id": f"c{i}", "text": f"charged twice {i}"}) for i in range(14)).encode()
+    assert pipeline.drop("once.jsonl", lines).disposition == "fanned_out"
+    assert store.input_reads == 1  # the blob event's read; its 5 parts reuse what it parsed
+    records = [json.loads(line) for n in range(5)
+               for line in storage.read("results", f"{TASK}/once.jsonl/part-{n:05d}.jsonl").splitlines()]
+    assert [r["id"] for r in records] == [f"c{i}" for i in range(14)]
+
+    pipeline.ingestor.handle_blob(pipeline.upload("once.jsonl", lines + b"\n{\"id\": \"c14\", \"text\": \"x\"}"))
+    other_worker = Pipeline(store, tier.url, tasks_dir, chunk_items=3)  # the new version's parts go to a worker
+    other_worker.queue, pipeline.queue = pipeline.queue, []  # that did not see its blob event
+    store.input_reads = 0
+    assert set(other_worker.drain()) == {"part_processed"}
+    assert store.input_reads == 1
+    assert storage.state("results", f"{TASK}/once.jsonl/manifest.json").metadata["complete"] == "true"
+
+
 def test_a_part_delivered_again_after_its_worker_died_before_completing_the_manifest_completes_it(
         storage, tier, tasks_dir):
     pipeline = Pipeline(storage, tier.url, tasks_dir)
