@@ -1,8 +1,12 @@
-"""A fanned-out .jsonl's parts reading their input, on Azurite: each part reading and parsing the whole input (as
-before), against the worker's `ParsedInputs` (one read and parse per worker, then a HEAD per part).
+"""A fanned-out .jsonl's parts on Azurite, two steps of each part timed (not the model calls):
 
-Only the input step of `Ingestor._current_items` is timed, not the model calls: the same code with the cache
-sized to nothing is the baseline. Run from the repository root:
+- reading the input: each part reading and parsing the whole input (as before), against the worker's
+  `ParsedInputs` (one read and parse per worker, then a HEAD per part); the baseline is the same code with the
+  cache sized to nothing;
+- checking whether the manifest is complete, after each part is published: listing every part with its metadata
+  (as before), against counting the parts' names first; the baseline is the same code with the count skipped.
+
+Run from the repository root:
 python -m bench.bench_fanout [--items 20000] [--chunk 100]. Prints figures measured in this one run.
 """
 
@@ -31,7 +35,7 @@ def main() -> None:
     from shared.core.cascade import Cascade
     from shared.core.config import Settings
     from shared.pipeline.blob_names import Containers, InputBlob
-    from shared.pipeline.ingest import IngestLimits, Ingestor, ParsedInputs, WorkMessage
+    from shared.pipeline.ingest import COMPLETE_KEY, HASH_KEY, IngestLimits, Ingestor, ParsedInputs, WorkMessage
     from shared.pipeline.storage import BlobStore
 
     lines = [json.dumps({"id": f"t{i}", "text": f"I was charged twice for order {i}, please refund the duplicate"})
@@ -60,11 +64,34 @@ def main() -> None:
                 items = ingestor._current_items(source, message)[message.start:message.end]
                 assert [i.id for i in items] == [f"t{i}" for i in range(message.start, message.end)]
             seconds[name] = time.perf_counter() - started
+
+        checks = {}
+        count = store.count
+        for name, counting in (("every check lists parts with metadata", False), ("names counted first", True)):
+            source = InputBlob("support_ticket", f"{'counted' if counting else 'listed'}.jsonl")
+            store.count = count if counting else (lambda container, prefix: parts)  # the count skipped
+            store.write("results", source.manifest, json.dumps({"complete": False}), content_type="application/json",
+                        metadata={HASH_KEY: sha, COMPLETE_KEY: "false"})
+            took = 0.0
+            for message in messages:
+                store.write("results", source.part(message.part), "{}\n", content_type="application/x-ndjson",
+                            metadata={HASH_KEY: sha})
+                started = time.perf_counter()
+                ingestor._complete_manifest_if_done(source, sha, parts)
+                took += time.perf_counter() - started
+            assert store.state("results", source.manifest).metadata[COMPLETE_KEY] == "true"
+            checks[name] = took
+        store.count = count
     print(f"input step of {parts} parts of a {len(data) / 1e6:.1f} MB .jsonl ({args.items} items, {args.chunk} a part):")
     for name, took in seconds.items():
         print(f"  {name:40} {took:8.2f} s   {1000 * took / parts:7.1f} ms a part")
     before, after = seconds.values()
     print(f"  ratio: {before / after:.1f}x less time on the input step")
+    print(f"manifest checks after each of the {parts} parts is published:")
+    for name, took in checks.items():
+        print(f"  {name:40} {took:8.2f} s   {1000 * took / parts:7.1f} ms a part")
+    before, after = checks.values()
+    print(f"  ratio: {before / after:.1f}x less time on the manifest checks")
 
 
 if __name__ == "__main__":

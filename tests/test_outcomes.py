@@ -471,6 +471,7 @@ def test_a_container_not_created_yet_lists_no_blobs_and_an_empty_review_queue(st
     from shared.operations.review import ReviewQueue
 
     assert storage.list_states("not-created-yet", f"{TASK}/") == {}
+    assert storage.count("not-created-yet", f"{TASK}/") == 0
     pipeline = Pipeline(storage, tier.url, tasks_dir)
     queue = ReviewQueue(storage, pipeline.ingestor.cascade.tasks, Containers(review="review-not-created"))
     assert queue.pending(TASK) == []

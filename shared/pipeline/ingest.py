@@ -331,6 +331,9 @@ class Ingestor:
                 # Newer content took over the name: this part belongs to nothing current.
                 self._retire(source, lambda meta: meta.get(HASH_KEY) == sha)
                 return
+            # Each part checks, so a listing per part: names first, metadata only once every part's name exists.
+            if self.store.count(self.containers.results, source.part_prefix) < parts:
+                return
             done = self._parts_done(source, sha)
             if len(done) < parts:
                 return
