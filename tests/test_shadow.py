@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+from datetime import datetime, timezone
 
 import pytest
 from opentelemetry.sdk.metrics import MeterProvider
@@ -16,7 +17,7 @@ from shared.core.records import Item, ShadowRecord
 from shared.operations.stats import summarise
 from shared.operations.stats_sources import ContainerRecords
 from shared.pipeline import shadow as shadow_module
-from shared.pipeline.blob_names import InputBlob
+from shared.pipeline.blob_names import InputBlob, shadow_day
 from shared.pipeline.ingest import IngestLimits, Ingestor
 from shared.pipeline.shadow import ShadowWorker, picked, shadow_requests
 from tests.azure_wire import AzureWireServer, Scripted, chat_completion
@@ -227,3 +228,35 @@ def test_a_few_hundred_items_at_five_percent_show_volume_savings_and_live_accura
     assert total.live_accuracy.n == len(shadows) and low < 0.8 < high
     page = stats_page(summary, "test")
     assert "volume" in page and page.count("<img") >= 3
+
+
+class CountingShadowReads:
+    """Wraps the store: counts whole reads of shadow blobs (a day re-read to recompute its live accuracy)."""
+
+    def __init__(self, store):
+        self.store, self.shadow_reads = store, 0
+
+    def read(self, container, name, **kwargs):
+        self.shadow_reads += container == "shadow"
+        return self.store.read(container, name, **kwargs)
+
+    def __getattr__(self, name):
+        return getattr(self.store, name)
+
+
+def test_past_the_first_pairs_of_a_day_a_worker_re_reads_the_day_at_most_every_recheck_interval(
+        storage, tiers, tmp_path, monkeypatch):
+    small, frontier = tiers
+    cascade, ingestor, work, shadows = make_pipeline(storage, tmp_path, small, frontier, "1.0")
+    drop(storage, ingestor, work, "throttled.jsonl", 12)
+    storage.delete("shadow", shadow_day(TASK, datetime.now(timezone.utc).date()))  # earlier tests' pairs of today
+    monkeypatch.setattr(shadow_module, "RECHECK_EVERY_PAIR_UP_TO", 5)
+    counting = CountingShadowReads(storage)
+    worker = ShadowWorker(cascade, counting)
+    for message in shadows[:8]:
+        worker.handle(message)
+    assert counting.shadow_reads == 5  # one per pair while the day had fewer than 5, then none within a minute
+    monkeypatch.setattr(shadow_module, "RECHECK_S", 0.0)
+    for message in shadows[8:]:
+        worker.handle(message)
+    assert counting.shadow_reads == 9  # the interval passed: each pair re-reads the day

@@ -9,8 +9,10 @@ it or changes because of it.
 
 The pick is a hash of (task, source, id) against the fraction, so a redelivered input picks the same items;
 a claim written only-if-absent before the frontier call means a redelivered shadow message never pays twice.
-After each pair the day's live accuracy (Wilson 95% interval) is recomputed and published as gauges; a lower
-bound below the task's `target_accuracy` logs a WARNING (the alert), once a day has MIN_PAIRS_FOR_ALERT pairs.
+After each pair the day's live accuracy (Wilson 95% interval) is recomputed from the day's blob and published
+as gauges; a lower bound below the task's `target_accuracy` logs a WARNING (the alert), once a day has
+MIN_PAIRS_FOR_ALERT pairs. Re-reading the day after every pair would be quadratic in the day's pairs, so past
+RECHECK_EVERY_PAIR_UP_TO pairs a worker re-reads it at most every RECHECK_S seconds.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
+import time
 from datetime import datetime, timezone
 from typing import Any, Callable
 
@@ -40,6 +43,8 @@ MIN_PAIRS_FOR_ALERT = 30
 # A queue message holds 64 KiB, and messages go base64-encoded (as the Functions trigger expects): 4/3 of the
 # text, so 48,000 bytes of text leave a little room.
 MAX_MESSAGE_BYTES = 48_000
+RECHECK_EVERY_PAIR_UP_TO = 200
+RECHECK_S = 60.0
 
 
 class ShadowRequest(BaseModel):
@@ -111,6 +116,7 @@ class ShadowWorker:
         self.containers = containers
         meter = (meter_provider or metrics.get_meter_provider()).get_meter("smallfirst")
         self._latest: dict[tuple[str, str], tuple[float, float]] = {}  # (task, day) -> (accuracy, lower bound)
+        self._checked: dict[tuple[str, str], tuple[int, float]] = {}  # (task, day) -> (pairs read, when)
         self._lock = threading.Lock()
         meter.create_observable_gauge("smallfirst.shadow.accuracy", callbacks=[self._observe(0)],
                                       description="Live accuracy of accepted answers, today's shadow pairs")
@@ -154,6 +160,10 @@ class ShadowWorker:
         return pair
 
     def _check_day(self, task: AnyTask, day: str, name: str) -> None:
+        with self._lock:
+            pairs_read, when = self._checked.get((task.name, day), (0, float("-inf")))
+            if pairs_read >= RECHECK_EVERY_PAIR_UP_TO and time.monotonic() - when < RECHECK_S:
+                return
         lines = self.store.read(self.containers.shadow, name).decode("utf-8").splitlines()
         pairs = [p for p in latest_shadows(ShadowRecord.model_validate_json(line) for line in lines if line.strip())
                  if p.agree is not None]
@@ -161,6 +171,7 @@ class ShadowWorker:
         low, high = wilson_interval(right, len(pairs))
         with self._lock:
             self._latest[(task.name, day)] = (right / len(pairs) if pairs else 0.0, low)
+            self._checked[(task.name, day)] = (len(lines), time.monotonic())
         if len(pairs) >= MIN_PAIRS_FOR_ALERT and low < task.target_accuracy:
             log.warning("shadow: live accuracy of %s on %s is %.3f (95%% interval %.3f-%.3f, %d pairs): the lower "
                         "bound is below the target %.3f", task.name, day, right / len(pairs), low, high, len(pairs),
