@@ -11,3 +11,11 @@ bp = func.Blueprint()
 @bp.queue_trigger(arg_name="message", queue_name=services.SHADOW_QUEUE, connection=services.DATA_CONNECTION)
 def shadow_accepted_item(message: func.QueueMessage) -> None:
     services.shadow_worker().handle(message.get_body().decode("utf-8"))
+
+
+@bp.function_name("deadletter_poison_shadow")
+@bp.queue_trigger(arg_name="message", queue_name=f"{services.SHADOW_QUEUE}-poison",
+                  connection=services.DATA_CONNECTION)
+def deadletter_poison_shadow(message: func.QueueMessage) -> None:
+    services.shadow_worker().deadletter_poison(message.get_body().decode("utf-8", "replace"),
+                                               services.max_dequeue_count())

@@ -102,7 +102,7 @@ def test_app_indexes_its_functions_without_heavy_imports():
         "process_incoming_blob": "blobTrigger", "process_work": "queueTrigger",
         "deadletter_poison_work": "queueTrigger", "run_task": "httpTrigger", "list_tasks": "httpTrigger",
         "health": "httpTrigger", "retrain_heads": "timerTrigger", "shadow_accepted_item": "queueTrigger",
-        "list_review": "httpTrigger", "decide_review": "httpTrigger",
+        "deadletter_poison_shadow": "queueTrigger", "list_review": "httpTrigger", "decide_review": "httpTrigger",
     }
     assert out["heavy"] == []
 
@@ -257,6 +257,15 @@ def test_work_message_failing_every_try_ends_as_a_dead_letter_with_the_count(hos
     dead = json.loads(wait_for(blobs, "deadletter", f"_/poison-{digest}.json", timeout_s=90))
     assert dead["reason"] == "poison_message" and dead["message"] == "{not a work message"
     assert "failed 5 times" in dead["error"]  # host.json's maxDequeueCount
+
+
+def test_shadow_message_failing_every_try_ends_as_a_dead_letter_with_the_count(host, azurite, blobs):
+    queue = queue_client(queue_service("DataStorage"), "smallfirst-shadow")
+    queue.send_message("{not a shadow request")  # the function fails on it every time
+    digest = hashlib.sha256(b"{not a shadow request").hexdigest()[:16]
+    dead = json.loads(wait_for(blobs, "deadletter", f"_/shadow-poison-{digest}.json", timeout_s=90))
+    assert dead["reason"] == "poison_shadow_message" and dead["message"] == "{not a shadow request"
+    assert dead["error"] == "not a shadow request; failed 5 times"  # host.json's maxDequeueCount
 
 
 def test_http_single_and_batch(host):

@@ -9,6 +9,7 @@ An input `incoming/<task>/<name>` has:
     review/<task>/<name>.jsonl                 items that need a person (or review/<task>/<name>/part-NNNNN.jsonl)
     deadletter/<task>/<name>.json              why the input (or deadletter/<task>/<name>/part-NNNNN.json a part)
                                                could not be processed, or which of its lines could not
+    deadletter/_/<kind>-<hash>.json            a queue message that failed every try and names no input
     claims/<task>/<name>/<sha256>[/part-NNNNN] the claim of the worker on that content (or part of it), and
                                   .../items/<hash of id>.json the records it has paid for so far
 
@@ -65,6 +66,12 @@ class Containers:
 
 def shadow_day(task: str, day: date) -> str:
     return f"{task}/{day.isoformat()}.jsonl"
+
+
+def poison_deadletter(kind: str, message_text: str) -> str:
+    """In the deadletter container: a queue message that failed every try and names no input (`kind` says
+    which queue: `poison` for the work queue, `shadow-poison` for the shadow queue), by its text's hash."""
+    return f"_/{kind}-{hashlib.sha256(message_text.encode('utf-8', 'replace')).hexdigest()[:16]}.json"
 
 
 def shadow_claim(task: str, source: str, item_id: str) -> str:

@@ -35,7 +35,7 @@ from shared.core.cascade import Cascade
 from shared.core.records import Item, ResultRecord
 from shared.errors import ClaimHeldError, InputError, NoTierError, TaskError, UnknownTaskError, WriteConflict
 from shared.pipeline.blob_names import (BLOB_NAME_MAX_CHARS, BLOB_NAME_MAX_SEGMENTS, LONGEST_SUFFIX_CHARS,
-                                        LONGEST_SUFFIX_SEGMENTS, Containers, InputBlob)
+                                        LONGEST_SUFFIX_SEGMENTS, Containers, InputBlob, poison_deadletter)
 from shared.pipeline.claims import Claim
 from shared.pipeline.parsing import parse_input
 from shared.pipeline.shadow import send_shadows, shadow_requests
@@ -443,11 +443,11 @@ class Ingestor:
         try:
             message = WorkMessage.model_validate_json(message_text)
         except ValueError:
-            digest = hashlib.sha256(message_text.encode()).hexdigest()[:16]
             record = {"reason": "poison_message", "error": f"not a work message; {failed}", "message": message_text,
                       "at": now_iso()}
-            self.store.write(self.containers.deadletter, f"_/poison-{digest}.json", json.dumps(record, indent=2),
-                             content_type="application/json", metadata={"reason": "poison_message"})
+            self.store.write(self.containers.deadletter, poison_deadletter("poison", message_text),
+                             json.dumps(record, indent=2), content_type="application/json",
+                             metadata={"reason": "poison_message"})
             return IngestResult("deadlettered", "poison_message")
         source = InputBlob(message.task, message.name, self.containers)
         if self._work_done(source, message):

@@ -18,6 +18,7 @@ RECHECK_EVERY_PAIR_UP_TO pairs a worker re-reads it at most every RECHECK_S seco
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import threading
 import time
@@ -34,7 +35,7 @@ from shared.core.tasks import AnyTask, ExtractionTask
 from shared.errors import WriteConflict
 from shared.evaluation.metrics import fields_correct, wilson_interval
 from shared.operations.stats import latest_shadows, same_answer
-from shared.pipeline.blob_names import Containers, shadow_claim, shadow_day
+from shared.pipeline.blob_names import Containers, poison_deadletter, shadow_claim, shadow_day
 from shared.pipeline.storage import BlobStore
 
 log = logging.getLogger(__name__)
@@ -158,6 +159,22 @@ class ShadowWorker:
         self.store.append_line(self.containers.shadow, day, pair.model_dump_json())
         self._check_day(task, pair.at.date().isoformat(), day)
         return pair
+
+    def deadletter_poison(self, message_text: str, tries: int) -> str:
+        """A shadow request that failed every try, as a dead letter (its item's answer was published before it
+        was sent; only the sample is lost). Returns the dead letter's name."""
+        record: dict[str, Any] = {"reason": "poison_shadow_message", "error": f"failed {tries} times",
+                                  "message": message_text, "at": datetime.now(timezone.utc).isoformat()}
+        try:
+            request = ShadowRequest.model_validate_json(message_text)
+            record.update(task=request.task, id=request.id, source=request.source)
+        except ValueError:
+            record["error"] = f"not a shadow request; failed {tries} times"
+        name = poison_deadletter("shadow-poison", message_text)
+        self.store.write(self.containers.deadletter, name, json.dumps(record, indent=2),
+                         content_type="application/json", metadata={"reason": "poison_shadow_message"})
+        log.error("dead-lettered a shadow request that failed %d times: %s", tries, name)
+        return name
 
     def _check_day(self, task: AnyTask, day: str, name: str) -> None:
         with self._lock:
