@@ -209,3 +209,33 @@ def test_http_batch_endpoint_runs_its_items_concurrently(tmp_path, wire, monkeyp
     finally:
         host.stop()
         services.reset()
+
+
+def test_smallfirst_run_sends_a_files_items_concurrently_and_writes_them_in_input_order(tmp_path, wire, monkeypatch):
+    import importlib
+
+    from typer.testing import CliRunner
+
+    from shared.cli import app
+
+    cli_module = importlib.import_module("shared.cli.app")  # the package's `app` is the Typer object
+
+    tasks = tmp_path / "tasks"
+    tasks.mkdir()
+    (tasks / "ticket.yaml").write_text(TASK.format(threshold=0.5, tier="small"))
+    for key, value in {"TASKS_DIR": tasks, "CONCURRENCY": 4, "SMALL_BACKEND": "openai_compatible",
+                       "SMALL_ENDPOINT": wire.url, "SMALL_LOGPROBS": "true"}.items():
+        monkeypatch.setenv(f"SMALLFIRST_{key}", str(value))
+    monkeypatch.setattr(cli_module, "RUN_CHUNK_ITEMS", 6)  # 10 items: two chunks, the second of 4
+    overlap = Overlap(expected=4)
+    wire.default = overlap
+    items = tmp_path / "items.jsonl"
+    items.write_text("".join(json.dumps({"id": f"t{n}", "text": LABELS[n % 4]}) + "\n" for n in range(10)))
+    out = tmp_path / "results.jsonl"
+    ran = CliRunner().invoke(app, ["run", "ticket", "--input", str(items), "--output", str(out)],
+                             catch_exceptions=False)
+    assert ran.exit_code == 0, ran.output
+    assert overlap.most_in_flight == 4
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [(r["id"], r["answer"]) for r in records] == [(f"t{n}", LABELS[n % 4]) for n in range(10)]
+    assert "10 items" in ran.output and "10 accepted" in ran.output

@@ -19,6 +19,8 @@ from shared.core.tasks import AnyTask, ClassificationTask, ExtractionTask
 from shared.errors import InputError, SmallfirstError, TaskError, UnknownTaskError
 from shared.pipeline.parsing import parse_input
 
+RUN_CHUNK_ITEMS = 256  # `smallfirst run`: items per batch, each batch on an event loop (and clients) of its own
+
 app = typer.Typer(help="Small model first; frontier only when needed.", no_args_is_help=True, add_completion=False)
 console = Console(stderr=True, soft_wrap=True)  # one message, one line, whatever the width
 
@@ -77,13 +79,18 @@ def run(
     for error in parsed.errors:
         console.print(f"[yellow]line {error.line} skipped ({error.reason}): {error.message}[/]")
     counts: dict[str, int] = {}
+    # Items go through as a batch does (`settings.concurrency` in flight), a chunk at a time, so records are
+    # written in input order as they come and a stopped run keeps every chunk it finished.
+    chunk = max(RUN_CHUNK_ITEMS, cascade.settings.concurrency)
     with output.open("w", encoding="utf-8") as out, progress_bar() as progress:
         bar = progress.add_task(task, total=len(parsed.items))
-        for item in parsed.items:
-            record = cascade.process(spec, item)
-            out.write(record.model_dump_json() + "\n")
-            counts[record.status] = counts.get(record.status, 0) + 1
-            progress.advance(bar)
+        for start in range(0, len(parsed.items), chunk):
+            records = cascade.run_batch(spec, parsed.items[start:start + chunk],
+                                        on_record=lambda _record: progress.advance(bar))
+            for record in records:
+                out.write(record.model_dump_json() + "\n")
+                counts[record.status] = counts.get(record.status, 0) + 1
+            out.flush()
     summary = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
     console.print(f"{len(parsed.items)} items -> {output} ({summary}); {len(parsed.errors)} lines skipped")
 
