@@ -250,22 +250,17 @@ def test_bad_blobs_are_dead_lettered_with_reasons(host, blobs, path, data, reaso
     assert blobs.get_blob_client("incoming", path).download_blob().readall() == data
 
 
-def test_work_message_failing_every_try_ends_as_a_dead_letter_with_the_count(host, azurite, blobs):
-    queue = queue_client(queue_service("DataStorage"), "smallfirst-work")
-    queue.send_message("{not a work message")  # the function fails on it every time
-    digest = hashlib.sha256(b"{not a work message").hexdigest()[:16]
-    dead = json.loads(wait_for(blobs, "deadletter", f"_/poison-{digest}.json", timeout_s=90))
-    assert dead["reason"] == "poison_message" and dead["message"] == "{not a work message"
-    assert "failed 5 times" in dead["error"]  # host.json's maxDequeueCount
-
-
-def test_shadow_message_failing_every_try_ends_as_a_dead_letter_with_the_count(host, azurite, blobs):
-    queue = queue_client(queue_service("DataStorage"), "smallfirst-shadow")
-    queue.send_message("{not a shadow request")  # the function fails on it every time
-    digest = hashlib.sha256(b"{not a shadow request").hexdigest()[:16]
-    dead = json.loads(wait_for(blobs, "deadletter", f"_/shadow-poison-{digest}.json", timeout_s=90))
-    assert dead["reason"] == "poison_shadow_message" and dead["message"] == "{not a shadow request"
-    assert dead["error"] == "not a shadow request; failed 5 times"  # host.json's maxDequeueCount
+@pytest.mark.parametrize("queue_name, text, kind, reason, error", [
+    ("smallfirst-work", "{not a work message", "poison", "poison_message", "not a work message; failed 5 times"),
+    ("smallfirst-shadow", "{not a shadow request", "shadow-poison", "poison_shadow_message",
+     "not a shadow request; failed 5 times"),
+], ids=["work", "shadow"])
+def test_a_queue_message_failing_every_try_ends_as_a_dead_letter_with_the_count(host, azurite, blobs, queue_name,
+                                                                                 text, kind, reason, error):
+    queue_client(queue_service("DataStorage"), queue_name).send_message(text)  # its function fails on it each time
+    digest = hashlib.sha256(text.encode()).hexdigest()[:16]
+    dead = json.loads(wait_for(blobs, "deadletter", f"_/{kind}-{digest}.json", timeout_s=90))
+    assert (dead["reason"], dead["message"], dead["error"]) == (reason, text, error)  # 5: host.json's maxDequeueCount
 
 
 def test_http_single_and_batch(host):
