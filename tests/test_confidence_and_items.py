@@ -10,7 +10,7 @@ from shared.core.confidence import (
     field_agreement, field_confidences, normalise_label_scores, sequential_label_agreement, top_level_value_spans,
 )
 from shared.errors import InputError, TransientTierError
-from shared.pipeline.parsing import parse_input
+from shared.pipeline.parsing import parse_input, parse_request
 from shared.core.retry import RetryPolicy, call_with_retries
 
 
@@ -99,6 +99,30 @@ def test_unusable_inputs_have_reasons(name, data, reason):
     with pytest.raises(InputError) as err:
         parse_input(name, data)
     assert err.value.reason == reason
+
+
+def test_an_unpaired_surrogate_or_an_integer_too_long_to_convert_is_an_error_of_its_line_not_of_the_file():
+    huge = b"9" * 5000  # past the 4,300 digits Python converts to an int
+    parsed = parse_input("h.jsonl", b'{"id":"a","text":"\\ud800 refund"}\n{"id":' + huge + b',"text":"x"}\n'
+                         b'{"id":"\\udfff","text":"x"}\n{"id":"ok","text":"fine"}\n')
+    assert [i.id for i in parsed.items] == ["ok"]
+    assert [(e.line, e.reason) for e in parsed.errors] == [(1, "invalid_item"), (2, "invalid_json"), (3, "invalid_item")]
+    assert "unpaired surrogate" in parsed.errors[0].message
+
+
+@pytest.mark.parametrize("body,reason", [
+    (b'{"id":"a","text":"\\ud800"}', "invalid_item"),
+    (b'{"id":' + b"9" * 5000 + b',"text":"x"}', "invalid_json"),
+], ids=["unpaired-surrogate", "integer-too-long"])
+def test_an_http_body_python_cannot_hold_as_text_is_an_input_error(body, reason):
+    with pytest.raises(InputError) as err:
+        parse_request(body)
+    assert err.value.reason == reason
+
+
+def test_an_http_body_with_a_byte_order_mark_is_read():
+    items, batch = parse_request(b'\xef\xbb\xbf{"items": [{"id": "a", "text": "hi"}]}')
+    assert [(i.id, i.text) for i in items] == [("a", "hi")] and batch
 
 
 @pytest.mark.parametrize("headers,seconds", [

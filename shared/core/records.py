@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 # reviewed: a person decided the item (a CorrectionRecord holds the decision); the others are the cascade's.
 Status = Literal["accepted", "escalated", "needs_review", "failed", "reviewed"]
@@ -25,6 +25,17 @@ class Item(BaseModel):
 
     id: str = Field(min_length=1, max_length=ITEM_ID_MAX_CHARS)
     text: str
+
+    @field_validator("text")
+    @classmethod
+    def _valid_unicode(cls, text: str) -> str:
+        """JSON's \\ud800 escapes give Python strings that are not Unicode: no tokenizer or UTF-8 writer takes
+        them (the id is checked by its length constraint, which pydantic validates as Unicode)."""
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise ValueError(f"the text holds an unpaired surrogate at character {exc.start}: not Unicode") from None
+        return text
 
 
 class Attempt(BaseModel):

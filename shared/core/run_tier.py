@@ -41,6 +41,8 @@ def run_tier(tier: Tier, task: AnyTask, item: Item, decide_at: float | None = No
         answer = call_with_retries(lambda: tier.answer(task, item.text, decide_at), _retry_policy(tier))
     except TierError as exc:
         return _failed(tier, task, item, exc, started)
+    except Exception as exc:  # a tier's own defect: this item escalates, the batch around it goes on
+        return _failed(tier, task, item, _unexpected(tier, exc), started)
     return _answered(tier, answer, started)
 
 
@@ -54,7 +56,15 @@ async def arun_tier(tier: Tier, task: AnyTask, item: Item, decide_at: float | No
         answer = await acall_with_retries(lambda: tier.aanswer(task, item.text, decide_at), _retry_policy(tier))
     except TierError as exc:
         return _failed(tier, task, item, exc, started)
+    except Exception as exc:  # as in run_tier
+        return _failed(tier, task, item, _unexpected(tier, exc), started)
     return _answered(tier, answer, started)
+
+
+def _unexpected(tier: Tier, exc: Exception) -> TierError:
+    """An exception no tier should raise, as a tier error (logged with its traceback, to be fixed)."""
+    log.error("tier %s raised %s", tier.name, type(exc).__name__, exc_info=exc)
+    return TierError(f"{tier.name} failed unexpectedly: {type(exc).__name__}: {exc}")
 
 
 def _over_budget(tier: Tier, task: AnyTask, item: Item) -> Attempt | None:

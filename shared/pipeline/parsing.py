@@ -72,7 +72,7 @@ def loads(text: str, name: str) -> Any:
     """json.loads, with every way it can fail as an InputError (deep nesting overflows Python's stack)."""
     try:
         return json.loads(text)
-    except json.JSONDecodeError as exc:
+    except ValueError as exc:  # JSONDecodeError, or an integer of more digits than Python converts (4,300)
         raise InputError("invalid_json", f"{name}: {exc}") from exc
     except RecursionError as exc:
         raise InputError("too_deeply_nested", f"{name}: JSON nested too deeply to read") from exc
@@ -130,7 +130,7 @@ def parse_request(body: bytes) -> tuple[list[Item], bool]:
     reason names the first problem), since the caller is there to fix it.
     """
     try:
-        text = body.decode("utf-8")
+        text = body.decode("utf-8-sig")  # a byte-order mark, as some Windows clients send, is read past
     except UnicodeDecodeError as exc:
         raise InputError("invalid_utf8", f"the body is not UTF-8 ({exc.reason} at byte {exc.start})") from exc
     obj = loads(text, "the body")
