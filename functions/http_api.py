@@ -104,14 +104,12 @@ def list_tasks(req: func.HttpRequest) -> func.HttpResponse:
     cascade = services.cascade()
     catalogue: list[dict[str, Any]] = []
     try:
-        names = cascade.tasks.names()
+        tasks = cascade.tasks.each()
     except TaskError as exc:  # the tasks folder itself is missing
         return task_problem(exc)
-    for name in names:
-        try:
-            task = cascade.tasks.get(name)
-        except TaskError as exc:  # one broken file does not hide the others
-            catalogue.append({"name": name, "error": str(exc)})
+    for name, task in tasks:
+        if isinstance(task, TaskError):
+            catalogue.append({"name": name, "error": str(task)})
             continue
         entry: dict[str, Any] = {"name": task.name, "kind": task.kind, "description": task.description,
                                  "threshold": task.threshold, "threshold_source": task.threshold_source,

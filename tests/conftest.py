@@ -79,3 +79,17 @@ def storage(emulator):
     store = BlobStore(BlobServiceClient.from_connection_string(emulator.connection_string))
     store.ensure_containers(Containers().all())
     return store
+
+
+class CountingReads:
+    """A blob store that counts its whole-blob reads (downloads) of one container, and otherwise is the store."""
+
+    def __init__(self, store, container: str) -> None:
+        self.store, self.container, self.reads = store, container, 0
+
+    def read(self, container, name, **kwargs):
+        self.reads += container == self.container
+        return self.store.read(container, name, **kwargs)
+
+    def __getattr__(self, name):
+        return getattr(self.store, name)

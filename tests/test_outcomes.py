@@ -21,7 +21,7 @@ from shared.pipeline.ingest import IngestLimits, Ingestor, WorkMessage
 from shared.pipeline.parsing import parse_input
 from shared.pipeline.storage import BlobStore
 from tests.azure_wire import AzureWireServer, Scripted, chat_completion
-from tests.conftest import write_ticket_task
+from tests.conftest import CountingReads, write_ticket_task
 
 pytestmark = pytest.mark.azurite
 TASK = "ticket"
@@ -176,24 +176,12 @@ def test_fanned_out_jsonl_replaced_by_a_shorter_one_leaves_no_parts_or_manifest_
     assert pipeline.outputs("shrink.jsonl")["results"] == [f"{TASK}/shrink.jsonl.jsonl"]
 
 
-class CountingReads(BlobStore):
-    """The real store, counting whole-blob reads of inputs (each one a download)."""
-
-    def __init__(self, store: BlobStore) -> None:
-        super().__init__(store.service)
-        self.input_reads = 0
-
-    def read(self, container, name, **kwargs):
-        self.input_reads += container == "incoming"
-        return super().read(container, name, **kwargs)
-
-
 def test_a_fanned_out_input_is_downloaded_once_per_worker_not_once_per_part(storage, tier, tasks_dir):
-    store = CountingReads(storage)
+    store = CountingReads(storage, "incoming")
     pipeline = Pipeline(store, tier.url, tasks_dir, chunk_items=3)
     lines = "\n".join(json.dumps({"id": f"c{i}", "text": f"charged twice {i}"}) for i in range(14)).encode()
     assert pipeline.drop("once.jsonl", lines).disposition == "fanned_out"
-    assert store.input_reads == 1  # the blob event's read; its 5 parts reuse what it parsed
+    assert store.reads == 1  # the blob event's read; its 5 parts reuse what it parsed
     records = [json.loads(line) for n in range(5)
                for line in storage.read("results", f"{TASK}/once.jsonl/part-{n:05d}.jsonl").splitlines()]
     assert [r["id"] for r in records] == [f"c{i}" for i in range(14)]
@@ -201,9 +189,9 @@ def test_a_fanned_out_input_is_downloaded_once_per_worker_not_once_per_part(stor
     pipeline.ingestor.handle_blob(pipeline.upload("once.jsonl", lines + b"\n{\"id\": \"c14\", \"text\": \"x\"}"))
     other_worker = Pipeline(store, tier.url, tasks_dir, chunk_items=3)  # the new version's parts go to a worker
     other_worker.queue, pipeline.queue = pipeline.queue, []  # that did not see its blob event
-    store.input_reads = 0
+    store.reads = 0
     assert set(other_worker.drain()) == {"part_processed"}
-    assert store.input_reads == 1
+    assert store.reads == 1
     assert storage.state("results", f"{TASK}/once.jsonl/manifest.json").metadata["complete"] == "true"
 
 

@@ -21,6 +21,7 @@ from shared.pipeline.blob_names import InputBlob, shadow_day
 from shared.pipeline.ingest import IngestLimits, Ingestor
 from shared.pipeline.shadow import ShadowWorker, picked, shadow_requests
 from tests.azure_wire import AzureWireServer, Scripted, chat_completion
+from tests.conftest import CountingReads
 
 pytestmark = pytest.mark.azurite
 TASK = "shadowed"
@@ -230,20 +231,6 @@ def test_a_few_hundred_items_at_five_percent_show_volume_savings_and_live_accura
     assert "volume" in page and page.count("<img") >= 3
 
 
-class CountingShadowReads:
-    """Wraps the store: counts whole reads of shadow blobs (a day re-read to recompute its live accuracy)."""
-
-    def __init__(self, store):
-        self.store, self.shadow_reads = store, 0
-
-    def read(self, container, name, **kwargs):
-        self.shadow_reads += container == "shadow"
-        return self.store.read(container, name, **kwargs)
-
-    def __getattr__(self, name):
-        return getattr(self.store, name)
-
-
 def test_past_the_first_pairs_of_a_day_a_worker_re_reads_the_day_at_most_every_recheck_interval(
         storage, tiers, tmp_path, monkeypatch):
     small, frontier = tiers
@@ -251,12 +238,12 @@ def test_past_the_first_pairs_of_a_day_a_worker_re_reads_the_day_at_most_every_r
     drop(storage, ingestor, work, "throttled.jsonl", 12)
     storage.delete("shadow", shadow_day(TASK, datetime.now(timezone.utc).date()))  # earlier tests' pairs of today
     monkeypatch.setattr(shadow_module, "RECHECK_EVERY_PAIR_UP_TO", 5)
-    counting = CountingShadowReads(storage)
+    counting = CountingReads(storage, "shadow")  # a day re-read to recompute its live accuracy
     worker = ShadowWorker(cascade, counting)
     for message in shadows[:8]:
         worker.handle(message)
-    assert counting.shadow_reads == 5  # one per pair while the day had fewer than 5, then none within a minute
+    assert counting.reads == 5  # one per pair while the day had fewer than 5, then none within a minute
     monkeypatch.setattr(shadow_module, "RECHECK_S", 0.0)
     for message in shadows[8:]:
         worker.handle(message)
-    assert counting.shadow_reads == 9  # the interval passed: each pair re-reads the day
+    assert counting.reads == 9  # the interval passed: each pair re-reads the day

@@ -126,11 +126,9 @@ def tasks() -> None:
     """List the task catalogue."""
     cascade = _cascade()
     table = Table("task", "kind", "labels / fields", "threshold", "tiers")
-    for name in cascade.tasks.names():
-        try:
-            spec = cascade.tasks.get(name)
-        except TaskError as exc:  # one broken file does not hide the others
-            table.add_row(name, "[red]invalid[/]", str(exc), "", "")
+    for name, spec in cascade.tasks.each():
+        if isinstance(spec, TaskError):
+            table.add_row(name, "[red]invalid[/]", str(spec), "", "")
             continue
         detail = (
             f"{len(spec.allowed_labels)} labels"

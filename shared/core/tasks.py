@@ -263,8 +263,15 @@ class TaskCatalog:
             self._tasks[name] = load_task_file(self.path_of(name))
         return self._tasks[name]
 
-    def all(self) -> list[AnyTask]:
-        return [self.get(name) for name in self.names()]
+    def each(self) -> list[tuple[str, AnyTask | TaskError]]:
+        """Every task file's task, or the TaskError saying why it does not load: one broken file hides no other."""
+        loaded: list[tuple[str, AnyTask | TaskError]] = []
+        for name in self.names():
+            try:
+                loaded.append((name, self.get(name)))
+            except TaskError as exc:
+                loaded.append((name, exc))
+        return loaded
 
     def path_of(self, name: str) -> Path:
         path = self._path(name) if name.replace("_", "").replace("-", "").isalnum() else None

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import string
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping, TypeVar
 from urllib.parse import quote
 
 from azure.core import MatchConditions
@@ -19,6 +19,8 @@ from azure.storage.blob import BlobServiceClient, ContentSettings
 from azure.storage.queue import QueueClient, QueueServiceClient, TextBase64DecodePolicy, TextBase64EncodePolicy
 
 from shared.errors import WriteConflict
+
+T = TypeVar("T")
 
 # What a metadata value keeps as it is: printable ASCII. '%' stays too, so a value read back and written again
 # (a manifest's) is not encoded twice; nothing decodes these values, they are for people reading them.
@@ -73,6 +75,16 @@ def ensure_queue(client: QueueClient) -> QueueClient:
 class BlobState:
     etag: str
     metadata: dict[str, str]
+
+
+def _listed(listing: Iterable[T]) -> list[T]:
+    """Everything a listing gives; nothing from a container that does not exist (yet), as `state` finds no blob."""
+    try:
+        return list(listing)
+    except ResourceNotFoundError as exc:
+        if exc.error_code != "ContainerNotFound":
+            raise
+        return []
 
 
 class BlobStore:
@@ -146,20 +158,9 @@ class BlobStore:
 
     def count(self, container: str, prefix: str) -> int:
         """How many blobs are under `prefix`: names alone, a few times cheaper to list than with their metadata."""
-        names = self.service.get_container_client(container).list_blob_names(name_starts_with=prefix)
-        try:
-            return sum(1 for _ in names)
-        except ResourceNotFoundError as exc:
-            if exc.error_code != "ContainerNotFound":
-                raise
-            return 0
+        return len(_listed(self.service.get_container_client(container).list_blob_names(name_starts_with=prefix)))
 
     def list_states(self, container: str, prefix: str) -> dict[str, BlobState]:
-        """The blobs under `prefix`; none in a container that does not exist (yet), as `state` finds none."""
+        """The blobs under `prefix`, with their etags and metadata."""
         blobs = self.service.get_container_client(container).list_blobs(name_starts_with=prefix, include=["metadata"])
-        try:
-            return {b.name: BlobState(b.etag, dict(b.metadata or {})) for b in blobs}
-        except ResourceNotFoundError as exc:
-            if exc.error_code != "ContainerNotFound":
-                raise
-            return {}
+        return {b.name: BlobState(b.etag, dict(b.metadata or {})) for b in _listed(blobs)}
