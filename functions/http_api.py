@@ -21,6 +21,8 @@ MAX_BODY_BYTES = 1024 * 1024
 INPUT_ERROR_STATUS = {
     "invalid_json": (400, "Malformed JSON"),
     "invalid_utf8": (400, "Malformed body"),
+    "invalid_utf16": (400, "Malformed body"),
+    "invalid_utf32": (400, "Malformed body"),
     "too_deeply_nested": (400, "Malformed JSON"),
     "too_large": (413, "Request too large"),
 }

@@ -26,6 +26,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from localdev.azurite import Azurite, AzuriteError, PortInUseError, ensure_port_free
+from shared.core.text_files import jsonl_lines
 from shared.errors import SmallfirstError
 from shared.pipeline.blob_names import InputBlob
 
@@ -52,7 +53,7 @@ def read_outcome(store, source: InputBlob) -> list[dict[str, Any]] | None:
         client = store.service.get_blob_client("results", name)
         if client.exists():
             text = client.download_blob().readall().decode()
-            return [json.loads(line) for line in text.splitlines() if line.strip()] if name.endswith(".jsonl") \
+            return [json.loads(line) for _, line in jsonl_lines(text)] if name.endswith(".jsonl") \
                 else [json.loads(text)]
     client = store.service.get_blob_client("deadletter", source.deadletter)
     if client.exists():

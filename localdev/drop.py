@@ -12,6 +12,7 @@ from pathlib import Path
 
 from azure.core.exceptions import ServiceRequestError
 
+from shared.core.text_files import jsonl_lines
 from shared.pipeline.blob_names import DATA_CONNECTION, InputBlob
 from shared.pipeline.parsing import SUPPORTED_SUFFIXES
 
@@ -43,9 +44,8 @@ def main(argv: list[str] | None = None) -> int:
             blob = service.get_blob_client(container, name)
             if blob.exists() and blob.get_blob_properties().last_modified >= uploaded:  # not an earlier drop's
                 text = blob.download_blob().readall().decode()
-                for line in text.splitlines() if name.endswith(".jsonl") else [text]:
-                    if line.strip():
-                        print(json.dumps(json.loads(line), indent=2))
+                for line in [line for _, line in jsonl_lines(text)] if name.endswith(".jsonl") else [text]:
+                    print(json.dumps(json.loads(line), indent=2))
                 return 0 if container == "results" else 1
         time.sleep(0.5)
     return _fail(f"no result for incoming/{source.path} within {args.timeout:.0f}s")

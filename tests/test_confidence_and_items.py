@@ -89,7 +89,7 @@ def test_parse_inputs():
 
 
 @pytest.mark.parametrize("name,data,reason", [
-    ("a.txt", b"\xff\xfe\xfa", "invalid_utf8"),
+    ("a.txt", b"\xfa\xfb\xfc", "invalid_utf8"),
     ("a.txt", b"  \n", "empty"),
     ("a.pdf", b"%PDF", "unsupported_format"),
     ("a.json", b"{nope", "invalid_json"),

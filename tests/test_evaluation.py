@@ -159,7 +159,7 @@ def test_report_and_tune_on_a_run_file_that_is_not_text_say_so_without_a_traceba
     from tests.conftest import REPO
 
     run = tmp_path / "run.jsonl"
-    run.write_bytes(b"\xff\xfe{\x00")
+    run.write_bytes(b"\xfa\xfb{\x00")
     for args, code in ((["report", str(run), "--out", str(tmp_path / "report")], 2), (["tune", "banking77", str(run)], 1)):
         done = subprocess.run([sys.executable, "-c", "from shared.cli.app import main; main()", *args], cwd=REPO,
                               capture_output=True, text=True, timeout=120)

@@ -237,7 +237,7 @@ def test_duplicate_delivery_is_not_processed_or_paid_again(host, blobs):
 @pytest.mark.parametrize("path,data,reason", [
     ("no_such_task/a.txt", b"hello", "unknown_task"),
     ("broken/a.txt", b"hello", "invalid_task"),
-    ("support_ticket/bad.txt", b"\xff\xfe\x00bad", "invalid_utf8"),
+    ("support_ticket/bad.txt", b"\xfa\xfb\x00bad", "invalid_utf8"),
     ("support_ticket/empty.txt", b"", "empty"),
     ("support_ticket/huge.txt", b"x" * (MAX_BLOB_BYTES + 1), "too_large"),
     ("support_ticket/x.pdf", b"%PDF-1.4", "unsupported_format"),

@@ -17,6 +17,7 @@ import pytest
 from localdev.azurite import Azurite
 from localdev.host import LocalHost
 from shared.core.records import CorrectionRecord, ResultRecord
+from shared.core.text_files import jsonl_lines
 from shared.errors import InputError, ReviewItemNotFound
 from shared.learning.training_data import examples_from_corrections
 from shared.pipeline.blob_names import Containers, InputBlob, correction
@@ -88,7 +89,7 @@ def result_of(name: str, item_id: str) -> ResultRecord:
     from functions import services
 
     text = services.blob_store().read("results", InputBlob(TASK, f"{name}.jsonl").result_lines).decode()
-    return next(r for r in map(ResultRecord.model_validate_json, text.splitlines()) if r.id == item_id)
+    return next(r for r in (ResultRecord.model_validate_json(line) for _, line in jsonl_lines(text)) if r.id == item_id)
 
 
 def correction_of(item_id: str) -> CorrectionRecord:
@@ -129,6 +130,35 @@ def test_decisions_write_corrections_update_results_and_empty_the_queue(host):
                                                  task=TASK, allowed_labels={"billing", "technical"})
     assert sorted(e.label for e in examples) == ["billing", "technical"] and report.skipped == {
         "rejected in review": 1}
+
+
+SEPARATORS = "\u2028\u2029\x85"  # raw in JSON strings: line breaks to str.splitlines, not to JSON Lines
+
+
+def test_records_whose_ids_and_texts_hold_unicode_line_separators_stay_whole_from_input_to_review_and_stats(host):
+    """pydantic writes these characters raw in the records, so every reader must split JSON Lines at \\n only."""
+    from functions import services
+    from shared.operations.stats_sources import ContainerRecords
+
+    store = services.blob_store()
+    rows = [{"id": f"sep{i}{c}x", "text": f"charged{c}twice"} for i, c in enumerate(SEPARATORS)]
+    data = "".join(json.dumps(r, ensure_ascii=False) + "\r\n" for r in rows).encode()  # CRLF, as from Windows
+    store.service.get_blob_client("incoming", f"{TASK}/separators.jsonl").upload_blob(data, overwrite=True)
+    source = InputBlob(TASK, "separators.jsonl")
+    deadline = time.monotonic() + 120
+    while not store.state("review", source.review) and time.monotonic() < deadline:
+        time.sleep(0.2)
+
+    queue = services.review_queue()
+    pending = {item.record.id: item.text for item in queue.pending(TASK) if item.source.endswith("separators.jsonl")}
+    assert pending == {r["id"]: r["text"] for r in rows}
+    assert store.state("deadletter", source.deadletter) is None  # no line was taken for a broken one
+    ids = {r.record.id for r in ContainerRecords(store, task=TASK).results() if r.record.id.startswith("sep")}
+    assert ids == set(pending)
+    queue.decide(TASK, rows[0]["id"], "correct", "technical", by="ana")  # rewrites the records it read
+    assert result_of("separators", rows[0]["id"]).answer == "technical"
+    left = {item.record.id for item in queue.pending(TASK) if item.source.endswith("separators.jsonl")}
+    assert left == set(pending) - {rows[0]["id"]}
 
 
 def call(host, method: str, path: str, body: dict | None = None) -> tuple[int, dict]:

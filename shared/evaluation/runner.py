@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from shared.core.cascade import Cascade
 from shared.core.records import Item
 from shared.core.run_tier import run_tier
+from shared.core.text_files import decode_text, jsonl_lines
 from shared.core.tasks import AnyTask, ClassificationTask
 from shared.errors import ConfigError, InputError
 from shared.evaluation.runs import EvalRecord, done_pairs
@@ -39,15 +40,9 @@ def load_labelled(path: Path, sample: int | None = None, seed: int = 0) -> list[
     """The rows of a labelled .jsonl; with `sample`, a seeded random sample of that many (a different
     sample size gives a different sample, not a prefix of a larger one). A row that is not a labelled item, or
     repeats an id (a run is resumed by id), is an InputError naming the file and line."""
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except UnicodeDecodeError as exc:
-        raise InputError("invalid_utf8", f"{path}: not UTF-8 ({exc.reason} at byte {exc.start})") from None
     items: list[LabelledItem] = []
     first_line: dict[str, int] = {}
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
+    for number, line in jsonl_lines(decode_text(path.read_bytes(), str(path))):
         try:
             item = LabelledItem.model_validate_json(line)
         except ValidationError as exc:

@@ -15,7 +15,7 @@ from typing import Any, Callable
 import numpy as np
 
 from shared.core.records import Attempt
-from shared.errors import InputError
+from shared.core.text_files import decode_text, jsonl_lines
 from shared.evaluation import metrics
 
 SMALL, FRONTIER = "small", "frontier"
@@ -32,12 +32,8 @@ class EvalRecord(Attempt):
 
 def read_run(path: Path) -> list[EvalRecord]:
     """The records of an eval run file, skipping lines that are not records (InputError if it is not text)."""
-    try:
-        text = path.read_bytes().decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise InputError("invalid_utf8", f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
     records = []
-    for line in text.splitlines():
+    for _, line in jsonl_lines(decode_text(path.read_bytes(), str(path))):
         try:
             records.append(EvalRecord.model_validate_json(line))
         except ValueError:

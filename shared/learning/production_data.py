@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, Collection, Iterable, Iterator
 from pydantic import ValidationError
 
 from shared.core.records import CorrectionRecord
+from shared.core.text_files import jsonl_lines
 from shared.errors import InputError
 from shared.learning.training_data import (
     BuildReport,
@@ -68,10 +69,8 @@ def _records(data: bytes, name: str, report: BuildReport) -> Iterator[dict[str, 
     except UnicodeDecodeError:
         report.skip("unreadable file")
         return
-    lines = [text] if name.endswith(".json") else text.splitlines()
+    lines = [text] if name.endswith(".json") else [line for _, line in jsonl_lines(text)]
     for line in lines:
-        if not line.strip():
-            continue
         try:
             obj = json.loads(line)
         except ValueError:

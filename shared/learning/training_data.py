@@ -21,6 +21,7 @@ from typing import Any, Collection, Iterable, Literal, Mapping
 from pydantic import BaseModel, ConfigDict, Field
 
 from shared.core.records import CorrectionRecord, ResultRecord
+from shared.core.text_files import decode_text, jsonl_lines
 
 Provenance = Literal["gold", "frontier", "correction"]
 TRUST: dict[str, int] = {"frontier": 0, "gold": 1, "correction": 2}
@@ -78,18 +79,17 @@ class BuildReport(BaseModel):
 
 
 def read_labelled_jsonl(path: Path, provenance: Provenance = "gold") -> list[LabelledExample]:
-    return parse_labelled_jsonl(Path(path).read_text(encoding="utf-8"), str(path), provenance)
+    return parse_labelled_jsonl(decode_text(Path(path).read_bytes(), str(path)), str(path), provenance)
 
 
 def parse_labelled_jsonl(text: str, where: str, provenance: Provenance = "gold") -> list[LabelledExample]:
     examples = []
-    for number, line in enumerate(text.splitlines(), start=1):
-        if line.strip():
-            try:
-                row = LabelledRow.model_validate_json(line)
-            except ValueError as exc:
-                raise ValueError(f"{where}:{number}: not a labelled row {{id, text, label}}: {exc}") from exc
-            examples.append(LabelledExample(text=row.text, label=row.label, provenance=provenance, source=row.id))
+    for number, line in jsonl_lines(text):
+        try:
+            row = LabelledRow.model_validate_json(line)
+        except ValueError as exc:
+            raise ValueError(f"{where}:{number}: not a labelled row {{id, text, label}}: {exc}") from exc
+        examples.append(LabelledExample(text=row.text, label=row.label, provenance=provenance, source=row.id))
     return examples
 
 
@@ -198,10 +198,9 @@ class ExtractionRow(BaseModel):
 
 def read_extraction_jsonl(path: Path) -> list[ExtractionRow]:
     rows = []
-    for number, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), start=1):
-        if line.strip():
-            try:
-                rows.append(ExtractionRow.model_validate_json(line))
-            except ValueError as exc:
-                raise ValueError(f"{path}:{number}: not a labelled row {{id, text, expected}}: {exc}") from exc
+    for number, line in jsonl_lines(decode_text(Path(path).read_bytes(), str(path))):
+        try:
+            rows.append(ExtractionRow.model_validate_json(line))
+        except ValueError as exc:
+            raise ValueError(f"{path}:{number}: not a labelled row {{id, text, expected}}: {exc}") from exc
     return rows

@@ -21,6 +21,7 @@ from pydantic import BaseModel
 
 from shared.core.records import CorrectionRecord, ResultRecord, ReviewDecision
 from shared.core.tasks import AnyTask, ClassificationTask, TaskCatalog
+from shared.core.text_files import jsonl_lines
 from shared.errors import InputError, ReviewItemNotFound, WriteConflict
 from shared.pipeline.blob_names import Containers, InputBlob, correction, input_of_output
 from shared.pipeline.parsing import parse_input
@@ -123,7 +124,7 @@ def _records(data: bytes) -> list[ResultRecord]:
         return []
     if text.startswith("{") and "\n{" not in text:  # a single item's pretty-printed record
         return [ResultRecord.model_validate_json(text)]
-    return [ResultRecord.model_validate_json(line) for line in text.splitlines() if line.strip()]
+    return [ResultRecord.model_validate_json(line) for _, line in jsonl_lines(text)]
 
 
 def _final_answer(task: AnyTask, decision: ReviewDecision, answer: Any, draft: ResultRecord) -> Any:

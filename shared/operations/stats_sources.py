@@ -16,6 +16,7 @@ from azure.storage.blob import ExponentialRetry
 from pydantic import BaseModel, ValidationError
 
 from shared.core.records import CorrectionRecord, ResultRecord, ShadowRecord
+from shared.core.text_files import jsonl_lines
 from shared.errors import InputError, WriteConflict
 from shared.operations.stats import SourcedResult
 from shared.pipeline.blob_names import Containers, input_of_output
@@ -38,7 +39,7 @@ def parse_records(name: str, data: bytes, model: type[M]) -> list[M]:
     except UnicodeDecodeError as exc:
         raise InputError(UNREADABLE, f"{name}: not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
     if name.endswith(".jsonl"):
-        rows = [(n, line) for n, line in enumerate(text.splitlines(), 1) if line.strip()]
+        rows = list(jsonl_lines(text))
     elif name.endswith(".json"):
         rows = [(0, text)]
     else:

@@ -1,6 +1,7 @@
 """Inputs into items, with the same rules for blob files and HTTP bodies.
 
-Files: .txt/.md (one item), .json (one item or {"items": [...]}), .jsonl (one item a line). An input that
+Files: .txt/.md (one item), .json (one item or {"items": [...]}), .jsonl (one item a line), in UTF-8 or in
+UTF-16/32 with a byte-order mark (see shared/core/text_files.py). An input that
 cannot be read as a whole raises InputError with a stable `reason`; a .jsonl line (or an entry of an items
 list) that cannot be read becomes a LineError and the rest goes on. An item needs text that is not blank,
 and ids are unique within one input (a repeated id is an error of the later entry).
@@ -17,6 +18,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from shared.core.records import ITEM_ID_MAX_CHARS, Item
+from shared.core.text_files import decode_text, jsonl_lines
 from shared.errors import InputError
 
 TEXT_SUFFIXES = {".txt", ".md"}
@@ -86,10 +88,7 @@ def parse_input(name: str, data: bytes) -> ParsedInput:
     stem = PurePosixPath(name).stem
     if suffix not in SUPPORTED_SUFFIXES:
         raise InputError("unsupported_format", f"{name}: unsupported file type {suffix or '(none)'}")
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise InputError("invalid_utf8", f"{name}: not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
+    text = decode_text(data, name)
     if not text.strip():
         raise InputError("empty", f"{name}: the file is empty")
     parsed = ParsedInput()
@@ -107,9 +106,7 @@ def parse_input(name: str, data: bytes) -> ParsedInput:
                 error = parsed.errors[0]
                 raise InputError(error.reason, f"{name}: {error.message}")
     else:
-        for number, line in enumerate(text.splitlines(), start=1):
-            if not line.strip():
-                continue
+        for number, line in jsonl_lines(text):
             line_id = default_id(stem, f"-{number:05d}")
             if not line.lstrip().startswith("{"):
                 parsed.add(number, {"id": line_id, "text": line}, line_id, line)
@@ -129,11 +126,7 @@ def parse_request(body: bytes) -> tuple[list[Item], bool]:
     The same rules as a .json file, except that any bad entry fails the whole request (InputError whose
     reason names the first problem), since the caller is there to fix it.
     """
-    try:
-        text = body.decode("utf-8-sig")  # a byte-order mark, as some Windows clients send, is read past
-    except UnicodeDecodeError as exc:
-        raise InputError("invalid_utf8", f"the body is not UTF-8 ({exc.reason} at byte {exc.start})") from exc
-    obj = loads(text, "the body")
+    obj = loads(decode_text(body, "the body"), "the body")
     batch = isinstance(obj, dict) and "items" in obj
     entries = obj["items"] if batch else [obj]
     if not isinstance(entries, list) or not entries:

@@ -32,6 +32,7 @@ from shared.core.cascade import Cascade
 from shared.core.records import Item, ResultRecord, ShadowRecord
 from shared.core.run_tier import run_tier
 from shared.core.tasks import AnyTask, ExtractionTask
+from shared.core.text_files import jsonl_lines
 from shared.errors import WriteConflict
 from shared.evaluation.metrics import fields_correct, wilson_interval
 from shared.operations.stats import latest_shadows, same_answer
@@ -181,8 +182,8 @@ class ShadowWorker:
             pairs_read, when = self._checked.get((task.name, day), (0, float("-inf")))
             if pairs_read >= RECHECK_EVERY_PAIR_UP_TO and time.monotonic() - when < RECHECK_S:
                 return
-        lines = self.store.read(self.containers.shadow, name).decode("utf-8").splitlines()
-        pairs = [p for p in latest_shadows(ShadowRecord.model_validate_json(line) for line in lines if line.strip())
+        lines = [line for _, line in jsonl_lines(self.store.read(self.containers.shadow, name).decode("utf-8"))]
+        pairs = [p for p in latest_shadows(ShadowRecord.model_validate_json(line) for line in lines)
                  if p.agree is not None]
         right = sum(p.agree for p in pairs)
         low, high = wilson_interval(right, len(pairs))

@@ -1,0 +1,44 @@
+"""Text files as users and this app write them: their encoding, and JSON Lines split into lines.
+
+Encoding: UTF-8, with or without a byte-order mark, or UTF-16/UTF-32 marked by theirs (Windows PowerShell 5
+writes UTF-16 with a mark by default); unmarked bytes that are not UTF-8 are refused rather than guessed at.
+
+Lines: JSON Lines separates records by "\\n" alone (a "\\r" before it is read past). `str.splitlines` also
+splits at U+2028, U+2029 and U+0085, which JSON allows unescaped inside a string and which pydantic's and
+`json.dumps(ensure_ascii=False)`'s output carries raw, so it would cut such a record in two; and at \\v \\f
+\\x1c-\\x1e, which a .jsonl line of plain text may hold.
+"""
+
+from __future__ import annotations
+
+import codecs
+from collections.abc import Iterator
+
+from shared.errors import InputError
+
+# Longest mark first: UTF-32 LE's mark begins with UTF-16 LE's.
+MARKED_ENCODINGS = (
+    (codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"),
+    (codecs.BOM_UTF8, "utf-8-sig"),
+    (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"),
+)
+
+
+def decode_text(data: bytes, where: str) -> str:
+    """`data` as text (see the module docstring); InputError `invalid_utf8` (or `invalid_utf16`/`invalid_utf32`
+    for text marked as such) naming `where` and the first bad byte."""
+    encoding = next((name for mark, name in MARKED_ENCODINGS if data.startswith(mark)), "utf-8")
+    try:
+        return data.decode(encoding)
+    except UnicodeDecodeError as exc:
+        kind = encoding.removesuffix("-sig").replace("-", "")
+        raise InputError(f"invalid_{kind}", f"{where}: not {encoding.removesuffix('-sig').upper()} text "
+                                            f"({exc.reason} at byte {exc.start})") from None
+
+
+def jsonl_lines(text: str) -> Iterator[tuple[int, str]]:
+    """(1-based line number, line) of each line of a JSON Lines text that is not blank."""
+    for number, line in enumerate(text.split("\n"), start=1):
+        line = line.removesuffix("\r")
+        if line.strip():
+            yield number, line
