@@ -88,6 +88,26 @@ def test_parse_inputs():
     assert [(e.line, e.reason) for e in lines.errors] == [(4, "invalid_item"), (5, "invalid_json")]
 
 
+def test_a_json_array_is_a_list_of_items_in_a_file_and_a_batch_in_an_http_body():
+    parsed = parse_input("arr.json", json.dumps([{"id": "a", "text": "x"}, {"text": "y"}, 5]).encode())
+    assert [(i.id, i.text) for i in parsed.items] == [("a", "x"), ("arr-00001", "y")]
+    assert [(e.line, e.reason) for e in parsed.errors] == [(3, "invalid_item")]
+    items, batch = parse_request(b'[{"id": "a", "text": "x"}, {"id": "b", "text": "y"}]')
+    assert [i.id for i in items] == ["a", "b"] and batch
+    with pytest.raises(InputError) as err:
+        parse_request(b"[]")
+    assert err.value.reason == "no_items"
+
+
+def test_numeric_ids_are_read_as_their_decimal_text_and_repeat_the_same_string_id():
+    parsed = parse_input("n.jsonl", b'{"id": 7, "text": "a"}\n{"id": 2.5, "text": "b"}\n{"id": "7", "text": "c"}\n'
+                         b'{"id": true, "text": "d"}\n')
+    assert [i.id for i in parsed.items] == ["7", "2.5"]
+    assert [(e.line, e.reason) for e in parsed.errors] == [(3, "duplicate_id"), (4, "invalid_item")]
+    items, _ = parse_request(b'{"id": 12, "text": "x"}')
+    assert items[0].id == "12"
+
+
 @pytest.mark.parametrize("name,data,reason", [
     ("a.txt", b"\xfa\xfb\xfc", "invalid_utf8"),
     ("a.txt", b"  \n", "empty"),

@@ -263,12 +263,14 @@ def test_a_queue_message_failing_every_try_ends_as_a_dead_letter_with_the_count(
     assert (dead["reason"], dead["message"], dead["error"]) == (reason, text, error)  # 5: host.json's maxDequeueCount
 
 
-def test_http_single_and_batch(host):
+def test_http_single_item_items_object_and_bare_array(host):
     status, ctype, body = http(host, "POST", "/api/tasks/support_ticket", json.dumps({"id": "a", "text": "refund me"}).encode())
     assert status == 200 and ctype == "application/json" and body["id"] == "a" and body["task"] == "support_ticket"
     items = [{"id": f"i{n}", "text": t} for n, t in enumerate(["app crashes", "refund", "new password", "hello"])]
     status, _, body = http(host, "POST", "/api/tasks/support_ticket", json.dumps({"items": items}).encode())
     assert status == 200 and [r["id"] for r in body["results"]] == ["i0", "i1", "i2", "i3"]
+    status, _, body = http(host, "POST", "/api/tasks/support_ticket", json.dumps([{"id": 9, "text": "refund"}]).encode())
+    assert status == 200 and [r["id"] for r in body["results"]] == ["9"]  # a bare array is a batch; ids as text
 
 
 def test_http_catalogue_and_health(host):

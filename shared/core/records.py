@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 # reviewed: a person decided the item (a CorrectionRecord holds the decision); the others are the cascade's.
 Status = Literal["accepted", "escalated", "needs_review", "failed", "reviewed"]
@@ -23,6 +23,7 @@ ITEM_ID_MAX_CHARS = 512
 class Item(BaseModel):
     """One input item; ``text`` is what the model reads."""
 
+    model_config = ConfigDict(coerce_numbers_to_str=True)  # exported tables often number their rows, as eval data
     id: str = Field(min_length=1, max_length=ITEM_ID_MAX_CHARS)
     text: str
 

@@ -1,10 +1,10 @@
 """Inputs into items, with the same rules for blob files and HTTP bodies.
 
-Files: .txt/.md (one item), .json (one item or {"items": [...]}), .jsonl (one item a line), in UTF-8 or in
-UTF-16/32 with a byte-order mark (see shared/core/text_files.py). An input that
-cannot be read as a whole raises InputError with a stable `reason`; a .jsonl line (or an entry of an items
-list) that cannot be read becomes a LineError and the rest goes on. An item needs text that is not blank,
-and ids are unique within one input (a repeated id is an error of the later entry).
+Files: .txt/.md (one item), .json (one item, or {"items": [...]} or a JSON array of items), .jsonl (one item a
+line), in UTF-8 or in UTF-16/32 with a byte-order mark (see shared/core/text_files.py). An input that cannot be
+read as a whole raises InputError with a stable `reason`; a .jsonl line (or an entry of an items list) that
+cannot be read becomes a LineError and the rest goes on. An item needs text that is not blank, and ids (strings,
+or numbers read as their decimal text) are unique within one input (a repeated id is an error of the later entry).
 """
 
 from __future__ import annotations
@@ -82,6 +82,15 @@ def loads(text: str, name: str) -> Any:
         raise InputError("too_large", f"{name}: too large to read") from exc
 
 
+def batch_entries(obj: Any) -> list[Any] | None:
+    """The entries of a batch, written as {"items": [...]} or as a bare JSON array; None if `obj` is not one."""
+    if isinstance(obj, list):
+        return obj
+    if isinstance(obj, dict) and isinstance(obj.get("items"), list):
+        return obj["items"]
+    return None
+
+
 def parse_input(name: str, data: bytes) -> ParsedInput:
     """Items in a named file. A .jsonl line that is not a JSON object is read as plain text."""
     suffix = PurePosixPath(name).suffix.lower()
@@ -97,8 +106,8 @@ def parse_input(name: str, data: bytes) -> ParsedInput:
         parsed.add(1, {"id": item_id, "text": text}, item_id, "")
     elif suffix == ".json":
         obj = loads(text, name)
-        if isinstance(obj, dict) and isinstance(obj.get("items"), list):
-            for i, entry in enumerate(obj["items"]):
+        if (entries := batch_entries(obj)) is not None:
+            for i, entry in enumerate(entries):
                 parsed.add(i + 1, entry, default_id(stem, f"-{i:05d}"), _raw(entry))
         else:
             parsed.add(1, obj, default_id(stem), text[:2000])
@@ -121,15 +130,16 @@ def parse_input(name: str, data: bytes) -> ParsedInput:
 
 
 def parse_request(body: bytes) -> tuple[list[Item], bool]:
-    """The items of an HTTP request body ({"id","text"} or {"items": [...]}) and whether it was a batch.
+    """The items of an HTTP request body ({"id","text"}, or {"items": [...]} or a bare array) and whether it was
+    a batch.
 
     The same rules as a .json file, except that any bad entry fails the whole request (InputError whose
     reason names the first problem), since the caller is there to fix it.
     """
     obj = loads(decode_text(body, "the body"), "the body")
-    batch = isinstance(obj, dict) and "items" in obj
-    entries = obj["items"] if batch else [obj]
-    if not isinstance(entries, list) or not entries:
+    batch = isinstance(obj, list) or (isinstance(obj, dict) and "items" in obj)
+    entries = batch_entries(obj) if batch else [obj]
+    if not entries:
         raise InputError("no_items", "items must be a non-empty list")
     parsed = ParsedInput()
     for i, entry in enumerate(entries):
