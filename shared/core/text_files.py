@@ -13,8 +13,13 @@ from __future__ import annotations
 
 import codecs
 from collections.abc import Iterator
+from typing import TypeVar
+
+from pydantic import BaseModel, ValidationError
 
 from shared.errors import InputError
+
+Row = TypeVar("Row", bound=BaseModel)
 
 # Longest mark first: UTF-32 LE's mark begins with UTF-16 LE's.
 MARKED_ENCODINGS = (
@@ -42,3 +47,18 @@ def jsonl_lines(text: str) -> Iterator[tuple[int, str]]:
         line = line.removesuffix("\r")
         if line.strip():
             yield number, line
+
+
+def jsonl_rows(text: str, model: type[Row], where: str, what: str) -> list[tuple[int, Row]]:
+    """Each line of a JSON Lines text that is not blank as a `model`, with its line number. The first line that
+    is not one is an InputError `invalid_line` naming `where`, the line, the field and the problem (`what`: what
+    a row should be)."""
+    rows = []
+    for number, line in jsonl_lines(text):
+        try:
+            rows.append((number, model.model_validate_json(line)))
+        except ValidationError as exc:
+            error = exc.errors()[0]
+            field = ".".join(map(str, error["loc"])) or "row"
+            raise InputError("invalid_line", f"{where}:{number}: not {what}: {field}: {error['msg']}") from None
+    return rows

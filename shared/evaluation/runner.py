@@ -11,12 +11,12 @@ import random
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from shared.core.cascade import Cascade
 from shared.core.records import Item
 from shared.core.run_tier import run_tier
-from shared.core.text_files import decode_text, jsonl_lines
+from shared.core.text_files import decode_text, jsonl_rows
 from shared.core.tasks import AnyTask, ClassificationTask
 from shared.errors import ConfigError, InputError
 from shared.evaluation.runs import EvalRecord, done_pairs
@@ -42,14 +42,8 @@ def load_labelled(path: Path, sample: int | None = None, seed: int = 0) -> list[
     repeats an id (a run is resumed by id), is an InputError naming the file and line."""
     items: list[LabelledItem] = []
     first_line: dict[str, int] = {}
-    for number, line in jsonl_lines(decode_text(path.read_bytes(), str(path))):
-        try:
-            item = LabelledItem.model_validate_json(line)
-        except ValidationError as exc:
-            error = exc.errors()[0]
-            where = ".".join(map(str, error["loc"])) or "row"
-            raise InputError("invalid_line", f"{path}:{number}: not a labelled row "
-                             f'{{"id","text","label"|"expected"}}: {where}: {error["msg"]}') from None
+    for number, item in jsonl_rows(decode_text(path.read_bytes(), str(path)), LabelledItem, str(path),
+                                   'a labelled row {"id","text","label"|"expected"}'):
         if (earlier := first_line.setdefault(item.id, number)) != number:
             raise InputError("duplicate_id", f"{path}:{number}: id {item.id!r} repeats line {earlier}")
         items.append(item)

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Callable, Iterable, Sequence
 from pydantic import BaseModel
 
 from shared.core.tasks import ClassificationTask
+from shared.core.text_files import decode_text
 from shared.learning.activation import active_head, activate
 from shared.learning.artifact import HeadExpectation, HeadMismatchError, load_head, new_version, save_head
 from shared.learning.classifier import EmbeddingClassifier
@@ -131,7 +132,7 @@ def gold_examples(store: ArtifactStore, task: str) -> list[LabelledExample]:
         data = store.read(key)
     except ArtifactNotFoundError:
         return []
-    return parse_labelled_jsonl(data.decode("utf-8"), store.describe(key))
+    return parse_labelled_jsonl(decode_text(data, store.describe(key)), store.describe(key))
 
 
 def retrain_scheduled(cascade: Cascade, service: BlobServiceClient, now: datetime | None = None, *,

@@ -21,7 +21,7 @@ from typing import Any, Collection, Iterable, Literal, Mapping
 from pydantic import BaseModel, ConfigDict, Field
 
 from shared.core.records import CorrectionRecord, ResultRecord
-from shared.core.text_files import decode_text, jsonl_lines
+from shared.core.text_files import decode_text, jsonl_rows
 
 Provenance = Literal["gold", "frontier", "correction"]
 TRUST: dict[str, int] = {"frontier": 0, "gold": 1, "correction": 2}
@@ -51,6 +51,7 @@ class LabelledExample(BaseModel):
 class LabelledRow(BaseModel):
     """One line of a labelled jsonl file."""
 
+    model_config = ConfigDict(coerce_numbers_to_str=True)  # numbered rows, as items and eval data
     id: str
     text: str = Field(min_length=1)
     label: str = Field(min_length=1)
@@ -83,14 +84,8 @@ def read_labelled_jsonl(path: Path, provenance: Provenance = "gold") -> list[Lab
 
 
 def parse_labelled_jsonl(text: str, where: str, provenance: Provenance = "gold") -> list[LabelledExample]:
-    examples = []
-    for number, line in jsonl_lines(text):
-        try:
-            row = LabelledRow.model_validate_json(line)
-        except ValueError as exc:
-            raise ValueError(f"{where}:{number}: not a labelled row {{id, text, label}}: {exc}") from exc
-        examples.append(LabelledExample(text=row.text, label=row.label, provenance=provenance, source=row.id))
-    return examples
+    return [LabelledExample(text=row.text, label=row.label, provenance=provenance, source=row.id)
+            for _, row in jsonl_rows(text, LabelledRow, where, "a labelled row {id, text, label}")]
 
 
 def examples_from_results(
@@ -191,16 +186,12 @@ class TrainingSet:
 class ExtractionRow(BaseModel):
     """One line of a labelled extraction jsonl file."""
 
+    model_config = ConfigDict(coerce_numbers_to_str=True)
     id: str
     text: str = Field(min_length=1)
     expected: dict[str, Any]
 
 
 def read_extraction_jsonl(path: Path) -> list[ExtractionRow]:
-    rows = []
-    for number, line in jsonl_lines(decode_text(Path(path).read_bytes(), str(path))):
-        try:
-            rows.append(ExtractionRow.model_validate_json(line))
-        except ValueError as exc:
-            raise ValueError(f"{path}:{number}: not a labelled row {{id, text, expected}}: {exc}") from exc
-    return rows
+    return [row for _, row in jsonl_rows(decode_text(Path(path).read_bytes(), str(path)), ExtractionRow, str(path),
+                                         "a labelled row {id, text, expected}")]

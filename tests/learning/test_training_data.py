@@ -14,6 +14,7 @@ from shared.learning.training_data import (
     TrainingSet,
     examples_from_corrections,
     examples_from_results,
+    read_extraction_jsonl,
     read_labelled_jsonl,
     text_hash,
 )
@@ -44,11 +45,24 @@ def test_labelled_jsonl_rows_become_gold_examples_with_their_ids(tmp_path):
                                                                      ("technical", "gold", "t2")]
 
 
-def test_a_malformed_row_names_the_file_and_line(tmp_path):
+def test_a_malformed_row_names_the_file_line_and_field_for_labelled_and_extraction_data(tmp_path):
+    from shared.errors import InputError
+
     path = tmp_path / "bad.jsonl"
-    path.write_text('{"id": "t1", "text": "ok", "label": "billing"}\n{"id": "t2", "text": "no label"}\n')
-    with pytest.raises(ValueError, match="bad.jsonl:2"):
+    path.write_text('{"id": 1, "text": "ok", "label": "billing"}\n{"id": "t2", "text": "no label"}\n')
+    with pytest.raises(InputError, match="bad.jsonl:2: not a labelled row .*label: Field required"):
         read_labelled_jsonl(path)
+    path.write_text('{"id": 1, "text": "ok", "expected": {}}\n\n{"id": "t2", "text": "x", "expected": [1]}\n')
+    with pytest.raises(InputError, match="bad.jsonl:3: not a labelled row .*expected: Input should be an object"):
+        read_extraction_jsonl(path)
+
+
+def test_numbered_rows_of_training_data_are_read_with_their_number_as_id(tmp_path):
+    path = tmp_path / "numbered.jsonl"
+    path.write_text('{"id": 7, "text": "Refund please", "label": "billing"}\n', encoding="utf-8")
+    assert [e.source for e in read_labelled_jsonl(path)] == ["7"]
+    path.write_text('{"id": 8, "text": "TOTAL 5.00", "expected": {"total": "5.00"}}\n', encoding="utf-8")
+    assert [r.id for r in read_extraction_jsonl(path)] == ["8"]
 
 
 def test_only_answers_accepted_from_a_frontier_tier_are_used():
