@@ -152,6 +152,34 @@ def test_async_sequential_sampling_stops_where_the_blocking_path_stops(tmp_path,
     assert awaited.attempts[0].model_dump(exclude={"latency_ms"}) == blocking.attempts[0].model_dump(exclude={"latency_ms"})
 
 
+def answer_with_logprob_in_item(request: Recorded) -> Scripted:
+    """`billing`, with the log-probability the item's text names for every token ("nan", "inf", "1e-9", ...)."""
+    value = float(label_of_item(request))
+    return Scripted(body=chat_completion('{"label":"billing"}', tokens=[('{"label":"', value), ("billing", value),
+                                                                       ('"}', value)]))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_logprobs_that_are_not_log_probabilities_fail_only_their_item_as_invalid_output_on_both_paths(
+        tmp_path, wire, backend):
+    """A hair above 0 is an endpoint's rounding (probability 1) and -inf is probability 0; above 0 or NaN no
+    distribution gives: that item's answer is unusable (escalates, its tokens paid), and its batch goes on."""
+    cascade = cascade_for(tmp_path, wire, backend, threshold=0.9, logprobs="true")
+    wire.default = answer_with_logprob_in_item
+    task = cascade.tasks.get("ticket")
+    texts = ["-0.01", "1e-9", "-inf", "0.5", "nan", "inf"]
+    records = cascade.run_batch(task, [Item(id=t, text=t) for t in texts])
+    blocking = [cascade.process(task, Item(id=t, text=t)) for t in texts]
+    for batch in (records, blocking):
+        assert [r.id for r in batch] == texts
+        assert [r.status for r in batch] == ["accepted", "accepted"] + ["needs_review"] * 4
+        assert batch[1].confidence == 1.0
+        assert (batch[2].attempts[0].outcome, batch[2].confidence) == ("low_confidence", 0.0)
+        bad = [r.attempts[0] for r in batch[3:]]
+        assert all(a.outcome == "invalid_output" and "not a log-probability" in a.reason for a in bad), bad
+        assert all(a.tokens_out == 7 for a in bad)  # what the endpoint reported: billed
+
+
 def test_one_async_client_per_event_loop_reused_within_it_and_closable_before_the_loop_ends(tmp_path, wire):
     cascade = cascade_for(tmp_path, wire, "azure_openai", logprobs="true")
     wire.default = answer_with_item_label

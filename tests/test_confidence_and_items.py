@@ -36,6 +36,36 @@ def test_field_confidence_is_the_joint_probability_of_value_tokens():
     assert conf["d"] == pytest.approx(math.exp(-0.03 - 0.6 - 0.7))
 
 
+def test_value_spans_are_read_inside_a_code_fence_even_when_its_line_holds_a_brace():
+    text = '```{json}\n{"label": "billing", "n": 2}\n```'
+    spans = top_level_value_spans(text)
+    assert {k: text[s:e] for k, (s, e) in spans.items()} == {"label": '"billing"', "n": "2"}
+    conf = field_confidences(text, [(text[:10].encode(), -5.0), (text[10:].encode(), -0.1)])
+    assert conf["label"] == pytest.approx(math.exp(-0.1))  # the fence's tokens are no value's
+
+
+@pytest.mark.parametrize("reply, problem", [
+    ('{"label": "billing", "n": ' + "9" * 5000 + "}", "not JSON"),
+    ('{"label": "billing", "n": ' + "[" * 5000 + "]" * 5000 + "}", "nested too deeply"),
+], ids=["integer-too-long", "nested-too-deeply"])
+def test_a_reply_python_cannot_read_as_json_is_invalid_output_with_its_tokens_kept(catalog, reply, problem):
+    from shared.core.validation import parse_and_validate
+    from shared.errors import InvalidOutputError
+
+    with pytest.raises(InvalidOutputError, match=problem) as err:
+        parse_and_validate(catalog.get("support_ticket"), reply, 40, 999)
+    assert (err.value.tokens_in, err.value.tokens_out) == (40, 999)
+
+
+@pytest.mark.parametrize("value", [1e-3, float("nan"), float("inf")])
+def test_a_token_logprob_that_is_not_a_log_probability_is_refused_and_a_rounding_hair_above_0_reads_as_0(value):
+    text = '{"a": 1}'
+    with pytest.raises(ValueError, match="not a log-probability"):
+        field_confidences(text, [(text.encode(), value)])
+    assert field_confidences(text, [(text.encode(), 1e-9)]) == {"a": 1.0}
+    assert field_confidences(text, [(text.encode(), float("-inf"))]) == {"a": 0.0}  # probability 0
+
+
 def test_agreement():
     stream = iter(["a", "b", "a", None, "a"])
     assert sequential_label_agreement(lambda n: [next(stream) for _ in range(n)], 5, None) == ("a", 0.6, 5)

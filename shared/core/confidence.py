@@ -9,7 +9,10 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from shared.core.validation import answer_span
+
 TokenLogprob = tuple[bytes, float]  # a token's bytes and its log-probability
+LOGPROB_ROUNDING = 1e-4  # how far above 0 an endpoint's float rounding may put a near-certain token's log-probability
 
 
 def normalise_label_scores(log_scores: dict[str, float]) -> dict[str, float]:
@@ -22,10 +25,11 @@ def normalise_label_scores(log_scores: dict[str, float]) -> dict[str, float]:
 
 
 def top_level_value_spans(text: str) -> dict[str, tuple[int, int]]:
-    """Character spans of each top-level value in a JSON object text, e.g. {"a": 1} -> {"a": (6, 7)}."""
+    """Character spans of each top-level value of the JSON object a reply holds (inside its ``` fence, if it has
+    one), e.g. {"a": 1} -> {"a": (6, 7)}. ValueError if the reply is not one."""
     decoder = json.JSONDecoder()
     spans: dict[str, tuple[int, int]] = {}
-    i = text.index("{") + 1
+    i = text.index("{", answer_span(text)[0]) + 1
 
     def skip_ws(pos: int) -> int:
         while pos < len(text) and text[pos] in " \t\r\n":
@@ -52,20 +56,29 @@ def field_confidences(text: str, tokens: Sequence[TokenLogprob]) -> dict[str, fl
     """Per top-level field: the probability of the tokens that spell its value (their joint probability).
 
     A token counts for a field if it overlaps the value's byte span, so a token that merges a quote with
-    the first characters still counts.
+    the first characters still counts. ValueError if a token's log-probability is not one (see `logprob`).
     """
     encoded_prefix_len = _char_to_byte_offsets(text)
     token_spans: list[tuple[int, int, float]] = []
     pos = 0
-    for piece, logprob in tokens:
-        token_spans.append((pos, pos + len(piece), logprob))
+    for piece, value in tokens:
+        token_spans.append((pos, pos + len(piece), logprob(value)))
         pos += len(piece)
     result: dict[str, float] = {}
     for field, (start, end) in top_level_value_spans(text).items():
         b_start, b_end = encoded_prefix_len[start], encoded_prefix_len[end]
-        logprob = sum(lp for t_start, t_end, lp in token_spans if t_start < b_end and t_end > b_start)
-        result[field] = math.exp(logprob)
+        joint = sum(lp for t_start, t_end, lp in token_spans if t_start < b_end and t_end > b_start)
+        result[field] = math.exp(joint)
     return result
+
+
+def logprob(value: float) -> float:
+    """`value` as a log-probability: at most 0 (-inf is probability 0), where a hair above 0 (an endpoint's
+    rounding of a near-certain token) reads as 0. ValueError for anything else (NaN, above 0), which no
+    distribution gives."""
+    if not value <= LOGPROB_ROUNDING:  # NaN compares false
+        raise ValueError(f"{value!r} is not a log-probability")
+    return min(value, 0.0)
 
 
 def _char_to_byte_offsets(text: str) -> list[int]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -18,6 +18,7 @@ AttemptOutcome = Literal[
 
 
 ITEM_ID_MAX_CHARS = 512
+Probability = Annotated[float, Field(ge=0.0, le=1.0)]  # NaN and infinities fail the bounds too
 
 
 class Item(BaseModel):
@@ -68,7 +69,7 @@ class ResultRecord(BaseModel):
     task: str
     status: Status
     answer: Any = None
-    confidence: float | None = Field(default=None, ge=0.0, le=1.0)
+    confidence: Probability | None = None
     confidence_method: str | None = None
     field_confidence: dict[str, float] | None = None
     tier: str | None = None

@@ -13,15 +13,16 @@ from typing import Any
 from pydantic import BaseModel
 
 from shared.core.config import TierConfig
+from shared.core.records import Probability
 from shared.core.tasks import AnyTask, ClassificationTask, ExtractionTask
 
 
 class TierAnswer(BaseModel):
     value: Any  # the label, or the extracted object
-    confidence: float
+    confidence: Probability
     confidence_method: str
-    field_confidence: dict[str, float] | None = None
-    label_probs: dict[str, float] | None = None
+    field_confidence: dict[str, Probability] | None = None
+    label_probs: dict[str, Probability] | None = None
     tokens_in: int = 0
     tokens_out: int = 0
     tokens_cached: int = 0  # of tokens_in, served from the provider's prompt cache

@@ -185,10 +185,14 @@ class ChatTier(Tier):
         request = ChatRequest(messages, schema, task.name, temperature=0.0, logprobs=True)
         reply = (yield [request])[0][0]
         obj = reply.parsed(task)
-        per_field = field_confidences(reply.text, reply.logprobs) if reply.logprobs else None
-        if per_field is None:
+        if not reply.logprobs:
             raise InvalidOutputError("the tier returned no logprobs although configured to", reply.text,
                                      reply.tokens_in, reply.tokens_out)
+        try:
+            per_field = field_confidences(reply.text, reply.logprobs)
+        except ValueError as exc:
+            raise InvalidOutputError(f"unusable logprobs: {exc}", reply.text, reply.tokens_in,
+                                     reply.tokens_out) from exc
         field_conf = {f: per_field.get(f, 0.0) for f in fields}
         return TierAnswer(
             value=to_answer(obj),
