@@ -171,8 +171,11 @@ def decide_review(req: func.HttpRequest) -> func.HttpResponse:
 
     from shared.errors import InputError, ReviewItemNotFound, TaskError, WriteConflict
 
+    raw = req.get_body()
+    if len(raw) > MAX_BODY_BYTES:
+        return problem(413, "Request too large", f"{len(raw)} bytes > {MAX_BODY_BYTES}")
     try:
-        body = ReviewDecisionBody.model_validate_json(req.get_body()[:MAX_BODY_BYTES])
+        body = ReviewDecisionBody.model_validate_json(raw)
     except ValidationError as exc:
         return problem(400, "Invalid decision", str(exc.errors()[0]["msg"]), field=list(exc.errors()[0]["loc"]))
     try:

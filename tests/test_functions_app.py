@@ -296,6 +296,10 @@ def test_http_catalogue_and_health(host):
     ("POST", "/api/tasks/support_ticket", json.dumps({"items": []}).encode(), 422),
     ("POST", "/api/tasks/frontier_only", json.dumps({"text": "x"}).encode(), 503),
     ("GET", "/api/nowhere", None, 404),
+    ("POST", "/api/tasks/" + "a" * 300, b'{"text": "x"}', 404),  # longer than a file name may be
+    ("GET", "/api/review/" + "a" * 300, None, 404),
+    ("POST", "/api/review/support_ticket/a",
+     json.dumps({"decision": "accept", "by": "me"}).encode() + b" " * (1024 * 1024) + b"garbage", 413),
 ])
 def test_http_errors_are_problem_json(host, method, path, body, status):
     got, ctype, problem = http(host, method, path, body)

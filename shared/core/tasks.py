@@ -247,8 +247,11 @@ class TaskCatalog:
     def _path(self, name: str) -> Path | None:
         for suffix in (".yaml", ".yml", ".json"):
             candidate = self.tasks_dir / f"{name}{suffix}"
-            if candidate.is_file():
-                return candidate
+            try:
+                if candidate.is_file():
+                    return candidate
+            except OSError:  # a name longer than the file system allows names no task
+                return None
         return None
 
     def names(self) -> list[str]:
