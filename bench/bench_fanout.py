@@ -35,7 +35,8 @@ def main() -> None:
     from shared.core.cascade import Cascade
     from shared.core.config import Settings
     from shared.pipeline.blob_names import Containers, InputBlob
-    from shared.pipeline.ingest import COMPLETE_KEY, HASH_KEY, IngestLimits, Ingestor, ParsedInputs, WorkMessage
+    from shared.pipeline.blob_names import HASH_KEY
+    from shared.pipeline.ingest import COMPLETE_KEY, IngestLimits, Ingestor, ParsedInputs, WorkMessage
     from shared.pipeline.storage import BlobStore
 
     lines = [json.dumps({"id": f"t{i}", "text": f"I was charged twice for order {i}, please refund the duplicate"})

@@ -21,6 +21,7 @@ from shared.core.text_files import jsonl_lines
 from shared.errors import InputError, ReviewItemNotFound
 from shared.learning.training_data import examples_from_corrections
 from shared.pipeline.blob_names import Containers, InputBlob, correction
+from shared.pipeline.storage import BlobStore
 from tests.azure_wire import AzureWireServer, Scripted, chat_completion
 
 pytestmark = pytest.mark.azurite
@@ -130,6 +131,75 @@ def test_decisions_write_corrections_update_results_and_empty_the_queue(host):
                                                  task=TASK, allowed_labels={"billing", "technical"})
     assert sorted(e.label for e in examples) == ["billing", "technical"] and report.skipped == {
         "rejected in review": 1}
+
+
+def test_decisions_made_at_once_on_one_item_leave_one_standing_that_corrections_and_results_agree_on(host):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from functions import services
+    from shared.errors import WriteConflict
+
+    drop_and_wait("race", ["I was charged twice"])
+    queue = services.review_queue()
+    answers = ["billing", "technical", "account", "other"] * 2
+
+    def decide(n: int):
+        try:
+            return queue.decide(TASK, "race-0", "correct", answers[n], by=f"user{n}")
+        except (WriteConflict, ReviewItemNotFound) as exc:
+            return exc
+
+    with ThreadPoolExecutor(len(answers)) as pool:
+        outcomes = list(pool.map(decide, range(len(answers))))
+    standing = [o for o in outcomes if isinstance(o, CorrectionRecord)]
+    assert len(standing) == 1, outcomes
+    stored, published = correction_of("race-0"), result_of("race", "race-0")
+    assert (stored.by, stored.final_answer) == (standing[0].by, standing[0].final_answer)
+    assert published.answer == stored.final_answer and published.confidence_method == f"review: correct by {stored.by}"
+    assert all(isinstance(o, ReviewItemNotFound) or stored.by in str(o) for o in outcomes if o is not standing[0]), outcomes
+
+
+class DiesAfterTheCorrection(BlobStore):
+    """A decider's store that dies right after the correction is written (before results and review)."""
+
+    def write(self, container, name, *args, **kwargs):
+        if container == "results":
+            raise SystemExit("killed")
+        return super().write(container, name, *args, **kwargs)
+
+
+def test_a_decision_whose_maker_died_after_its_correction_is_finished_by_the_next_decision_and_stands(host):
+    from functions import services
+    from shared.errors import WriteConflict
+    from shared.operations.review import ReviewQueue
+
+    drop_and_wait("died", ["The app crashes on export"])
+    dying = ReviewQueue(DiesAfterTheCorrection(services.blob_store().service), services.cascade().tasks)
+    with pytest.raises(SystemExit):
+        dying.decide(TASK, "died-0", "correct", "technical", by="ana")
+    queue = services.review_queue()
+    assert "died-0" in {item.record.id for item in queue.pending(TASK)}  # the first decision was cut short
+    with pytest.raises(WriteConflict, match="decided already: correct by ana"):
+        queue.decide(TASK, "died-0", "accept", by="bo")
+    assert "died-0" not in {item.record.id for item in queue.pending(TASK)}
+    assert (correction_of("died-0").by, result_of("died", "died-0").answer) == ("ana", "technical")
+
+
+def test_the_same_item_id_in_another_input_is_decided_apart_from_the_first(host):
+    from functions import services
+
+    store = services.blob_store()
+    for name in ("twin-a", "twin-b"):
+        data = json.dumps({"id": "twin", "text": f"charged twice ({name})"}) + "\n"
+        store.service.get_blob_client("incoming", f"{TASK}/{name}.jsonl").upload_blob(data.encode(), overwrite=True)
+    for name in ("twin-a", "twin-b"):
+        deadline = time.monotonic() + 120
+        while not store.state("review", InputBlob(TASK, f"{name}.jsonl").review) and time.monotonic() < deadline:
+            time.sleep(0.2)
+    queue = services.review_queue()
+    queue.decide(TASK, "twin", "correct", "technical", by="ana", source=f"{TASK}/twin-a.jsonl")
+    queue.decide(TASK, "twin", "correct", "account", by="bo", source=f"{TASK}/twin-b.jsonl")
+    assert (result_of("twin-a", "twin").answer, result_of("twin-b", "twin").answer) == ("technical", "account")
 
 
 SEPARATORS = "\u2028\u2029\x85"  # raw in JSON strings: line breaks to str.splitlines, not to JSON Lines

@@ -545,8 +545,11 @@ def review(
     decided = 0
     for n, item in enumerate(pending, 1):
         out.rule(f"{n}/{len(pending)}")
-        out.print(f"item {item.record.id} from {item.source}", highlight=False, markup=False)
-        out.print(item.text or "[dim](the input's text was not found)[/]", highlight=False, markup=False)
+        out.print(f"item {_shown(item.record.id)} from {_shown(item.source)}", highlight=False, markup=False)
+        if item.text:
+            out.print(_shown(item.text, keep="\n\t"), highlight=False, markup=False)
+        else:
+            out.print("[dim](the input's text was not found)[/]")
         attempts = Table("tier", "outcome", "answer", "confidence")
         for attempt in item.record.attempts:
             attempts.add_row(attempt.tier, attempt.outcome, json.dumps(attempt.answer, ensure_ascii=False),
@@ -568,6 +571,12 @@ def review(
         decided += 1
         out.print(f"recorded: {decision}" + (f" -> {json.dumps(answer, ensure_ascii=False)}" if answer else ""))
     out.print(f"{decided} decision(s) recorded by {who}")
+
+
+def _shown(value: str, keep: str = "") -> str:
+    """`value` for a terminal: characters it would act on rather than show (line separators, controls) escaped,
+    as a hostile id or text could otherwise break the lines a person reads."""
+    return "".join(c if c.isprintable() or c in keep else c.encode("unicode_escape").decode("ascii") for c in value)
 
 
 def _ask_answer(spec: AnyTask, draft: object) -> object:

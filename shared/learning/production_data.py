@@ -34,7 +34,7 @@ from shared.learning.training_data import (
     examples_from_corrections,
     examples_from_results,
 )
-from shared.pipeline.blob_names import Containers
+from shared.pipeline.blob_names import HASH_KEY, Containers
 from shared.pipeline.parsing import parse_input
 
 if TYPE_CHECKING:
@@ -42,7 +42,6 @@ if TYPE_CHECKING:
 
 RECORD_SUFFIXES = (".json", ".jsonl")
 _RESULT_NAME = re.compile(r"^(?P<input>.+?)(?:/part-\d{5}\.jsonl|\.jsonl|\.json)$")
-HASH_KEY = "source_sha256"  # the results' metadata naming the input content they came from (pipeline/ingest.py)
 
 
 @dataclass

@@ -4,7 +4,10 @@ Pending items are the records in `review/<task>/...` (one ResultRecord per line)
 input they came from. `ReviewQueue.decide` takes accept (the draft is right), correct (a final answer, validated
 against the task) or reject (no answer is right), and in this order, each step safe to repeat:
 
-1. writes a CorrectionRecord to `corrections/<task>/<hash of id>.json` (a later decision replaces it);
+1. writes a CorrectionRecord to `corrections/<task>/<hash of id>.json`, only if this item (of this input's
+   content) has none: of decisions made at once, one stands and the others are a WriteConflict naming it. A
+   decision that finds one standing (its maker died before step 3) finishes that one's steps first. A
+   correction of another item with the same id (another input, or older content) is replaced;
 2. updates the item's record in `results/` to status `reviewed` with the final answer and confidence 1.0 (a
    person decided; none when rejected), keeping every attempt;
 3. removes the item from `review/` (the blob is deleted when it empties).
@@ -23,7 +26,7 @@ from shared.core.records import CorrectionRecord, ResultRecord, ReviewDecision
 from shared.core.tasks import AnyTask, ClassificationTask, TaskCatalog
 from shared.core.text_files import jsonl_lines
 from shared.errors import InputError, ReviewItemNotFound, WriteConflict
-from shared.pipeline.blob_names import Containers, InputBlob, correction, input_of_output
+from shared.pipeline.blob_names import HASH_KEY, Containers, InputBlob, correction, input_of_output
 from shared.pipeline.parsing import parse_input
 from shared.pipeline.storage import BlobStore
 
@@ -33,6 +36,7 @@ WRITE_TRIES = 5
 
 class PendingItem(BaseModel):
     source: str  # the input, `<task>/<name>` in incoming/
+    source_sha256: str  # the input's content the item's record was made from
     review_blob: str
     text: str
     record: ResultRecord
@@ -48,13 +52,14 @@ class ReviewQueue:
         """Every item waiting in the task's review queue, oldest input first."""
         self.tasks.get(task)  # an unknown task is an UnknownTaskError, not an empty queue
         items: list[PendingItem] = []
-        for name in sorted(self.store.list_states(self.containers.review, f"{task}/")):
+        for name, state in sorted(self.store.list_states(self.containers.review, f"{task}/").items()):
             source = input_of_output(name, self.containers)
             if source is None:
                 continue
             records = _records(self.store.read(self.containers.review, name))
             texts = self._texts(source)
-            items += [PendingItem(source=source.path, review_blob=name, text=texts.get(r.id, ""), record=r)
+            items += [PendingItem(source=source.path, source_sha256=state.metadata.get(HASH_KEY, ""), review_blob=name,
+                                  text=texts.get(r.id, ""), record=r)
                       for r in records if r.status in PENDING]
         return items
 
@@ -73,17 +78,36 @@ class ReviewQueue:
         decided = CorrectionRecord(task=task.name, id=item_id, text=item.text or "(text not found)",
                                    decision=decision, final_answer=final, draft_answer=item.record.answer,
                                    draft_tier=item.record.tier, by=by, at=datetime.now(timezone.utc))
-        self.store.write(self.containers.corrections, correction(task.name, item_id), decided.model_dump_json(),
-                         content_type="application/json", metadata={"source": item.source})
+        standing = self._record_decision(correction(task.name, item_id), decided, item)
         # results/ and review/ share names (<input>.jsonl, <input>/part-NNNNN.jsonl), but a one-item input's
         # results are <input>.json
         source = InputBlob.from_path(item.source, self.containers)
         results_blob = item.review_blob
         if item.review_blob == source.review and self.store.state(self.containers.results, source.result_single):
             results_blob = source.result_single
-        self._rewrite(self.containers.results, results_blob, lambda r: _reviewed(r, decided) if r.id == item_id else r)
+        self._rewrite(self.containers.results, results_blob, lambda r: _reviewed(r, standing) if r.id == item_id else r)
         self._rewrite(self.containers.review, item.review_blob, lambda r: None if r.id == item_id else r)
+        if standing is not decided:
+            raise WriteConflict(f"item {item_id!r} was decided already: {standing.decision} by {standing.by} at "
+                                f"{standing.at.isoformat()}")
         return decided
+
+    def _record_decision(self, name: str, decided: CorrectionRecord, item: PendingItem) -> CorrectionRecord:
+        """Write `decided` unless this item already has a decision; the one that stands."""
+        for _ in range(WRITE_TRIES):
+            existing = self.store.state(self.containers.corrections, name)
+            if existing is not None and (existing.metadata.get("source"), existing.metadata.get(HASH_KEY)) == (
+                    item.source, item.source_sha256):
+                return CorrectionRecord.model_validate_json(self.store.read(self.containers.corrections, name))
+            try:
+                self.store.write(self.containers.corrections, name, decided.model_dump_json(),
+                                 content_type="application/json",
+                                 metadata={"source": item.source, HASH_KEY: item.source_sha256},
+                                 replacing=existing, only_if_absent=existing is None)
+                return decided
+            except WriteConflict:
+                continue
+        raise WriteConflict(f"{self.containers.corrections}/{name} kept changing; try the decision again")
 
     def _texts(self, source: InputBlob) -> dict[str, str]:
         state = self.store.state(self.containers.incoming, source.incoming_path)
@@ -103,7 +127,10 @@ class ReviewQueue:
                 return
             try:
                 data = self.store.read(container, name, etag=state.etag)
-                kept = [changed for r in _records(data) if (changed := change(r)) is not None]
+                records = _records(data)
+                kept = [changed for r in records if (changed := change(r)) is not None]
+                if kept == records:  # already so (a decision finished by another): nothing to write
+                    return
                 if not kept:
                     self.store.delete(container, name, state)
                 elif name.endswith(".jsonl"):

@@ -42,6 +42,8 @@ BLOB_NAME_MAX_CHARS = 1024
 BLOB_NAME_MAX_SEGMENTS = 254
 LONGEST_SUFFIX_CHARS = 120
 LONGEST_SUFFIX_SEGMENTS = 4
+# Every output's metadata: the input's content (SHA-256) and version (etag) it was made from.
+HASH_KEY, ETAG_KEY = "source_sha256", "source_etag"
 
 
 @dataclass(frozen=True)

@@ -34,15 +34,15 @@ from pydantic import BaseModel
 from shared.core.cascade import Cascade
 from shared.core.records import Item, ResultRecord
 from shared.errors import ClaimHeldError, InputError, NoTierError, TaskError, UnknownTaskError, WriteConflict
-from shared.pipeline.blob_names import (BLOB_NAME_MAX_CHARS, BLOB_NAME_MAX_SEGMENTS, LONGEST_SUFFIX_CHARS,
-                                        LONGEST_SUFFIX_SEGMENTS, Containers, InputBlob, poison_deadletter)
+from shared.pipeline.blob_names import (BLOB_NAME_MAX_CHARS, BLOB_NAME_MAX_SEGMENTS, ETAG_KEY, HASH_KEY,
+                                        LONGEST_SUFFIX_CHARS, LONGEST_SUFFIX_SEGMENTS, Containers, InputBlob,
+                                        poison_deadletter)
 from shared.pipeline.claims import Claim
 from shared.pipeline.parsing import parse_input
 from shared.pipeline.shadow import send_shadows, shadow_requests
 from shared.pipeline.storage import BlobStore
 
 log = logging.getLogger(__name__)
-HASH_KEY, ETAG_KEY = "source_sha256", "source_etag"
 COMPLETE_KEY = "complete"  # a manifest's metadata: "false" until every part is published
 Disposition = Literal["queued", "fanned_out", "duplicate", "deadlettered", "processed", "part_processed", "stale",
                       "requeued"]

@@ -11,7 +11,7 @@ import os
 import string
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping, TypeVar
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 from azure.core import MatchConditions
 from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
@@ -22,9 +22,9 @@ from shared.errors import WriteConflict
 
 T = TypeVar("T")
 
-# What a metadata value keeps as it is: printable ASCII. '%' stays too, so a value read back and written again
-# (a manifest's) is not encoded twice; nothing decodes these values, they are for people reading them.
-HEADER_SAFE = "".join(c for c in string.printable if c not in "\t\n\r\x0b\x0c")
+# What a metadata value keeps as it is: printable ASCII but '%', so that reading decodes exactly what was written
+# (a review decision compares the input a correction names with its own).
+HEADER_SAFE = "".join(c for c in string.printable if c not in "\t\n\r\x0b\x0c%")
 
 
 def _credential(connection: str, env: Mapping[str, str]):
@@ -77,6 +77,11 @@ class BlobState:
     metadata: dict[str, str]
 
 
+def _metadata(stored: dict[str, str] | None) -> dict[str, str]:
+    """Metadata as written to `BlobStore.write`, which percent-encodes it for HTTP headers."""
+    return {key: unquote(value) for key, value in (stored or {}).items()}
+
+
 def _listed(listing: Iterable[T]) -> list[T]:
     """Everything a listing gives; nothing from a container that does not exist (yet), as `state` finds no blob."""
     try:
@@ -105,7 +110,7 @@ class BlobStore:
             props = self.service.get_blob_client(container, name).get_blob_properties()
         except ResourceNotFoundError:
             return None
-        return BlobState(props.etag, dict(props.metadata))
+        return BlobState(props.etag, _metadata(props.metadata))
 
     def read(self, container: str, name: str, *, etag: str | None = None) -> bytes:
         """The blob's bytes; with `etag`, only if it is still that version (else WriteConflict)."""
@@ -163,4 +168,4 @@ class BlobStore:
     def list_states(self, container: str, prefix: str) -> dict[str, BlobState]:
         """The blobs under `prefix`, with their etags and metadata."""
         blobs = self.service.get_container_client(container).list_blobs(name_starts_with=prefix, include=["metadata"])
-        return {b.name: BlobState(b.etag, dict(b.metadata or {})) for b in _listed(blobs)}
+        return {b.name: BlobState(b.etag, _metadata(b.metadata)) for b in _listed(blobs)}
