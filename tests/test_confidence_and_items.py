@@ -160,6 +160,16 @@ def test_an_unpaired_surrogate_or_an_integer_too_long_to_convert_is_an_error_of_
     assert "unpaired surrogate" in parsed.errors[0].message
 
 
+def test_a_json_entry_holding_an_unpaired_surrogate_keeps_its_error_writable_as_utf8_and_the_good_entries():
+    parsed = parse_input("s.json", b'{"items": [{"id": "ok1", "text": "fine"}, {"id": "b", "text": "", '
+                                   b'"note": "\\ud800 caf\xc3\xa9"}, {"id": "\\udfff", "text": "x"}]}')
+    assert [i.id for i in parsed.items] == ["ok1"]
+    assert [(e.line, e.reason) for e in parsed.errors] == [(2, "empty_text"), (3, "invalid_item")]
+    for error in parsed.errors:
+        (error.raw + error.message).encode("utf-8")  # what its dead letter holds; it raised before
+    assert "\\ud800" in parsed.errors[0].raw
+
+
 @pytest.mark.parametrize("body,reason", [
     (b'{"id":"a","text":"\\ud800"}', "invalid_item"),
     (b'{"id":' + b"9" * 5000 + b',"text":"x"}', "invalid_json"),

@@ -157,7 +157,13 @@ def first_error(exc: ValidationError) -> str:
 
 
 def _raw(entry: object) -> str:
+    """An entry as it read, for its error record: with its characters as they are where they are Unicode, with
+    JSON's escapes where they are not (an unpaired surrogate cannot be written as UTF-8)."""
     try:
-        return json.dumps(entry, ensure_ascii=False)[:2000]
+        text = json.dumps(entry, ensure_ascii=False)
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = json.dumps(entry)
     except (TypeError, ValueError, RecursionError):
-        return repr(entry)[:2000]
+        text = repr(entry)
+    return text[:2000]
