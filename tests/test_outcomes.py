@@ -195,6 +195,20 @@ def test_a_fanned_out_input_is_downloaded_once_per_worker_not_once_per_part(stor
     assert storage.state("results", f"{TASK}/once.jsonl/manifest.json").metadata["complete"] == "true"
 
 
+def test_a_copy_named_under_an_inputs_part_prefix_neither_completes_nor_joins_that_inputs_manifest(
+        storage, tier, tasks_dir):
+    pipeline = Pipeline(storage, tier.url, tasks_dir, chunk_items=3)
+    lines = "\n".join(json.dumps({"id": f"p{i}", "text": f"charged twice {i}"}) for i in range(7)).encode()
+    pipeline.drop("p.jsonl/part-copy.jsonl", lines)  # the same content: its outputs share p.jsonl's part prefix
+    pipeline.ingestor.handle_blob(pipeline.upload("p.jsonl", lines))
+    pipeline.ingestor.handle_work(pipeline.queue.pop(0)[0])  # the first of p.jsonl's three parts
+    assert storage.state("results", f"{TASK}/p.jsonl/manifest.json").metadata["complete"] == "false"
+    pipeline.drain()
+    manifest = json.loads(storage.read("results", f"{TASK}/p.jsonl/manifest.json"))
+    assert manifest["complete"] is True
+    assert manifest["part_blobs"] == [f"{TASK}/p.jsonl/part-{n:05d}.jsonl" for n in range(3)]
+
+
 def test_a_part_delivered_again_after_its_worker_died_before_completing_the_manifest_completes_it(
         storage, tier, tasks_dir):
     pipeline = Pipeline(storage, tier.url, tasks_dir)

@@ -207,7 +207,7 @@ class Ingestor:
             # as that manifest says even if the part size has been changed since.
             planned = json.loads(self.store.read(self.containers.results, source.manifest))
             chunk, parts = planned["chunk_items"], planned["parts"]
-            done = set(self._parts_done(source, sha))
+            done = set(self._parts_done(source, sha, parts))
         elif parts == 1:
             self._send(WorkMessage(**base, start=0, end=n_items))
             return IngestResult("queued", f"{n_items} items")
@@ -320,9 +320,12 @@ class Ingestor:
             return IngestResult("processed", f"{len(records)} items ({len(kept)} kept from an earlier worker)")
         return IngestResult("part_processed", source.part(message.part))
 
-    def _parts_done(self, source: InputBlob, sha: str) -> list[str]:
-        parts = self.store.list_states(self.containers.results, source.part_prefix)
-        return sorted(name for name, state in parts.items() if state.metadata.get(HASH_KEY) == sha)
+    def _parts_done(self, source: InputBlob, sha: str, parts: int) -> list[str]:
+        """This content's published parts, by exact name: an input named `<name>/part-...` has outputs under the
+        same prefix, even with the same content hash (a copy)."""
+        listed = self.store.list_states(self.containers.results, source.part_prefix)
+        return [name for name in map(source.part, range(parts))
+                if name in listed and listed[name].metadata.get(HASH_KEY) == sha]
 
     def _complete_manifest_if_done(self, source: InputBlob, sha: str, parts: int) -> None:
         for _ in range(PUBLISH_TRIES):
@@ -331,10 +334,10 @@ class Ingestor:
                 # Newer content took over the name: this part belongs to nothing current.
                 self._retire(source, lambda meta: meta.get(HASH_KEY) == sha)
                 return
-            # Each part checks, so a listing per part: names first, metadata only once every part's name exists.
+            # Each part checks, so a listing per part: names first, metadata only once there are enough names.
             if self.store.count(self.containers.results, source.part_prefix) < parts:
                 return
-            done = self._parts_done(source, sha)
+            done = self._parts_done(source, sha, parts)
             if len(done) < parts:
                 return
             body = json.loads(self.store.read(self.containers.results, source.manifest))
