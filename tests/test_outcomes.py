@@ -493,6 +493,20 @@ def test_inputs_named_in_any_script_are_processed_and_dead_lettered_like_any_oth
     assert manifest.metadata["source"] == storage.state("results", f"{TASK}/請求.jsonl/part-00000.jsonl").metadata["source"]
 
 
+def test_an_input_named_near_the_cap_in_three_byte_characters_gets_its_outcome_with_a_shortened_source_in_metadata(
+        storage, tier, tasks_dir):
+    """Percent-encoded, such a name is about 8 KB: over what Azure takes as all of a blob's metadata."""
+    pipeline = Pipeline(storage, tier.url, tasks_dir)
+    name = "中" * 880 + ".txt"
+    assert InputBlob(TASK, name).name_fits
+    assert pipeline.drop(name, "二重に請求されました".encode()).disposition == "queued"
+    state = storage.state("results", f"{TASK}/{name}.json")
+    assert state is not None and json.loads(storage.read("results", f"{TASK}/{name}.json"))["status"] == "accepted"
+    shown = state.metadata["source"]
+    assert shown.startswith(f"incoming/{TASK}/中中") and len(shown) < 400 and "~" in shown
+    assert len(calls_per_item(tier)) == 1 and sum(calls_per_item(tier).values()) == 1  # paid once
+
+
 def test_a_file_name_too_long_for_an_id_still_gives_valid_distinct_item_ids():
     stem = "n" * 1000
     (item,) = parse_input(f"{stem}.txt", b"charged twice").items

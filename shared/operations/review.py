@@ -17,6 +17,7 @@ Blob updates are conditional on the version read, and retried when another write
 
 from __future__ import annotations
 
+import hashlib
 from datetime import datetime, timezone
 from typing import Any, Callable
 
@@ -31,6 +32,7 @@ from shared.pipeline.parsing import parse_input
 from shared.pipeline.storage import BlobStore
 
 PENDING = ("needs_review", "failed")
+DECIDED_ITEM_KEY = "decided_item"  # a correction's metadata: `PendingItem.key` of the item it decides
 WRITE_TRIES = 5
 
 
@@ -40,6 +42,12 @@ class PendingItem(BaseModel):
     review_blob: str
     text: str
     record: ResultRecord
+
+    @property
+    def key(self) -> str:
+        """This item of this input's content, apart from any other: a correction's metadata names it (a
+        metadata value may be shortened, a name in it could not be compared)."""
+        return hashlib.sha256(f"{self.source}\n{self.source_sha256}\n{self.record.id}".encode("utf-8")).hexdigest()
 
 
 class ReviewQueue:
@@ -96,13 +104,13 @@ class ReviewQueue:
         """Write `decided` unless this item already has a decision; the one that stands."""
         for _ in range(WRITE_TRIES):
             existing = self.store.state(self.containers.corrections, name)
-            if existing is not None and (existing.metadata.get("source"), existing.metadata.get(HASH_KEY)) == (
-                    item.source, item.source_sha256):
+            if existing is not None and existing.metadata.get(DECIDED_ITEM_KEY) == item.key:
                 return CorrectionRecord.model_validate_json(self.store.read(self.containers.corrections, name))
             try:
                 self.store.write(self.containers.corrections, name, decided.model_dump_json(),
                                  content_type="application/json",
-                                 metadata={"source": item.source, HASH_KEY: item.source_sha256},
+                                 metadata={"source": item.source, HASH_KEY: item.source_sha256,
+                                           DECIDED_ITEM_KEY: item.key},
                                  replacing=existing, only_if_absent=existing is None)
                 return decided
             except WriteConflict:

@@ -7,6 +7,7 @@ NAME__clientId for a user-assigned managed identity.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import string
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ T = TypeVar("T")
 # What a metadata value keeps as it is: printable ASCII but '%', so that reading decodes exactly what was written
 # (a review decision compares the input a correction names with its own).
 HEADER_SAFE = "".join(c for c in string.printable if c not in "\t\n\r\x0b\x0c%")
+METADATA_VALUE_MAX_CHARS = 1024
 
 
 def _credential(connection: str, env: Mapping[str, str]):
@@ -77,6 +79,19 @@ class BlobState:
     metadata: dict[str, str]
 
 
+def _header_value(value: str) -> str:
+    """`value` percent-encoded; past METADATA_VALUE_MAX_CHARS, its start and its hash (metadata names an input for
+    people to read: Azure takes 8 KB of it in all, and an input's name in a script of three-byte characters
+    is nine times longer encoded)."""
+    encoded = quote(value, safe=HEADER_SAFE)
+    if len(encoded) <= METADATA_VALUE_MAX_CHARS:
+        return encoded
+    start = encoded[:METADATA_VALUE_MAX_CHARS - 17]
+    if "%" in start[-2:]:  # not in the middle of an escape
+        start = start[:start.rindex("%")]
+    return f"{start}~{hashlib.sha256(value.encode('utf-8', 'surrogatepass')).hexdigest()[:16]}"
+
+
 def _metadata(stored: dict[str, str] | None) -> dict[str, str]:
     """Metadata as written to `BlobStore.write`, which percent-encodes it for HTTP headers."""
     return {key: unquote(value) for key, value in (stored or {}).items()}
@@ -124,8 +139,8 @@ class BlobStore:
               replacing: BlobState | None = None, only_if_absent: bool = False) -> str:
         """Write and return the new etag. `replacing`: only over that version; `only_if_absent`: only if none.
         Metadata travels in HTTP headers, which take ASCII only: other characters (an input named in any
-        script) are percent-encoded."""
-        metadata = {key: quote(value, safe=HEADER_SAFE) for key, value in metadata.items()}
+        script) are percent-encoded, and a long value is shortened (`_header_value`)."""
+        metadata = {key: _header_value(value) for key, value in metadata.items()}
         if replacing is not None:
             condition: dict[str, Any] = {"overwrite": True, "etag": replacing.etag,
                                          "match_condition": MatchConditions.IfNotModified}
