@@ -129,13 +129,22 @@ def test_a_json_array_is_a_list_of_items_in_a_file_and_a_batch_in_an_http_body()
     assert err.value.reason == "no_items"
 
 
-def test_numeric_ids_are_read_as_their_decimal_text_and_repeat_the_same_string_id():
+def test_integer_ids_are_read_as_their_decimal_text_and_repeat_the_same_string_id():
     parsed = parse_input("n.jsonl", b'{"id": 7, "text": "a"}\n{"id": 2.5, "text": "b"}\n{"id": "7", "text": "c"}\n'
-                         b'{"id": true, "text": "d"}\n')
-    assert [i.id for i in parsed.items] == ["7", "2.5"]
-    assert [(e.line, e.reason) for e in parsed.errors] == [(3, "duplicate_id"), (4, "invalid_item")]
+                         b'{"id": true, "text": "d"}\n{"id": 1e2, "text": "e"}\n{"id": "t", "text": 5}\n')
+    assert [i.id for i in parsed.items] == ["7"]
+    assert [(e.line, e.reason) for e in parsed.errors] == [(2, "invalid_item"), (3, "duplicate_id"),
+                                                           (4, "invalid_item"), (5, "invalid_item"), (6, "invalid_item")]
     items, _ = parse_request(b'{"id": 12, "text": "x"}')
     assert items[0].id == "12"
+
+
+@pytest.mark.parametrize("body", [b'{"id": NaN, "text": "x"}', b'{"id": "a", "text": "x", "n": Infinity}',
+                                  b'[{"id": -Infinity, "text": "x"}]'])
+def test_nan_and_infinity_are_not_json(body):
+    with pytest.raises(InputError) as err:
+        parse_request(body)
+    assert err.value.reason == "invalid_json" and "is not JSON" in str(err.value)
 
 
 @pytest.mark.parametrize("name,data,reason", [

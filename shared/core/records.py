@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, Field, field_validator
 
 # reviewed: a person decided the item (a CorrectionRecord holds the decision); the others are the cascade's.
 Status = Literal["accepted", "escalated", "needs_review", "failed", "reviewed"]
@@ -24,9 +24,15 @@ Probability = Annotated[float, Field(ge=0.0, le=1.0)]  # NaN and infinities fail
 class Item(BaseModel):
     """One input item; ``text`` is what the model reads."""
 
-    model_config = ConfigDict(coerce_numbers_to_str=True)  # exported tables often number their rows, as eval data
     id: str = Field(min_length=1, max_length=ITEM_ID_MAX_CHARS)
     text: str
+
+    @field_validator("id", mode="before")
+    @classmethod
+    def _whole_number_as_text(cls, value: Any) -> Any:
+        """Exported tables often number their rows: an integer id is its decimal text (a fraction is refused, as
+        1e2 and 100 would be different ids for the same number)."""
+        return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
 
     @field_validator("text")
     @classmethod

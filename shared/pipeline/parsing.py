@@ -4,7 +4,7 @@ Files: .txt/.md (one item), .json (one item, or {"items": [...]} or a JSON array
 line), in UTF-8 or in UTF-16/32 with a byte-order mark (see shared/core/text_files.py). An input that cannot be
 read as a whole raises InputError with a stable `reason`; a .jsonl line (or an entry of an items list) that
 cannot be read becomes a LineError and the rest goes on. An item needs text that is not blank, and ids (strings,
-or numbers read as their decimal text) are unique within one input (a repeated id is an error of the later entry).
+or integers read as their decimal text) are unique within one input (a repeated id is an error of the later entry).
 """
 
 from __future__ import annotations
@@ -71,15 +71,20 @@ def default_id(stem: str, suffix: str = "") -> str:
 
 
 def loads(text: str, name: str) -> Any:
-    """json.loads, with every way it can fail as an InputError (deep nesting overflows Python's stack)."""
+    """json.loads of JSON as RFC 8259 defines it (not Python's NaN and Infinity), with every way it can fail as an
+    InputError (deep nesting overflows Python's stack)."""
     try:
-        return json.loads(text)
+        return json.loads(text, parse_constant=_not_json)
     except ValueError as exc:  # JSONDecodeError, or an integer of more digits than Python converts (4,300)
         raise InputError("invalid_json", f"{name}: {exc}") from exc
     except RecursionError as exc:
         raise InputError("too_deeply_nested", f"{name}: JSON nested too deeply to read") from exc
     except MemoryError as exc:
         raise InputError("too_large", f"{name}: too large to read") from exc
+
+
+def _not_json(constant: str) -> Any:
+    raise ValueError(f"{constant} is not JSON")
 
 
 def batch_entries(obj: Any) -> list[Any] | None:
