@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import functools
 import inspect
 import json
@@ -32,7 +33,7 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Callable
-from urllib.parse import parse_qsl, urlparse
+from urllib.parse import parse_qsl, unquote, urlparse
 
 from localdev.azurite import PortInUseError, ensure_port_free
 
@@ -93,6 +94,20 @@ def route_pattern(template: str) -> re.Pattern[str]:
 
 
 @functools.cache
+def _message_text(content: str) -> str | None:
+    """A queue message's text, as the trigger decodes it (base64 of UTF-8); None if it is not that."""
+    try:
+        return base64.b64decode(content, validate=True).decode("utf-8")
+    except ValueError:  # binascii.Error, UnicodeDecodeError
+        return None
+
+
+def route_values(match: re.Match[str]) -> dict[str, str]:
+    """Route parameters percent-decoded, as ASP.NET Core routing gives them to Azure Functions: all but an
+    encoded '/', which stays %2F."""
+    return {key: unquote(re.sub("%2[Ff]", "%252F", value)) for key, value in match.groupdict().items()}
+
+
 def indexed_functions(app) -> list:
     """The app's functions. The worker indexes an app once, and `get_functions` refuses a second call on the
     same app (it records every name to reject duplicates), so hosts in one process share this list."""
@@ -175,7 +190,8 @@ class LocalHost:
             match = route.pattern.match(url.path)
             if match and method in route.methods:
                 request = func.HttpRequest(method=method, url=f"http://localhost:{self.port}{raw_url}", headers=headers,
-                                           params=dict(parse_qsl(url.query)), route_params=match.groupdict(), body=body)
+                                           params=dict(parse_qsl(url.query)), route_params=route_values(match),
+                                           body=body)
                 try:
                     return self.worker_loop.call(route.fn, **{route.arg: request})
                 finally:
@@ -190,23 +206,35 @@ class LocalHost:
 
         name = query.get("functionName", "").removeprefix("Host.Functions.")
         function = next(((spec, fn) for fn_name, spec, fn in self.blob_functions if fn_name == name), None)
-        events = json.loads(body or b"[]")
-        events = events if isinstance(events, list) else [events]
-        if {k.lower(): v for k, v in headers.items()}.get("aeg-event-type") == "SubscriptionValidation":
-            code = events[0]["data"]["validationCode"]
-            return func.HttpResponse(json.dumps({"validationResponse": code}), status_code=200,
-                                     mimetype="application/json")
-        if function is None:
-            return func.HttpResponse(f"no blob function {name!r}", status_code=404)
-        spec, fn = function
-        container = spec["path"].split("/", 1)[0]
-        for event in events:
-            if event.get("eventType") != "Microsoft.Storage.BlobCreated":
-                continue
-            segments = urlparse(event["data"]["url"]).path.lstrip("/").split("/")
-            at = segments.index(container)  # after the account name in Azurite's path-style URLs
-            self._pool.submit(self._safe, name, self.invoke_blob, spec, fn, container, "/".join(segments[at + 1:]))
+        try:
+            events = json.loads(body or b"[]")
+            events = events if isinstance(events, list) else [events]
+            if {k.lower(): v for k, v in headers.items()}.get("aeg-event-type") == "SubscriptionValidation":
+                code = events[0]["data"]["validationCode"]
+                return func.HttpResponse(json.dumps({"validationResponse": code}), status_code=200,
+                                         mimetype="application/json")
+            if function is None:
+                return func.HttpResponse(f"no blob function {name!r}", status_code=404)
+            spec, fn = function
+            container = spec["path"].split("/", 1)[0]
+            blobs = [self._blob_of(event, container) for event in events
+                     if event.get("eventType") == "Microsoft.Storage.BlobCreated"]
+        except (ValueError, LookupError, TypeError, AttributeError) as exc:  # not Event Grid's schema
+            return func.HttpResponse(json.dumps({"type": "about:blank", "title": "Bad Request", "status": 400,
+                                                 "detail": f"not Event Grid events: {type(exc).__name__}: {exc}"}),
+                                     status_code=400, mimetype="application/problem+json")
+        for blob in blobs:
+            self._pool.submit(self._safe, name, self.invoke_blob, spec, fn, container, blob)
         return func.HttpResponse(status_code=202)
+
+    @staticmethod
+    def _blob_of(event: dict[str, Any], container: str) -> str:
+        """The blob's name in `container` from a BlobCreated event's URL (ValueError for another container's)."""
+        segments = urlparse(event["data"]["url"]).path.lstrip("/").split("/")
+        at = segments.index(container)  # after the account name in Azurite's path-style URLs
+        if at + 1 >= len(segments):
+            raise ValueError(f"no blob named in {event['data']['url']}")
+        return unquote("/".join(segments[at + 1:]))
 
     def _http_server(self) -> ThreadingHTTPServer:
         host = self
@@ -216,23 +244,33 @@ class LocalHost:
             disable_nagle_algorithm = True  # headers and body go out in two writes: no 40 ms delayed-ACK stall
 
             def _serve(self) -> None:
-                body = self.rfile.read(int(self.headers.get("content-length") or 0))
-                try:
-                    response = host.handle_http(self.command, self.path, dict(self.headers.items()), body)
-                    status, payload = response.status_code, response.get_body()
-                    content_type = response.mimetype or "text/plain"
-                    extra = dict(response.headers.items())
-                except Exception:  # an unhandled function error is a 500, as in Azure
-                    log.exception("function failed on %s %s", self.command, self.path)
-                    status, payload, content_type, extra = 500, b"", "text/plain", {}
+                length = self.headers.get("content-length") or "0"
+                if not (length.isdigit() and len(length) < 12):  # what a server in front of the app refuses
+                    self.close_connection = True  # the body's end is unknown: nothing more can be read
+                    status, content_type, extra = 400, "application/problem+json", {}
+                    payload = json.dumps({"type": "about:blank", "title": "Bad Request", "status": 400,
+                                          "detail": f"Content-Length {length[:40]!r} is not a length"}).encode()
+                else:
+                    status, payload, content_type, extra = self._respond(self.rfile.read(int(length)))
                 self.send_response(status)
                 self.send_header("content-type", content_type)
+                if self.close_connection:
+                    self.send_header("connection", "close")
                 self.send_header("content-length", str(len(payload)))
                 for key, value in extra.items():
                     if key.lower() not in {"content-type", "content-length"}:
                         self.send_header(key, value)
                 self.end_headers()
                 self.wfile.write(payload)
+
+            def _respond(self, body: bytes) -> tuple[int, bytes, str, dict[str, str]]:
+                try:
+                    response = host.handle_http(self.command, self.path, dict(self.headers.items()), body)
+                    return (response.status_code, response.get_body(), response.mimetype or "text/plain",
+                            dict(response.headers.items()))
+                except Exception:  # an unhandled function error is a 500, as in Azure
+                    log.exception("function failed on %s %s", self.command, self.path)
+                    return 500, b"", "text/plain", {}
 
             do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _serve
 
@@ -281,12 +319,17 @@ class LocalHost:
 
     # -- queues ---------------------------------------------------------------------------------------------
     def _queue(self, connection: str, name: str):
-        """The queue's client, created (and the queue with it) once per host, not on every poll."""
-        from shared.pipeline.storage import ensure_queue, queue_client, queue_service
+        """The queue's client, created (and the queue with it) once per host, not on every poll. It sends base64
+        text, as the trigger expects, and receives messages as stored: one that is not base64 text is the
+        host's to settle (`_message_text`), not an error of the whole poll."""
+        from azure.storage.queue import TextBase64EncodePolicy
+
+        from shared.pipeline.storage import ensure_queue, queue_service
 
         key = (connection, name)
         if key not in self._queues:
-            self._queues[key] = ensure_queue(queue_client(queue_service(connection), name))
+            client = queue_service(connection).get_queue_client(name, message_encode_policy=TextBase64EncodePolicy())
+            self._queues[key] = ensure_queue(client)
         return self._queues[key]
 
     def poll_queues_once(self) -> int:
@@ -300,6 +343,12 @@ class LocalHost:
             queue = self._queue(spec["connection"], spec["queueName"])
             for message in queue.receive_messages(max_messages=min(free, 32), visibility_timeout=VISIBILITY_S):
                 handled += 1
+                text = _message_text(message.content)
+                if text is None:  # no try could decode it: to the poison queue at once, as the runtime does
+                    log.error("message %s of %s is not base64 text: moved to the poison queue", message.id, name)
+                    self._settle(name, spec, queue, message, failed=True, retry=False)
+                    continue
+                message.content = text
                 with self._lock:
                     self._in_flight[message.id] = (queue, message)
                 self._pool.submit(self._run_queue_message, name, spec, fn, queue, message)
@@ -331,11 +380,11 @@ class LocalHost:
         self._settle(name, spec, queue, message, failed)
         self._wake.set()
 
-    def _settle(self, name, spec, queue, message, failed: bool) -> None:
+    def _settle(self, name, spec, queue, message, failed: bool, retry: bool = True) -> None:
         with self._lock:  # no renewal may change the pop receipt while we settle the message
             self._in_flight.pop(message.id, None)
             try:
-                if failed and message.dequeue_count < self.max_dequeue_count:
+                if failed and retry and message.dequeue_count < self.max_dequeue_count:
                     queue.update_message(message, visibility_timeout=1)  # visible again soon, like the runtime's retry
                     return
                 if failed:

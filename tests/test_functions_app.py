@@ -17,7 +17,7 @@ from azure.storage.blob import BlobServiceClient
 from localdev.azurite import Azurite
 from localdev.host import LocalHost, max_polling_interval_s
 from shared.pipeline.blob_names import Containers
-from shared.pipeline.storage import queue_client, queue_service
+from shared.pipeline.storage import ensure_queue, queue_client, queue_service
 from tests.conftest import REPO, dataset_rows
 
 pytestmark = pytest.mark.azurite
@@ -250,6 +250,15 @@ def test_bad_blobs_are_dead_lettered_with_reasons(host, blobs, path, data, reaso
     assert blobs.get_blob_client("incoming", path).download_blob().readall() == data
 
 
+@pytest.mark.parametrize("raw", ["not base64 !!!", "/+/6"], ids=["not-base64", "base64-of-bytes-not-utf8"])
+def test_a_work_message_the_trigger_cannot_decode_goes_to_the_poison_queue_at_once_and_becomes_a_dead_letter(
+        host, azurite, blobs, raw):
+    ensure_queue(queue_service("DataStorage").get_queue_client("smallfirst-work")).send_message(raw)  # not base64
+    digest = hashlib.sha256(raw.encode()).hexdigest()[:16]
+    dead = json.loads(wait_for(blobs, "deadletter", f"_/poison-{digest}.json", timeout_s=90))  # polls back off
+    assert (dead["reason"], dead["message"]) == ("poison_message", raw)
+
+
 @pytest.mark.parametrize("queue_name, text, kind, reason, error", [
     ("smallfirst-work", "{not a work message", "poison", "poison_message", "not a work message; failed 5 times"),
     ("smallfirst-shadow", "{not a shadow request", "shadow-poison", "poison_shadow_message",
@@ -271,6 +280,26 @@ def test_http_single_item_items_object_and_bare_array(host):
     assert status == 200 and [r["id"] for r in body["results"]] == ["i0", "i1", "i2", "i3"]
     status, _, body = http(host, "POST", "/api/tasks/support_ticket", json.dumps([{"id": 9, "text": "refund"}]).encode())
     assert status == 200 and [r["id"] for r in body["results"]] == ["9"]  # a bare array is a batch; ids as text
+
+
+def test_route_values_reach_the_function_percent_decoded_as_in_azure(host):
+    status, _, body = http(host, "POST", "/api/tasks/support%5Fticket", json.dumps({"id": "a", "text": "refund"}).encode())
+    assert status == 200 and body["task"] == "support_ticket"
+    status, _, body = http(host, "GET", "/api/review/no%2Fsuch")  # an encoded / stays encoded, as ASP.NET Core keeps it
+    assert status == 404 and "no%2Fsuch" in body["detail"]
+
+
+@pytest.mark.parametrize("length", ["abc", "-1", "99999999999999999999"])
+def test_a_request_whose_content_length_is_not_a_length_is_a_400_not_a_hang(host, length):
+    import http.client
+
+    connection = http.client.HTTPConnection("127.0.0.1", host.port, timeout=10)
+    connection.putrequest("POST", "/api/tasks/support_ticket")
+    connection.putheader("Content-Length", length)
+    connection.endheaders(b'{"text": "x"}')
+    response = connection.getresponse()
+    assert response.status == 400 and "is not a length" in json.loads(response.read())["detail"]
+    connection.close()
 
 
 def test_http_catalogue_and_health(host):

@@ -10,6 +10,7 @@ import hashlib
 import json
 import threading
 import time
+import urllib.error
 import urllib.request
 
 import pytest
@@ -602,7 +603,7 @@ def test_duplicate_ids_within_one_input_are_line_errors():
     assert [(e.line, e.reason) for e in parsed.errors] == [(2, "duplicate_id")]
 
 
-def test_event_grid_delivery_to_the_webhook_processes_the_blob(emulator, storage, tier, tasks_dir, monkeypatch):
+def test_event_grid_deliveries_to_the_webhook_process_their_blobs_by_decoded_name_and_malformed_ones_are_a_400(emulator, storage, tier, tasks_dir, monkeypatch):
     from function_app import app
     from functions import services
     from localdev.host import LocalHost
@@ -631,6 +632,25 @@ def test_event_grid_delivery_to_the_webhook_processes_the_blob(emulator, storage
             time.sleep(0.2)
         assert json.loads(storage.read("results", f"{TASK}/hooked.txt.json"))["answer"] == "billing"
         assert host.finished_invocations == 1  # the webhook's delivery; blob polling is off
+
+        named = storage.service.get_blob_client("incoming", f"{TASK}/état 50%.txt")  # its URL percent-encodes it
+        named.upload_blob(b"Charged twice again", overwrite=True)
+        status, _ = post(url, [{**event[0], "id": "3", "data": {"url": named.url, "api": "PutBlob"}}],
+                         {"aeg-event-type": "Notification"})
+        deadline = time.monotonic() + 30
+        while storage.state("results", f"{TASK}/état 50%.txt.json") is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert status == 202 and storage.state("results", f"{TASK}/état 50%.txt.json") is not None
+
+        for body, kind in ((b"not json", "Notification"), (b"[{}]", "SubscriptionValidation"),
+                           (b"[]", "SubscriptionValidation"),
+                           (json.dumps([{"eventType": "Microsoft.Storage.BlobCreated",
+                                         "data": {"url": "http://x/devstoreaccount1/elsewhere/a.txt"}}]).encode(),
+                            "Notification")):
+            request = urllib.request.Request(url, data=body, method="POST", headers={"aeg-event-type": kind})
+            with pytest.raises(urllib.error.HTTPError) as refused:
+                urllib.request.urlopen(request, timeout=30)
+            assert refused.value.code == 400 and "not Event Grid events" in json.loads(refused.value.read())["detail"]
     finally:
         host.stop()
         services.reset()
