@@ -147,6 +147,23 @@ def test_items_a_dead_worker_got_answers_for_are_not_sent_to_the_model_again(sto
     assert list(storage.list_states("claims", claim)) == []  # the claim and its records are gone once published
 
 
+def test_work_whose_input_changed_while_it_was_answered_leaves_no_paid_item_records_behind(storage, tier, tasks_dir):
+    pipeline = Pipeline(storage, tier.url, tasks_dir)
+    old = b'{"id": "a", "text": "charged twice"}\n{"id": "b", "text": "refund"}\n'
+    pipeline.ingestor.handle_blob(pipeline.upload("moved.jsonl", old))
+    answer = tier.default
+
+    def reupload_then_answer(request):  # the input changes while its items are being answered
+        pipeline.upload("moved.jsonl", b'{"id": "c", "text": "new content"}\n')
+        return answer(request)
+
+    tier.default = reupload_then_answer
+    text, _ = pipeline.queue.pop(0)
+    assert pipeline.ingestor.handle_work(text).disposition == "stale"
+    old_claim = InputBlob(TASK, "moved.jsonl").claim(hashlib.sha256(old).hexdigest())
+    assert list(storage.list_states("claims", old_claim)) == []  # its records were written, then dropped
+
+
 def test_a_live_claim_defers_the_work_instead_of_running_it(storage, tier, tasks_dir):
     pipeline = Pipeline(storage, tier.url, tasks_dir)
     pipeline.ingestor.handle_blob(pipeline.upload("busy.txt", b"Refund please"))

@@ -275,12 +275,13 @@ class Ingestor:
         return bool(state and state.metadata.get(HASH_KEY) == message.sha256)
 
     def _process(self, source: InputBlob, message: WorkMessage, claim: Claim) -> IngestResult:
+        checkpoints = f"{claim.name}/items/"
         current = self._current_items(source, message)
         if current is None:
+            self._drop(checkpoints)  # a dead worker's answers for content that is gone
             return IngestResult("stale", "the input changed since this work was queued; its new event handles it")
         task = self.cascade.tasks.get(source.task)
         items = current[message.start : message.end]
-        checkpoints = f"{claim.name}/items/"
         kept = self._checkpointed(checkpoints)  # answered by a worker that died before it could publish
 
         def keep(record: ResultRecord) -> None:
@@ -308,10 +309,10 @@ class Ingestor:
             outputs.append(jsonl_output(self.containers.review, review_name, review))
         if claim.lost:  # another worker took the work over: its outputs are the ones that count
             return IngestResult("stale", "the claim was taken over while working")
-        if not self._publish(source, message.sha256, message.etag, outputs, retire=message.part is None):
+        published = self._publish(source, message.sha256, message.etag, outputs, retire=message.part is None)
+        self._drop(checkpoints)  # published, or kept for content that is no longer the input's
+        if not published:
             return IngestResult("stale", "the input changed while it was processed; its new content is current")
-        for name in self.store.list_states(self.containers.claims, checkpoints):
-            self.store.delete(self.containers.claims, name)
         if message.part is not None:
             self._complete_manifest_if_done(source, message.sha256, message.parts)
         if self.shadow is not None:  # after publishing: the answers are out before any is checked again
@@ -319,6 +320,10 @@ class Ingestor:
         if message.part is None:
             return IngestResult("processed", f"{len(records)} items ({len(kept)} kept from an earlier worker)")
         return IngestResult("part_processed", source.part(message.part))
+
+    def _drop(self, checkpoints: str) -> None:
+        for name in self.store.list_states(self.containers.claims, checkpoints):
+            self.store.delete(self.containers.claims, name)
 
     def _parts_done(self, source: InputBlob, sha: str, parts: int) -> list[str]:
         """This content's published parts, by exact name: an input named `<name>/part-...` has outputs under the
