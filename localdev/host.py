@@ -93,7 +93,6 @@ def route_pattern(template: str) -> re.Pattern[str]:
     return re.compile(rf"^/api/{regex}/?$")
 
 
-@functools.cache
 def _message_text(content: str) -> str | None:
     """A queue message's text, as the trigger decodes it (base64 of UTF-8); None if it is not that."""
     try:
@@ -108,6 +107,7 @@ def route_values(match: re.Match[str]) -> dict[str, str]:
     return {key: unquote(re.sub("%2[Ff]", "%252F", value)) for key, value in match.groupdict().items()}
 
 
+@functools.cache
 def indexed_functions(app) -> list:
     """The app's functions. The worker indexes an app once, and `get_functions` refuses a second call on the
     same app (it records every name to reject duplicates), so hosts in one process share this list."""
