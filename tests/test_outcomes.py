@@ -525,6 +525,32 @@ def test_an_input_named_near_the_cap_in_three_byte_characters_gets_its_outcome_w
     assert len(calls_per_item(tier)) == 1 and sum(calls_per_item(tier).values()) == 1  # paid once
 
 
+def test_an_input_named_as_another_inputs_part_keeps_its_own_dead_letter_when_the_other_is_published(
+        storage, tier, tasks_dir):
+    pipeline = Pipeline(storage, tier.url, tasks_dir)
+    assert pipeline.drop("x.jsonl/part-00000", b"any bytes").disposition == "deadlettered"
+    named = InputBlob(TASK, "x.jsonl/part-00000")
+    assert named.deadletter != InputBlob(TASK, "x.jsonl").deadletter_part(0)
+    pipeline.drop("x.jsonl", b'{"id": "a", "text": "charged twice"}\n{"id": "b", "text": "refund"}\n')
+    assert json.loads(storage.read("deadletter", named.deadletter))["reason"] == "unsupported_format"
+    assert storage.state("results", f"{TASK}/x.jsonl.jsonl") is not None
+
+
+def test_a_blob_in_a_folder_named_underscore_and_one_outside_any_folder_keep_a_dead_letter_each(storage, tier,
+                                                                                                 tasks_dir):
+    pipeline = Pipeline(storage, tier.url, tasks_dir)
+    outside = storage.service.get_blob_client("incoming", "y.txt")
+    outside.upload_blob(b"charged twice", overwrite=True)
+    assert pipeline.ingestor.handle_blob(outside).disposition == "deadlettered"
+    underscore = storage.service.get_blob_client("incoming", "_/y.txt")
+    underscore.upload_blob(b"charged twice", overwrite=True)
+    assert pipeline.ingestor.handle_blob(underscore).disposition == "deadlettered"
+    letters = {InputBlob.from_path(path).deadletter: path for path in ("y.txt", "_/y.txt")}
+    assert len(letters) == 2
+    reasons = {path: json.loads(storage.read("deadletter", name))["reason"] for name, path in letters.items()}
+    assert reasons == {"y.txt": "no_task_folder", "_/y.txt": "unknown_task"}
+
+
 def test_a_file_name_too_long_for_an_id_still_gives_valid_distinct_item_ids():
     stem = "n" * 1000
     (item,) = parse_input(f"{stem}.txt", b"charged twice").items

@@ -15,6 +15,9 @@ An input `incoming/<task>/<name>` has:
 
 An input name too long for these (Azure caps a blob name at 1,024 characters and 254 segments) has its
 outputs under a short stem instead, `<task>/<start of name>~<hash>`: only its dead letter, `name_too_long`.
+So do an input named as another's part, `<name>/part-NNNNN` (no extension: its one output is its dead
+letter, `unsupported_format`, which would otherwise be the other input's part's), and one in a folder named
+`_` (an unknown task), whose outputs' names would otherwise be those of a blob outside any task folder.
 
 Records that belong to a task rather than to one input:
 
@@ -123,9 +126,12 @@ class InputBlob:
 
     @property
     def stem(self) -> str:
-        """What every output's name starts with: the input's path, or for a name too long for that a short
-        stem in the task's folder, its start kept to be recognised and its hash to tell it apart."""
-        if self.name_fits:
+        """What every output's name starts with: the input's path, or a short stem in the task's folder, its
+        start kept to be recognised and its hash to tell it apart, for a name too long for that or one whose
+        outputs would be another input's: named as its part (`<name>/part-NNNNN`, whose dead letter would be that
+        part's), or in a folder named `_` (the outputs of blobs outside any task folder are named `_/<name>`)."""
+        owned = not _PART_OF_ANOTHER.search(self.path) and (self.task != "_" or not self.in_task_folder)
+        if self.name_fits and owned:
             return self.path
         digest = hashlib.sha256(self.path.encode("utf-8", "surrogatepass")).hexdigest()[:16]
         return f"{self.task[:100]}/{self.name[:200].replace('/', '_')}~{digest}"
@@ -180,6 +186,7 @@ class InputBlob:
 
 
 _OUTPUT = re.compile(r"^(?P<path>.+?)(?:/part-\d{5}\.jsonl|\.jsonl|\.json)$")
+_PART_OF_ANOTHER = re.compile(r"/part-\d{5}$")
 
 
 def _azure_length(name: str) -> int:

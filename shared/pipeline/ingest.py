@@ -145,7 +145,7 @@ class Ingestor:
         except ResourceNotFoundError:
             return IngestResult("stale", "the blob was deleted before it was processed")
         etag = props.etag
-        if source.task == "_":
+        if not source.in_task_folder:
             return self.deadletter(source, "no_task_folder", "blobs go under incoming/<task>/", etag=etag)
         if not source.name_fits:
             return self.deadletter(source, "name_too_long", "the name leaves no room for its outputs' names: at most "
