@@ -24,7 +24,7 @@ from shared.errors import WriteConflict
 T = TypeVar("T")
 
 # What a metadata value keeps as it is: printable ASCII but '%', so that reading decodes exactly what was written
-# (a review decision compares the input a correction names with its own).
+# (a manifest's metadata is read back and written again).
 HEADER_SAFE = "".join(c for c in string.printable if c not in "\t\n\r\x0b\x0c%")
 METADATA_VALUE_MAX_CHARS = 1024
 
@@ -86,10 +86,14 @@ def _header_value(value: str) -> str:
     encoded = quote(value, safe=HEADER_SAFE)
     if len(encoded) <= METADATA_VALUE_MAX_CHARS:
         return encoded
-    start = encoded[:METADATA_VALUE_MAX_CHARS - 17]
-    if "%" in start[-2:]:  # not in the middle of an escape
-        start = start[:start.rindex("%")]
-    return f"{start}~{hashlib.sha256(value.encode('utf-8', 'surrogatepass')).hexdigest()[:16]}"
+    start, room = [], METADATA_VALUE_MAX_CHARS - 17
+    for char in value:  # whole characters, so the start decodes as it was written
+        piece = quote(char, safe=HEADER_SAFE)
+        if len(piece) > room:
+            break
+        start.append(piece)
+        room -= len(piece)
+    return f"{''.join(start)}~{hashlib.sha256(value.encode('utf-8')).hexdigest()[:16]}"
 
 
 def _metadata(stored: dict[str, str] | None) -> dict[str, str]:
