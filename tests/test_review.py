@@ -93,10 +93,13 @@ def result_of(name: str, item_id: str) -> ResultRecord:
     return next(r for r in (ResultRecord.model_validate_json(line) for _, line in jsonl_lines(text)) if r.id == item_id)
 
 
-def correction_of(item_id: str) -> CorrectionRecord:
+def correction_of(item_id: str, source: str | None = None) -> CorrectionRecord:
+    """The decision on an item; `drop_and_wait` names its items `<input>-<n>`, which gives their source."""
     from functions import services
 
-    return CorrectionRecord.model_validate_json(services.blob_store().read("corrections", correction(TASK, item_id)))
+    source = source or f"{TASK}/{item_id.rsplit('-', 1)[0]}.jsonl"
+    name = correction(TASK, source, item_id)
+    return CorrectionRecord.model_validate_json(services.blob_store().read("corrections", name))
 
 
 def test_decisions_write_corrections_update_results_and_empty_the_queue(host):
@@ -112,7 +115,7 @@ def test_decisions_write_corrections_update_results_and_empty_the_queue(host):
     queue.decide(TASK, "core-1", "correct", "technical", by="ana")
     with pytest.raises(InputError, match="not a label"):
         queue.decide(TASK, "core-2", "correct", "refunds", by="ana")
-    assert services.blob_store().state("corrections", correction(TASK, "core-2")) is None  # nothing written
+    assert services.blob_store().state("corrections", correction(TASK, f"{TASK}/core.jsonl", "core-2")) is None
 
     assert correction_of("core-0").final_answer == "billing" and correction_of("core-0").decision == "accept"
     fixed = correction_of("core-1")
@@ -185,7 +188,7 @@ def test_a_decision_whose_maker_died_after_its_correction_is_finished_by_the_nex
     assert (correction_of("died-0").by, result_of("died", "died-0").answer) == ("ana", "technical")
 
 
-def test_the_same_item_id_in_another_input_is_decided_apart_from_the_first(host):
+def test_the_same_item_id_in_two_inputs_is_decided_apart_and_both_decisions_are_kept(host):
     from functions import services
 
     store = services.blob_store()
@@ -200,6 +203,9 @@ def test_the_same_item_id_in_another_input_is_decided_apart_from_the_first(host)
     queue.decide(TASK, "twin", "correct", "technical", by="ana", source=f"{TASK}/twin-a.jsonl")
     queue.decide(TASK, "twin", "correct", "account", by="bo", source=f"{TASK}/twin-b.jsonl")
     assert (result_of("twin-a", "twin").answer, result_of("twin-b", "twin").answer) == ("technical", "account")
+    kept = [correction_of("twin", f"{TASK}/{name}.jsonl") for name in ("twin-a", "twin-b")]  # both, for training
+    assert [(c.final_answer, c.by, c.text) for c in kept] == [("technical", "ana", "charged twice (twin-a)"),
+                                                              ("account", "bo", "charged twice (twin-b)")]
 
 
 SEPARATORS = "\u2028\u2029\x85"  # raw in JSON strings: line breaks to str.splitlines, not to JSON Lines

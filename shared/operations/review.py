@@ -4,10 +4,10 @@ Pending items are the records in `review/<task>/...` (one ResultRecord per line)
 input they came from. `ReviewQueue.decide` takes accept (the draft is right), correct (a final answer, validated
 against the task) or reject (no answer is right), and in this order, each step safe to repeat:
 
-1. writes a CorrectionRecord to `corrections/<task>/<hash of id>.json`, only if this item (of this input's
-   content) has none: of decisions made at once, one stands and the others are a WriteConflict naming it. A
-   decision that finds one standing (its maker died before step 3) finishes that one's steps first. A
-   correction of another item with the same id (another input, or older content) is replaced;
+1. writes a CorrectionRecord to `corrections/<task>/<hash of input and id>.json`, only if this item (of this
+   input's content) has none: of decisions made at once, one stands and the others are a WriteConflict naming
+   it. A decision that finds one standing (its maker died before step 3) finishes that one's steps first. A
+   correction of the item in older content of the same input is replaced;
 2. updates the item's record in `results/` to status `reviewed` with the final answer and confidence 1.0 (a
    person decided; none when rejected), keeping every attempt;
 3. removes the item from `review/` (the blob is deleted when it empties).
@@ -86,7 +86,7 @@ class ReviewQueue:
         decided = CorrectionRecord(task=task.name, id=item_id, text=item.text or "(text not found)",
                                    decision=decision, final_answer=final, draft_answer=item.record.answer,
                                    draft_tier=item.record.tier, by=by, at=datetime.now(timezone.utc))
-        standing = self._record_decision(correction(task.name, item_id), decided, item)
+        standing = self._record_decision(correction(task.name, item.source, item_id), decided, item)
         # results/ and review/ share names (<input>.jsonl, <input>/part-NNNNN.jsonl), but a one-item input's
         # results are <input>.json
         source = InputBlob.from_path(item.source, self.containers)

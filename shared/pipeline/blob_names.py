@@ -22,7 +22,7 @@ letter, `unsupported_format`, which would otherwise be the other input's part's)
 Records that belong to a task rather than to one input:
 
     shadow/<task>/<yyyy-mm-dd>.jsonl           shadow pairs (an accepted answer and the frontier's), an append blob
-    corrections/<task>/<hash of id>.json       a person's review decision on an item
+    corrections/<task>/<hash>.json             a person's review decision on an item (hash of its input and id)
     models/<task>/...                          trained heads, their activations and promotion decisions
                                                (shared/learning/artifact.py, activation.py, promotion.py)
 """
@@ -85,9 +85,12 @@ def shadow_claim(task: str, source: str, item_id: str) -> str:
     return f"_shadow/{task}/{key}"
 
 
-def correction(task: str, item_id: str) -> str:
-    """Item ids may hold any character; the name uses their hash, the record itself the id."""
-    return f"{task}/{hashlib.sha256(item_id.encode('utf-8')).hexdigest()[:32]}.json"
+def correction(task: str, source: str, item_id: str) -> str:
+    """A decision on item `item_id` of input `source` (`<task>/<name>`): ids are unique within one input only
+    (they often restart at 1 in each file), and may hold any character; the name uses a hash of both, the
+    record itself the id and its metadata the source."""
+    key = hashlib.sha256(f"{source}\n{item_id}".encode("utf-8")).hexdigest()[:32]
+    return f"{task}/{key}.json"
 
 
 def _part(n: int) -> str:

@@ -75,7 +75,8 @@ def storage():
                               results_sha256="0" * 64)
         blobs.get_blob_client("results", "support_ticket/parted.jsonl/manifest.json").upload_blob(b"{}")
         for row in changed:  # people corrected the items whose results can no longer be joined
-            blobs.get_blob_client("corrections", correction("support_ticket", row["id"])).upload_blob(
+            blobs.get_blob_client("corrections", correction("support_ticket", "support_ticket/changed.jsonl",
+                                                            row["id"])).upload_blob(
                 json.dumps(correction_record(row["id"], row["text"], row["label"], at=NOW)))
         yield emulator, blobs, len(rows)
 

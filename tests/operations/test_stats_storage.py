@@ -63,7 +63,7 @@ def written(store) -> BlobStore:
     put(store, containers.shadow, shadow_day("ticket", TODAY.date()), pairs)
     for record in (correction_record("b1", final="billing", draft="billing", at=TODAY),
                    correction_record("x9", final="account", draft="billing", at=TODAY)):
-        put(store, containers.corrections, correction("ticket", record.id), record)
+        put(store, containers.corrections, correction("ticket", "ticket/b.jsonl", record.id), record)
     return store
 
 
