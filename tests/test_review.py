@@ -206,6 +206,8 @@ def test_the_same_item_id_in_two_inputs_is_decided_apart_and_both_decisions_are_
     kept = [correction_of("twin", f"{TASK}/{name}.jsonl") for name in ("twin-a", "twin-b")]  # both, for training
     assert [(c.final_answer, c.by, c.text) for c in kept] == [("technical", "ana", "charged twice (twin-a)"),
                                                               ("account", "bo", "charged twice (twin-b)")]
+    # named as a shadow pair names its input, so stats judge each input's pair by its own decision
+    assert [c.source for c in kept] == [InputBlob(TASK, f"{name}.jsonl").source for name in ("twin-a", "twin-b")]
 
 
 SEPARATORS = "\u2028\u2029\x85"  # raw in JSON strings: line breaks to str.splitlines, not to JSON Lines

@@ -97,6 +97,9 @@ class CorrectionRecord(BaseModel):
 
     task: str
     id: str
+    # The input the item came from (`incoming/<task>/<name>`, as a ShadowRecord names it): ids are unique within
+    # one input only. None in records written before it was kept.
+    source: str | None = None
     text: str = Field(min_length=1)
     decision: ReviewDecision = "correct"
     final_answer: Any

@@ -83,13 +83,13 @@ class ReviewQueue:
                              f"({', '.join(p.source for p in matches)})")
         item = matches[0]
         final = _final_answer(task, decision, answer, item.record)
-        decided = CorrectionRecord(task=task.name, id=item_id, text=item.text or "(text not found)",
-                                   decision=decision, final_answer=final, draft_answer=item.record.answer,
+        source = InputBlob.from_path(item.source, self.containers)
+        decided = CorrectionRecord(task=task.name, id=item_id, source=source.source,
+                                   text=item.text or "(text not found)", decision=decision, final_answer=final, draft_answer=item.record.answer,
                                    draft_tier=item.record.tier, by=by, at=datetime.now(timezone.utc))
         standing = self._record_decision(correction(task.name, item.source, item_id), decided, item)
         # results/ and review/ share names (<input>.jsonl, <input>/part-NNNNN.jsonl), but a one-item input's
         # results are <input>.json
-        source = InputBlob.from_path(item.source, self.containers)
         results_blob = item.review_blob
         if item.review_blob == source.review and self.store.state(self.containers.results, source.result_single):
             results_blob = source.result_single

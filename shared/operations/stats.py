@@ -71,11 +71,14 @@ def latest_shadows(shadows: Iterable[ShadowRecord]) -> list[ShadowRecord]:
     return list(best.values())
 
 
-def latest_corrections(corrections: Iterable[CorrectionRecord]) -> dict[tuple[str, str], CorrectionRecord]:
-    """The latest decision per (task, id)."""
-    best: dict[tuple[str, str], CorrectionRecord] = {}
+CorrectionKey = tuple[str, str | None, str]  # (task, source, id), as a shadow pair names its item
+
+
+def latest_corrections(corrections: Iterable[CorrectionRecord]) -> dict[CorrectionKey, CorrectionRecord]:
+    """The latest decision per item of an input: the same id in two inputs is two items."""
+    best: dict[CorrectionKey, CorrectionRecord] = {}
     for correction in corrections:
-        key = (correction.task, correction.id)
+        key = (correction.task, correction.source, correction.id)
         if key not in best or utc(correction.at) > utc(best[key].at):
             best[key] = correction
     return best
@@ -87,6 +90,11 @@ def same_answer(answer: Any, truth: Any) -> bool:
         return all(metrics.normalise_field(f, answer.get(f)) == metrics.normalise_field(f, truth.get(f))
                    for f in answer.keys() | truth.keys())
     return answer == truth
+
+
+def correction_of(pair: ShadowRecord, corrections: dict[CorrectionKey, CorrectionRecord]) -> CorrectionRecord | None:
+    """The decision on the pair's item; a correction written before records named their input matches by id."""
+    return corrections.get((pair.task, pair.source, pair.id)) or corrections.get((pair.task, None, pair.id))
 
 
 def shadow_verdict(pair: ShadowRecord, correction: CorrectionRecord | None) -> bool | None:
@@ -178,12 +186,12 @@ class PeriodRecords:
 
 
 def period_stats(task: str, day: date | None, found: PeriodRecords,
-                 corrections: dict[tuple[str, str], CorrectionRecord]) -> PeriodStats:
+                 corrections: dict[CorrectionKey, CorrectionRecord]) -> PeriodStats:
     records = found.results
     statuses = Counter(r.status for r in records)
     reasons = Counter(a.outcome for r in records for a in r.attempts)
     priced = [r for r in records if r.counterfactual_cost_usd is not None]
-    verdicts = [v for v in (shadow_verdict(p, corrections.get((p.task, p.id))) for p in found.pairs) if v is not None]
+    verdicts = [v for v in (shadow_verdict(p, correction_of(p, corrections)) for p in found.pairs) if v is not None]
     drafts = [c for c in found.decisions if c.draft_answer is not None]
     return PeriodStats(
         task=task, day=day, volume=len(records), statuses={s: statuses[s] for s in STATUSES},

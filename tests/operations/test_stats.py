@@ -128,6 +128,20 @@ def test_a_correction_is_ground_truth_for_a_shadow_pair_over_the_frontier():
     assert only_task(summarise([], pairs)).total.live_accuracy.successes == 1  # without: the frontier's verdicts
 
 
+def test_a_correction_judges_only_the_pair_of_its_own_input_when_two_inputs_share_an_id():
+    pairs = [shadow("1", agree=True, accepted="billing"),
+             shadow("1", agree=True, accepted="billing", source="incoming/ticket/b.jsonl")]
+    corrections = [correction("1", final="account", source="incoming/ticket/b.jsonl")]
+    accuracy = only_task(summarise([], pairs, corrections)).total.live_accuracy
+    assert (accuracy.successes, accuracy.n) == (1, 2)  # a.jsonl's item 1 keeps the frontier's verdict
+
+
+def test_a_correction_recorded_without_its_input_still_judges_the_pair_of_its_id():
+    pairs = [shadow("a", agree=True, accepted="billing")]
+    corrections = [correction("a", final="account", source=None)]
+    assert only_task(summarise([], pairs, corrections)).total.live_accuracy.successes == 0
+
+
 def test_draft_accuracy_counts_the_reviewed_drafts_a_person_kept():
     corrections = [correction("a", final="billing", draft="billing", decision="accept"),
                    correction("b", final="account", draft="billing"),

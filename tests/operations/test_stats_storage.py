@@ -61,9 +61,9 @@ def written(store) -> BlobStore:
              shadow("c2", True, at=TODAY, source=c.source)]  # a redelivered shadow message
     store.ensure_containers([containers.shadow, containers.corrections])
     put(store, containers.shadow, shadow_day("ticket", TODAY.date()), pairs)
-    for record in (correction_record("b1", final="billing", draft="billing", at=TODAY),
-                   correction_record("x9", final="account", draft="billing", at=TODAY)):
-        put(store, containers.corrections, correction("ticket", "ticket/b.jsonl", record.id), record)
+    for record in (correction_record("b1", final="billing", draft="billing", at=TODAY, source=b.source),
+                   correction_record("x9", final="account", draft="billing", at=TODAY, source=b.source)):
+        put(store, containers.corrections, correction("ticket", b.path, record.id), record)
     return store
 
 
