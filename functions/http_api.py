@@ -165,7 +165,8 @@ def list_review(req: func.HttpRequest) -> func.HttpResponse:
 
 
 @bp.function_name("decide_review")
-@bp.route(route="review/{task}/{id}", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
+# A catch-all: ids may hold '/', which a route value cannot take encoded (ASP.NET routing keeps %2F as it is)
+@bp.route(route="review/{task}/{*id}", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
 def decide_review(req: func.HttpRequest) -> func.HttpResponse:
     from azure.core.exceptions import AzureError
 

@@ -88,8 +88,9 @@ class HttpRoute:
 
 
 def route_pattern(template: str) -> re.Pattern[str]:
-    """'tasks/{task}' -> ^/api/tasks/(?P<task>[^/]+)$"""
-    regex = re.sub(r"\{(\w+)(?::[^}]*)?\}", r"(?P<\1>[^/]+)", template.strip("/"))
+    """'tasks/{task}' -> ^/api/tasks/(?P<task>[^/]+)$; a catch-all '{*rest}' takes the rest of the path, '/' too."""
+    regex = re.sub(r"\{\*{1,2}(\w+)\}", r"(?P<\1>.+)", template.strip("/"))
+    regex = re.sub(r"\{(\w+)(?::[^}]*)?\}", r"(?P<\1>[^/]+)", regex)
     return re.compile(rf"^/api/{regex}/?$")
 
 

@@ -8,6 +8,7 @@ import os
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -263,6 +264,25 @@ def test_review_over_http_lists_decides_and_answers_problems(host):
     assert status == 200 and body["final_answer"] == "billing" and body["by"] == "cy"
     assert call(host, "POST", f"review/{TASK}/http-0", {"decision": "accept", "by": "cy"})[0] == 404
     assert result_of("http", "http-0").status == "reviewed"
+
+
+def test_item_ids_holding_slashes_and_reserved_characters_are_decided_over_http(host):
+    from functions import services
+
+    ids = ["order/7/line 2", "50% off?#x"]
+    data = "".join(json.dumps({"id": item_id, "text": "Where is my invoice?"}) + "\n" for item_id in ids)
+    services.blob_store().service.get_blob_client("incoming", f"{TASK}/slashes.jsonl").upload_blob(
+        data.encode(), overwrite=True)
+    deadline = time.monotonic() + 120
+    while not services.blob_store().state("review", InputBlob(TASK, "slashes.jsonl").review):
+        assert time.monotonic() < deadline, "slashes.jsonl did not reach review"
+        time.sleep(0.2)
+    for item_id in ids:
+        status, body = call(host, "POST", f"review/{TASK}/{urllib.parse.quote(item_id, safe='/')}",
+                            {"decision": "correct", "answer": "account", "by": "ed"})
+        assert (status, body["id"]) == (200, item_id)
+        assert result_of("slashes", item_id).status == "reviewed"
+    assert not services.blob_store().state("review", InputBlob(TASK, "slashes.jsonl").review)  # emptied
 
 
 def test_a_decision_storage_refuses_is_a_503_problem_and_the_item_stays_in_review(host):
