@@ -262,7 +262,8 @@ class LocalHost:
                     if key.lower() not in {"content-type", "content-length"}:
                         self.send_header(key, value)
                 self.end_headers()
-                self.wfile.write(payload)
+                if self.command != "HEAD":  # a HEAD reply has the headers of the body it does not send
+                    self.wfile.write(payload)
 
             def _respond(self, body: bytes) -> tuple[int, bytes, str, dict[str, str]]:
                 try:
@@ -273,7 +274,7 @@ class LocalHost:
                     log.exception("function failed on %s %s", self.command, self.path)
                     return 500, b"", "text/plain", {}
 
-            do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _serve
+            do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _serve
 
             def log_message(self, fmt: str, *args: Any) -> None:
                 log.debug(fmt, *args)

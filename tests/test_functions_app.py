@@ -302,6 +302,25 @@ def test_a_request_whose_content_length_is_not_a_length_is_a_400_not_a_hang(host
     connection.close()
 
 
+def test_head_and_options_get_a_problem_reply_and_the_connection_stays_usable(host):
+    import http.client
+
+    connection = http.client.HTTPConnection("127.0.0.1", host.port, timeout=30)
+    for method in ("HEAD", "OPTIONS"):  # no function serves them: a 404 problem, not the server's 501 page
+        connection.request(method, "/api/health")
+        response = connection.getresponse()
+        body = response.read()
+        assert (response.status, response.headers["content-type"]) == (404, "application/problem+json")
+        if method == "HEAD":
+            assert body == b""
+        else:
+            assert json.loads(body)["status"] == 404
+    connection.request("GET", "/api/health")  # on the same connection: a HEAD reply left no body behind
+    response = connection.getresponse()
+    assert response.status == 200 and json.loads(response.read())["status"] == "ok"
+    connection.close()
+
+
 def test_http_catalogue_and_health(host):
     status, _, body = http(host, "GET", "/api/tasks")
     names = {t["name"]: t for t in body["tasks"]}
