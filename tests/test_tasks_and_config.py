@@ -67,12 +67,14 @@ def test_labels_may_be_bare_names_or_a_mapping_of_name_to_description(tmp_path):
      "does not resolve within the schema"),
     ("kind: extraction\ninstruction: x\nschema: {type: object, properties: {a: {$ref: '#/$defs/gone'}}}\n",
      "'#/\\$defs/gone' does not resolve"),
+    ("kind: extraction\ninstruction: x\nschema: {type: object, properties: {a: {$id: 'https://x.test/a', "
+     "$ref: '#/$defs/gone'}}}\n", "'#/\\$defs/gone' does not resolve"),
     ("kind: classification\ninstruction: x\nlabels: [a, b]\ncalibration: {x: [0.5, 0.1], y: [0.2, 0.9]}\n",
      "non-decreasing"),
     ("kind: classification\ninstruction: x\nlabels: [a, b]\ncalibration: {x: [0.1, 0.5], y: [0.2, 1.5]}\n",
      "in \\[0, 1\\]"),
 ], ids=["schema-file-not-a-path", "schema-file-nested-too-deep", "schema-file-nul", "remote-ref", "dangling-ref",
-        "calibration-decreasing", "calibration-over-one"])
+        "dangling-ref-under-nested-id", "calibration-decreasing", "calibration-over-one"])
 def test_a_task_file_that_would_fail_later_is_a_task_error_when_loaded(tmp_path, body, problem):
     (tmp_path / "deep.json").write_text("[" * 100_000 + "]" * 100_000)
     path = tmp_path / "bad.yaml"
@@ -90,6 +92,19 @@ def test_a_schema_whose_refs_resolve_within_it_loads_and_validates_through_them(
     task = load_task_file(path)
     assert task.validation_errors({"total": "12.50"}) == []
     assert task.validation_errors({"total": "twelve"}) != []
+
+
+def test_refs_resolve_against_the_nearest_id_as_jsonschema_resolves_them(tmp_path):
+    path = tmp_path / "ids.yaml"
+    path.write_text(json.dumps({"kind": "extraction", "instruction": "x", "schema": {
+        "$id": "https://x.test/receipt", "type": "object",
+        "$defs": {"money": {"$id": "money.json", "type": "string", "pattern": "^[0-9.]+$"}},
+        "properties": {"total": {"$ref": "money.json"},  # relative to the root's $id
+                       "tax": {"$id": "https://x.test/tax", "$defs": {"rate": {"type": "number"}},
+                               "$ref": "#/$defs/rate"}}}}))  # within the nested resource
+    task = load_task_file(path)
+    assert task.validation_errors({"total": "12.50", "tax": 0.2}) == []
+    assert len(task.validation_errors({"total": "twelve", "tax": "high"})) == 2
 
 
 def test_a_tasks_folder_that_is_missing_or_not_a_folder_is_a_task_error_naming_it(tmp_path):

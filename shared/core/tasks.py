@@ -176,29 +176,35 @@ AnyTask = ClassificationTask | ExtractionTask
 
 
 def _unresolvable_refs(schema: dict[str, Any]) -> list[str]:
-    """The schema's `$ref`s that do not resolve within it, which would fail every answer's validation. Refs
-    under a nested `$id` are relative to it and left to jsonschema."""
-    resolver = referencing.Registry().with_resource(
-        "", referencing.jsonschema.DRAFT202012.create_resource(schema)).resolver()
-    unresolved = []
-    for ref in _refs(schema):
-        try:
-            resolver.lookup(ref)
-        except referencing.exceptions.Unresolvable:
-            unresolved.append(ref)
+    """The schema's `$ref`s that do not resolve within it, which would fail every answer's validation. Each is
+    looked up as jsonschema will: relative to the nearest enclosing `$id`."""
+    root = referencing.jsonschema.DRAFT202012.create_resource(schema)
+    registry = referencing.Registry().with_resource(root.id() or "", root).crawl()  # every nested `$id` known
+    unresolved: list[str] = []
+
+    def walk(node: Any, resolver: referencing.Resolver[Any], is_root: bool) -> None:
+        if isinstance(node, list):
+            for child in node:
+                walk(child, resolver, False)
+            return
+        if not isinstance(node, dict):
+            return
+        if not is_root and isinstance(node.get("$id"), str):
+            resolver = resolver.in_subresource(referencing.jsonschema.DRAFT202012.create_resource(node))
+        if isinstance(ref := node.get("$ref"), str):
+            try:
+                resolver.lookup(ref)
+            except referencing.exceptions.Unresolvable:
+                unresolved.append(ref)
+        for key, child in node.items():
+            if key not in DATA_KEYWORDS:
+                walk(child, resolver, False)
+
+    walk(schema, registry.resolver(root.id() or ""), True)
     return unresolved
 
 
 DATA_KEYWORDS = ("enum", "const", "default", "examples")  # their values are instances, not schemas
-
-
-def _refs(node: Any, root: bool = True) -> list[str]:
-    if isinstance(node, list):
-        return [ref for child in node for ref in _refs(child, root=False)]
-    if not isinstance(node, dict) or (not root and "$id" in node):
-        return []
-    own = [node["$ref"]] if isinstance(node.get("$ref"), str) else []
-    return own + [ref for key, child in node.items() if key not in DATA_KEYWORDS for ref in _refs(child, False)]
 
 
 class _TaskFile(BaseModel):
