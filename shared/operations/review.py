@@ -85,8 +85,9 @@ class ReviewQueue:
         final = _final_answer(task, decision, answer, item.record)
         source = InputBlob.from_path(item.source, self.containers)
         decided = CorrectionRecord(task=task.name, id=item_id, source=source.source,
-                                   text=item.text or "(text not found)", decision=decision, final_answer=final, draft_answer=item.record.answer,
-                                   draft_tier=item.record.tier, by=by, at=datetime.now(timezone.utc))
+                                   text=item.text or "(text not found)", decision=decision, final_answer=final,
+                                   draft_answer=item.record.answer, draft_tier=item.record.tier, by=by,
+                                   at=datetime.now(timezone.utc))
         standing = self._record_decision(correction(task.name, item.source, item_id), decided, item)
         # results/ and review/ share names (<input>.jsonl, <input>/part-NNNNN.jsonl), but a one-item input's
         # results are <input>.json
