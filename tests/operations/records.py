@@ -35,5 +35,5 @@ def shadow(id: str, agree: bool | None, *, task: str = "ticket", at: datetime = 
 
 def correction(id: str, final: Any, draft: Any = "billing", *, task: str = "ticket", at: datetime = DAY1,
                decision: str = "correct", source: str | None = "incoming/ticket/a.jsonl") -> CorrectionRecord:
-    return CorrectionRecord(task=task, id=id, source=source, text=f"text of {id}", decision=decision, final_answer=final,
-                            draft_answer=draft, draft_tier="small", by="oncall@example.com", at=at)
+    return CorrectionRecord(task=task, id=id, source=source, text=f"text of {id}", decision=decision,
+                            final_answer=final, draft_answer=draft, draft_tier="small", by="oncall@example.com", at=at)
