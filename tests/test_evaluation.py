@@ -124,10 +124,80 @@ def test_extraction_eval_and_single_tier_report(tmp_path, monkeypatch):
     assert "| total exact |" in markdown and "field-level F1" in markdown and "One tier only" in markdown
 
 
-def _records(tier: str, answers: list[str], golds: list[str]) -> str:
+def _records(tier: str, answers: list[str], golds: list[str], task: str = "banking77") -> str:
     return "".join(EvalRecord(tier=tier, outcome="answered", answer=a, confidence=0.9, raw_confidence=0.9,
-                              task="banking77", kind="classification", id=str(i), gold=g).model_dump_json() + "\n"
+                              task=task, kind="classification", id=str(i), gold=g).model_dump_json() + "\n"
                    for i, (a, g) in enumerate(zip(answers, golds)))
+
+
+def _main(*args: str):
+    """The console entry point in a process of its own, as a user runs it."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", "from shared.cli.app import main; main()", *args], cwd=REPO,
+                          capture_output=True, text=True, timeout=120)
+    return done.returncode, done.stdout + done.stderr
+
+
+def test_a_run_of_another_task_is_refused_by_eval_tune_report_and_compare_and_nothing_is_written(tmp_path):
+    other = tmp_path / "banking.jsonl"
+    other.write_text(_records("trained", ["card_arrival"] * 2, ["card_arrival"] * 2))
+    tickets = tmp_path / "tickets.jsonl"
+    tickets.write_text(_records("trained", ["billing", "other"], ["billing", "account"], task="support_ticket"))
+    data = tmp_path / "data.jsonl"
+    data.write_text("".join(json.dumps({"id": f"n{i}", "text": t, "label": "billing"}) + "\n"
+                            for i, t in enumerate(["refund me", "charged twice"])))
+    tasks = tmp_path / "tasks"
+    shutil.copytree(REPO / "tasks", tasks)
+    task_file = (tasks / "support_ticket.yaml").read_text()
+    before = other.read_bytes()
+    for args in (["eval", "support_ticket", "--data", str(data), "--tiers", "trained", "--out", str(other)],
+                 ["tune", "support_ticket", str(other), "--tier", "trained"],
+                 ["report", str(tickets), "--frontier-run", str(other), "--out", str(tmp_path / "report")],
+                 ["compare", str(tickets), str(other), "--out", str(tmp_path / "compare")]):
+        code, output = _main(*args)
+        assert code != 0 and "Traceback" not in output, output
+        assert "a run of banking77, not of support_ticket" in " ".join(output.split()), output
+    assert other.read_bytes() == before and (tasks / "support_ticket.yaml").read_text() == task_file
+
+
+def test_a_run_file_mixing_tasks_is_refused_and_one_repeating_a_pair_counts_it_once(tmp_path):
+    from shared.errors import InputError
+    from shared.evaluation.runs import read_run
+
+    mixed = tmp_path / "mixed.jsonl"
+    mixed.write_text(_records("small", ["a"], ["a"]) + _records("small", ["billing"], ["billing"], task="support_ticket"))
+    with pytest.raises(InputError, match="several tasks"):
+        read_run(mixed)
+    repeated = tmp_path / "repeated.jsonl"
+    repeated.write_text(_records("small", ["a", "b"], ["a", "b"]) + _records("small", ["x", "y"], ["a", "b"]))
+    runs = load_runs(repeated, "banking77")
+    assert [(r.id, r.answer) for r in runs["small"].records] == [("0", "x"), ("1", "y")]  # the last of each
+
+
+def test_a_frontier_run_sharing_no_item_with_the_run_is_one_line_not_a_table_of_nan(tmp_path):
+    small, frontier = tmp_path / "small.jsonl", tmp_path / "frontier.jsonl"
+    small.write_text(_records("small", ["a"], ["a"]))
+    frontier.write_text(_records("frontier", ["a"], ["a"]).replace('"id":"0"', '"id":"elsewhere"'))
+    code, output = _main("report", str(small), "--frontier-run", str(frontier), "--out", str(tmp_path / "report"))
+    assert code != 0 and "share no item ids" in output and "Traceback" not in output, output
+
+
+def test_eval_resumed_after_a_line_cut_short_keeps_every_record(tmp_path, monkeypatch):
+    tasks = tmp_path / "tasks"
+    shutil.copytree(REPO / "tasks", tasks)
+    monkeypatch.setenv("SMALLFIRST_TASKS_DIR", str(tasks))
+    data = tmp_path / "data.jsonl"
+    data.write_text("".join(json.dumps({"id": str(i), "text": t, "label": "billing"}) + "\n"
+                            for i, t in enumerate(["refund me", "charged twice", "invoice wrong", "card declined"])))
+    run = tmp_path / "run.jsonl"
+    complete = _records("trained", ["billing"], ["billing"], task="support_ticket")
+    run.write_text(complete + complete.replace('"id":"0"', '"id":"1"')[:40])  # killed while writing item 1
+    invoke("eval", "support_ticket", "--data", str(data), "--tiers", "trained", "--out", str(run))
+    from shared.evaluation.runs import read_run
+
+    assert sorted(r.id for r in read_run(run, "support_ticket")) == ["0", "1", "2", "3"]
 
 
 def test_a_frontier_run_recorded_as_small_never_replaces_the_small_tier(tmp_path):
@@ -136,7 +206,7 @@ def test_a_frontier_run_recorded_as_small_never_replaces_the_small_tier(tmp_path
     small.write_text(_records("small", ["wrong"] * 3, golds))
     frontier = tmp_path / "frontier.jsonl"
     frontier.write_text(_records("small", golds, golds))  # a frontier model evaluated under the tier name small
-    runs = load_runs(small, frontier)
+    runs = load_runs(small, "banking77", frontier)
     assert set(runs) == {"small", "frontier"}
     assert runs["small"].correct == [False] * 3 and runs["frontier"].correct == [True] * 3
 

@@ -159,7 +159,7 @@ def eval_command(
     data: Path = typer.Option(..., "--data", exists=True, dir_okay=False, help='labelled .jsonl: {"id","text","label"|"expected"}'),
     tiers: str = typer.Option("small", "--tiers", help="comma-separated tier names, each evaluated separately"),
     out: Path = typer.Option(..., "--out", help="run file (.jsonl); an existing one is resumed"),
-    sample: Optional[int] = typer.Option(None, "--sample", help="a seeded random sample of this many items"),
+    sample: Optional[int] = typer.Option(None, "--sample", min=1, help="a seeded random sample of this many items"),
     seed: int = typer.Option(0, "--seed"),
     concurrency: int = typer.Option(4, "--concurrency", min=1),
 ) -> None:
@@ -176,10 +176,12 @@ def eval_command(
         console.print(f"[yellow]{sum(item.label in unknown for item in items)} rows have labels {spec.name} does "
                       f"not know ({', '.join(map(repr, unknown[:5]))}{', ...' if len(unknown) > 5 else ''}): "
                       "no tier can get them right[/]")
-    names = [name.strip() for name in tiers.split(",") if name.strip()]
+    names = list(dict.fromkeys(name.strip() for name in tiers.split(",") if name.strip()))  # each tier once
+    if not names:
+        raise typer.BadParameter("name at least one tier", param_hint="--tiers")
     with progress_bar() as progress:
         bar = progress.add_task(f"{task} x {','.join(names)}", total=len(items) * len(names))
-        progress.advance(bar, len(done_pairs(out) & {(item.id, name) for item in items for name in names}))
+        progress.advance(bar, len(done_pairs(out, spec.name) & {(item.id, name) for item in items for name in names}))
         ran = asyncio.run(run_eval(cascade, spec, items, names, out, concurrency, lambda record: progress.advance(bar)))
     console.print(f"{ran} item x tier pairs evaluated -> {out}")
 
@@ -199,7 +201,8 @@ def report(
     run: Path = typer.Argument(..., exists=True, dir_okay=False),
     out: Path = typer.Option(..., "--out", help="folder for report.md, report.html and the plots"),
     frontier_run: Optional[Path] = typer.Option(None, "--frontier-run", exists=True, help="a second run used as the frontier"),
-    target: Optional[float] = typer.Option(None, "--target", help="absolute target accuracy (default: frontier - 0.01)"),
+    target: Optional[float] = typer.Option(None, "--target", min=0.0, max=1.0,
+                                           help="absolute target accuracy (default: frontier - 0.01)"),
 ) -> None:
     """Quality, latency, cost, calibration and the simulated cascade, from an eval run."""
     from shared.evaluation.report import build_report
@@ -216,7 +219,7 @@ def tune(
     task: str,
     run: Path = typer.Argument(..., exists=True, dir_okay=False),
     frontier_run: Optional[Path] = typer.Option(None, "--frontier-run", exists=True),
-    target: Optional[float] = typer.Option(None, "--target"),
+    target: Optional[float] = typer.Option(None, "--target", min=0.0, max=1.0),
     tier: str = typer.Option("small", "--tier", help="the cheaper tier to tune (its own threshold unless small)"),
     calibrate: bool = typer.Option(True, "--calibrate/--no-calibrate",
                                    help="fit an isotonic map first (off for a tier calibrated already)"),
@@ -227,8 +230,8 @@ def tune(
     cascade = _cascade()
     _task(cascade, task)
     try:
-        result = tune_task(cascade.tasks.path_of(task), run, frontier_run=frontier_run, target=target, tier=tier,
-                           calibrate=calibrate)
+        result = tune_task(cascade.tasks.path_of(task), run, task=task, frontier_run=frontier_run, target=target,
+                           tier=tier, calibrate=calibrate)
     except ValueError as exc:
         console.print(f"[red]{exc}[/]")
         raise typer.Exit(1)
@@ -454,7 +457,7 @@ def _stats_failed(message: str) -> NoReturn:
 @app.command()
 def stats(
     task: Optional[str] = typer.Argument(None, help="one task (default: every task found)"),
-    days: int = typer.Option(7, "--days", min=0, help="the last N days, today (UTC) included; 0 for every day"),
+    days: int = typer.Option(7, "--days", min=0, max=36_500, help="the last N days, today (UTC) included; 0 for every day"),
     results: list[Path] = typer.Option([], "--results", help="a local result file (.json/.jsonl) to read instead of "
                                        "the containers; repeat for several"),
     shadow: list[Path] = typer.Option([], "--shadow", help="a local shadow file (.jsonl); repeat for several"),

@@ -75,7 +75,7 @@ def _quality_table(runs: dict[str, TierRun], task: AnyTask) -> tuple[Block, dict
 def build_report(run_path: Path, out_dir: Path, task: AnyTask, *, frontier_run: Path | None = None,
                  target: float | None = None) -> dict[str, Any]:
     out_dir.mkdir(parents=True, exist_ok=True)
-    runs = load_runs(run_path, frontier_run)
+    runs = load_runs(run_path, task.name, frontier_run)
     policy = AcceptancePolicy(task)
     blocks: list[Block] = [("h1", f"smallfirst evaluation: {task.name}"),
                            ("p", f"Run file `{run_path.name}`" + (f", frontier from `{frontier_run.name}`" if frontier_run else "")
@@ -161,7 +161,7 @@ def _single_tier_blocks(run: TierRun, policy: AcceptancePolicy, out_dir: Path, t
 
 def build_comparison(run_a: Path, run_b: Path, out_dir: Path, task: AnyTask) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
-    a, b = tier_runs(read_run(run_a), "A:"), tier_runs(read_run(run_b), "B:")
+    a, b = tier_runs(read_run(run_a, task.name), "A:"), tier_runs(read_run(run_b, task.name), "B:")
     table, _ = _quality_table({**a, **b}, task)
     blocks: list[Block] = [("h1", f"smallfirst comparison: {task.name}"),
                            ("p", f"A = `{run_a.name}`, B = `{run_b.name}`."), table]

@@ -83,12 +83,15 @@ async def run_eval(
     unknown = [t for t in tiers if t not in cascade.settings.tiers]
     if unknown:
         raise ConfigError(f"tiers not configured: {', '.join(unknown)}")
-    skip = done_pairs(out)
+    skip = done_pairs(out, task.name)
     todo = [(item, tier) for item in items for tier in tiers if (item.id, tier) not in skip]
     limit = asyncio.Semaphore(concurrency)
     loop = asyncio.get_running_loop()
     out.parent.mkdir(parents=True, exist_ok=True)
+    cut_short = out.exists() and out.read_bytes()[-1:] not in (b"", b"\n")  # an interrupted run's last line
     with out.open("a", encoding="utf-8") as sink:
+        if cut_short:  # the next record starts on a line of its own, not glued to the broken one
+            sink.write("\n")
 
         async def one(item: LabelledItem, tier: str) -> None:
             async with limit:

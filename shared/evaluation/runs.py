@@ -16,6 +16,7 @@ import numpy as np
 
 from shared.core.records import Attempt
 from shared.core.text_files import decode_text, jsonl_lines
+from shared.errors import InputError
 from shared.evaluation import metrics
 
 SMALL, FRONTIER = "small", "frontier"
@@ -30,22 +31,32 @@ class EvalRecord(Attempt):
     gold: Any
 
 
-def read_run(path: Path) -> list[EvalRecord]:
-    """The records of an eval run file, skipping lines that are not records (InputError if it is not text)."""
-    records = []
+def read_run(path: Path, task: str | None = None) -> list[EvalRecord]:
+    """The records of an eval run file, the last of each (item, tier) (a resumed or concatenated run may repeat
+    one), skipping lines cut short by an interruption. InputError if it is not text, or if its records are not all
+    of `task` (of one task, without it): analysing one task's run as another's would be silently wrong."""
+    latest: dict[tuple[str, str, str], EvalRecord] = {}
     for _, line in jsonl_lines(decode_text(path.read_bytes(), str(path))):
         try:
-            records.append(EvalRecord.model_validate_json(line))
+            record = EvalRecord.model_validate_json(line)
         except ValueError:
-            continue  # a line cut short by an interruption
+            continue
+        latest[(record.task, record.id, record.tier)] = record
+    records = list(latest.values())
+    tasks = sorted({record.task for record in records})
+    if task is not None and tasks and tasks != [task]:
+        raise InputError("wrong_task", f"{path}: a run of {', '.join(tasks)}, not of {task}")
+    if len(tasks) > 1:
+        raise InputError("mixed_tasks", f"{path}: holds records of several tasks ({', '.join(tasks)}); one run file "
+                         "is one task's")
     return records
 
 
-def done_pairs(path: Path) -> set[tuple[str, str]]:
-    """The (item id, tier) pairs a run file already holds."""
+def done_pairs(path: Path, task: str) -> set[tuple[str, str]]:
+    """The (item id, tier) pairs a run file of `task` already holds."""
     if not path.exists():
         return set()
-    return {(r.id, r.tier) for r in read_run(path)}
+    return {(r.id, r.tier) for r in read_run(path, task)}
 
 
 @dataclass
@@ -80,21 +91,25 @@ def tier_runs(records: list[EvalRecord], prefix: str = "") -> dict[str, TierRun]
             for tier, rs in by_tier.items()}
 
 
-def load_runs(run_path: Path, frontier_run: Path | None = None) -> dict[str, TierRun]:
-    """The tiers of a run; with `frontier_run`, its frontier tier (or its only tier) becomes `frontier`.
+def load_runs(run_path: Path, task: str, frontier_run: Path | None = None) -> dict[str, TierRun]:
+    """The tiers of a run of `task`; with `frontier_run` (of the same task), its frontier tier (or its only tier)
+    becomes `frontier`.
 
     The second run's tier is always filed as `frontier`, whatever it was called there, so a frontier
     recorded under the name `small` can never replace the small tier of the first run.
     """
-    runs = tier_runs(read_run(run_path))
+    runs = tier_runs(read_run(run_path, task))
     if frontier_run is not None:
-        extra = tier_runs(read_run(frontier_run))
+        extra = tier_runs(read_run(frontier_run, task))
         if FRONTIER in extra:
             chosen = extra[FRONTIER]
         elif len(extra) == 1:
             chosen = next(iter(extra.values()))
         else:
             raise ValueError(f"{frontier_run}: holds tiers {sorted(extra)}; which one is the frontier is unclear")
+        if not {r.id for r in chosen.records} & {r.id for run in runs.values() for r in run.records}:
+            raise InputError("no_shared_items", f"{frontier_run} and {run_path} share no item ids: the frontier run "
+                             "must answer the same labelled items")
         runs[FRONTIER] = TierRun(FRONTIER, chosen.kind, chosen.records)
     return runs
 

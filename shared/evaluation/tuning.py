@@ -19,9 +19,11 @@ def fit_isotonic(confidences: list[float], correct: list[bool], max_points: int 
     """A non-decreasing map from raw confidence to observed accuracy (scipy's isotonic regression)."""
     from scipy.optimize import isotonic_regression
 
-    order = np.argsort(confidences)
-    x = np.asarray(confidences, float)[order]
-    y = isotonic_regression(np.asarray(correct, float)[order]).x
+    # Items of equal confidence are one point, weighted by their count: the map must give them one value (fitted
+    # one by one, ties got a rising staircase at a single x, which np.interp reads as its last step).
+    x, index, counts = np.unique(np.asarray(confidences, float), return_inverse=True, return_counts=True)
+    accuracy = np.bincount(index, weights=np.asarray(correct, float)) / counts
+    y = isotonic_regression(accuracy, weights=counts.astype(float)).x
     # Keep the breakpoints only: the map is piecewise constant between them, and interpolated at apply time.
     keep = [0] + [i for i in range(1, len(x)) if y[i] != y[i - 1]] + [len(x) - 1]
     keep = sorted(set(keep))
@@ -30,14 +32,14 @@ def fit_isotonic(confidences: list[float], correct: list[bool], max_points: int 
     return Calibration(x=[float(x[i]) for i in keep], y=[float(y[i]) for i in keep])
 
 
-def tune(task_path: Path, run_path: Path, *, frontier_run: Path | None = None, target: float | None = None,
-         tier: str = SMALL, calibrate: bool = True) -> dict[str, Any]:
+def tune(task_path: Path, run_path: Path, *, task: str, frontier_run: Path | None = None,
+         target: float | None = None, tier: str = SMALL, calibrate: bool = True) -> dict[str, Any]:
     """Fit a cheaper tier's calibration on a run and write it, with the threshold it recommends, into the task.
 
     For `small` the task's `threshold` is set; for another tier its entry in `tier_thresholds`. Without
     `calibrate` (a tier whose confidence is calibrated already, as the trained tier's), the threshold is chosen
     on the tier's own confidence and the task's calibration map is left as it is."""
-    runs = load_runs(run_path, frontier_run)
+    runs = load_runs(run_path, task, frontier_run)
     if tier not in runs:
         raise ValueError(f"{run_path}: no records for tier {tier!r}")
     small_run = runs[tier]
