@@ -140,3 +140,13 @@ def test_psi_is_near_zero_for_the_same_distribution_and_large_for_a_shifted_one(
     assert sum(reference) == pytest.approx(1.0)
     assert metrics.population_stability_index(reference, same) < 0.02
     assert metrics.population_stability_index(reference, shifted) > 0.5
+
+
+def test_isotonic_calibration_gives_tied_confidences_one_value_their_accuracy():
+    from shared.evaluation.tuning import fit_isotonic
+
+    tied = fit_isotonic([0.5] * 20, [True] * 18 + [False] * 2)
+    assert tied.apply(0.5) == pytest.approx(0.9)  # not the top of a staircase of 20 points at x = 0.5
+    mixed = fit_isotonic([0.1, 0.2, 0.2, 0.3, 0.9], [False, True, False, True, True])
+    assert (mixed.x, mixed.y) == ([0.1, 0.2, 0.3, 0.9], [0.0, 0.5, 1.0, 1.0])
+    assert all(later > earlier for earlier, later in zip(mixed.x, mixed.x[1:]))
