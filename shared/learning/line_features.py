@@ -70,10 +70,13 @@ def _keyword_share(line_words: set[str], keywords: frozenset[str]) -> list[float
 
 
 def _amount(value: str) -> float:
+    """The candidate's amount; 0 for one that is not a number or overflows a float (its ratio to the largest
+    would be NaN)."""
     try:
-        return float(value.replace(",", ""))
+        amount = float(value.replace(",", ""))
     except ValueError:
         return 0.0
+    return amount if math.isfinite(amount) else 0.0
 
 
 def features(text: EmbeddedText, found: Sequence[Candidate], kind: ValueKind, keywords: Sequence[str]) -> np.ndarray:

@@ -204,3 +204,34 @@ def test_smallfirst_train_refuses_fields_the_schema_does_not_have(tmp_path, monk
     monkeypatch.setenv("SMALLFIRST_TRAINED_HEADS_DIR", str(tmp_path / "heads"))
     result = CliRunner().invoke(app, ["train", "receipt", "--data", str(data)])
     assert result.exit_code == 1 and "tip" in result.output and not (tmp_path / "heads").exists()
+
+
+def test_a_trained_answer_its_schema_refuses_is_invalid_output_and_goes_on_to_review(tmp_path, embedder, sroie_split):
+    """The tagger answers the text it found: a `number` field's answer is a string, which the task must not accept."""
+    numeric = {**SCHEMA, "properties": {**SCHEMA["properties"], "total": {"type": "number"}}}
+    texts, expected, test_texts, test_rows = sroie_split
+    pairs = [(t, {**e, "total": float(e["total"])}) for t, e in zip(texts, expected)
+             if e["total"].replace(".", "", 1).isdigit()]
+    tagger = LineTagger(schema=numeric, Cs=(1.0,), cv_folds=3).fit([t for t, _ in pairs], [e for _, e in pairs])
+    tasks = tmp_path / "tasks"
+    shutil.copytree(REPO / "tasks", tasks)
+    (tasks / "schemas" / "receipt.json").write_text(json.dumps(numeric))
+    artifact = save_extraction_head(LocalFolderStore(tmp_path / "heads"), task="receipt", tagger=tagger,
+                                    embedder=embedder, training_data=data_summary([("\n".join(t.lines), e)
+                                                                                   for t, e in pairs]))
+    catalog = TaskCatalog(tasks)
+    task = catalog.get("receipt").model_copy(update={"trained_head": artifact.version, "tiers": ["trained"],
+                                                      "threshold": 0.0, "tier_thresholds": {"trained": 0.0}})
+    cascade = Cascade(Settings.from_env({"SMALLFIRST_TRAINED_HEADS_DIR": str(tmp_path / "heads")}), tasks=catalog)
+    record = cascade.process(task, Item(id="r", text=test_rows[0]["text"]))
+    attempt = record.attempts[0]
+    assert (attempt.tier, attempt.outcome) == ("trained", "invalid_output")
+    assert "total" in attempt.reason and "is not of type 'number'" in attempt.reason
+    assert record.status == "needs_review"
+
+
+def test_an_amount_too_large_for_a_float_leaves_every_confidence_a_probability(tagger, embedder):
+    (fields,) = tagger.predict_proba(texts_of([RECEIPT + "\nTOTAL: " + "9" * 400 + ".00"], embedder.embed))
+    assert all(0.0 <= p.confidence <= 1.0 for p in fields.values())  # NaN fails both comparisons
+    item = tagger.item_confidence({name: p.confidence for name, p in fields.items()})
+    assert 0.0 <= item <= 1.0

@@ -14,6 +14,7 @@ free with the local MiniLM, text-embedding-3-small's list price with an Azure Op
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -22,7 +23,7 @@ from typing import TYPE_CHECKING, Callable
 
 from shared.core.tasks import AnyTask, ClassificationTask, ExtractionTask
 from shared.core.tiers.base import Tier, TierAnswer
-from shared.errors import TierError
+from shared.errors import InvalidOutputError, TierError
 from shared.learning.classifier import TRAINED_CONFIDENCE_METHOD, ZERO_SHOT_CONFIDENCE_METHOD
 from shared.learning.line_tagger import LINE_TAGGER_CONFIDENCE_METHOD
 
@@ -172,8 +173,12 @@ class TrainedTier(Tier):
 
         (fields,) = tagger.predict_proba(texts_of([text], embed))
         field_confidence = {name: p.confidence for name, p in fields.items()}
-        return TierAnswer(value={name: p.value for name, p in fields.items() if p.value is not None},
-                          confidence=tagger.item_confidence(field_confidence), confidence_method=method,
+        answer = {name: p.value for name, p in fields.items() if p.value is not None}
+        # The tagger returns the text it found: where the schema wants another type, the answer is not the
+        # task's, and is escalated like any tier's invalid output
+        if errors := task.validation_errors(answer):
+            raise InvalidOutputError("; ".join(errors), json.dumps(answer), tokens, 0)
+        return TierAnswer(value=answer, confidence=tagger.item_confidence(field_confidence), confidence_method=method,
                           field_confidence=field_confidence, tokens_in=tokens)
 
     def health(self) -> str:
