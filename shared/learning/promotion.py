@@ -8,7 +8,10 @@
    tolerated; a larger drop is not;
 3. calibration: candidate ECE <= active ECE + ``max_ece_increase`` (default 0.02), since the cascade trusts the
    confidence, not only the label.
-With no active head, the candidate is promoted if the slice is large enough. Every decision is returned as a
+Before both, the candidate must beat always answering the slice's most common label by more than z binomial
+standard errors: judged against labels that are noise (a frontier misconfigured, a shuffled export), both heads
+score at chance, and an unsure candidate would otherwise win on calibration. With no active head, the candidate is
+promoted if the slice is large enough and it beats that baseline. Every decision is returned as a
 PromotionDecision and can be recorded in the artifact store beside the heads.
 """
 
@@ -84,8 +87,14 @@ def promotion_gate(
     candidate_score, candidate_right = _score(candidate, X, texts, gold_arr)
     active_score, active_right = _score(active, X, texts, gold_arr) if active is not None else (None, None)
     tolerance = None
+    majority = max(np.unique(gold_arr, return_counts=True)[1]) / n if n else 0.0
+    chance_margin = z * math.sqrt(majority * (1 - majority) / n) if n else 0.0
     if n < min_slice:
         promote, reason = False, f"slice of {n} items is smaller than {min_slice}: too small to judge"
+    elif candidate_score.accuracy <= majority + chance_margin:
+        promote, reason = False, (f"accuracy {candidate_score.accuracy:.4f} is no better than always answering the "
+                                  f"most common label ({majority:.4f} + {chance_margin:.4f}): the slice's labels may "
+                                  "be noise")
     elif active_score is None:
         promote, reason = True, "no active head"
     else:

@@ -84,3 +84,16 @@ def test_the_decision_is_recorded_in_the_store_beside_the_heads(tmp_path, suppor
     assert key.startswith("support_ticket/decisions/") and key.endswith(".json")
     saved = json.loads(store.read(key))
     assert saved["promote"] is True and saved["candidate_version"] == "cand" and saved["active_version"] == "act"
+
+
+def test_labels_that_are_noise_promote_no_head_however_well_it_is_calibrated(embedder, support_head, support_data):
+    import random
+
+    X_train, y_train, X_dev, y_dev = support_data
+    shuffled = lambda labels: random.Random(0).sample(list(labels), len(labels))  # noqa: E731
+    noise_head = EmbeddingClassifier().fit(X_train, shuffled(y_train))
+    for active in (support_head, None):
+        decision = promotion_gate(task="support_ticket", candidate=noise_head, candidate_version="cand",
+                                  active=active, active_version="act" if active else None, X=X_dev,
+                                  gold=shuffled(y_dev), slice_source=SLICE)
+        assert not decision.promote and "no better than always answering the most common label" in decision.reason
