@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, field_validator
@@ -86,6 +86,11 @@ class ResultRecord(BaseModel):
     counterfactual_cost_usd: float | None = None
     finished_at: datetime | None = None
     error: str | None = None
+
+
+def utc(moment: datetime) -> datetime:
+    """Records written by the app carry a UTC offset; one written by hand without one is taken as UTC."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
 ReviewDecision = Literal["accept", "correct", "reject"]

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, Collection, Iterable, Iterator
 
 from pydantic import ValidationError
 
-from shared.core.records import CorrectionRecord
+from shared.core.records import CorrectionRecord, utc
 from shared.core.text_files import jsonl_lines
 from shared.errors import InputError
 from shared.learning.training_data import (
@@ -87,11 +87,11 @@ def _finished_since(records: Iterable[dict[str, Any]], since: datetime | None,
         finished = record.get("finished_at")
         if since is not None and isinstance(finished, str):
             try:
-                if datetime.fromisoformat(finished) < since:
+                if utc(datetime.fromisoformat(finished)) < since:
                     report.skip("finished before the window")
                     continue
-            except (ValueError, TypeError):
-                pass  # unreadable or without a time zone: the window is judged by the file alone
+            except ValueError:
+                pass  # unreadable: the window is judged by the file alone
         yield record
 
 
@@ -120,7 +120,7 @@ def _corrections(records: Iterable[dict[str, Any]], *, task: str, since: datetim
         except ValidationError:
             report.skip("not a correction record")
             continue
-        if since is not None and record.at < since:
+        if since is not None and utc(record.at) < since:
             report.skip("corrected before the window")
             continue
         examples, one = examples_from_corrections([record], task=task, allowed_labels=allowed_labels)
@@ -168,6 +168,16 @@ def from_files(task: str, *, results: Iterable[Path] = (), inputs: Iterable[Path
         records = _finished_since(_records(path.read_bytes(), path.name, report), since, report)
         examples += _examples_from_records(records, texts, task=task, frontier_tiers=frontier_tiers,
                                            allowed_labels=allowed_labels, report=report)
+    # Result files name no input: results of two inputs that reuse ids, given with only one input's texts, join
+    # the other's answers to its texts. What shows it is one text answered two ways; neither answer is kept.
+    labels_of: dict[str, set[str]] = {}
+    for example in examples:
+        labels_of.setdefault(example.text, set()).add(example.label)
+    conflicting = [e for e in examples if len(labels_of[e.text]) > 1]
+    if conflicting:
+        examples = [e for e in examples if len(labels_of[e.text]) == 1]
+        report.used -= len(conflicting)
+        report.skip("one text answered two ways (results of inputs not given, or reusing ids)", len(conflicting))
     out.add("results", examples, report)
     report = BuildReport()
     records = (record for path in _files(corrections, RECORD_SUFFIXES)

@@ -18,7 +18,7 @@ from typing import Any, Iterable, get_args
 
 from pydantic import BaseModel, computed_field
 
-from shared.core.records import AttemptOutcome, CorrectionRecord, ResultRecord, ShadowRecord, Status
+from shared.core.records import AttemptOutcome, CorrectionRecord, ResultRecord, ShadowRecord, Status, utc
 from shared.evaluation import metrics
 
 STATUSES: tuple[str, ...] = get_args(Status)
@@ -26,11 +26,6 @@ STATUSES: tuple[str, ...] = get_args(Status)
 ESCALATION_REASONS: tuple[str, ...] = tuple(o for o in get_args(AttemptOutcome) if o not in ("answered", "accepted"))
 NO_TIER = "none"  # the answering tier of an item no tier answered
 _EARLIEST = datetime.min.replace(tzinfo=timezone.utc)
-
-
-def utc(moment: datetime) -> datetime:
-    """Records written by the app carry a UTC offset; one without is taken as UTC."""
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
 def day_of(moment: datetime) -> date:

@@ -67,6 +67,29 @@ def test_an_id_with_two_texts_in_the_inputs_is_not_used(tmp_path):
     assert built.reports["results"].skipped["id with two different texts in the inputs"] == 1
 
 
+def test_results_of_an_input_not_given_that_reuse_its_ids_are_not_joined_to_its_texts(tmp_path):
+    items = write_jsonl(tmp_path / "items_a.jsonl", [{"id": "1", "text": "refund my order"},
+                                                     {"id": "2", "text": "the app crashes"}])
+    answers_a = write_jsonl(tmp_path / "results_a.jsonl", [result("1", "billing"), result("2", "technical")])
+    answers_b = write_jsonl(tmp_path / "results_b.jsonl", [result("1", "account")])  # of items_b, not given
+    built = from_files("support_ticket", results=[answers_a, answers_b], inputs=[items],
+                       frontier_tiers={"frontier"}, allowed_labels=LABELS)
+    assert [(e.text, e.label) for e in built.examples] == [("the app crashes", "technical")]
+    report = built.reports["results"]
+    assert report.used == 1 and report.skipped == {"one text answered two ways (results of inputs not given, or "
+                                                   "reusing ids)": 2}
+
+
+def test_a_correction_written_without_a_time_zone_is_taken_as_utc_for_the_window(tmp_path):
+    naive = {**correction("1", "charged twice", "billing"), "at": "2026-01-09T10:00:00"}
+    old = {**correction("2", "app crashes", "technical"), "at": "2025-01-09T10:00:00"}
+    corrections = write_jsonl(tmp_path / "corrections.jsonl", [naive, old])
+    built = from_files("support_ticket", corrections=[corrections], frontier_tiers={"frontier"},
+                       allowed_labels=LABELS, since=NOW - timedelta(days=30))
+    assert [e.text for e in built.examples] == ["charged twice"]
+    assert built.reports["corrections"].skipped == {"corrected before the window": 1}
+
+
 def test_corrections_from_a_folder_skip_rejections_other_tasks_and_bad_files(tmp_path):
     folder = tmp_path / "corrections"
     folder.mkdir()
