@@ -8,15 +8,17 @@ read from the local heads folder that ships with the app.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
-from shared.learning.artifact import check_version, new_version
+from shared.learning.artifact import check_version, is_version, new_version
 from shared.learning.stores import ArtifactStore
 
 ACTIVATIONS = "activations"
+log = logging.getLogger(__name__)
 
 
 class Activation(BaseModel):
@@ -37,8 +39,17 @@ def activate(store: ArtifactStore, task: str, version: str, *, reason: str,
 
 
 def latest_activation(store: ArtifactStore, task: str) -> Activation | None:
-    keys = store.list(f"{task}/{ACTIVATIONS}/")
-    return Activation.model_validate_json(store.read(keys[-1])) if keys else None
+    """The newest readable activation record. Other files in the folder are not records; a record that does not
+    read (a write cut short) did not happen, so the one before it stands."""
+    prefix = f"{task}/{ACTIVATIONS}/"
+    keys = [k for k in store.list(prefix) if k.endswith(".json") and is_version(k[len(prefix):-len(".json")])]
+    for key in reversed(keys):
+        try:
+            return Activation.model_validate_json(store.read(key))
+        except ValidationError as exc:
+            log.warning("activation record %s is unreadable, the one before it stands: %s", store.describe(key),
+                        exc.errors()[0]["msg"])
+    return None
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 
 import numpy as np
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 
 from shared.learning.classifier import CrossValidatedMetrics, EmbeddingClassifier
 from shared.learning.embedders.base import Embedder
@@ -91,8 +91,12 @@ def new_version(now: datetime | None = None) -> str:
     return now.strftime("%Y%m%dT%H%M%S.%fZ")
 
 
+def is_version(version: str) -> bool:
+    return bool(_VERSION.match(version))
+
+
 def check_version(version: str) -> str:
-    if not _VERSION.match(version):
+    if not is_version(version):
         raise ValueError(f"invalid head version {version!r} (expected YYYYMMDDTHHMMSS.ffffffZ)")
     return version
 
@@ -151,8 +155,11 @@ def latest_version(store: ArtifactStore, task: str) -> str | None:
 
 def load_head(store: ArtifactStore, task: str, version: str, expect: HeadExpectation) -> LoadedHead:
     prefix = f"{task}/{check_version(version)}"
-    artifact = HeadArtifact.model_validate_json(store.read(f"{prefix}/{HEAD_FILE}"))
     where = store.describe(f"{prefix}/{HEAD_FILE}")
+    try:
+        artifact = HeadArtifact.model_validate_json(store.read(f"{prefix}/{HEAD_FILE}"))
+    except ValidationError as exc:
+        raise HeadMismatchError(f"{where}: not a classification head: {exc.errors()[0]['msg']}") from exc
     _check_expectation(artifact, expect, where)
     weights = store.read(f"{prefix}/{WEIGHTS_FILE}")
     if hashlib.sha256(weights).hexdigest() != artifact.weights_sha256:

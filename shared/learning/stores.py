@@ -7,7 +7,9 @@ Written objects are never overwritten: a version is immutable once saved.
 
 from __future__ import annotations
 
+import os
 import re
+import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
@@ -54,13 +56,18 @@ class LocalFolderStore:
         return self.root.joinpath(*check_key(key).split("/"))
 
     def write(self, key: str, data: bytes) -> None:
+        """Whole or not at all: the bytes go to a hidden file first (no key: `list` skips it), then are linked
+        under the key, which fails instead of overwriting. A write cut short leaves no half file under the key."""
         path = self._path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            with path.open("xb") as handle:  # "x": fail instead of overwriting
-                handle.write(data)
-        except FileExistsError as exc:
-            raise ArtifactExistsError(f"{path} already exists") from exc
+        with tempfile.NamedTemporaryFile(dir=path.parent, prefix=".", suffix=".partial") as partial:
+            partial.write(data)
+            partial.flush()
+            os.fsync(partial.fileno())
+            try:
+                os.link(partial.name, path)
+            except FileExistsError as exc:
+                raise ArtifactExistsError(f"{path} already exists") from exc
 
     def read(self, key: str) -> bytes:
         path = self._path(key)
@@ -73,7 +80,7 @@ class LocalFolderStore:
         if not self.root.is_dir():
             return []
         keys = (p.relative_to(self.root).as_posix() for p in self.root.rglob("*") if p.is_file())
-        return sorted(k for k in keys if k.startswith(prefix))
+        return sorted(k for k in keys if k.startswith(prefix) and all(map(_SEGMENT.match, k.split("/"))))
 
     def describe(self, key: str) -> str:
         return str(self._path(key))

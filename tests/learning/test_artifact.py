@@ -136,3 +136,29 @@ def test_store_keys_cannot_leave_the_root(store):
     for key in ("../outside", "/abs/path", "a//b", "a/../../b"):
         with pytest.raises(ValueError, match="invalid artifact key"):
             store.write(key, b"x")
+
+
+def test_a_cut_short_head_json_is_refused_naming_the_file(store, support_head, embedder, summary, expect):
+    version = save(store, support_head, embedder, summary).version
+    head = store.root / "support_ticket" / version / "head.json"
+    head.write_bytes(head.read_bytes()[:100])  # a copy or sync cut short
+    with pytest.raises(HeadMismatchError, match=f"{head}: not a classification head: .*EOF"):
+        load_head(store, "support_ticket", version, expect)
+
+
+def test_the_newest_readable_activation_stands_and_other_files_beside_them_are_not_activations(store):
+    from shared.learning.activation import activate, latest_activation
+
+    activate(store, "support_ticket", new_version(datetime(2025, 1, 1, tzinfo=timezone.utc)), reason="first")
+    folder = store.root / "support_ticket" / "activations"
+    (folder / f"{new_version()}.json").write_text('{"task": "support_ticket", "vers')  # a write cut short
+    (folder / "README.txt").write_text("notes")  # sorts after the records
+    (folder / f"{new_version()}.json~").write_text("an editor's backup")
+    assert latest_activation(store, "support_ticket").reason == "first"
+
+
+def test_a_write_leaves_no_file_under_another_name_and_hidden_files_are_not_keys(store):
+    store.write("support_ticket/x/a.json", b"{}")
+    assert [p.name for p in (store.root / "support_ticket" / "x").iterdir()] == ["a.json"]
+    (store.root / "support_ticket" / "x" / ".b.json.partial").write_bytes(b"{")  # a write under way elsewhere
+    assert store.list("support_ticket/") == ["support_ticket/x/a.json"]
