@@ -71,3 +71,28 @@ def test_every_shipped_task_file_reads_back_unchanged_after_rewriting_its_tiers(
         update_task_file(path, {"tiers": data["tiers"]})
         assert yaml.safe_load(path.read_text()) == data
         assert path.read_text() == source.read_text()  # the same block, written as YAML writes it
+
+
+def test_a_json_task_file_is_updated_as_json_and_still_loads(tmp_path):
+    import json
+
+    from shared.core.tasks import load_task_file
+
+    path = tmp_path / "ticket.json"
+    path.write_text(json.dumps(yaml.safe_load(TASK)))
+    update_task_file(path, {"threshold": 0.75, "trained_head": "20260202T000000.000000Z"})
+    data = json.loads(path.read_text())
+    assert data["threshold"] == 0.75 and data["labels"] == [{"name": "billing"}, {"name": "other"}]
+    task = load_task_file(path)
+    assert (task.threshold, task.trained_head) == (0.75, "20260202T000000.000000Z")
+
+
+def test_an_update_replaces_the_file_whole_so_a_reader_sees_the_old_text_or_the_new_never_a_part(tmp_path):
+    path = tmp_path / "ticket.yaml"
+    path.write_text(TASK)
+    path.chmod(0o640)
+    with path.open() as reader:  # opened before the update, read after it
+        update_task_file(path, {"threshold": 0.75})
+        assert reader.read() == TASK  # a rewrite in place would have truncated what it reads
+    assert "threshold: 0.75" in path.read_text() and path.stat().st_mode & 0o777 == 0o640
+    assert [p.name for p in tmp_path.iterdir()] == ["ticket.yaml"]  # no temporary left behind

@@ -1,29 +1,58 @@
-"""Writing back to a task file: the commands that record what they learned (`smallfirst train`'s active head,
-`smallfirst tune`'s thresholds) change only their own top-level keys, so the user's comments, key order and layout
-stay as they were."""
+"""Reading a task file's data, and writing back to it: the commands that record what they learned (`smallfirst
+train`'s active head, `smallfirst tune`'s thresholds) change only their own top-level keys, so the user's comments,
+key order and layout stay as they were (in a YAML file; a JSON one is written whole, as JSON).
+
+A write replaces the file at once (a new file renamed over it), so the app reading the catalogue meanwhile sees the
+old file or the new one, never a part."""
 
 from __future__ import annotations
 
+import json
+import os
 import re
+import tempfile
 from pathlib import Path
 from typing import Any, Mapping
 
 import yaml
 
+YAML_SUFFIXES = (".yaml", ".yml")
+
+
+def read_task_data(path: Path) -> Any:
+    """The file's data as written: YAML for .yaml/.yml, JSON otherwise (errors are the parsers')."""
+    text = path.read_text(encoding="utf-8")
+    return yaml.safe_load(text) if path.suffix in YAML_SUFFIXES else json.loads(text)
+
 
 def update_task_file(path: Path, updates: Mapping[str, Any]) -> None:
-    """Set top-level ``updates`` in the YAML task file at ``path``: each key's block is replaced in place (appended
-    when the file has none). Should the edited text not read back as the file's data with the updates applied (a
-    layout this line-based edit does not follow), the file is written whole from its data instead: the values are
-    never wrong, only the comments may go."""
+    """Set top-level ``updates`` in the task file at ``path``. In YAML each key's block is replaced in place
+    (appended when the file has none). Should the edited text not read back as the file's data with the updates
+    applied (a layout this line-based edit does not follow), the file is written whole from its data instead: the
+    values are never wrong, only the comments may go."""
     text = path.read_text(encoding="utf-8")
+    if path.suffix not in YAML_SUFFIXES:
+        _replace(path, json.dumps({**json.loads(text), **updates}, indent=2, ensure_ascii=False) + "\n")
+        return
     expected = {**(yaml.safe_load(text) or {}), **updates}
     edited = text
     for key, value in updates.items():
         edited = _with_top_level_key(edited, key, value)
     if yaml.safe_load(edited) != expected:
         edited = _dump(expected)
-    path.write_text(edited, encoding="utf-8")
+    _replace(path, edited)
+
+
+def _replace(path: Path, text: str) -> None:
+    with tempfile.NamedTemporaryFile("w", encoding="utf-8", dir=path.parent, prefix=f".{path.name}.",
+                                     suffix=".partial", delete=False) as new:
+        new.write(text)
+    try:
+        os.chmod(new.name, path.stat().st_mode & 0o777)  # as the file it replaces, not the temporary's 0600
+        os.replace(new.name, path)
+    except BaseException:
+        os.unlink(new.name)
+        raise
 
 
 def _dump(data: Mapping[str, Any]) -> str:

@@ -15,6 +15,7 @@ import referencing.jsonschema
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from shared.core.task_files import read_task_data
 from shared.errors import TaskError, UnknownTaskError
 
 CHARS_PER_TOKEN = 4  # rough estimate used for budgets before any tokenizer is loaded
@@ -213,9 +214,7 @@ class _TaskFile(BaseModel):
 
 def load_task_file(path: Path) -> AnyTask:
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) if path.suffix in {".yaml", ".yml"} else json.loads(
-            path.read_text(encoding="utf-8")
-        )
+        raw = read_task_data(path)
     except (OSError, ValueError, yaml.YAMLError, RecursionError) as exc:  # ValueError: bad JSON or UTF-8
         raise TaskError(f"{path}: cannot read task file: {type(exc).__name__}: {exc}") from exc
     if not isinstance(raw, dict):

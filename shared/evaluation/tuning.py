@@ -7,9 +7,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 
-from shared.core.task_files import update_task_file
+from shared.core.task_files import read_task_data, update_task_file
 from shared.core.tasks import Calibration
 from shared.evaluation import metrics
 from shared.evaluation.runs import FRONTIER, SMALL, analyse_cascade, load_runs
@@ -64,7 +63,7 @@ def tune(task_path: Path, run_path: Path, *, task: str, frontier_run: Path | Non
         threshold = found[0]
         source = (f"tuned {today} on {run_path.name} ({len(small_run.records)} items, one tier): accepted items "
                   f"{found[1]:.3f} accurate, {found[2]:.1%} accepted, the rest to review")
-    raw = yaml.safe_load(task_path.read_text(encoding="utf-8"))
+    raw = read_task_data(task_path)
     updates: dict[str, Any] = {}
     if tier == SMALL:
         updates["threshold"] = round(float(threshold), 6)
