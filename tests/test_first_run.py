@@ -97,14 +97,21 @@ def test_azurite_that_cannot_start_reports_the_path_of_its_log(busy_port):
     (["classify", "no_such_task", "hello"], "no task named 'no_such_task'; known: banking77"),
     (["extract", "receipt", "{pdf}"], "unsupported file type .pdf"),
     (["run", "support_ticket", "--input", "{pdf}", "--output", "{out}"], "unsupported file type .pdf"),
+    (["classify", "support_ticket", " \n "], "the text is empty"),
+    (["run", "support_ticket", "--input", "{items}", "--output", "{items}"], "is the input"),
+    (["run", "support_ticket", "--input", "{items}", "--output", "{tmp}"], "is a directory"),
+    (["run", "support_ticket", "--input", "{items}", "--output", "{tmp}/missing/out.jsonl"], "no such file"),
 ])
 def test_cli_mistakes_are_one_line_without_a_traceback(tmp_path, args, expected):
     pdf = tmp_path / "scan.pdf"
     pdf.write_bytes(b"%PDF-1.4 binary")
-    argv = [a.format(pdf=pdf, out=tmp_path / "out.jsonl") for a in args]
+    items = tmp_path / "items.jsonl"
+    items.write_text('{"id": "a", "text": "refund me"}\n')
+    argv = [a.format(pdf=pdf, out=tmp_path / "out.jsonl", items=items, tmp=tmp_path) for a in args]
     result = subprocess.run([str(VENV_BIN / "smallfirst"), *argv], cwd=REPO, capture_output=True, text=True,
                             timeout=120, env={**os.environ, "SMALLFIRST_LOCAL_PROFILE": "trained"})
     assert expected in one_line_error(result).lower()
+    assert items.read_text() == '{"id": "a", "text": "refund me"}\n'  # the input is never overwritten
 
 
 def test_dropping_a_file_type_the_pipeline_does_not_take_is_refused_before_upload(tmp_path):

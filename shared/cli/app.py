@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import NoReturn, Optional
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
@@ -17,7 +18,7 @@ from shared.core.cascade import Cascade
 from shared.core.records import Item, ResultRecord
 from shared.core.tasks import AnyTask, ClassificationTask, ExtractionTask
 from shared.errors import InputError, SmallfirstError, TaskError, UnknownTaskError
-from shared.pipeline.parsing import parse_input
+from shared.pipeline.parsing import ParsedInput, parse_input
 
 RUN_CHUNK_ITEMS = 256  # `smallfirst run`: items per batch, each batch on an event loop (and clients) of its own
 
@@ -69,6 +70,8 @@ def run(
     output: Path = typer.Option(..., "--output", "-o", help="result records, one JSON per line"),
 ) -> None:
     """Run the cascade on every item of a file and write one result record per line."""
+    if output.resolve() == input.resolve():
+        raise InputError("output_is_input", f"{output} is the input: write the results to another file")
     cascade = _cascade()
     spec = _task(cascade, task)
     try:
@@ -76,23 +79,31 @@ def run(
     except InputError as exc:
         console.print(f"[red]{exc}[/]")
         raise typer.Exit(2)
-    for error in parsed.errors:
-        console.print(f"[yellow]line {error.line} skipped ({error.reason}): {error.message}[/]")
+    _warn_skipped(input, parsed)
     counts: dict[str, int] = {}
     # Items go through as a batch does (`settings.concurrency` in flight), a chunk at a time, so records are
     # written in input order as they come and a stopped run keeps every chunk it finished.
     chunk = max(RUN_CHUNK_ITEMS, cascade.settings.concurrency)
-    with output.open("w", encoding="utf-8") as out, progress_bar() as progress:
-        bar = progress.add_task(task, total=len(parsed.items))
-        for start in range(0, len(parsed.items), chunk):
-            records = cascade.run_batch(spec, parsed.items[start:start + chunk],
-                                        on_record=lambda _record: progress.advance(bar))
-            for record in records:
-                out.write(record.model_dump_json() + "\n")
-                counts[record.status] = counts.get(record.status, 0) + 1
-            out.flush()
+    try:
+        with output.open("w", encoding="utf-8") as out, progress_bar() as progress:
+            bar = progress.add_task(task, total=len(parsed.items))
+            for start in range(0, len(parsed.items), chunk):
+                records = cascade.run_batch(spec, parsed.items[start:start + chunk],
+                                            on_record=lambda _record: progress.advance(bar))
+                for record in records:
+                    out.write(record.model_dump_json() + "\n")
+                    counts[record.status] = counts.get(record.status, 0) + 1
+                out.flush()
+    except OSError as exc:  # a folder, a missing folder, a full disk: what was written before stays
+        raise InputError("unwritable_output", f"cannot write {output}: {exc.strerror or exc}") from exc
     summary = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
     console.print(f"{len(parsed.items)} items -> {output} ({summary}); {len(parsed.errors)} lines skipped")
+
+
+def _warn_skipped(path: Path, parsed: ParsedInput) -> None:
+    for error in parsed.errors:
+        console.print(f"{path}:{error.line}: skipped ({error.reason}): {error.message}", style="yellow",
+                      markup=False, highlight=False)
 
 
 def _print_one(record: ResultRecord) -> None:
@@ -104,7 +115,13 @@ def classify(task: str, text: str) -> None:
     """Classify one text and print its result record."""
     cascade = _cascade()
     spec = _classification_task(cascade, task)
-    _print_one(cascade.process(spec, Item(id="cli", text=text)))
+    if not text.strip():
+        raise InputError("empty_text", "the text is empty: nothing to classify")
+    try:
+        item = Item(id="cli", text=text)
+    except ValidationError as exc:  # e.g. bytes of the command line that are not UTF-8
+        raise InputError("invalid_item", exc.errors()[0]["msg"]) from exc
+    _print_one(cascade.process(spec, item))
 
 
 @app.command()
@@ -116,6 +133,7 @@ def extract(task: str, file: Path = typer.Argument(..., exists=True, dir_okay=Fa
         console.print(f"[red]{task} is a {spec.kind} task[/]")
         raise typer.Exit(2)
     parsed = parse_input(file.name, file.read_bytes())  # an unusable file is an InputError: one line from main()
+    _warn_skipped(file, parsed)
     if len(parsed.items) != 1:
         raise InputError("not_one_item", f"{file.name}: {len(parsed.items)} items; extract takes one (use run)")
     _print_one(cascade.process(spec, parsed.items[0]))
