@@ -245,7 +245,9 @@ def test_report_and_tune_on_a_run_file_that_is_not_text_say_so_without_a_traceba
     (['[1, 2]'], r"data.jsonl:1: "),
     (['{"id": "a", "text": "x", "label": "billing"}', '{"id": "a", "text": "y", "label": "other"}'],
      r"data.jsonl:2: id 'a' repeats line 1"),
-], ids=["no-id", "no-gold", "empty-text", "not-json", "not-an-object", "repeated-id"])
+    (['{"id": "a", "text": "x", "expected": {"total": 1e999}}'], r"data.jsonl:1: .*not JSON: 1e999 is beyond"),
+    (['{"id": "a", "text": "x", "expected": {"total": NaN}}'], r"data.jsonl:1: .*not JSON: NaN is not JSON"),
+], ids=["no-id", "no-gold", "empty-text", "not-json", "not-an-object", "repeated-id", "beyond-a-float", "nan"])
 def test_a_labelled_file_with_a_bad_row_is_an_input_error_naming_its_line(tmp_path, rows, problem):
     from shared.errors import InputError
     from shared.evaluation.runner import load_labelled

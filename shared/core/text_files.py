@@ -3,6 +3,9 @@
 Encoding: UTF-8, with or without a byte-order mark, or UTF-16/UTF-32 marked by theirs (Windows PowerShell 5
 writes UTF-16 with a mark by default); unmarked bytes that are not UTF-8 are refused rather than guessed at.
 
+JSON: as RFC 8259 defines it. Python's reader also takes NaN and Infinity, and reads a number too large for a
+float as infinity: values no JSON writer can write back (pydantic writes them as null), so they are refused.
+
 Lines: JSON Lines separates records by "\\n" alone (a "\\r" before it is read past). `str.splitlines` also
 splits at U+2028, U+2029 and U+0085, which JSON allows unescaped inside a string and which pydantic's and
 `json.dumps(ensure_ascii=False)`'s output carries raw, so it would cut such a record in two; and at \\v \\f
@@ -12,8 +15,10 @@ splits at U+2028, U+2029 and U+0085, which JSON allows unescaped inside a string
 from __future__ import annotations
 
 import codecs
+import json
+import math
 from collections.abc import Iterator
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
@@ -41,6 +46,23 @@ def decode_text(data: bytes, where: str) -> str:
                                             f"({exc.reason} at byte {exc.start})") from None
 
 
+def strict_json(text: str) -> Any:
+    """json.loads of JSON alone (see the module docstring): ValueError for NaN, Infinity and numbers beyond a
+    float, as for any text that is not JSON; RecursionError for nesting deeper than Python's stack."""
+    return json.loads(text, parse_constant=_not_json, parse_float=_finite)
+
+
+def _not_json(constant: str) -> Any:
+    raise ValueError(f"{constant} is not JSON")
+
+
+def _finite(number: str) -> float:
+    value = float(number)
+    if not math.isfinite(value):
+        raise ValueError(f"{number[:40]} is beyond the range of a number")
+    return value
+
+
 def jsonl_lines(text: str) -> Iterator[tuple[int, str]]:
     """(1-based line number, line) of each line of a JSON Lines text that is not blank."""
     for number, line in enumerate(text.split("\n"), start=1):
@@ -55,6 +77,11 @@ def jsonl_rows(text: str, model: type[Row], where: str, what: str) -> list[tuple
     a row should be)."""
     rows = []
     for number, line in jsonl_lines(text):
+        try:
+            strict_json(line)  # pydantic's reader takes NaN and Infinity too; its JSON mode words errors for JSON
+        except (ValueError, RecursionError) as exc:
+            problem = "nested too deeply to read" if isinstance(exc, RecursionError) else str(exc)
+            raise InputError("invalid_line", f"{where}:{number}: not {what}: not JSON: {problem}") from None
         try:
             rows.append((number, model.model_validate_json(line)))
         except ValidationError as exc:

@@ -7,7 +7,6 @@ blob (and the line); a container that does not exist yet holds nothing.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Iterator, TypeVar
 
@@ -16,7 +15,7 @@ from azure.storage.blob import ExponentialRetry
 from pydantic import BaseModel, ValidationError
 
 from shared.core.records import CorrectionRecord, ResultRecord, ShadowRecord
-from shared.core.text_files import jsonl_lines
+from shared.core.text_files import jsonl_lines, strict_json
 from shared.errors import InputError, WriteConflict
 from shared.operations.stats import SourcedResult
 from shared.pipeline.blob_names import Containers, input_of_output
@@ -48,9 +47,11 @@ def parse_records(name: str, data: bytes, model: type[M]) -> list[M]:
     for line, row in rows:
         where = f"{name} line {line}" if line else name
         try:
-            value = json.loads(row)
-        except json.JSONDecodeError as exc:
-            raise InputError(UNREADABLE, f"{where}: not JSON ({exc.msg})") from exc
+            value = strict_json(row)
+        except ValueError as exc:
+            raise InputError(UNREADABLE, f"{where}: not JSON ({exc})") from exc
+        except RecursionError as exc:
+            raise InputError(UNREADABLE, f"{where}: not JSON (nested too deeply to read)") from exc
         if isinstance(value, dict) and isinstance(value.get("results"), list):  # a batch answer of the HTTP API
             value = value["results"]
         for obj in value if isinstance(value, list) else [value]:

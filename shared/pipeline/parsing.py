@@ -18,7 +18,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from shared.core.records import ITEM_ID_MAX_CHARS, Item
-from shared.core.text_files import decode_text, jsonl_lines
+from shared.core.text_files import decode_text, jsonl_lines, strict_json
 from shared.errors import InputError
 
 TEXT_SUFFIXES = {".txt", ".md"}
@@ -71,20 +71,16 @@ def default_id(stem: str, suffix: str = "") -> str:
 
 
 def loads(text: str, name: str) -> Any:
-    """json.loads of JSON as RFC 8259 defines it (not Python's NaN and Infinity), with every way it can fail as an
-    InputError (deep nesting overflows Python's stack)."""
+    """JSON as RFC 8259 defines it (`strict_json`), with every way it can fail as an InputError (deep nesting
+    overflows Python's stack)."""
     try:
-        return json.loads(text, parse_constant=_not_json)
+        return strict_json(text)
     except ValueError as exc:  # JSONDecodeError, or an integer of more digits than Python converts (4,300)
         raise InputError("invalid_json", f"{name}: {exc}") from exc
     except RecursionError as exc:
         raise InputError("too_deeply_nested", f"{name}: JSON nested too deeply to read") from exc
     except MemoryError as exc:
         raise InputError("too_large", f"{name}: too large to read") from exc
-
-
-def _not_json(constant: str) -> Any:
-    raise ValueError(f"{constant} is not JSON")
 
 
 def batch_entries(obj: Any) -> list[Any] | None:

@@ -82,7 +82,10 @@ def test_html_writes_one_self_contained_page_with_the_five_plots(files, tmp_path
 @pytest.mark.parametrize("content, message", [
     ('{"id": "a", "task": "ticket", "status": "accepted"}\n{not json\n', "line 2: not JSON"),
     ('{"id": "a", "task": "ticket", "status": "done"}\n', "line 1: not a ResultRecord (status: Input should be"),
-])
+    ('{"id": "a", "task": "ticket", "status": "accepted", "cost_usd": Infinity}\n', "line 1: not JSON (Infinity"),
+    ('{"id": "a", "task": "ticket", "status": "accepted", "cost_usd": 1e999}\n', "line 1: not JSON (1e999 is beyond"),
+    ("[" * 100_000 + "]" * 100_000 + "\n", "line 1: not JSON (nested too deeply"),
+], ids=["not-json", "not-a-record", "infinity", "beyond-a-float", "nested-too-deeply"])
 def test_an_unreadable_results_file_is_one_line_naming_it_and_the_line(tmp_path, content, message):
     bad = tmp_path / "bad.jsonl"
     bad.write_text(content)
