@@ -272,3 +272,17 @@ def test_numbered_rows_are_read_and_gold_of_the_wrong_kind_or_unknown_labels_are
     (tmp_path / "bad.jsonl").write_bytes(b'\xff{"id": "a"}\n')
     with pytest.raises(InputError, match="not UTF-8"):
         load_labelled(tmp_path / "bad.jsonl")
+
+
+def test_a_folder_where_a_file_goes_and_a_file_where_a_folder_goes_are_usage_errors(tmp_path):
+    run = tmp_path / "run.jsonl"
+    run.write_text(_records("small", ["a"], ["a"]))
+    a_file = tmp_path / "a_file"
+    a_file.write_text("")
+    for args, problem in ((["report", str(run), "--out", str(a_file)], "is a file"),
+                          (["compare", str(run), str(run), "--out", str(a_file)], "is a file"),
+                          (["eval", "banking77", "--data", str(run), "--out", str(tmp_path)], "is a directory"),
+                          (["tune", "banking77", str(run), "--frontier-run", str(tmp_path)], "is a directory")):
+        result = runner.invoke(app, args)
+        words = " ".join(result.output.replace("│", " ").split())  # the message wraps inside rich's box
+        assert result.exit_code == 2 and problem in words, result.output

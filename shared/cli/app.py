@@ -67,7 +67,7 @@ def progress_bar() -> Progress:
 def run(
     task: str,
     input: Path = typer.Option(..., "--input", "-i", exists=True, dir_okay=False, help=".jsonl/.json/.txt items"),
-    output: Path = typer.Option(..., "--output", "-o", help="result records, one JSON per line"),
+    output: Path = typer.Option(..., "--output", "-o", dir_okay=False, help="result records, one JSON per line"),
 ) -> None:
     """Run the cascade on every item of a file and write one result record per line."""
     if output.resolve() == input.resolve():
@@ -176,7 +176,7 @@ def eval_command(
     task: str,
     data: Path = typer.Option(..., "--data", exists=True, dir_okay=False, help='labelled .jsonl: {"id","text","label"|"expected"}'),
     tiers: str = typer.Option("small", "--tiers", help="comma-separated tier names, each evaluated separately"),
-    out: Path = typer.Option(..., "--out", help="run file (.jsonl); an existing one is resumed"),
+    out: Path = typer.Option(..., "--out", dir_okay=False, help="run file (.jsonl); an existing one is resumed"),
     sample: Optional[int] = typer.Option(None, "--sample", min=1, help="a seeded random sample of this many items"),
     seed: int = typer.Option(0, "--seed"),
     concurrency: int = typer.Option(4, "--concurrency", min=1),
@@ -217,8 +217,9 @@ def _task_for_run(cascade: Cascade, run: Path) -> AnyTask:
 @app.command()
 def report(
     run: Path = typer.Argument(..., exists=True, dir_okay=False),
-    out: Path = typer.Option(..., "--out", help="folder for report.md, report.html and the plots"),
-    frontier_run: Optional[Path] = typer.Option(None, "--frontier-run", exists=True, help="a second run used as the frontier"),
+    out: Path = typer.Option(..., "--out", file_okay=False, help="folder for report.md, report.html and the plots"),
+    frontier_run: Optional[Path] = typer.Option(None, "--frontier-run", exists=True, dir_okay=False,
+                                                help="a second run used as the frontier"),
     target: Optional[float] = typer.Option(None, "--target", min=0.0, max=1.0,
                                            help="absolute target accuracy (default: frontier - 0.01)"),
 ) -> None:
@@ -236,7 +237,7 @@ def report(
 def tune(
     task: str,
     run: Path = typer.Argument(..., exists=True, dir_okay=False),
-    frontier_run: Optional[Path] = typer.Option(None, "--frontier-run", exists=True),
+    frontier_run: Optional[Path] = typer.Option(None, "--frontier-run", exists=True, dir_okay=False),
     target: Optional[float] = typer.Option(None, "--target", min=0.0, max=1.0),
     tier: str = typer.Option("small", "--tier", help="the cheaper tier to tune (its own threshold unless small)"),
     calibrate: bool = typer.Option(True, "--calibrate/--no-calibrate",
@@ -432,7 +433,7 @@ def _train_extraction(spec: ExtractionTask, tier, data: Path):
 def export_finetune(
     task: str,
     data: Path = typer.Option(..., "--data", exists=True, dir_okay=False, help='labelled .jsonl: {"id","text","label"}'),
-    out: Path = typer.Option(..., "--out", help="folder for train.jsonl and validation.jsonl"),
+    out: Path = typer.Option(..., "--out", file_okay=False, help="folder for train.jsonl and validation.jsonl"),
 ) -> None:
     """Labelled items as chat-format fine-tuning files: the small tier's own prompt, then the right label."""
     from shared.core.prompts import classification_messages
@@ -455,7 +456,7 @@ def export_finetune(
 def compare(
     run_a: Path = typer.Argument(..., exists=True, dir_okay=False),
     run_b: Path = typer.Argument(..., exists=True, dir_okay=False),
-    out: Path = typer.Option(..., "--out"),
+    out: Path = typer.Option(..., "--out", file_okay=False, help="folder for compare.md and compare.html"),
 ) -> None:
     """Two runs side by side (e.g. a quantised vs a full-precision small model, or two prompts)."""
     from shared.evaluation.report import build_comparison
