@@ -443,7 +443,7 @@ def export_finetune(
     cascade = _cascade()
     spec = _classification_task(cascade, task, ": fine-tuning files are written for classification")
     try:
-        written = export_finetune_jsonl(read_labelled_jsonl(data), out,
+        written = export_finetune_jsonl(read_labelled_jsonl(data), out, allowed_labels=spec.allowed_labels,
                                         prompt=lambda text: classification_messages(spec, text, json_answer=True))
     except ValueError as exc:
         console.print(f"[red]{exc}[/]")

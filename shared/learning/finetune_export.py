@@ -11,11 +11,11 @@ import json
 import random
 from collections import defaultdict
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Collection, Sequence
 
 from pydantic import BaseModel
 
-from shared.learning.training_data import LabelledExample
+from shared.learning.training_data import LabelledExample, TrainingSet
 
 Message = dict[str, str]
 MIN_TRAINING_ROWS = 10  # Azure OpenAI fine-tuning refuses a training file with fewer examples
@@ -37,6 +37,7 @@ def export_finetune_jsonl(
     examples: Sequence[LabelledExample],
     out_dir: Path,
     *,
+    allowed_labels: Collection[str],
     prompt: Callable[[str], list[Message]],
     answer: Callable[[str], str] = json_label,
     validation_fraction: float = 0.1,
@@ -46,12 +47,17 @@ def export_finetune_jsonl(
 
     ``prompt(text)`` returns the messages the small tier sends for a text (system first, the user turn with the text
     last; few-shot turns in between are kept). The split is per label with a fixed seed: of each label's examples,
-    round(validation_fraction * n) go to validation (at least one when a label has two or more).
+    round(validation_fraction * n) go to validation (at least one when a label has two or more). A label the task
+    does not have is refused (the model would learn to answer it); a text that repeats is written once, so no
+    validation prompt is also a training one.
     """
     if not 0.0 < validation_fraction < 1.0:
         raise ValueError("validation_fraction must be between 0 and 1")
+    if unknown := sorted({e.label for e in examples} - set(allowed_labels)):
+        raise ValueError(f"labels the task does not have ({len(unknown)}): {', '.join(map(repr, unknown[:10]))}"
+                         + (", ..." if len(unknown) > 10 else ""))
     by_label: dict[str, list[LabelledExample]] = defaultdict(list)
-    for example in examples:
+    for example in TrainingSet(examples).examples:
         by_label[example.label].append(example)
     rng = random.Random(seed)
     train: list[dict] = []

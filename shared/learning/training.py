@@ -42,7 +42,8 @@ def train_head(
     allowed = set(labels) | ({none_label} if none_label else set())
     present = set(training.labels)
     if unknown := sorted(present - allowed):
-        raise ValueError(f"training data has labels the task does not: {unknown}")
+        raise ValueError(f"training data has labels the task does not ({len(unknown)}): "
+                         f"{', '.join(map(repr, unknown[:10]))}" + (", ..." if len(unknown) > 10 else ""))
     if missing := sorted(set(labels) - present):
         raise ValueError(f"training data has no examples of: {missing}")
     head = classifier or EmbeddingClassifier(none_label=none_label, max_inscope_reject=none_reject_budget,

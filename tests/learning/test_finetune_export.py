@@ -9,6 +9,7 @@ import pytest
 from shared.learning.finetune_export import export_finetune_jsonl
 from shared.learning.training_data import LabelledExample
 
+LABELS = ["billing", "technical", "account", "other"]
 SYSTEM = "Route the customer support ticket.\n\nLabels:\n- billing\n- technical\n- account\n- other"
 
 
@@ -31,7 +32,7 @@ def read(path):
 
 
 def test_every_line_is_the_prompt_followed_by_the_answer_as_assistant_turn(tmp_path, examples):
-    export = export_finetune_jsonl(examples, tmp_path, prompt=prompt)
+    export = export_finetune_jsonl(examples, tmp_path, allowed_labels=LABELS, prompt=prompt)
     by_text = {e.text: e.label for e in examples}
     for row in read(export.train_path) + read(export.validation_path):
         assert list(row) == ["messages"]
@@ -42,7 +43,7 @@ def test_every_line_is_the_prompt_followed_by_the_answer_as_assistant_turn(tmp_p
 
 
 def test_split_is_per_label_with_the_validation_fraction(tmp_path, examples):
-    export = export_finetune_jsonl(examples, tmp_path, prompt=prompt, validation_fraction=0.1)
+    export = export_finetune_jsonl(examples, tmp_path, allowed_labels=LABELS, prompt=prompt, validation_fraction=0.1)
     assert (export.train_rows, export.validation_rows) == (288, 32)  # 80 per label: 8 of each held out
     labels = [json.loads(r["messages"][-1]["content"])["label"] for r in read(export.validation_path)]
     assert {label: labels.count(label) for label in set(labels)} == {"billing": 8, "technical": 8, "account": 8,
@@ -52,17 +53,28 @@ def test_split_is_per_label_with_the_validation_fraction(tmp_path, examples):
 
 
 def test_the_same_seed_writes_the_same_files(tmp_path, examples):
-    first = export_finetune_jsonl(examples, tmp_path / "a", prompt=prompt, seed=3)
-    second = export_finetune_jsonl(examples, tmp_path / "b", prompt=prompt, seed=3)
+    first = export_finetune_jsonl(examples, tmp_path / "a", allowed_labels=LABELS, prompt=prompt, seed=3)
+    second = export_finetune_jsonl(examples, tmp_path / "b", allowed_labels=LABELS, prompt=prompt, seed=3)
     assert first.train_path.read_bytes() == second.train_path.read_bytes()
     assert first.validation_path.read_bytes() == second.validation_path.read_bytes()
 
 
 def test_too_few_examples_for_fine_tuning_are_refused(tmp_path, examples):
     with pytest.raises(ValueError, match="at least 10 training rows"):
-        export_finetune_jsonl(examples[:8], tmp_path, prompt=prompt)
+        export_finetune_jsonl(examples[:8], tmp_path, allowed_labels=LABELS, prompt=prompt)
 
 
 def test_a_prompt_without_a_system_message_is_refused(tmp_path, examples):
     with pytest.raises(ValueError, match="system message first"):
-        export_finetune_jsonl(examples, tmp_path, prompt=lambda text: [{"role": "user", "content": text}])
+        export_finetune_jsonl(examples, tmp_path, allowed_labels=LABELS, prompt=lambda text: [{"role": "user", "content": text}])
+
+
+def test_a_label_the_task_does_not_have_is_refused_and_a_repeated_text_is_written_once(tmp_path, examples):
+    stray = [LabelledExample(text="hello there", label="greeting", provenance="gold")]
+    with pytest.raises(ValueError, match=r"labels the task does not have \(1\): 'greeting'"):
+        export_finetune_jsonl(examples + stray, tmp_path, allowed_labels=LABELS, prompt=prompt)
+    copies = [e.model_copy(update={"source": "copy"}) for e in examples]
+    export = export_finetune_jsonl(examples + copies, tmp_path, allowed_labels=LABELS, prompt=prompt)
+    assert (export.train_rows, export.validation_rows) == (288, 32)  # as without the copies
+    train_texts = {r["messages"][-2]["content"] for r in read(export.train_path)}
+    assert not train_texts & {r["messages"][-2]["content"] for r in read(export.validation_path)}
