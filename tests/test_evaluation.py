@@ -241,13 +241,14 @@ def test_report_and_tune_on_a_run_file_that_is_not_text_say_so_without_a_traceba
     (['{"text": "no id", "label": "billing"}'], r"data.jsonl:1: .*id: Field required"),
     (['{"id": "a", "text": "no gold"}'], r"data.jsonl:1: .*gold answer"),
     (['{"id": "a", "text": "", "label": "billing"}'], r"data.jsonl:1: .*text"),
+    (['{"id": "a", "text": " \\n\\t ", "label": "billing"}'], r"data.jsonl:1: .*text: Value error, the text is blank"),
     (['{"id": "a", "text": "x", "label": "billing"}', "", "not json"], r"data.jsonl:3: "),
     (['[1, 2]'], r"data.jsonl:1: "),
     (['{"id": "a", "text": "x", "label": "billing"}', '{"id": "a", "text": "y", "label": "other"}'],
      r"data.jsonl:2: id 'a' repeats line 1"),
     (['{"id": "a", "text": "x", "expected": {"total": 1e999}}'], r"data.jsonl:1: .*not JSON: 1e999 is beyond"),
     (['{"id": "a", "text": "x", "expected": {"total": NaN}}'], r"data.jsonl:1: .*not JSON: NaN is not JSON"),
-], ids=["no-id", "no-gold", "empty-text", "not-json", "not-an-object", "repeated-id", "beyond-a-float", "nan"])
+], ids=["no-id", "no-gold", "empty-text", "blank-text", "not-json", "not-an-object", "repeated-id", "beyond-a-float", "nan"])
 def test_a_labelled_file_with_a_bad_row_is_an_input_error_naming_its_line(tmp_path, rows, problem):
     from shared.errors import InputError
     from shared.evaluation.runner import load_labelled

@@ -18,13 +18,22 @@ import codecs
 import json
 import math
 from collections.abc import Iterator
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
-from pydantic import BaseModel, ValidationError
+from pydantic import AfterValidator, BaseModel, ValidationError
 
 from shared.errors import InputError
 
 Row = TypeVar("Row", bound=BaseModel)
+
+
+def _not_blank(text: str) -> str:
+    if not text.strip():
+        raise ValueError("the text is blank")
+    return text
+
+
+RowText = Annotated[str, AfterValidator(_not_blank)]  # a labelled row's text: something to learn from or score
 
 # Longest mark first: UTF-32 LE's mark begins with UTF-16 LE's.
 MARKED_ENCODINGS = (

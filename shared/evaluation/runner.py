@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from shared.core.cascade import Cascade
 from shared.core.records import Item
 from shared.core.run_tier import run_tier
-from shared.core.text_files import decode_text, jsonl_rows
+from shared.core.text_files import RowText, decode_text, jsonl_rows
 from shared.core.tasks import AnyTask, ClassificationTask
 from shared.errors import ConfigError, InputError
 from shared.evaluation.runs import EvalRecord, done_pairs
@@ -25,7 +25,7 @@ from shared.evaluation.runs import EvalRecord, done_pairs
 class LabelledItem(BaseModel):
     model_config = ConfigDict(coerce_numbers_to_str=True)  # datasets often number their rows
     id: str = Field(min_length=1)
-    text: str = Field(min_length=1)
+    text: RowText
     label: str | None = None
     expected: dict[str, Any] | None = None
 

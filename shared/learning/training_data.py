@@ -21,7 +21,7 @@ from typing import Any, Collection, Iterable, Literal, Mapping
 from pydantic import BaseModel, ConfigDict, Field
 
 from shared.core.records import CorrectionRecord, ResultRecord
-from shared.core.text_files import decode_text, jsonl_rows
+from shared.core.text_files import RowText, decode_text, jsonl_rows
 
 Provenance = Literal["gold", "frontier", "correction"]
 TRUST: dict[str, int] = {"frontier": 0, "gold": 1, "correction": 2}
@@ -53,7 +53,7 @@ class LabelledRow(BaseModel):
 
     model_config = ConfigDict(coerce_numbers_to_str=True)  # numbered rows, as items and eval data
     id: str
-    text: str = Field(min_length=1)
+    text: RowText
     label: str = Field(min_length=1)
 
 
@@ -188,7 +188,7 @@ class ExtractionRow(BaseModel):
 
     model_config = ConfigDict(coerce_numbers_to_str=True)
     id: str
-    text: str = Field(min_length=1)
+    text: RowText
     expected: dict[str, Any]
 
 

@@ -55,6 +55,12 @@ def test_a_malformed_row_names_the_file_line_and_field_for_labelled_and_extracti
     path.write_text('{"id": 1, "text": "ok", "expected": {}}\n\n{"id": "t2", "text": "x", "expected": [1]}\n')
     with pytest.raises(InputError, match="bad.jsonl:3: not a labelled row .*expected: Input should be an object"):
         read_extraction_jsonl(path)
+    path.write_text('{"id": "t1", "text": " \\n \\n", "expected": {"total": "5.00"}}\n')  # lines, all blank
+    with pytest.raises(InputError, match="bad.jsonl:1: not a labelled row .*text: Value error, the text is blank"):
+        read_extraction_jsonl(path)
+    path.write_text('{"id": "t1", "text": "   ", "label": "billing"}\n')
+    with pytest.raises(InputError, match="bad.jsonl:1: not a labelled row .*text: Value error, the text is blank"):
+        read_labelled_jsonl(path)
 
 
 def test_numbered_rows_of_training_data_are_read_with_their_number_as_id(tmp_path):
