@@ -287,3 +287,12 @@ def test_a_folder_where_a_file_goes_and_a_file_where_a_folder_goes_are_usage_err
         result = runner.invoke(app, args)
         words = " ".join(result.output.replace("│", " ").split())  # the message wraps inside rich's box
         assert result.exit_code == 2 and problem in words, result.output
+
+
+def test_compare_with_a_run_that_holds_no_records_says_so(tmp_path):
+    run, empty = tmp_path / "run.jsonl", tmp_path / "empty.jsonl"
+    run.write_text(_records("small", ["a"], ["a"]))
+    empty.write_text("")
+    result = runner.invoke(app, ["compare", str(run), str(empty), "--out", str(tmp_path / "compare")])
+    assert result.exit_code == 2 and "holds no records" in result.output
+    assert not (tmp_path / "compare").exists()

@@ -462,7 +462,9 @@ def compare(
     from shared.evaluation.report import build_comparison
 
     cascade = _cascade()
-    build_comparison(run_a, run_b, out, _task_for_run(cascade, run_a))
+    task = _task_for_run(cascade, run_a)
+    _task_for_run(cascade, run_b)  # a run with no records is said, not shown as a missing column
+    build_comparison(run_a, run_b, out, task)
     console.print(f"comparison -> {out / 'compare.md'}")
 
 
