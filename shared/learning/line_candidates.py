@@ -13,6 +13,7 @@ expected one -- for dates and amounts equal by value, for text the runs most sim
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from difflib import SequenceMatcher
@@ -107,6 +108,23 @@ def schema_kind(field_schema: Mapping[str, Any]) -> ValueKind | None:
     if field_schema.get("type") in {"number", "integer"}:
         return "amount"
     return None
+
+
+def typed_value(field_schema: Mapping[str, Any], text: str) -> Any:
+    """A found value as the JSON type its field's schema asks for: a number for `number`, a whole number for
+    `integer`; as found otherwise, or when it does not read as one (the task's validation then says so)."""
+    wanted = field_schema.get("type")
+    if wanted not in ("number", "integer"):
+        return text
+    try:
+        number = float(text.replace(",", ""))
+    except ValueError:
+        return text
+    if not math.isfinite(number):
+        return text
+    if wanted == "integer":
+        return int(number) if number.is_integer() else text
+    return number
 
 
 def choose_kind(texts: Sequence[str], values: Sequence[Any], max_span: int = 6) -> ValueKind:

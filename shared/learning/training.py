@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Collection, Mapping, Sequence
 
+import jsonschema
 import numpy as np
 
 from shared.learning.classifier import EmbeddingClassifier
@@ -62,11 +63,17 @@ def train_extraction_head(
     tagger: LineTagger | None = None,
     progress: Progress | None = None,
 ) -> LineTagger:
-    """Fit a line tagger for an extraction task's JSON ``schema``. Refuses rows with fields the schema does not have,
-    and data in which a schema field never has a value (the head could never learn where it is)."""
+    """Fit a line tagger for an extraction task's JSON ``schema``. Refuses rows with fields the schema does not have
+    or values it does not allow (a null is "no value"), and data in which a schema field never has a value (the head
+    could never learn where it is)."""
     fields = set(schema["properties"])
     if unknown := sorted({key for row in rows for key in row.expected} - fields):
         raise ValueError(f"training data has fields the task's schema does not: {unknown}")
+    values = jsonschema.Draft202012Validator({**schema, "required": []})  # a field may have no value in a row
+    for row in rows:
+        if error := next(values.iter_errors({k: v for k, v in row.expected.items() if v is not None}), None):
+            where = "/".join(map(str, error.absolute_path))
+            raise ValueError(f"row {row.id!r}: expected {where}: {error.message}")
     if missing := sorted(f for f in fields if not any(row.expected.get(f) not in (None, "") for row in rows)):
         raise ValueError(f"training data has no values for: {missing}")
     texts = texts_of([row.text for row in rows],

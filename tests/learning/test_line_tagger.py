@@ -206,12 +206,29 @@ def test_smallfirst_train_refuses_fields_the_schema_does_not_have(tmp_path, monk
     assert result.exit_code == 1 and "tip" in result.output and not (tmp_path / "heads").exists()
 
 
-def test_a_trained_answer_its_schema_refuses_is_invalid_output_and_goes_on_to_review(tmp_path, embedder, sroie_split):
-    """The tagger answers the text it found: a `number` field's answer is a string, which the task must not accept."""
-    numeric = {**SCHEMA, "properties": {**SCHEMA["properties"], "total": {"type": "number"}}}
-    texts, expected, test_texts, test_rows = sroie_split
-    pairs = [(t, {**e, "total": float(e["total"])}) for t, e in zip(texts, expected)
-             if e["total"].replace(".", "", 1).isdigit()]
+def test_smallfirst_train_refuses_values_the_schema_does_not_allow_naming_the_row(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from shared.cli import app
+
+    rows = [{"id": "ok", "text": "SHOP\nTOTAL 1.00", "expected": {"company": "SHOP", "total": None}},
+            {"id": "r2", "text": "SHOP\nTOTAL 1.00", "expected": {"company": ["SHOP"], "total": "1.00"}}]
+    data = tmp_path / "bad.jsonl"
+    data.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    monkeypatch.setenv("SMALLFIRST_TRAINED_HEADS_DIR", str(tmp_path / "heads"))
+    result = CliRunner().invoke(app, ["train", "receipt", "--data", str(data)])
+    assert result.exit_code == 1 and not (tmp_path / "heads").exists()
+    assert "row 'r2': expected company: ['SHOP'] is not of type 'string'" in " ".join(result.output.split())
+
+
+def test_a_trained_answer_is_typed_as_the_schema_says_and_one_it_still_refuses_is_invalid_output(
+        tmp_path, embedder, sroie_split):
+    """The tagger finds text: a `number` field's answer is that text read as a number; a number the schema refuses
+    (here under its minimum) is invalid output, which goes on to review as from any tier."""
+    numeric = {**SCHEMA, "properties": {**SCHEMA["properties"], "total": {"type": "number", "minimum": 10}}}
+    texts, expected, _, test_rows = sroie_split
+    is_number = lambda value: value.replace(".", "", 1).isdigit()  # noqa: E731
+    pairs = [(t, {**e, "total": float(e["total"])}) for t, e in zip(texts, expected) if is_number(e["total"])]
     tagger = LineTagger(schema=numeric, Cs=(1.0,), cv_folds=3).fit([t for t, _ in pairs], [e for _, e in pairs])
     tasks = tmp_path / "tasks"
     shutil.copytree(REPO / "tasks", tasks)
@@ -223,11 +240,14 @@ def test_a_trained_answer_its_schema_refuses_is_invalid_output_and_goes_on_to_re
     task = catalog.get("receipt").model_copy(update={"trained_head": artifact.version, "tiers": ["trained"],
                                                       "threshold": 0.0, "tier_thresholds": {"trained": 0.0}})
     cascade = Cascade(Settings.from_env({"SMALLFIRST_TRAINED_HEADS_DIR": str(tmp_path / "heads")}), tasks=catalog)
-    record = cascade.process(task, Item(id="r", text=test_rows[0]["text"]))
-    attempt = record.attempts[0]
-    assert (attempt.tier, attempt.outcome) == ("trained", "invalid_output")
-    assert "total" in attempt.reason and "is not of type 'number'" in attempt.reason
-    assert record.status == "needs_review"
+    records = [(row, cascade.process(task, Item(id=row["id"], text=row["text"]))) for row in test_rows]
+    accepted = [(float(row["expected"]["total"]), record.answer["total"]) for row, record in records
+                if record.status == "accepted" and is_number(row["expected"]["total"])]
+    assert accepted and all(isinstance(total, float) for _, total in accepted)
+    assert sum(gold == total for gold, total in accepted) >= 0.8 * len(accepted)  # the number the receipt says
+    refused = [record for _, record in records if record.attempts[0].outcome == "invalid_output"]
+    assert refused and all(record.status == "needs_review" for record in refused)
+    assert "less than the minimum of 10" in refused[0].attempts[0].reason
 
 
 def test_an_amount_too_large_for_a_float_leaves_every_confidence_a_probability(tagger, embedder):

@@ -160,6 +160,7 @@ class TrainedTier(Tier):
                           confidence_method=method, tokens_in=embedded.tokens)
 
     def extract(self, task: ExtractionTask, text: str) -> TierAnswer:
+        from shared.learning.line_candidates import typed_value
         from shared.learning.line_tagger import texts_of
 
         tagger, method = self.head(task)
@@ -173,9 +174,10 @@ class TrainedTier(Tier):
 
         (fields,) = tagger.predict_proba(texts_of([text], embed))
         field_confidence = {name: p.confidence for name, p in fields.items()}
-        answer = {name: p.value for name, p in fields.items() if p.value is not None}
-        # The tagger returns the text it found: where the schema wants another type, the answer is not the
-        # task's, and is escalated like any tier's invalid output
+        properties = task.json_schema["properties"]
+        answer = {name: typed_value(properties[name], p.value) for name, p in fields.items() if p.value is not None}
+        # What the tagger found may still not be what the schema allows (a pattern, an enum, a text where a number
+        # goes): then the answer is not the task's, and is escalated like any tier's invalid output
         if errors := task.validation_errors(answer):
             raise InvalidOutputError("; ".join(errors), json.dumps(answer), tokens, 0)
         return TierAnswer(value=answer, confidence=tagger.item_confidence(field_confidence), confidence_method=method,
