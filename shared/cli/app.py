@@ -426,6 +426,9 @@ def _train_extraction(spec: ExtractionTask, tier, data: Path):
                   f"{metrics.item_accuracy:.3f}, ECE {metrics.item_ece:.3f} (item confidence = {metrics.item_rule} "
                   f"of field confidences), accuracy of the 80% most confident {metrics.item_selective_accuracy_80:.3f}"
                   f" ({metrics.rows} texts) -> {tier.head_store.describe(f'{spec.name}/{artifact.version}')}")
+    if never := [name for name, m in metrics.fields.items() if m.exact_match == 0.0]:
+        console.print(f"[yellow]never extracted right in cross-validation: {', '.join(never)}. Do the expected "
+                      "values appear in the texts as written? Every answer of this head will miss them.[/]")
     return artifact
 
 

@@ -255,3 +255,18 @@ def test_an_amount_too_large_for_a_float_leaves_every_confidence_a_probability(t
     assert all(0.0 <= p.confidence <= 1.0 for p in fields.values())  # NaN fails both comparisons
     item = tagger.item_confidence({name: p.confidence for name, p in fields.items()})
     assert 0.0 <= item <= 1.0
+
+
+def test_smallfirst_train_warns_of_a_field_it_never_extracted_right(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from shared.cli import app
+
+    rows = [{**row, "expected": {**row["expected"], "company": f"NOWHERE IN THE TEXT {n}"}}
+            for n, row in enumerate(dataset("sroie", "dev")[:30])]
+    data = tmp_path / "receipts.jsonl"
+    data.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    monkeypatch.setenv("SMALLFIRST_TRAINED_HEADS_DIR", str(tmp_path / "heads"))
+    result = CliRunner().invoke(app, ["train", "receipt", "--data", str(data), "--no-activate"])
+    assert result.exit_code == 0, result.output
+    assert "never extracted right in cross-validation: company." in " ".join(result.output.split())
