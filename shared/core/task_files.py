@@ -2,19 +2,19 @@
 train`'s active head, `smallfirst tune`'s thresholds) change only their own top-level keys, so the user's comments,
 key order and layout stay as they were (in a YAML file; a JSON one is written whole, as JSON).
 
-A write replaces the file at once (a new file renamed over it), so the app reading the catalogue meanwhile sees the
+A write replaces the file whole (shared/core/atomic_files.py), so the app reading the catalogue meanwhile sees the
 old file or the new one, never a part."""
 
 from __future__ import annotations
 
 import json
-import os
 import re
-import tempfile
 from pathlib import Path
 from typing import Any, Mapping
 
 import yaml
+
+from shared.core.atomic_files import replace
 
 YAML_SUFFIXES = (".yaml", ".yml")
 
@@ -32,7 +32,7 @@ def update_task_file(path: Path, updates: Mapping[str, Any]) -> None:
     values are never wrong, only the comments may go."""
     text = path.read_text(encoding="utf-8")
     if path.suffix not in YAML_SUFFIXES:
-        _replace(path, json.dumps({**json.loads(text), **updates}, indent=2, ensure_ascii=False) + "\n")
+        replace(path, (json.dumps({**json.loads(text), **updates}, indent=2, ensure_ascii=False) + "\n").encode())
         return
     expected = {**(yaml.safe_load(text) or {}), **updates}
     edited = text
@@ -40,19 +40,7 @@ def update_task_file(path: Path, updates: Mapping[str, Any]) -> None:
         edited = _with_top_level_key(edited, key, value)
     if yaml.safe_load(edited) != expected:
         edited = _dump(expected)
-    _replace(path, edited)
-
-
-def _replace(path: Path, text: str) -> None:
-    with tempfile.NamedTemporaryFile("w", encoding="utf-8", dir=path.parent, prefix=f".{path.name}.",
-                                     suffix=".partial", delete=False) as new:
-        new.write(text)
-    try:
-        os.chmod(new.name, path.stat().st_mode & 0o777)  # as the file it replaces, not the temporary's 0600
-        os.replace(new.name, path)
-    except BaseException:
-        os.unlink(new.name)
-        raise
+    replace(path, edited.encode("utf-8"))
 
 
 def _dump(data: Mapping[str, Any]) -> str:

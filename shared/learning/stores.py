@@ -7,11 +7,11 @@ Written objects are never overwritten: a version is immutable once saved.
 
 from __future__ import annotations
 
-import os
 import re
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
+
+from shared.core.atomic_files import write_new
 
 if TYPE_CHECKING:
     from azure.storage.blob import ContainerClient
@@ -56,18 +56,13 @@ class LocalFolderStore:
         return self.root.joinpath(*check_key(key).split("/"))
 
     def write(self, key: str, data: bytes) -> None:
-        """Whole or not at all: the bytes go to a hidden file first (no key: `list` skips it), then are linked
-        under the key, which fails instead of overwriting. A write cut short leaves no half file under the key."""
+        """Whole or not at all (shared/core/atomic_files.py; its hidden files are no keys: `list` skips them)."""
         path = self._path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=path.parent, prefix=".", suffix=".partial") as partial:
-            partial.write(data)
-            partial.flush()
-            os.fsync(partial.fileno())
-            try:
-                os.link(partial.name, path)
-            except FileExistsError as exc:
-                raise ArtifactExistsError(f"{path} already exists") from exc
+        try:
+            write_new(path, data)
+        except FileExistsError as exc:
+            raise ArtifactExistsError(f"{path} already exists") from exc
 
     def read(self, key: str) -> bytes:
         path = self._path(key)
