@@ -130,13 +130,14 @@ def _records(tier: str, answers: list[str], golds: list[str], task: str = "banki
                    for i, (a, g) in enumerate(zip(answers, golds)))
 
 
-def _main(*args: str):
+def _main(*args: str, env: dict[str, str] | None = None):
     """The console entry point in a process of its own, as a user runs it."""
+    import os
     import subprocess
     import sys
 
     done = subprocess.run([sys.executable, "-c", "from shared.cli.app import main; main()", *args], cwd=REPO,
-                          capture_output=True, text=True, timeout=120)
+                          capture_output=True, text=True, timeout=120, env={**os.environ, **(env or {})})
     return done.returncode, done.stdout + done.stderr
 
 
@@ -156,7 +157,7 @@ def test_a_run_of_another_task_is_refused_by_eval_tune_report_and_compare_and_no
                  ["tune", "support_ticket", str(other), "--tier", "trained"],
                  ["report", str(tickets), "--frontier-run", str(other), "--out", str(tmp_path / "report")],
                  ["compare", str(tickets), str(other), "--out", str(tmp_path / "compare")]):
-        code, output = _main(*args)
+        code, output = _main(*args, env={"SMALLFIRST_TASKS_DIR": str(tasks)})
         assert code != 0 and "Traceback" not in output, output
         assert "a run of banking77, not of support_ticket" in " ".join(output.split()), output
     assert other.read_bytes() == before and (tasks / "support_ticket.yaml").read_text() == task_file
@@ -168,8 +169,9 @@ def test_a_run_file_mixing_tasks_is_refused_and_one_repeating_a_pair_counts_it_o
 
     mixed = tmp_path / "mixed.jsonl"
     mixed.write_text(_records("small", ["a"], ["a"]) + _records("small", ["billing"], ["billing"], task="support_ticket"))
-    with pytest.raises(InputError, match="several tasks"):
-        read_run(mixed)
+    for task in (None, "support_ticket"):
+        with pytest.raises(InputError, match=r"several tasks \(banking77, support_ticket\)"):
+            read_run(mixed, task)
     repeated = tmp_path / "repeated.jsonl"
     repeated.write_text(_records("small", ["a", "b"], ["a", "b"]) + _records("small", ["x", "y"], ["a", "b"]))
     runs = load_runs(repeated, "banking77")
@@ -193,7 +195,8 @@ def test_eval_resumed_after_a_line_cut_short_keeps_every_record(tmp_path, monkey
                             for i, t in enumerate(["refund me", "charged twice", "invoice wrong", "card declined"])))
     run = tmp_path / "run.jsonl"
     complete = _records("trained", ["billing"], ["billing"], task="support_ticket")
-    run.write_text(complete + complete.replace('"id":"0"', '"id":"1"')[:40])  # killed while writing item 1
+    cut = (complete.replace('"id":"0"', '"id":"1"').replace('"gold":"billing"', '"gold":"bïlling"')).encode()
+    run.write_bytes(complete.encode() + cut[:cut.index("ï".encode()) + 1])  # killed inside a character of item 1
     invoke("eval", "support_ticket", "--data", str(data), "--tiers", "trained", "--out", str(run))
     from shared.evaluation.runs import read_run
 

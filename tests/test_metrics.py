@@ -150,3 +150,5 @@ def test_isotonic_calibration_gives_tied_confidences_one_value_their_accuracy():
     mixed = fit_isotonic([0.1, 0.2, 0.2, 0.3, 0.9], [False, True, False, True, True])
     assert (mixed.x, mixed.y) == ([0.1, 0.2, 0.3, 0.9], [0.0, 0.5, 1.0, 1.0])
     assert all(later > earlier for earlier, later in zip(mixed.x, mixed.x[1:]))
+    # fitted one by one, the two items at 0.2 were a step 0 -> 1 at one x, read as 1 there
+    assert fit_isotonic([0.1, 0.2, 0.2, 0.9], [False, False, True, True]).apply(0.2) == pytest.approx(0.5)

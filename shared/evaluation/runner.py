@@ -64,6 +64,12 @@ def check_gold(task: AnyTask, items: list[LabelledItem]) -> list[str]:
     return []
 
 
+def _last_byte(path: Path) -> bytes:
+    with path.open("rb") as handle:
+        handle.seek(-1, 2)
+        return handle.read(1)
+
+
 def evaluate(cascade: Cascade, task: AnyTask, item: LabelledItem, tier_name: str) -> EvalRecord:
     attempt = run_tier(cascade.tiers.get(tier_name), task, Item(id=item.id, text=item.text))
     gold = item.label if isinstance(task, ClassificationTask) else item.expected
@@ -88,7 +94,7 @@ async def run_eval(
     limit = asyncio.Semaphore(concurrency)
     loop = asyncio.get_running_loop()
     out.parent.mkdir(parents=True, exist_ok=True)
-    cut_short = out.exists() and out.read_bytes()[-1:] not in (b"", b"\n")  # an interrupted run's last line
+    cut_short = out.exists() and out.stat().st_size > 0 and _last_byte(out) != b"\n"  # an interrupted run
     with out.open("a", encoding="utf-8") as sink:
         if cut_short:  # the next record starts on a line of its own, not glued to the broken one
             sink.write("\n")

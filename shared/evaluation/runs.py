@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import numpy as np
 
@@ -33,23 +33,39 @@ class EvalRecord(Attempt):
 
 def read_run(path: Path, task: str | None = None) -> list[EvalRecord]:
     """The records of an eval run file, the last of each (item, tier) (a resumed or concatenated run may repeat
-    one), skipping lines cut short by an interruption. InputError if it is not text, or if its records are not all
+    one), skipping lines cut short by an interruption. InputError if it is not text (no line a record), or if its records are not all
     of `task` (of one task, without it): analysing one task's run as another's would be silently wrong."""
+    data = path.read_bytes()
+    not_text = None
+    try:
+        lines = [line for _, line in jsonl_lines(decode_text(data, str(path)))]
+    except InputError as exc:  # an interruption may cut a line inside a character: that line is no record anyway
+        not_text, lines = exc, list(_utf8_lines(data))
     latest: dict[tuple[str, str, str], EvalRecord] = {}
-    for _, line in jsonl_lines(decode_text(path.read_bytes(), str(path))):
+    for line in lines:
         try:
             record = EvalRecord.model_validate_json(line)
         except ValueError:
             continue
         latest[(record.task, record.id, record.tier)] = record
+    if not latest and not_text is not None:
+        raise not_text
     records = list(latest.values())
     tasks = sorted({record.task for record in records})
-    if task is not None and tasks and tasks != [task]:
-        raise InputError("wrong_task", f"{path}: a run of {', '.join(tasks)}, not of {task}")
     if len(tasks) > 1:
         raise InputError("mixed_tasks", f"{path}: holds records of several tasks ({', '.join(tasks)}); one run file "
                          "is one task's")
+    if task is not None and tasks and tasks != [task]:
+        raise InputError("wrong_task", f"{path}: a run of {tasks[0]}, not of {task}")
     return records
+
+
+def _utf8_lines(data: bytes) -> Iterator[str]:
+    for raw in data.split(b"\n"):
+        try:
+            yield raw.decode("utf-8")
+        except UnicodeDecodeError:
+            continue
 
 
 def done_pairs(path: Path, task: str) -> set[tuple[str, str]]:
