@@ -47,13 +47,16 @@ def test_value_spans_are_read_inside_a_code_fence_even_when_its_line_holds_a_bra
 @pytest.mark.parametrize("reply, problem", [
     ('{"label": "billing", "n": ' + "9" * 5000 + "}", "not JSON"),
     ('{"label": "billing", "n": ' + "[" * 5000 + "]" * 5000 + "}", "nested too deeply"),
-], ids=["integer-too-long", "nested-too-deeply"])
+    ('{"company": "A", "date": "1/2/2018", "address": "B", "total": NaN}', "NaN is not JSON"),
+    ('{"company": "A", "date": "1/2/2018", "address": "B", "total": 1e999}', "1e999 is beyond"),
+], ids=["integer-too-long", "nested-too-deeply", "nan", "beyond-a-float"])
 def test_a_reply_python_cannot_read_as_json_is_invalid_output_with_its_tokens_kept(catalog, reply, problem):
     from shared.core.validation import parse_and_validate
     from shared.errors import InvalidOutputError
 
+    task = catalog.get("support_ticket" if '"label"' in reply else "receipt")
     with pytest.raises(InvalidOutputError, match=problem) as err:
-        parse_and_validate(catalog.get("support_ticket"), reply, 40, 999)
+        parse_and_validate(task, reply, 40, 999)
     assert (err.value.tokens_in, err.value.tokens_out) == (40, 999)
 
 

@@ -61,6 +61,11 @@ def strict_json(text: str) -> Any:
     return json.loads(text, parse_constant=_not_json, parse_float=_finite)
 
 
+def json_problem(exc: ValueError) -> str:
+    """What `strict_json` found wrong, without the line number a JSON Lines reader would contradict."""
+    return f"{exc.msg} at column {exc.colno}" if isinstance(exc, json.JSONDecodeError) else str(exc)
+
+
 def _not_json(constant: str) -> Any:
     raise ValueError(f"{constant} is not JSON")
 
@@ -89,7 +94,7 @@ def jsonl_rows(text: str, model: type[Row], where: str, what: str) -> list[tuple
         try:
             strict_json(line)  # pydantic's reader takes NaN and Infinity too; its JSON mode words errors for JSON
         except (ValueError, RecursionError) as exc:
-            problem = "nested too deeply to read" if isinstance(exc, RecursionError) else str(exc)
+            problem = "nested too deeply to read" if isinstance(exc, RecursionError) else json_problem(exc)
             raise InputError("invalid_line", f"{where}:{number}: not {what}: not JSON: {problem}") from None
         try:
             rows.append((number, model.model_validate_json(line)))

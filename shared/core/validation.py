@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from shared.core.tasks import AnyTask, ClassificationTask
+from shared.core.text_files import strict_json
 from shared.errors import InvalidOutputError
 
 
@@ -13,8 +13,8 @@ def parse_and_validate(task: AnyTask, text: str, tokens_in: int, tokens_out: int
     """The reply as a JSON object valid for the task, or InvalidOutputError saying why not."""
     start, end = answer_span(text)
     try:
-        obj = json.loads(text[start:end])
-    except ValueError as exc:  # not JSON, or an integer of more digits than Python converts (4,300)
+        obj = strict_json(text[start:end])
+    except ValueError as exc:  # not JSON (NaN too), or an integer of more digits than Python converts (4,300)
         raise InvalidOutputError(f"not JSON: {exc}", text, tokens_in, tokens_out) from exc
     except RecursionError as exc:
         raise InvalidOutputError("JSON nested too deeply to read", text, tokens_in, tokens_out) from exc

@@ -16,7 +16,6 @@ answers only: no self-training).
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -26,7 +25,7 @@ from typing import TYPE_CHECKING, Any, Collection, Iterable, Iterator
 from pydantic import ValidationError
 
 from shared.core.records import CorrectionRecord, utc
-from shared.core.text_files import jsonl_lines
+from shared.core.text_files import jsonl_lines, strict_json
 from shared.errors import InputError
 from shared.learning.training_data import (
     BuildReport,
@@ -71,8 +70,8 @@ def _records(data: bytes, name: str, report: BuildReport) -> Iterator[dict[str, 
     lines = [text] if name.endswith(".json") else [line for _, line in jsonl_lines(text)]
     for line in lines:
         try:
-            obj = json.loads(line)
-        except ValueError:
+            obj = strict_json(line)
+        except (ValueError, RecursionError):
             report.skip("unreadable record")
             continue
         if isinstance(obj, dict):

@@ -15,7 +15,7 @@ from azure.storage.blob import ExponentialRetry
 from pydantic import BaseModel, ValidationError
 
 from shared.core.records import CorrectionRecord, ResultRecord, ShadowRecord
-from shared.core.text_files import jsonl_lines, strict_json
+from shared.core.text_files import json_problem, jsonl_lines, strict_json
 from shared.errors import InputError, WriteConflict
 from shared.operations.stats import SourcedResult
 from shared.pipeline.blob_names import Containers, input_of_output
@@ -49,7 +49,7 @@ def parse_records(name: str, data: bytes, model: type[M]) -> list[M]:
         try:
             value = strict_json(row)
         except ValueError as exc:
-            raise InputError(UNREADABLE, f"{where}: not JSON ({exc})") from exc
+            raise InputError(UNREADABLE, f"{where}: not JSON ({json_problem(exc)})") from exc
         except RecursionError as exc:
             raise InputError(UNREADABLE, f"{where}: not JSON (nested too deeply to read)") from exc
         if isinstance(value, dict) and isinstance(value.get("results"), list):  # a batch answer of the HTTP API

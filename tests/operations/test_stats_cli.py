@@ -80,7 +80,8 @@ def test_html_writes_one_self_contained_page_with_the_five_plots(files, tmp_path
 
 
 @pytest.mark.parametrize("content, message", [
-    ('{"id": "a", "task": "ticket", "status": "accepted"}\n{not json\n', "line 2: not JSON"),
+    ('{"id": "a", "task": "ticket", "status": "accepted"}\n{not json\n',
+     "line 2: not JSON (Expecting property name enclosed in double quotes at column 2)"),
     ('{"id": "a", "task": "ticket", "status": "done"}\n', "line 1: not a ResultRecord (status: Input should be"),
     ('{"id": "a", "task": "ticket", "status": "accepted", "cost_usd": Infinity}\n', "line 1: not JSON (Infinity"),
     ('{"id": "a", "task": "ticket", "status": "accepted", "cost_usd": 1e999}\n', "line 1: not JSON (1e999 is beyond"),
