@@ -283,7 +283,8 @@ def test_a_folder_where_a_file_goes_and_a_file_where_a_folder_goes_are_usage_err
     run.write_text(_records("small", ["a"], ["a"]))
     a_file = tmp_path / "a_file"
     a_file.write_text("")
-    for args, problem in ((["report", str(run), "--out", str(a_file)], "is a file"),
+    for args, problem in ((["run", "banking77", "--input", str(run), "--output", str(tmp_path)], "is a directory"),
+                          (["report", str(run), "--out", str(a_file)], "is a file"),
                           (["compare", str(run), str(run), "--out", str(a_file)], "is a file"),
                           (["eval", "banking77", "--data", str(run), "--out", str(tmp_path)], "is a directory"),
                           (["tune", "banking77", str(run), "--frontier-run", str(tmp_path)], "is a directory")):

@@ -99,7 +99,7 @@ def test_azurite_that_cannot_start_reports_the_path_of_its_log(busy_port):
     (["run", "support_ticket", "--input", "{pdf}", "--output", "{out}"], "unsupported file type .pdf"),
     (["classify", "support_ticket", " \n "], "the text is empty"),
     (["run", "support_ticket", "--input", "{items}", "--output", "{items}"], "is the input"),
-    (["run", "support_ticket", "--input", "{items}", "--output", "{tmp}"], "is a directory"),
+    (["run", "support_ticket", "--input", "{items}", "--output", "{tmp}/linked.jsonl"], "is the input"),
     (["run", "support_ticket", "--input", "{items}", "--output", "{tmp}/missing/out.jsonl"], "no such file"),
 ])
 def test_cli_mistakes_are_one_line_without_a_traceback(tmp_path, args, expected):
@@ -107,11 +107,22 @@ def test_cli_mistakes_are_one_line_without_a_traceback(tmp_path, args, expected)
     pdf.write_bytes(b"%PDF-1.4 binary")
     items = tmp_path / "items.jsonl"
     items.write_text('{"id": "a", "text": "refund me"}\n')
+    (tmp_path / "linked.jsonl").hardlink_to(items)  # the input under another name
     argv = [a.format(pdf=pdf, out=tmp_path / "out.jsonl", items=items, tmp=tmp_path) for a in args]
     result = subprocess.run([str(VENV_BIN / "smallfirst"), *argv], cwd=REPO, capture_output=True, text=True,
                             timeout=120, env={**os.environ, "SMALLFIRST_LOCAL_PROFILE": "trained"})
     assert expected in one_line_error(result).lower()
     assert items.read_text() == '{"id": "a", "text": "refund me"}\n'  # the input is never overwritten
+
+
+def test_a_run_whose_disk_fills_up_ends_in_one_line_naming_the_output(tmp_path):
+    items = tmp_path / "items.jsonl"
+    items.write_text('{"id": "a", "text": "refund me"}\n')
+    result = subprocess.run([str(VENV_BIN / "smallfirst"), "run", "support_ticket", "-i", str(items), "-o", "/dev/full"],
+                            cwd=REPO, capture_output=True, text=True, timeout=120,
+                            env={**os.environ, "SMALLFIRST_LOCAL_PROFILE": "trained"})
+    assert result.returncode == 2 and "Traceback" not in result.stderr  # the progress bar's last state comes first
+    assert result.stderr.strip().splitlines()[-1] == "smallfirst: cannot write /dev/full: No space left on device"
 
 
 def test_dropping_a_file_type_the_pipeline_does_not_take_is_refused_before_upload(tmp_path):

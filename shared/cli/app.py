@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 from pathlib import Path
-from typing import NoReturn, Optional
+from typing import BinaryIO, NoReturn, Optional
 
 import typer
 from pydantic import ValidationError
@@ -70,7 +71,7 @@ def run(
     output: Path = typer.Option(..., "--output", "-o", dir_okay=False, help="result records, one JSON per line"),
 ) -> None:
     """Run the cascade on every item of a file and write one result record per line."""
-    if output.resolve() == input.resolve():
+    if output.exists() and os.path.samefile(output, input):  # also through a link, whatever the case
         raise InputError("output_is_input", f"{output} is the input: write the results to another file")
     cascade = _cascade()
     spec = _task(cascade, task)
@@ -85,19 +86,33 @@ def run(
     # written in input order as they come and a stopped run keeps every chunk it finished.
     chunk = max(RUN_CHUNK_ITEMS, cascade.settings.concurrency)
     try:
-        with output.open("w", encoding="utf-8") as out, progress_bar() as progress:
-            bar = progress.add_task(task, total=len(parsed.items))
-            for start in range(0, len(parsed.items), chunk):
-                records = cascade.run_batch(spec, parsed.items[start:start + chunk],
-                                            on_record=lambda _record: progress.advance(bar))
-                for record in records:
-                    out.write(record.model_dump_json() + "\n")
-                    counts[record.status] = counts.get(record.status, 0) + 1
-                out.flush()
-    except OSError as exc:  # a folder, a missing folder, a full disk: what was written before stays
-        raise InputError("unwritable_output", f"cannot write {output}: {exc.strerror or exc}") from exc
+        out = output.open("wb", buffering=0)  # unbuffered: a failed write fails there, not again on closing
+    except OSError as exc:  # a missing folder, no permission
+        raise _unwritable(output, exc) from exc
+    with out, progress_bar() as progress:
+        bar = progress.add_task(task, total=len(parsed.items))
+        for start in range(0, len(parsed.items), chunk):
+            records = cascade.run_batch(spec, parsed.items[start:start + chunk],
+                                        on_record=lambda _record: progress.advance(bar))
+            try:
+                _write_all(out, "".join(record.model_dump_json() + "\n" for record in records).encode("utf-8"))
+            except OSError as exc:  # a full disk: the chunks written before stay
+                raise _unwritable(output, exc) from exc
+            for record in records:
+                counts[record.status] = counts.get(record.status, 0) + 1
     summary = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
     console.print(f"{len(parsed.items)} items -> {output} ({summary}); {len(parsed.errors)} lines skipped")
+
+
+def _write_all(out: BinaryIO, data: bytes) -> None:
+    """An unbuffered write may take part of the bytes (a disk filling up): the rest is written, or fails."""
+    view = memoryview(data)
+    while view:
+        view = view[out.write(view):]
+
+
+def _unwritable(output: Path, exc: OSError) -> InputError:
+    return InputError("unwritable_output", f"cannot write {output}: {exc.strerror or exc}")
 
 
 def _warn_skipped(path: Path, parsed: ParsedInput) -> None:
@@ -269,7 +284,8 @@ def train(
                                            help="correction records (files or folders)"),
     from_storage: bool = typer.Option(False, "--from-storage",
                                       help="learn from the results/ and corrections/ containers of DataStorage"),
-    days: Optional[int] = typer.Option(None, "--days", min=1, help="only production data of the last N days"),
+    days: Optional[int] = typer.Option(None, "--days", min=1, max=36_500,
+                                      help="only production data of the last N days"),
     activate: bool = typer.Option(True, "--activate/--no-activate", help="make the new head the task's active one"),
 ) -> None:
     """Train the trained tier's head for a task (a classifier, or a line tagger for extraction), save it as a new
@@ -321,7 +337,7 @@ def train(
 @app.command()
 def retrain(
     task: str,
-    days: Optional[int] = typer.Option(None, "--days", min=1, help="production data of the last N days "
+    days: Optional[int] = typer.Option(None, "--days", min=1, max=36_500, help="production data of the last N days "
                                                                     "(default: SMALLFIRST_RETRAIN_DAYS)"),
 ) -> None:
     """Retrain a task's head now, as the scheduled function does: from the frontier's answers and people's
