@@ -8,16 +8,20 @@
    tolerated; a larger drop is not;
 3. calibration: candidate ECE <= active ECE + ``max_ece_increase`` (default 0.02), since the cascade trusts the
    confidence, not only the label.
-Before both, the candidate must beat always answering the slice's most common label by more than z binomial
-standard errors: judged against labels that are noise (a frontier misconfigured, a shuffled export), both heads
-score at chance, and an unsure candidate would otherwise win on calibration. With no active head, the candidate is
-promoted if the slice is large enough and it beats that baseline. Every decision is returned as a
+Before both, the candidate must agree with the slice's labels more than chance would, by more than z binomial
+standard errors. Chance is the accuracy of answers drawn independently of the gold label with the candidate's own
+label frequencies, sum over labels of P(gold = k) * P(answer = k) (Cohen's kappa is above 0 exactly when accuracy
+exceeds it): a head answering noise, or always the most common label, sits at chance, one that learned sits above
+it, even on a slice where one label dominates. Judged against labels that are noise (a frontier misconfigured, a
+shuffled export), both heads score at chance, and an unsure candidate would otherwise win on calibration. With no
+active head, the candidate is promoted if the slice is large enough and it beats chance. Every decision is returned as a
 PromotionDecision and can be recorded in the artifact store beside the heads.
 """
 
 from __future__ import annotations
 
 import math
+from collections import Counter
 from datetime import datetime, timezone
 from typing import Protocol, Sequence
 
@@ -55,12 +59,19 @@ class PromotionDecision(BaseModel):
 
 
 def _score(head: _Head, X: np.ndarray, texts: Sequence[str] | None,
-           gold: np.ndarray) -> tuple[SliceScore, np.ndarray]:
+           gold: np.ndarray) -> tuple[SliceScore, np.ndarray, np.ndarray]:
     predictions = head.predict_with_confidence(X, texts)
-    right = np.asarray(predictions.labels, dtype=object) == gold
+    answers = np.asarray(predictions.labels, dtype=object)
+    right = answers == gold
     score = SliceScore(accuracy=float(right.mean()), ece=expected_calibration_error(predictions.confidence, right),
                        selective_accuracy_80=selective_accuracy(predictions.confidence, right, 0.8))
-    return score, right
+    return score, right, answers
+
+
+def chance_accuracy(answers: np.ndarray, gold: np.ndarray) -> float:
+    """The accuracy of answers with these label frequencies drawn independently of the gold labels."""
+    answer_share = Counter(answers.tolist())
+    return sum(count * answer_share[label] for label, count in Counter(gold.tolist()).items()) / len(gold) ** 2
 
 
 def promotion_gate(
@@ -84,17 +95,16 @@ def promotion_gate(
     slice it was (e.g. the file and its hash) for the record."""
     gold_arr = np.asarray(list(gold), dtype=object)
     n = len(gold_arr)
-    candidate_score, candidate_right = _score(candidate, X, texts, gold_arr)
-    active_score, active_right = _score(active, X, texts, gold_arr) if active is not None else (None, None)
+    candidate_score, candidate_right, candidate_answers = _score(candidate, X, texts, gold_arr)
+    active_score, active_right, _ = _score(active, X, texts, gold_arr) if active is not None else (None, None, None)
     tolerance = None
-    majority = max(np.unique(gold_arr, return_counts=True)[1]) / n if n else 0.0
-    chance_margin = z * math.sqrt(majority * (1 - majority) / n) if n else 0.0
+    chance = chance_accuracy(candidate_answers, gold_arr) if n else 0.0
+    chance_margin = z * math.sqrt(chance * (1 - chance) / n) if n else 0.0
     if n < min_slice:
         promote, reason = False, f"slice of {n} items is smaller than {min_slice}: too small to judge"
-    elif candidate_score.accuracy <= majority + chance_margin:
-        promote, reason = False, (f"accuracy {candidate_score.accuracy:.4f} is no better than always answering the "
-                                  f"most common label ({majority:.4f} + {chance_margin:.4f}): the slice's labels may "
-                                  "be noise")
+    elif candidate_score.accuracy <= chance + chance_margin:
+        promote, reason = False, (f"accuracy {candidate_score.accuracy:.4f} is no better than chance "
+                                  f"({chance:.4f} + {chance_margin:.4f}): the slice's labels may be noise")
     elif active_score is None:
         promote, reason = True, "no active head"
     else:

@@ -69,9 +69,10 @@ def test_an_id_with_two_texts_in_the_inputs_is_not_used(tmp_path):
 
 def test_results_of_an_input_not_given_that_reuse_its_ids_are_not_joined_to_its_texts(tmp_path):
     items = write_jsonl(tmp_path / "items_a.jsonl", [{"id": "1", "text": "refund my order"},
-                                                     {"id": "2", "text": "the app crashes"}])
+                                                     {"id": "2", "text": "the app crashes"},
+                                                     {"id": "3", "text": "Refund my order "}])  # the same, normalised
     answers_a = write_jsonl(tmp_path / "results_a.jsonl", [result("1", "billing"), result("2", "technical")])
-    answers_b = write_jsonl(tmp_path / "results_b.jsonl", [result("1", "account")])  # of items_b, not given
+    answers_b = write_jsonl(tmp_path / "results_b.jsonl", [result("3", "account")])  # of items_b, not given
     built = from_files("support_ticket", results=[answers_a, answers_b], inputs=[items],
                        frontier_tiers={"frontier"}, allowed_labels=LABELS)
     assert [(e.text, e.label) for e in built.examples] == [("the app crashes", "technical")]

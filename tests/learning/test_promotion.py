@@ -96,4 +96,30 @@ def test_labels_that_are_noise_promote_no_head_however_well_it_is_calibrated(emb
         decision = promotion_gate(task="support_ticket", candidate=noise_head, candidate_version="cand",
                                   active=active, active_version="act" if active else None, X=X_dev,
                                   gold=shuffled(y_dev), slice_source=SLICE)
-        assert not decision.promote and "no better than always answering the most common label" in decision.reason
+        assert not decision.promote and "no better than chance" in decision.reason
+
+
+class Answers:
+    """A head that gives fixed answers, at confidence 0.9: the gate reads only its labels and confidences."""
+
+    def __init__(self, labels: list[str]) -> None:
+        self.labels = labels
+
+    def predict_with_confidence(self, X, texts=None):
+        from types import SimpleNamespace
+
+        import numpy as np
+
+        return SimpleNamespace(labels=self.labels, confidence=np.full(len(self.labels), 0.9))
+
+
+def test_on_a_slice_one_label_dominates_a_head_that_learned_passes_and_one_answering_that_label_does_not():
+    import numpy as np
+
+    gold = ["a"] * 90 + ["b"] * 10
+    learned = Answers(["a"] * 90 + ["b"] * 3 + ["a"] * 7)  # 0.93: above the 0.876 of chance, below 0.9 + 1 SE
+    majority = Answers(["a"] * 100)  # 0.90: exactly chance
+    for candidate, promoted in ((learned, True), (majority, False)):
+        decision = promotion_gate(task="t", candidate=candidate, candidate_version="cand", active=None,
+                                  active_version=None, X=np.zeros((100, 1)), gold=gold, slice_source="s")
+        assert decision.promote is promoted, decision.reason
