@@ -105,16 +105,22 @@ def schema_kind(field_schema: Mapping[str, Any]) -> ValueKind | None:
     """The kind the JSON schema fixes, if it does."""
     if field_schema.get("format") in {"date", "date-time"}:
         return "date"
-    if field_schema.get("type") in {"number", "integer"}:
+    if json_types(field_schema) & {"number", "integer"}:
         return "amount"
     return None
+
+
+def json_types(field_schema: Mapping[str, Any]) -> set[str]:
+    """The JSON types a field's schema allows by its `type` (a name or a list of names)."""
+    declared = field_schema.get("type")
+    return {declared} if isinstance(declared, str) else set(declared) if isinstance(declared, list) else set()
 
 
 def typed_value(field_schema: Mapping[str, Any], text: str) -> Any:
     """A found value as the JSON type its field's schema asks for: a number for `number`, a whole number for
     `integer`; as found otherwise, or when it does not read as one (the task's validation then says so)."""
-    wanted = field_schema.get("type")
-    if wanted not in ("number", "integer"):
+    wanted = json_types(field_schema)
+    if not wanted & {"number", "integer"} or "string" in wanted:  # text allowed: kept as found
         return text
     try:
         number = float(text.replace(",", ""))
@@ -122,7 +128,7 @@ def typed_value(field_schema: Mapping[str, Any], text: str) -> Any:
         return text
     if not math.isfinite(number):
         return text
-    if wanted == "integer":
+    if "number" not in wanted:  # integer only
         return int(number) if number.is_integer() else text
     return number
 

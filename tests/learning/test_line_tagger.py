@@ -60,6 +60,22 @@ def test_text_labels_stay_empty_when_no_run_is_alike_enough():
     assert _labelled("text", 4, "SOMETHING ELSE ENTIRELY") == []
 
 
+@pytest.mark.parametrize("field_schema, found, answer", [
+    ({"type": "number"}, "1,234.50", 1234.5),
+    ({"type": ["number", "null"]}, "9.00", 9.0),
+    ({"type": "integer"}, "12.00", 12),
+    ({"type": "integer"}, "12.50", "12.50"),  # not a whole number: as found, for the schema to refuse
+    ({"type": ["string", "number"]}, "9.00", "9.00"),  # text allowed: kept as found
+    ({"type": "string"}, "9.00", "9.00"),
+], ids=["number", "number-or-null", "integer", "not-an-integer", "string-or-number", "string"])
+def test_a_found_value_is_typed_as_its_fields_schema_asks(field_schema, found, answer):
+    from shared.learning.line_candidates import schema_kind, typed_value
+
+    typed = typed_value(field_schema, found)
+    assert typed == answer and type(typed) is type(answer)
+    assert schema_kind(field_schema) == ("amount" if field_schema["type"] != "string" else None)
+
+
 def test_value_kind_is_chosen_from_the_data():
     texts, rows = [RECEIPT] * 2, [{"d": "02/11/2017", "t": "15.50", "c": "ACME TRADING SDN BHD"}] * 2
     assert [choose_kind(texts, [r[f] for r in rows]) for f in ("d", "t", "c")] == ["date", "amount", "text"]
