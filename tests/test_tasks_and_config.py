@@ -71,10 +71,32 @@ def test_labels_may_be_bare_names_or_a_mapping_of_name_to_description(tmp_path):
      "$ref: '#/$defs/gone'}}}\n", "'#/\\$defs/gone' does not resolve"),
     ("kind: classification\ninstruction: x\nlabels: [a, b]\ncalibration: {x: [0.5, 0.1], y: [0.2, 0.9]}\n",
      "non-decreasing"),
+    ("kind: classification\ninstruction: x\nlabels: [a, b]\ntiers: [trained, fronteir]\n", "unknown tiers"),
+    ("kind: classification\ninstruction: x\nlabels: [a, b]\ntiers: [trained, trained]\n", "each tier may appear once"),
+    ("kind: classification\ninstruction: x\nlabels: [a, b]\ntiers: [trained]\ntier_thresholds: {trained: .nan}\n",
+     "tier_thresholds.trained: Input should be less than or equal to 1"),  # NaN fails every bound
+    ("kind: classification\ninstruction: x\nlabels: [a, b]\ntiers: [trained]\ntier_thresholds: {trained: 2.0}\n",
+     "tier_thresholds.trained: Input should be less than or equal to 1"),
+    ("kind: classification\ninstruction: x\nlabels: [a, b]\ntiers: [trained]\ntier_thresholds: {small: 0.5}\n",
+     "tier_thresholds for tiers the task does not use: \\['small'\\]"),
+    ("kind: classification\ninstruction: x\nlabels: [Billing, billing]\n", "unique, also ignoring case"),
+    ("kind: classification\ninstruction: x\nlabels: [a, '  ']\n", "labels.1.name: String should match pattern"),
+    ("kind: classification\ninstruction: x\nlabels: [a, ' b']\n", "labels.1.name: String should match pattern"),
+    ("kind: extraction\ninstruction: x\nschema: {type: object, properties: {a: {type: string}}, required: [b]}\n",
+     "required fields \\['b'\\] are not among the properties"),
+    ("kind: extraction\ninstruction: x\nschema_file: s.json\nschema: {type: object, properties: {a: {}}}\n",
+     "schema_file and schema are both given"),
+    ("kind: extraction\ninstruction: x\nschema: {type: object, $defs: {x: {$ref: '#/$defs/x'}}, "
+     "properties: {a: {$ref: '#/$defs/x'}}}\n", "'#/\\$defs/x' refers to itself"),
+    ("kind: extraction\ninstruction: x\nschema: {type: object, properties: {a: {default: 2020-01-01}}}\n",
+     "schema: not JSON data"),
     ("kind: classification\ninstruction: x\nlabels: [a, b]\ncalibration: {x: [0.1, 0.5], y: [0.2, 1.5]}\n",
      "in \\[0, 1\\]"),
 ], ids=["schema-file-not-a-path", "schema-file-nested-too-deep", "schema-file-nul", "remote-ref", "dangling-ref",
-        "dangling-ref-under-nested-id", "calibration-decreasing", "calibration-over-one"])
+        "dangling-ref-under-nested-id", "calibration-decreasing", "tier-typo", "tier-twice", "tier-threshold-nan",
+        "tier-threshold-over-one", "tier-threshold-of-another-tier", "labels-differing-in-case", "blank-label",
+        "label-with-space", "required-not-a-property", "schema-twice", "ref-to-itself", "schema-not-json",
+        "calibration-over-one"])
 def test_a_task_file_that_would_fail_later_is_a_task_error_when_loaded(tmp_path, body, problem):
     (tmp_path / "deep.json").write_text("[" * 100_000 + "]" * 100_000)
     path = tmp_path / "bad.yaml"
@@ -177,3 +199,10 @@ def test_smallfirst_tasks_lists_a_broken_task_file_with_its_problem_beside_the_g
     broken, routing = [line for line in result.output.splitlines() if "broken" in line or "routing" in line]
     assert "invalid" in broken and "schema_file must be a path" in broken
     assert "classification" in routing and "2 labels" in routing
+
+
+def test_a_yaml_schema_key_json_cannot_hold_is_read_as_its_text(tmp_path):
+    path = tmp_path / "numbered.yaml"
+    path.write_text("kind: extraction\ninstruction: x\nschema:\n  type: object\n  properties:\n    1: {type: string}\n")
+    task = load_task_file(path)
+    assert list(task.json_schema["properties"]) == ["1"] and task.validation_errors({"1": "x"}) == []

@@ -16,14 +16,17 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from shared.core.task_files import read_task_data
+from shared.core.config import DEFAULT_ROLES
+from shared.core.records import Probability
 from shared.errors import TaskError, UnknownTaskError
 
+TIER_NAMES = tuple(DEFAULT_ROLES)
 CHARS_PER_TOKEN = 4  # rough estimate used for budgets before any tokenizer is loaded
 
 
 class Label(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    name: str = Field(min_length=1)
+    name: str = Field(pattern=r"^\S(.*\S)?$")  # no blank name, no space at either end (a model would not echo it)
     description: str = ""
 
 
@@ -75,7 +78,7 @@ class TaskBase(BaseModel):
     # A frontier answer is final unless its confidence is below this (then it goes to review); 0 = always final.
     frontier_threshold: float = Field(default=0.0, ge=0.0, le=1.0)
     # Per-tier thresholds where a tier's confidence means something else than the others' (tuned by `tune --tier`).
-    tier_thresholds: dict[str, float] = Field(default_factory=dict)
+    tier_thresholds: dict[str, Probability] = Field(default_factory=dict)
     tier_threshold_sources: dict[str, str] = Field(default_factory=dict)
     max_input_chars: int = Field(default=20_000, gt=0)
     max_input_tokens: int = Field(default=4_000, gt=0)
@@ -83,6 +86,22 @@ class TaskBase(BaseModel):
     trained_head: str | None = None  # the active head version of the trained tier; none: zero-shot
     calibration: Calibration | None = None
     examples: list[Example] = Field(default_factory=list)
+
+    @field_validator("tiers")
+    @classmethod
+    def _known_tiers_once_each(cls, tiers: list[str]) -> list[str]:
+        """A typo would drop a tier (the task never escalating), a repeat pay for one twice."""
+        if unknown := [tier for tier in tiers if tier not in TIER_NAMES]:
+            raise ValueError(f"unknown tiers {unknown}: the tiers are {', '.join(TIER_NAMES)}")
+        if len(set(tiers)) != len(tiers):
+            raise ValueError("each tier may appear once")
+        return tiers
+
+    @model_validator(mode="after")
+    def _thresholds_of_its_own_tiers(self) -> "TaskBase":
+        if stray := sorted(set(self.tier_thresholds) - set(self.tiers)):
+            raise ValueError(f"tier_thresholds for tiers the task does not use: {stray}")
+        return self
 
     def estimate_tokens(self, text: str) -> int:
         return len(text) // CHARS_PER_TOKEN + 1
@@ -115,8 +134,8 @@ class ClassificationTask(TaskBase):
     @model_validator(mode="after")
     def _check_labels(self) -> "ClassificationTask":
         names = [label.name for label in self.labels]
-        if len(set(names)) != len(names):
-            raise ValueError("label names must be unique")
+        if len({name.casefold() for name in names}) != len(names):
+            raise ValueError("label names must be unique, also ignoring case")
         if self.allow_none and not self.none_label:
             raise ValueError("allow_none needs a none_label")
         if self.none_label and self.none_label in names:
@@ -152,9 +171,15 @@ class ExtractionTask(TaskBase):
         jsonschema.Draft202012Validator.check_schema(schema)
         if schema.get("type") != "object" or not schema.get("properties"):
             raise ValueError("an extraction schema must be an object with properties")
-        if unresolved := _unresolvable_refs(schema):
+        if missing := [f for f in schema.get("required") or [] if f not in schema["properties"]]:
+            raise ValueError(f"required fields {missing} are not among the properties")
+        unresolved, circular = _ref_problems(schema)
+        if unresolved:
             raise ValueError(f"$ref {', '.join(map(repr, unresolved))} does not resolve within the schema "
                              "(a task's schema must be self-contained: nothing is fetched)")
+        if circular:
+            raise ValueError(f"$ref {', '.join(map(repr, circular))} refers to itself through $refs alone (no "
+                             "value could ever be checked against it)")
         return schema
 
     @property
@@ -176,12 +201,32 @@ class ExtractionTask(TaskBase):
 AnyTask = ClassificationTask | ExtractionTask
 
 
-def _unresolvable_refs(schema: dict[str, Any]) -> list[str]:
-    """The schema's `$ref`s that do not resolve within it, which would fail every answer's validation. Each is
-    looked up as jsonschema will: relative to the nearest enclosing `$id`."""
+def _ref_problems(schema: dict[str, Any]) -> tuple[list[str], list[str]]:
+    """The schema's `$ref`s that do not resolve within it (they would fail every answer's validation), and those
+    whose chain of schemas that are nothing but a `$ref` comes back to itself (validating against one recurses
+    without end; llama.cpp's grammar builder crashes on it). Each is looked up as jsonschema will: relative to the
+    nearest enclosing `$id`."""
     root = referencing.jsonschema.DRAFT202012.create_resource(schema)
     registry = referencing.Registry().with_resource(root.id() or "", root).crawl()  # every nested `$id` known
     unresolved: list[str] = []
+    circular: list[str] = []
+
+    def follow(ref: str, resolver: referencing.Resolver[Any]) -> None:
+        try:
+            target = resolver.lookup(ref)
+        except referencing.exceptions.Unresolvable:
+            unresolved.append(ref)
+            return
+        seen: set[int] = set()
+        while isinstance(target.contents, dict) and set(target.contents) - ANNOTATIONS == {"$ref"}:
+            if id(target.contents) in seen:
+                circular.append(ref)
+                return
+            seen.add(id(target.contents))
+            try:
+                target = target.resolver.lookup(target.contents["$ref"])
+            except referencing.exceptions.Unresolvable:
+                return  # that ref is reported where it is written
 
     def walk(node: Any, resolver: referencing.Resolver[Any], is_root: bool) -> None:
         if isinstance(node, list):
@@ -193,18 +238,16 @@ def _unresolvable_refs(schema: dict[str, Any]) -> list[str]:
         if not is_root and isinstance(node.get("$id"), str):
             resolver = resolver.in_subresource(referencing.jsonschema.DRAFT202012.create_resource(node))
         if isinstance(ref := node.get("$ref"), str):
-            try:
-                resolver.lookup(ref)
-            except referencing.exceptions.Unresolvable:
-                unresolved.append(ref)
+            follow(ref, resolver)
         for key, child in node.items():
             if key not in DATA_KEYWORDS:
                 walk(child, resolver, False)
 
     walk(schema, registry.resolver(root.id() or ""), True)
-    return unresolved
+    return list(dict.fromkeys(unresolved)), list(dict.fromkeys(circular))
 
 
+ANNOTATIONS = {"$defs", "$comment", "title", "description", "$anchor"}  # keywords that check nothing
 DATA_KEYWORDS = ("enum", "const", "default", "examples")  # their values are instances, not schemas
 
 
@@ -220,6 +263,13 @@ def load_task_file(path: Path) -> AnyTask:
     if not isinstance(raw, dict):
         raise TaskError(f"{path}: a task file must be a mapping")
     schema_file = raw.pop("schema_file", None)
+    if schema_file is not None and "schema" in raw:
+        raise TaskError(f"{path}: schema_file and schema are both given: keep one")
+    if "schema" in raw:  # YAML may write keys JSON cannot (1:, 2020-01-01:): a schema is JSON data
+        try:
+            raw["schema"] = json.loads(json.dumps(raw["schema"], allow_nan=False))
+        except (TypeError, ValueError) as exc:
+            raise TaskError(f"{path}: schema: not JSON data: {exc}") from exc
     if schema_file is not None:
         if not isinstance(schema_file, str):
             raise TaskError(f"{path}: schema_file must be a path, not {type(schema_file).__name__}")
