@@ -180,6 +180,31 @@ def test_settings_error_names_the_variable():
         Settings.from_env({"SMALLFIRST_FRONTIER_BACKEND": "gpt5"})
 
 
+REMOTE_FRONTIER = {"SMALLFIRST_FRONTIER_BACKEND": "azure_openai", "SMALLFIRST_FRONTIER_ENDPOINT": "https://x.openai.azure.com"}
+
+
+@pytest.mark.parametrize("env, problem", [
+    ({"SMALLFIRST_FRONTIER_ENDPOINT": "https://x.openai.azure.com", "SMALLFIRST_FRONTIER_MODEL": "gpt-4o"},
+     "SMALLFIRST_FRONTIER_BACKEND is not set, though SMALLFIRST_FRONTIER_ENDPOINT, SMALLFIRST_FRONTIER_MODEL is"),
+    ({**REMOTE_FRONTIER, "SMALLFIRST_FRONTIER_ENDPONT": "https://y"}, "SMALLFIRST_FRONTIER_ENDPONT: Extra inputs"),
+    ({"SMALLFIRST_TRAINED_NAME": "other"}, "SMALLFIRST_TRAINED_NAME is not a setting"),
+    ({"SMALLFIRST_TRAINED_N_THREADS": "-4"}, "SMALLFIRST_TRAINED_N_THREADS: Input should be greater than or equal to 1"),
+    ({**REMOTE_FRONTIER, "SMALLFIRST_FRONTIER_PRICE_IN_PER_M": "inf"}, "PRICE_IN_PER_M: Input should be a finite"),
+    ({**REMOTE_FRONTIER, "SMALLFIRST_FRONTIER_TIMEOUT_S": "nan"}, "TIMEOUT_S: Input should be a finite"),
+    ({"SMALLFIRST_CLAIM_TTL_S": "inf"}, "SMALLFIRST_CLAIM_TTL_S: Input should be a finite"),
+    ({**REMOTE_FRONTIER, "SMALLFIRST_FRONTIER_ENDPOINT": "x.openai.azure.com"}, "is not an http\\(s\\) URL"),
+    ({**REMOTE_FRONTIER, "SMALLFIRST_FRONTIER_SAMPLES": "2", "SMALLFIRST_FRONTIER_SAMPLES_PER_REQUEST": "5"},
+     "SMALLFIRST_FRONTIER_\\*: .*samples_per_request \\(5\\) is more than samples \\(2\\)"),
+    ({"SMALLFIRST_TRAINED_BACKEND": "embedded"}, "SMALLFIRST_TRAINED_\\*: .*the trained tier, and it alone"),
+    ({"SMALLFIRST_SMALL_BACKEND": "trained"}, "SMALLFIRST_SMALL_\\*: .*the trained tier, and it alone"),
+], ids=["remote-tier-without-backend", "misspelt-variable", "tier-name", "threads", "infinite-price", "nan-timeout",
+        "infinite-claim-ttl", "endpoint-not-a-url", "more-choices-than-samples", "trained-not-trained",
+        "another-tier-trained"])
+def test_a_setting_that_would_misroute_or_fail_later_is_refused_naming_the_variable(env, problem):
+    with pytest.raises(ConfigError, match=problem):
+        Settings.from_env(env)
+
+
 def test_catalog_is_a_directory_of_files(tmp_path):
     (tmp_path / "t.json").write_text(json.dumps({"kind": "classification", "instruction": "i", "labels": [{"name": "a"}, {"name": "b"}]}))
     assert TaskCatalog(tmp_path).get("t").allowed_labels == ["a", "b"]

@@ -15,8 +15,9 @@ import os
 from enum import StrEnum
 from pathlib import Path
 from typing import Literal, Mapping, TypeVar
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
 from shared.errors import ConfigError
 
@@ -85,8 +86,11 @@ DEFAULT_CAPABILITIES: dict[Backend, tuple[StructuredOutput, bool]] = {
 
 
 class TierConfig(BaseModel):
-    """One model tier. Unset capability/price fields take the backend's defaults."""
+    """One model tier. Unset capability/price fields take the backend's defaults. A setting of no field is an error
+    (a misspelt SMALLFIRST_SMALL_ENDPONT would otherwise leave the endpoint unset without a word), and every number
+    is finite."""
 
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
     name: str
     role: Role = Field(description="frontier: the last resort, whose answers need no threshold to be accepted")
     backend: Backend = Backend.EMBEDDED
@@ -109,7 +113,7 @@ class TierConfig(BaseModel):
     # embedded only
     model_path: Path | None = None
     n_ctx: int = Field(default=8192, ge=512)
-    n_threads: int | None = None
+    n_threads: int | None = Field(default=None, ge=1)
     # llama.cpp's repacked weight layouts; unset: on unless the build has AMX, which crashes (llama_session.py)
     extra_buffer_types: bool | None = None
     # trained only: the folder of head artifacts (<heads_dir>/<task>/<version>/)
@@ -124,6 +128,23 @@ class TierConfig(BaseModel):
     # trained only: the embedder, the local MiniLM or an Azure OpenAI embeddings deployment (on `endpoint`)
     embedder: Literal["minilm", "azure_openai"] = "minilm"
     embeddings_deployment: str = "text-embedding-3-small"
+
+    @field_validator("endpoint")
+    @classmethod
+    def _an_http_url(cls, endpoint: str | None) -> str | None:
+        if endpoint is not None:
+            url = urlsplit(endpoint)
+            if url.scheme not in ("http", "https") or not url.hostname:
+                raise ValueError(f"{endpoint!r} is not an http(s) URL")
+        return endpoint
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "TierConfig":
+        if self.samples_per_request > self.samples:
+            raise ValueError(f"samples_per_request ({self.samples_per_request}) is more than samples ({self.samples})")
+        if (self.name == "trained") != (self.backend == Backend.TRAINED):
+            raise ValueError("the trained tier, and it alone, has backend trained (train and retrain fit its heads)")
+        return self
 
     @property
     def effective_structured_output(self) -> StructuredOutput:
@@ -157,6 +178,7 @@ class TierConfig(BaseModel):
 
 
 class Settings(BaseModel):
+    model_config = ConfigDict(allow_inf_nan=False)
     tasks_dir: Path = PROJECT_ROOT / "tasks"
     tiers: dict[str, TierConfig]
     concurrency: int = Field(default=8, ge=1, le=256)
@@ -186,7 +208,14 @@ class Settings(BaseModel):
             raise ConfigError(f"invalid configuration: {PREFIX}LOCAL_PROFILE must be trained or embedded, not {profile!r}")
         local = always_configured(profile)
         for name, role in DEFAULT_ROLES.items():
-            fields = _fields_with_prefix(env, f"{PREFIX}{name.upper()}_")
+            prefix = f"{PREFIX}{name.upper()}_"
+            fields = _fields_with_prefix(env, prefix)
+            if "name" in fields:
+                raise ConfigError(f"invalid configuration: {prefix}NAME is not a setting (a tier's name is fixed)")
+            if fields and name not in local and "backend" not in fields:  # else a remote tier would run locally
+                raise ConfigError(f"invalid configuration: {prefix}BACKEND is not set, though "
+                                  f"{', '.join(prefix + key.upper() for key in sorted(fields))} is: set it to one of "
+                                  f"{', '.join(b.value for b in Backend)}")
             if fields or name in local:
                 defaults = {"name": name, "role": role, "backend": local.get(name, Backend.EMBEDDED)}
                 tiers[name] = _validate(TierConfig, {**defaults, **fields}, f"{PREFIX}{name.upper()}_")
@@ -206,7 +235,7 @@ def _validate(model: type[M], data: dict, prefix: str) -> M:
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{prefix}{'_'.join(str(p) for p in err['loc']).upper()}: {err['msg']}" for err in exc.errors()
+        problems = "; ".join(  # an error of no one field is the tier's (or the app's) as a whole
+            f"{prefix}{'_'.join(str(p) for p in err['loc']).upper() or '*'}: {err['msg']}" for err in exc.errors()
         )
         raise ConfigError(f"invalid configuration: {problems}") from exc
