@@ -43,8 +43,8 @@ class Calibration(BaseModel):
     model_config = ConfigDict(extra="forbid")
     tier: str = "small"
     method: Literal["isotonic"] = "isotonic"
-    x: list[float]
-    y: list[float]
+    x: list[Probability]  # raw confidences
+    y: list[Probability]
     fitted_on: str = ""
     fitted_at: str = ""
 
@@ -52,8 +52,6 @@ class Calibration(BaseModel):
     def _a_monotone_map_of_probabilities(self) -> "Calibration":
         if len(self.x) != len(self.y) or not self.x:
             raise ValueError("x and y must be non-empty and of equal length")
-        if any(not 0.0 <= v <= 1.0 for v in self.y):
-            raise ValueError("y (probabilities) must lie in [0, 1]")
         if any(b < a for a, b in zip(self.x, self.x[1:])) or any(b < a for a, b in zip(self.y, self.y[1:])):
             raise ValueError("x and y must be non-decreasing (np.interp reads x so; isotonic maps are)")
         return self
@@ -66,14 +64,14 @@ class TaskBase(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")
     description: str = ""
-    instruction: str = Field(min_length=1)
+    instruction: str = Field(pattern=r"\S")
     threshold: float = Field(default=0.5, ge=0.0, le=1.0)
     threshold_source: str = "default (not tuned)"
     # Live accuracy (shared/pipeline/shadow.py): the share of items a cheaper tier accepted that the frontier also
     # answers off the request path, and the accuracy those accepted answers must keep (an alert below it).
     shadow_fraction: float = Field(default=0.0, ge=0.0, le=1.0)
     # Per tier, the confidence histogram (10 equal bins) of the run its threshold was tuned on (`smallfirst tune`).
-    confidence_reference: dict[str, list[float]] = Field(default_factory=dict)
+    confidence_reference: dict[str, list[Probability]] = Field(default_factory=dict)
     target_accuracy: float = Field(default=0.95, gt=0.0, le=1.0)
     # A frontier answer is final unless its confidence is below this (then it goes to review); 0 = always final.
     frontier_threshold: float = Field(default=0.0, ge=0.0, le=1.0)
@@ -101,6 +99,8 @@ class TaskBase(BaseModel):
     def _thresholds_of_its_own_tiers(self) -> "TaskBase":
         if stray := sorted(set(self.tier_thresholds) - set(self.tiers)):
             raise ValueError(f"tier_thresholds for tiers the task does not use: {stray}")
+        if self.calibration is not None and self.calibration.tier not in self.tiers:
+            raise ValueError(f"calibration for tier {self.calibration.tier!r}, which the task does not use")
         return self
 
     def estimate_tokens(self, text: str) -> int:
