@@ -77,8 +77,8 @@ def test_labels_may_be_bare_names_or_a_mapping_of_name_to_description(tmp_path):
      "tier_thresholds.trained: Input should be less than or equal to 1"),  # NaN fails every bound
     ("kind: classification\ninstruction: x\nlabels: [a, b]\ntiers: [trained]\ntier_thresholds: {trained: 2.0}\n",
      "tier_thresholds.trained: Input should be less than or equal to 1"),
-    ("kind: classification\ninstruction: x\nlabels: [a, b]\ntiers: [trained]\ntier_thresholds: {small: 0.5}\n",
-     "tier_thresholds for tiers the task does not use: \\['small'\\]"),
+    ("kind: classification\ninstruction: x\nlabels: [a, b]\ntiers: [trained]\ntier_thresholds: {trianed: 0.5}\n",
+     "tier_thresholds for unknown tiers \\['trianed'\\]"),
     ("kind: classification\ninstruction: x\nlabels: [Billing, billing]\n", "unique, also ignoring case"),
     ("kind: classification\ninstruction: x\nlabels: [a, '  ']\n", "labels.1.name: String should match pattern"),
     ("kind: classification\ninstruction: x\nlabels: [a, ' b']\n", "labels.1.name: String should match pattern"),
@@ -94,16 +94,16 @@ def test_labels_may_be_bare_names_or_a_mapping_of_name_to_description(tmp_path):
      "calibration.y.1: Input should be less than or equal to 1"),
     ("kind: classification\ninstruction: x\nlabels: [a, b]\ncalibration: {x: [.nan, 0.5], y: [0.2, 0.9]}\n",
      "calibration.x.0: Input should be"),
-    ("kind: classification\ninstruction: x\nlabels: [a, b]\ntiers: [trained]\ncalibration: {tier: small, x: [0.5], "
-     "y: [0.9]}\n", "calibration for tier 'small', which the task does not use"),
+    ("kind: classification\ninstruction: x\nlabels: [a, b]\ntiers: [trained]\ncalibration: {tier: smal, x: [0.5], "
+     "y: [0.9]}\n", "calibration for unknown tier 'smal'"),
     ("kind: classification\ninstruction: '  '\nlabels: [a, b]\n", "instruction: String should match pattern"),
     ("kind: classification\ninstruction: x\nlabels: [a, b]\nconfidence_reference: {small: [-2]}\n",
      "confidence_reference.small.0: Input should be greater than or equal to 0"),
 ], ids=["schema-file-not-a-path", "schema-file-nested-too-deep", "schema-file-nul", "remote-ref", "dangling-ref",
         "dangling-ref-under-nested-id", "calibration-decreasing", "tier-typo", "tier-twice", "tier-threshold-nan",
-        "tier-threshold-over-one", "tier-threshold-of-another-tier", "labels-differing-in-case", "blank-label",
+        "tier-threshold-over-one", "tier-threshold-of-an-unknown-tier", "labels-differing-in-case", "blank-label",
         "label-with-space", "required-not-a-property", "schema-twice", "ref-to-itself", "schema-not-json",
-        "calibration-over-one", "calibration-nan", "calibration-of-another-tier", "blank-instruction",
+        "calibration-over-one", "calibration-nan", "calibration-of-an-unknown-tier", "blank-instruction",
         "negative-share"])
 def test_a_task_file_that_would_fail_later_is_a_task_error_when_loaded(tmp_path, body, problem):
     (tmp_path / "deep.json").write_text("[" * 100_000 + "]" * 100_000)

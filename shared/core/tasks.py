@@ -96,11 +96,13 @@ class TaskBase(BaseModel):
         return tiers
 
     @model_validator(mode="after")
-    def _thresholds_of_its_own_tiers(self) -> "TaskBase":
-        if stray := sorted(set(self.tier_thresholds) - set(self.tiers)):
-            raise ValueError(f"tier_thresholds for tiers the task does not use: {stray}")
-        if self.calibration is not None and self.calibration.tier not in self.tiers:
-            raise ValueError(f"calibration for tier {self.calibration.tier!r}, which the task does not use")
+    def _thresholds_of_known_tiers(self) -> "TaskBase":
+        """Of a tier the task does not use (for now: taken out of `tiers`, its tuning kept), but not of a typo."""
+        if stray := sorted(set(self.tier_thresholds) - set(TIER_NAMES)):
+            raise ValueError(f"tier_thresholds for unknown tiers {stray}: the tiers are {', '.join(TIER_NAMES)}")
+        if self.calibration is not None and self.calibration.tier not in TIER_NAMES:
+            raise ValueError(f"calibration for unknown tier {self.calibration.tier!r}: the tiers are "
+                             f"{', '.join(TIER_NAMES)}")
         return self
 
     def estimate_tokens(self, text: str) -> int:
