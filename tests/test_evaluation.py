@@ -270,9 +270,9 @@ def test_numbered_rows_are_read_and_gold_of_the_wrong_kind_or_unknown_labels_are
     path.write_text('{"id": 7, "text": "refund", "label": "billing"}\n{"id": 8, "text": "hm", "label": "gadgets"}\n')
     items = load_labelled(path)
     assert [item.id for item in items] == ["7", "8"]
-    assert check_gold(catalog.get("support_ticket"), items) == ["gadgets"]
-    with pytest.raises(InputError, match="no 'expected'.*receipt"):
-        check_gold(catalog.get("receipt"), items)
+    assert check_gold(catalog.get("support_ticket"), items, str(path)) == ["gadgets"]
+    with pytest.raises(InputError, match="data.jsonl: 2 rows have no 'expected'.*receipt"):
+        check_gold(catalog.get("receipt"), items, str(path))
     (tmp_path / "bad.jsonl").write_bytes(b'\xff{"id": "a"}\n')
     with pytest.raises(InputError, match="not UTF-8"):
         load_labelled(tmp_path / "bad.jsonl")

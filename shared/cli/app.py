@@ -205,7 +205,7 @@ def eval_command(
     cascade = _cascade()
     spec = _task(cascade, task)
     items = load_labelled(data, sample, seed)
-    if unknown := check_gold(spec, items):
+    if unknown := check_gold(spec, items, str(data)):
         console.print(f"[yellow]{sum(item.label in unknown for item in items)} rows have labels {spec.name} does "
                       f"not know ({', '.join(map(repr, unknown[:5]))}{', ...' if len(unknown) > 5 else ''}): "
                       "no tier can get them right[/]")

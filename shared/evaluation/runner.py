@@ -52,13 +52,13 @@ def load_labelled(path: Path, sample: int | None = None, seed: int = 0) -> list[
     return items
 
 
-def check_gold(task: AnyTask, items: list[LabelledItem]) -> list[str]:
-    """InputError if a row lacks the gold answer `task` is scored on; the labels no tier can get right (not the
-    task's), to be warned about."""
+def check_gold(task: AnyTask, items: list[LabelledItem], where: str) -> list[str]:
+    """InputError naming `where` (the data file) if a row lacks the gold answer `task` is scored on; the labels no
+    tier can get right (not the task's), to be warned about."""
     gold = "label" if isinstance(task, ClassificationTask) else "expected"
     if missing := [item.id for item in items if getattr(item, gold) is None]:
-        raise InputError("no_gold", f"{len(missing)} rows have no {gold!r}, which {task.kind} task {task.name} is "
-                         f"scored on (first: id {missing[0]!r})")
+        raise InputError("no_gold", f"{where}: {len(missing)} rows have no {gold!r}, which {task.kind} task "
+                         f"{task.name} is scored on (first: id {missing[0]!r})")
     if isinstance(task, ClassificationTask):
         return sorted({item.label for item in items if item.label not in task.allowed_labels})
     return []

@@ -108,9 +108,12 @@ class EmbeddingClassifier:
         if len(self.classes_) < 2:
             raise ValueError("training needs examples of at least two labels")
         targets = np.searchsorted(self.classes_, labels)
-        folds = min(self.cv_folds, int(np.bincount(targets).min()))
+        counts = np.bincount(targets)
+        folds = min(self.cv_folds, int(counts.min()))
         if folds < 2:
-            raise ValueError("every label needs at least 2 examples for cross-validation")
+            lone = [str(label) for label, count in zip(self.classes_, counts) if count < 2]
+            raise ValueError(f"every label needs at least 2 examples for cross-validation; one only: "
+                             f"{', '.join(map(repr, lone[:10]))}" + (", ..." if len(lone) > 10 else ""))
 
         splits = list(StratifiedKFold(folds, shuffle=True, random_state=self.random_state).split(X, targets))
         views = [None, self.word_ngrams] if self.word_ngrams else [None]

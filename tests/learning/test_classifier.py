@@ -86,9 +86,9 @@ def test_two_labels_work_and_probabilities_match_scikit_learn_at_temperature_one
     assert np.allclose(softmax(head.decision_function(X_dev)), reference.predict_proba(X_dev), atol=1e-6)
 
 
-def test_a_label_with_a_single_example_is_refused():
+def test_a_label_with_a_single_example_is_refused_naming_it():
     X = np.eye(5, dtype=np.float32)
-    with pytest.raises(ValueError, match="at least 2 examples"):
+    with pytest.raises(ValueError, match="at least 2 examples for cross-validation; one only: 'c'$"):
         EmbeddingClassifier().fit(X, ["a", "a", "b", "b", "c"])
 
 
