@@ -144,6 +144,17 @@ def test_a_tasks_folder_that_is_missing_or_not_a_folder_is_a_task_error_naming_i
             TaskCatalog(folder).get("support_ticket")
 
 
+def test_files_that_cannot_be_tasks_are_not_offered_as_known_tasks(tmp_path):
+    (tmp_path / "routing.yaml").write_text("kind: classification\ninstruction: x\nlabels: [billing, other]\n")
+    (tmp_path / "my task.yaml").write_text("kind: classification\ninstruction: x\nlabels: [billing, other]\n")
+    (tmp_path / "folder.yaml").mkdir()
+    catalog = TaskCatalog(tmp_path)
+    assert catalog.names() == ["routing"]
+    with pytest.raises(UnknownTaskError) as err:
+        catalog.get("my task")
+    assert err.value.known == ["routing"]
+
+
 def test_unknown_task_and_path_traversal_are_unknown_task_errors_naming_the_known_tasks(catalog):
     for name in ("nope", "../tasks/support_ticket", "support_ticket/../x"):
         with pytest.raises(UnknownTaskError) as err:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -21,6 +22,7 @@ from shared.core.records import Probability
 from shared.errors import TaskError, UnknownTaskError
 
 TIER_NAMES = tuple(DEFAULT_ROLES)
+TASK_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")  # a file's stem, a blob folder, a route value
 CHARS_PER_TOKEN = 4  # rough estimate used for budgets before any tokenizer is loaded
 
 
@@ -62,7 +64,7 @@ class Calibration(BaseModel):
 
 class TaskBase(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")
+    name: str = Field(pattern=TASK_NAME.pattern)
     description: str = ""
     instruction: str = Field(pattern=r"\S")
     threshold: float = Field(default=0.5, ge=0.0, le=1.0)
@@ -313,7 +315,8 @@ class TaskCatalog:
 
     def names(self) -> list[str]:
         try:
-            return sorted(p.stem for p in self.tasks_dir.iterdir() if p.suffix in {".yaml", ".yml", ".json"})
+            return sorted(p.stem for p in self.tasks_dir.iterdir()
+                          if p.suffix in {".yaml", ".yml", ".json"} and TASK_NAME.fullmatch(p.stem) and p.is_file())
         except OSError as exc:  # SMALLFIRST_TASKS_DIR names no folder, or one that cannot be read
             raise TaskError(f"tasks folder {self.tasks_dir}: {exc.strerror or exc}") from exc
 
@@ -334,7 +337,7 @@ class TaskCatalog:
         return loaded
 
     def path_of(self, name: str) -> Path:
-        path = self._path(name) if name.replace("_", "").replace("-", "").isalnum() else None
+        path = self._path(name) if TASK_NAME.fullmatch(name) else None
         if path is None:
             raise UnknownTaskError(name, self.names())
         return path
