@@ -142,6 +142,8 @@ class ClassificationTask(TaskBase):
             raise ValueError("label names must be unique, also ignoring case")
         if self.allow_none and not self.none_label:
             raise ValueError("allow_none needs a none_label")
+        if self.none_label and not self.allow_none:  # else it would be ignored without a word
+            raise ValueError(f"none_label {self.none_label!r} is set but allow_none is not: set allow_none: true")
         if self.none_label and self.none_label in names:
             raise ValueError("none_label must not also be a label")
         for example in self.examples:
