@@ -33,8 +33,9 @@ class EvalRecord(Attempt):
 
 def read_run(path: Path, task: str | None = None) -> list[EvalRecord]:
     """The records of an eval run file, the last of each (item, tier) (a resumed or concatenated run may repeat
-    one), skipping lines cut short by an interruption. InputError if it is not text (no line a record), or if its records are not all
-    of `task` (of one task, without it): analysing one task's run as another's would be silently wrong."""
+    one), skipping lines cut short by an interruption. InputError if it is not text (no line a record), or if its
+    records are not all of `task` (of one task, without it): analysing one task's run as another's would be
+    silently wrong."""
     data = path.read_bytes()
     not_text = None
     try:
