@@ -98,13 +98,15 @@ def test_labels_may_be_bare_names_or_a_mapping_of_name_to_description(tmp_path):
      "y: [0.9]}\n", "calibration for unknown tier 'smal'"),
     ("kind: classification\ninstruction: '  '\nlabels: [a, b]\n", "instruction: String should match pattern"),
     ("kind: classification\ninstruction: x\nlabels: [a, b]\nnone_label: oos\n", "set but allow_none is not"),
+    ("kind: classification\ninstruction: x\nlabels: [a, b]\ntrained_head: ../../x\n",
+     "trained_head: String should match pattern"),
     ("kind: classification\ninstruction: x\nlabels: [a, b]\nconfidence_reference: {small: [-2]}\n",
      "confidence_reference.small.0: Input should be greater than or equal to 0"),
 ], ids=["schema-file-not-a-path", "schema-file-nested-too-deep", "schema-file-nul", "remote-ref", "dangling-ref",
         "dangling-ref-under-nested-id", "calibration-decreasing", "tier-typo", "tier-twice", "tier-threshold-nan",
         "tier-threshold-over-one", "tier-threshold-of-an-unknown-tier", "labels-differing-in-case", "blank-label",
         "label-with-space", "required-not-a-property", "schema-twice", "ref-to-itself", "schema-not-json",
-        "calibration-over-one", "calibration-nan", "calibration-of-an-unknown-tier", "blank-instruction", "none-label-without-allow-none",
+        "calibration-over-one", "calibration-nan", "calibration-of-an-unknown-tier", "blank-instruction", "none-label-without-allow-none", "trained-head-not-a-version",
         "negative-share"])
 def test_a_task_file_that_would_fail_later_is_a_task_error_when_loaded(tmp_path, body, problem):
     (tmp_path / "deep.json").write_text("[" * 100_000 + "]" * 100_000)

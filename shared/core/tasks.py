@@ -23,6 +23,7 @@ from shared.errors import TaskError, UnknownTaskError
 
 TIER_NAMES = tuple(DEFAULT_ROLES)
 TASK_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")  # a file's stem, a blob folder, a route value
+HEAD_VERSION = re.compile(r"^\d{8}T\d{6}\.\d{6}Z$")  # a trained head's version: when it was saved, UTC
 CHARS_PER_TOKEN = 4  # rough estimate used for budgets before any tokenizer is loaded
 
 
@@ -83,7 +84,8 @@ class TaskBase(BaseModel):
     max_input_chars: int = Field(default=20_000, gt=0)
     max_input_tokens: int = Field(default=4_000, gt=0)
     tiers: list[str] = Field(default_factory=lambda: ["small", "small2", "frontier"], min_length=1)
-    trained_head: str | None = None  # the active head version of the trained tier; none: zero-shot
+    # the active head version of the trained tier; none: zero-shot
+    trained_head: str | None = Field(default=None, pattern=HEAD_VERSION.pattern)
     calibration: Calibration | None = None
     examples: list[Example] = Field(default_factory=list)
 

@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import hashlib
 import io
-import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
 import numpy as np
 from pydantic import BaseModel, Field, ValidationError
 
+from shared.core.tasks import HEAD_VERSION
 from shared.learning.classifier import CrossValidatedMetrics, EmbeddingClassifier
 from shared.learning.embedders.base import Embedder
 from shared.learning.lexical import WordNgrams
@@ -28,7 +28,6 @@ from shared.learning.training_data import TrainingDataSummary
 
 FORMAT_VERSION = 1
 HEAD_FILE, WEIGHTS_FILE = "head.json", "weights.npz"
-_VERSION = re.compile(r"^\d{8}T\d{6}\.\d{6}Z$")
 
 
 class HeadMismatchError(ValueError):
@@ -92,7 +91,7 @@ def new_version(now: datetime | None = None) -> str:
 
 
 def is_version(version: str) -> bool:
-    return bool(_VERSION.match(version))
+    return bool(HEAD_VERSION.fullmatch(version))
 
 
 def check_version(version: str) -> str:
@@ -143,7 +142,7 @@ def list_versions(store: ArtifactStore, task: str) -> list[str]:
     versions = []
     for key in store.list(f"{task}/"):
         parts = key.split("/")
-        if len(parts) == 3 and parts[2] == HEAD_FILE and _VERSION.match(parts[1]):
+        if len(parts) == 3 and parts[2] == HEAD_FILE and is_version(parts[1]):
             versions.append(parts[1])
     return sorted(versions)
 
