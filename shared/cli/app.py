@@ -413,6 +413,9 @@ def _training_set(cascade: Cascade, spec: ClassificationTask, data: Path | None,
     summary = training.summary()
     provenance = ", ".join(f"{n} {source}" for source, n in summary.by_provenance.items())
     console.print(f"training set: {summary.size} examples after de-duplication ({provenance or 'none'})")
+    if training.disagreements:
+        console.print(f"[yellow]{training.disagreements} texts were given more than one label: each keeps the "
+                      "most trusted (correction, gold, frontier), then the latest[/]")
     return training
 
 

@@ -147,15 +147,19 @@ def examples_from_corrections(
 
 
 class TrainingSet:
-    """De-duplicated examples in a canonical order (by text hash), so equal data trains and hashes alike."""
+    """De-duplicated examples in a canonical order (by text hash), so equal data trains and hashes alike.
+    `disagreements`: the texts given more than one label (the most trusted, then the latest, is kept)."""
 
     def __init__(self, examples: Iterable[LabelledExample]) -> None:
         chosen: dict[str, LabelledExample] = {}
+        labels: dict[str, set[str]] = {}
         for example in examples:  # later examples replace earlier ones of equal or lower trust
             key = example.text_hash
+            labels.setdefault(key, set()).add(example.label)
             if key not in chosen or TRUST[example.provenance] >= TRUST[chosen[key].provenance]:
                 chosen[key] = example
         self.examples = [chosen[key] for key in sorted(chosen)]
+        self.disagreements = sum(len(given) > 1 for given in labels.values())
 
     def __len__(self) -> int:
         return len(self.examples)

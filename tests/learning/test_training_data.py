@@ -124,8 +124,11 @@ def test_duplicates_by_normalised_text_keep_the_most_trusted_provenance():
         LabelledExample(text="another ticket", label="account", provenance="correction"),  # overrides the frontier
         LabelledExample(text="ANOTHER TICKET", label="other", provenance="gold"),  # less trusted than the correction
     ]
-    chosen = {e.text_hash: (e.label, e.provenance) for e in TrainingSet(examples).examples}
+    training = TrainingSet(examples)
+    chosen = {e.text_hash: (e.label, e.provenance) for e in training.examples}
     assert chosen == {text_hash(text): ("billing", "gold"), text_hash("another ticket"): ("account", "correction")}
+    assert training.disagreements == 2  # both texts were given several labels
+    assert TrainingSet(examples[:1] + examples[:1] + examples[2:3]).disagreements == 0  # a repeat is no disagreement
 
 
 def test_between_equal_provenances_the_later_example_wins():
