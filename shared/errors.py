@@ -17,10 +17,12 @@
 
 SDK and HTTP errors become TierErrors inside each backend (`shared/core/tiers/`; an HTTP status by the one rule
 in `chat.http_status_error`); `shared/core/run_tier.py` maps TierErrors to attempt outcomes in one table;
-`InputError.reason` names dead letters and problem+json.
+`InputError.reason` names dead letters and problem+json. A message naming many things names `some_of` them.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 
 class SmallfirstError(Exception):
@@ -103,3 +105,9 @@ class InvalidOutputError(TierError):
 
 class OutputTruncatedError(InvalidOutputError):
     """Generation stopped at the tier's output-token limit before the JSON answer was complete."""
+
+
+def some_of(names: Sequence[object], limit: int = 10) -> str:
+    """The first `limit` of `names`, quoted, then ", ..." if there are more: a message stays one readable line
+    (a file with 10,000 unknown labels made a 109 KB one)."""
+    return ", ".join(map(repr, names[:limit])) + (", ..." if len(names) > limit else "")

@@ -18,7 +18,7 @@ from rich.table import Table
 from shared.core.cascade import Cascade
 from shared.core.records import Item, ResultRecord
 from shared.core.tasks import AnyTask, ClassificationTask, ExtractionTask
-from shared.errors import InputError, SmallfirstError, TaskError, UnknownTaskError
+from shared.errors import InputError, SmallfirstError, TaskError, UnknownTaskError, some_of
 from shared.pipeline.parsing import ParsedInput, parse_input
 
 RUN_CHUNK_ITEMS = 256  # `smallfirst run`: items per batch, each batch on an event loop (and clients) of its own
@@ -207,7 +207,7 @@ def eval_command(
     items = load_labelled(data, sample, seed)
     if unknown := check_gold(spec, items, str(data)):
         console.print(f"[yellow]{sum(item.label in unknown for item in items)} rows have labels {spec.name} does "
-                      f"not know ({', '.join(map(repr, unknown[:5]))}{', ...' if len(unknown) > 5 else ''}): "
+                      f"not know ({some_of(unknown, 5)}): "
                       "no tier can get them right[/]")
     names = list(dict.fromkeys(name.strip() for name in tiers.split(",") if name.strip()))  # each tier once
     if not names:

@@ -38,6 +38,7 @@ from scipy.sparse import csr_matrix, hstack
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold
 
+from shared.errors import some_of
 from shared.learning.calibration import choose_recall_threshold, choose_reject_threshold, fit_temperature, softmax
 from shared.learning.embedders.base import Embedder, l2_normalise
 from shared.learning.lexical import WordNgrams
@@ -112,8 +113,7 @@ class EmbeddingClassifier:
         folds = min(self.cv_folds, int(counts.min()))
         if folds < 2:
             lone = [str(label) for label, count in zip(self.classes_, counts) if count < 2]
-            raise ValueError(f"every label needs at least 2 examples for cross-validation; one only: "
-                             f"{', '.join(map(repr, lone[:10]))}" + (", ..." if len(lone) > 10 else ""))
+            raise ValueError(f"every label needs at least 2 examples for cross-validation; one only: {some_of(lone)}")
 
         splits = list(StratifiedKFold(folds, shuffle=True, random_state=self.random_state).split(X, targets))
         views = [None, self.word_ngrams] if self.word_ngrams else [None]

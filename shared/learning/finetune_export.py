@@ -15,6 +15,7 @@ from typing import Callable, Collection, Sequence
 
 from pydantic import BaseModel
 
+from shared.errors import some_of
 from shared.learning.training_data import LabelledExample, TrainingSet
 
 Message = dict[str, str]
@@ -54,8 +55,7 @@ def export_finetune_jsonl(
     if not 0.0 < validation_fraction < 1.0:
         raise ValueError("validation_fraction must be between 0 and 1")
     if unknown := sorted({e.label for e in examples} - set(allowed_labels)):
-        raise ValueError(f"labels the task does not have ({len(unknown)}): {', '.join(map(repr, unknown[:10]))}"
-                         + (", ..." if len(unknown) > 10 else ""))
+        raise ValueError(f"labels the task does not have ({len(unknown)}): {some_of(unknown)}")
     by_label: dict[str, list[LabelledExample]] = defaultdict(list)
     for example in TrainingSet(examples).examples:
         by_label[example.label].append(example)

@@ -7,6 +7,7 @@ from typing import Any, Callable, Collection, Mapping, Sequence
 import jsonschema
 import numpy as np
 
+from shared.errors import some_of
 from shared.learning.classifier import EmbeddingClassifier
 from shared.learning.embedders.base import Embedder
 from shared.learning.lexical import NGRAM_RANGE
@@ -43,8 +44,7 @@ def train_head(
     allowed = set(labels) | ({none_label} if none_label else set())
     present = set(training.labels)
     if unknown := sorted(present - allowed):
-        raise ValueError(f"training data has labels the task does not ({len(unknown)}): "
-                         f"{', '.join(map(repr, unknown[:10]))}" + (", ..." if len(unknown) > 10 else ""))
+        raise ValueError(f"training data has labels the task does not ({len(unknown)}): {some_of(unknown)}")
     if missing := sorted(set(labels) - present):
         raise ValueError(f"training data has no examples of: {missing}")
     head = classifier or EmbeddingClassifier(none_label=none_label, max_inscope_reject=none_reject_budget,
