@@ -16,9 +16,9 @@ import referencing.jsonschema
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from shared.core.task_files import read_task_data
 from shared.core.config import DEFAULT_ROLES
 from shared.core.records import Probability
+from shared.core.task_files import read_task_data
 from shared.errors import TaskError, UnknownTaskError
 
 TIER_NAMES = tuple(DEFAULT_ROLES)
