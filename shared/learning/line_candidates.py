@@ -116,17 +116,23 @@ def json_types(field_schema: Mapping[str, Any]) -> set[str]:
     return {declared} if isinstance(declared, str) else set(declared) if isinstance(declared, list) else set()
 
 
+def amount_value(text: str) -> float | None:
+    """The number an amount's text reads as (commas as thousands separators); None for one that is not a number,
+    or overflows a float."""
+    try:
+        number = float(text.replace(",", ""))
+    except ValueError:
+        return None
+    return number if math.isfinite(number) else None
+
+
 def typed_value(field_schema: Mapping[str, Any], text: str) -> Any:
     """A found value as the JSON type its field's schema asks for: a number for `number`, a whole number for
     `integer`; as found otherwise, or when it does not read as one (the task's validation then says so)."""
     wanted = json_types(field_schema)
     if not wanted & {"number", "integer"} or "string" in wanted:  # text allowed: kept as found
         return text
-    try:
-        number = float(text.replace(",", ""))
-    except ValueError:
-        return text
-    if not math.isfinite(number):
+    if (number := amount_value(text)) is None:
         return text
     if "number" not in wanted:  # integer only
         return int(number) if number.is_integer() else text

@@ -20,7 +20,7 @@ from typing import Sequence
 
 import numpy as np
 
-from shared.learning.line_candidates import NORMALISERS, PATTERNS, Candidate, ValueKind
+from shared.learning.line_candidates import NORMALISERS, PATTERNS, Candidate, ValueKind, amount_value
 
 _WORD = re.compile(r"[^\W\d_]{2,}")
 MAX_SPAN_FEATURE = 6  # run lengths are one-hot up to this
@@ -69,16 +69,6 @@ def _keyword_share(line_words: set[str], keywords: frozenset[str]) -> list[float
     return [hits / max(len(line_words), 1), float(hits > 0)]
 
 
-def _amount(value: str) -> float:
-    """The candidate's amount; 0 for one that is not a number or overflows a float (its ratio to the largest
-    would be NaN)."""
-    try:
-        amount = float(value.replace(",", ""))
-    except ValueError:
-        return 0.0
-    return amount if math.isfinite(amount) else 0.0
-
-
 def features(text: EmbeddedText, found: Sequence[Candidate], kind: ValueKind, keywords: Sequence[str]) -> np.ndarray:
     """One row per candidate: [span, previous, next embeddings | shape and keyword features]."""
     if not found:
@@ -96,7 +86,8 @@ def features(text: EmbeddedText, found: Sequence[Candidate], kind: ValueKind, ke
     line_words = [words(line) for line in text.lines] + [set()]
     normalise = NORMALISERS[kind]
     value_counts = Counter(normalise(c.value) for c in found)
-    amounts = np.array([_amount(c.value) for c in found]) if kind == "amount" else np.zeros(len(found))
+    # 0 for a candidate that is no number or overflows a float (its ratio to the largest would be NaN)
+    amounts = np.array([amount_value(c.value) or 0.0 for c in found]) if kind == "amount" else np.zeros(len(found))
     top_amount = max(float(amounts.max()), 1e-9)
     shape_rows = []
     for c, prev_vec, span_vec, next_vec, amount in zip(found, previous, span, following, amounts):
