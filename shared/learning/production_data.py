@@ -30,6 +30,7 @@ from shared.errors import InputError
 from shared.learning.training_data import (
     BuildReport,
     LabelledExample,
+    disputed_texts,
     examples_from_corrections,
     examples_from_results,
 )
@@ -169,12 +170,10 @@ def from_files(task: str, *, results: Iterable[Path] = (), inputs: Iterable[Path
                                            allowed_labels=allowed_labels, report=report)
     # Result files name no input: results of two inputs that reuse ids, given with only one input's texts, join
     # the other's answers to its texts. What shows it is one text answered two ways; neither answer is kept.
-    labels_of: dict[str, set[str]] = {}  # by the normalised text TrainingSet de-duplicates on
-    for example in examples:
-        labels_of.setdefault(example.text_hash, set()).add(example.label)
-    conflicting = [e for e in examples if len(labels_of[e.text_hash]) > 1]
+    disputed = disputed_texts(examples)
+    conflicting = [e for e in examples if e.text_hash in disputed]
     if conflicting:
-        examples = [e for e in examples if len(labels_of[e.text_hash]) == 1]
+        examples = [e for e in examples if e.text_hash not in disputed]
         report.used -= len(conflicting)
         report.skip("one text answered two ways (results of inputs not given, or reusing ids)", len(conflicting))
     out.add("results", examples, report)

@@ -146,20 +146,27 @@ def examples_from_corrections(
     return examples, report
 
 
+def disputed_texts(examples: Iterable[LabelledExample]) -> set[str]:
+    """The text hashes (normalised texts) given more than one label."""
+    labels: dict[str, set[str]] = {}
+    for example in examples:
+        labels.setdefault(example.text_hash, set()).add(example.label)
+    return {key for key, given in labels.items() if len(given) > 1}
+
+
 class TrainingSet:
     """De-duplicated examples in a canonical order (by text hash), so equal data trains and hashes alike.
     `disagreements`: the texts given more than one label (the most trusted, then the latest, is kept)."""
 
     def __init__(self, examples: Iterable[LabelledExample]) -> None:
+        given = list(examples)
         chosen: dict[str, LabelledExample] = {}
-        labels: dict[str, set[str]] = {}
-        for example in examples:  # later examples replace earlier ones of equal or lower trust
+        for example in given:  # later examples replace earlier ones of equal or lower trust
             key = example.text_hash
-            labels.setdefault(key, set()).add(example.label)
             if key not in chosen or TRUST[example.provenance] >= TRUST[chosen[key].provenance]:
                 chosen[key] = example
         self.examples = [chosen[key] for key in sorted(chosen)]
-        self.disagreements = sum(len(given) > 1 for given in labels.values())
+        self.disagreements = len(disputed_texts(given))
 
     def __len__(self) -> int:
         return len(self.examples)
