@@ -130,12 +130,10 @@ def run(serve: bool, host_port: int, timeout_s: float, console: Console, records
         from function_app import app
         from functions import services
         from localdev.host import LocalHost
-        from shared.pipeline.blob_names import Containers
 
         tiers = ", ".join(services.cascade().settings.tiers)
         store = services.blob_store()
-        store.ensure_containers(Containers().all())
-        host = LocalHost(app, port=host_port if serve else 0).start()
+        host = LocalHost(app, port=host_port if serve else 0).start()  # it creates the containers and queues
         url = f"http://127.0.0.1:{host.port}"
         console.print(f"Azurite on :{azurite.blob_port}, local Functions host on {url}/api/ (local tiers: {tiers})")
         try:

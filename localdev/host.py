@@ -12,6 +12,9 @@ the wait doubles from `poll_s` up to host.json's `maxPollingInterval` while noth
 again once something is (or an invocation ends: it may have queued work). A failed blob invocation is
 tried again on later polls, up to `max_dequeue_count` times. Values from local.settings.json are applied to
 the environment first, as Core Tools does.
+
+At start it creates every blob container and queue the app uses (`app_storage`), so a fresh Azurite is enough;
+`--create-storage` does only that and exits, for `func start`, which creates none of them.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Callable
@@ -115,6 +118,48 @@ def indexed_functions(app) -> list:
     return app.get_functions()
 
 
+@dataclass
+class StorageNeeds:
+    """The blob containers and queues the app uses in one storage connection."""
+
+    containers: set[str] = field(default_factory=set)
+    queues: set[str] = field(default_factory=set)
+
+
+def app_storage(app) -> dict[str, StorageNeeds]:
+    """By connection setting: the container or queue of each blob and queue trigger or binding of the app, and
+    in the data connection every container of shared/pipeline/blob_names.py (the functions write to those
+    through the SDK, not through bindings, so no binding names them)."""
+    from shared.pipeline.blob_names import DATA_CONNECTION, Containers
+
+    needs: dict[str, StorageNeeds] = {}
+    for function in indexed_functions(app):
+        for binding in function.get_bindings():
+            spec = binding.get_dict_repr()
+            if spec["type"] in ("blobTrigger", "blob"):
+                needs.setdefault(spec["connection"], StorageNeeds()).containers.add(spec["path"].split("/", 1)[0])
+            elif spec["type"] in ("queueTrigger", "queue"):
+                needs.setdefault(spec["connection"], StorageNeeds()).queues.add(spec["queueName"])
+    if DATA_CONNECTION in needs:
+        needs[DATA_CONNECTION].containers.update(Containers().all())
+    return needs
+
+
+def ensure_app_storage(app) -> dict[str, StorageNeeds]:
+    """Create what `app_storage` names unless it exists (each call is idempotent); returns it."""
+    from shared.pipeline.storage import BlobStore, blob_service, ensure_queue, queue_service
+
+    needs = app_storage(app)
+    for connection, need in needs.items():
+        if need.containers:
+            BlobStore(blob_service(connection)).ensure_containers(sorted(need.containers))
+        if need.queues:
+            service = queue_service(connection)
+            for queue in sorted(need.queues):
+                ensure_queue(service.get_queue_client(queue))
+    return needs
+
+
 class LocalHTTPServer(ThreadingHTTPServer):
     """A thread per connection, with a backlog for many concurrent clients (the default of 5 drops some)."""
 
@@ -141,6 +186,7 @@ def max_polling_interval_s(host_json: Path = REPO / "host.json") -> float:
 class LocalHost:
     def __init__(self, app, port: int = 7071, poll_s: float = 0.5, max_dequeue_count: int = 5,
                  poll_blobs: bool = True, max_poll_s: float = 2.0, poll_queues: bool = True) -> None:
+        self.app = app
         self.port = port
         self.poll_s = poll_s
         self.max_poll_s = max(poll_s, max_poll_s)  # the longest idle wait between polls
@@ -436,6 +482,7 @@ class LocalHost:
                 wait = self.poll_s
 
     def start(self) -> "LocalHost":
+        ensure_app_storage(self.app)  # before serving: a blob uploaded next must find its container
         self._server = self._http_server()
         self.port = self._server.server_address[1]
         self._threads = [threading.Thread(target=self._server.serve_forever, daemon=True, name="http"),
@@ -460,21 +507,34 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, default=7071)
     parser.add_argument("--settings", type=Path, default=REPO / "local.settings.json")
+    parser.add_argument("--create-storage", action="store_true",
+                        help="create the containers and queues the app uses, then exit (before `func start`)")
     args = parser.parse_args()
-    try:  # before anything slow: a busy port is the usual mistake (another host, or `func start`)
-        ensure_port_free(args.port, "the local Functions host", "--port")
-    except PortInUseError as exc:
-        sys.exit(f"smallfirst-host: {exc}")
+    if not args.create_storage:
+        try:  # before anything slow: a busy port is the usual mistake (another host, or `func start`)
+            ensure_port_free(args.port, "the local Functions host", "--port")
+        except PortInUseError as exc:
+            sys.exit(f"smallfirst-host: {exc}")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("azure").setLevel(logging.WARNING)  # the SDKs log every request at INFO
     load_local_settings(args.settings)
     sys.path.insert(0, str(REPO))
+    from azure.core.exceptions import AzureError
     from function_app import app
 
     from functions.services import max_dequeue_count
 
-    host = LocalHost(app, port=args.port, max_dequeue_count=max_dequeue_count(),
-                     max_poll_s=max_polling_interval_s()).start()
+    try:
+        if args.create_storage:
+            for connection, need in ensure_app_storage(app).items():
+                print(f"{connection}: containers {', '.join(sorted(need.containers)) or '-'}; "
+                      f"queues {', '.join(sorted(need.queues)) or '-'}")
+            return
+        host = LocalHost(app, port=args.port, max_dequeue_count=max_dequeue_count(),
+                         max_poll_s=max_polling_interval_s()).start()
+    except (KeyError, AzureError) as exc:  # no connection setting, or its storage unreachable (Azurite not up)
+        detail = exc.args[0] if isinstance(exc, KeyError) else str(exc).splitlines()[0]
+        sys.exit(f"smallfirst-host: cannot create the app's containers and queues: {detail}")
     try:
         while True:
             time.sleep(3600)
