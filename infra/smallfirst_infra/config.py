@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
+from typing import Callable
 
 import pulumi
 
 # The repository root: the code package is built from here (infra/ sits one level below it).
 REPOSITORY_ROOT = Path(__file__).resolve().parents[2]
+# A model in an Azure ML registry, at one version (what an online deployment's `model` takes).
+MANAGED_COMPUTE_MODEL_ID = re.compile(r"azureml://registries/[^/]+/models/[^/]+/versions/[^/]+")
 
 
 class SmallModelHosting(StrEnum):
@@ -20,21 +23,66 @@ class SmallModelHosting(StrEnum):
     SERVERLESS_ENDPOINT = "serverlessEndpoint"
 
 
+# Model defaults, checked 2026-12-06 against the pages cited in infra/README.md ("Model defaults"). A version left
+# out (None) lets the service deploy the model's current default version (ARM DeploymentModel.version: "If version is
+# not specified, a default version will be assigned"), so no version number here goes stale.
+DEFAULT_SMALL_MODEL = "Phi-4"
+# gpt-4o 2024-11-20 retired on 2026-10-01; gpt-5.4-mini is GA until 2027-03-18 and, unlike gpt-5.4, needs no
+# registration, so a new subscription can deploy it.
+DEFAULT_FRONTIER_MODEL = "gpt-5.4-mini"
+DEFAULT_EMBEDDINGS_MODEL = "text-embedding-3-small"
+SERVERLESS_PHI4 = "azureml://registries/azureml/models/Phi-4"
+
+
+@dataclass(frozen=True)
+class ModelDeployment:
+    """One Cognitive Services deployment: what `pulumi up` asks Azure for, and what the preflight checks."""
+
+    name: str
+    format: str
+    sku: str
+    capacity: int
+    version: str | None = None  # None: the service's default version
+
+    def __post_init__(self) -> None:
+        if not self.name or not self.format or not self.sku:
+            raise ValueError(f"model deployment {self.name or '?'}: name, format and SKU are required")
+        if self.capacity < 1:
+            raise ValueError(f"model deployment {self.name}: capacity must be at least 1")
+
+    def model_properties(self) -> dict[str, str]:
+        """ARM `properties.model`, without `version` unless one was configured."""
+        model = {"format": self.format, "name": self.name}
+        if self.version:
+            model["version"] = self.version
+        return model
+
+
+def _default_small() -> ModelDeployment:
+    return ModelDeployment(DEFAULT_SMALL_MODEL, "Microsoft", "GlobalStandard", 1)
+
+
+def _default_frontier() -> ModelDeployment:
+    return ModelDeployment(DEFAULT_FRONTIER_MODEL, "OpenAI", "GlobalStandard", 50)
+
+
+def _default_embeddings() -> ModelDeployment:
+    return ModelDeployment(DEFAULT_EMBEDDINGS_MODEL, "OpenAI", "GlobalStandard", 50)
+
+
 @dataclass(frozen=True)
 class EnvironmentConfig:
     name_prefix: str = "smallfirst"
     small_model_hosting: SmallModelHosting = SmallModelHosting.AI_SERVICES
-    small_model_name: str = "Phi-4"
-    small_model_version: str = "7"
-    small_model_sku: str = "GlobalStandard"
-    small_model_capacity: int = 1
-    serverless_model_id: str = "azureml://registries/azureml/models/Phi-4"
-    frontier_model_name: str = "gpt-4o"
-    frontier_model_version: str = "2024-11-20"
-    frontier_sku: str = "GlobalStandard"
-    frontier_capacity: int = 50
+    small_model: ModelDeployment = field(default_factory=_default_small)
+    serverless_model_id: str = SERVERLESS_PHI4
+    frontier_model: ModelDeployment = field(default_factory=_default_frontier)
+    # GPT-5 models reason before answering and accept logprobs only without reasoning: off unless the model takes them.
+    frontier_logprobs: bool = False
     enable_managed_compute: bool = False
-    managed_compute_model_id: str = "azureml://registries/azureml/models/Phi-4/versions/7"
+    # A registry model version (`.../models/Phi-4/versions/N`): ARM takes no label such as `latest` (only the az CLI
+    # and SDK resolve labels), so it must be set when managed compute is on; README: how to find N.
+    managed_compute_model_id: str = ""
     managed_compute_instance_type: str = "Standard_NC24ads_A100_v4"
     managed_compute_instance_count: int = 1
     # A Phi-4 completion of a few hundred tokens under load takes tens of seconds; Azure's default is 5 s.
@@ -43,10 +91,7 @@ class EnvironmentConfig:
     managed_compute_max_concurrent_requests: int = 16
     # The trained tier's managed embedder (smallfirst_infra/embeddings.py); off: it embeds locally with MiniLM.
     embeddings_deployment: bool = False
-    embeddings_model_name: str = "text-embedding-3-small"
-    embeddings_model_version: str = "1"
-    embeddings_sku: str = "GlobalStandard"
-    embeddings_capacity: int = 50
+    embeddings_model: ModelDeployment = field(default_factory=_default_embeddings)
     # Scheduled retraining of the trained tier (functions/retrain.py): NCRONTAB schedule, and the tasks (none: off).
     retrain_schedule: str = "0 0 3 * * *"
     retrain_tasks: str = ""
@@ -71,25 +116,73 @@ class EnvironmentConfig:
             raise ValueError("managedComputeRequestTimeoutSeconds: 90-180")
         if not 1 <= self.managed_compute_max_concurrent_requests <= 256:
             raise ValueError("managedComputeMaxConcurrentRequests: 1-256")
+        if self.enable_managed_compute and not MANAGED_COMPUTE_MODEL_ID.fullmatch(self.managed_compute_model_id):
+            raise ValueError(
+                "managedComputeModelId: a registry model version such as "
+                "azureml://registries/azureml/models/Phi-4/versions/<N> (ARM resolves no `latest` label); find N with "
+                "`az ml model show --registry-name azureml --name Phi-4 --label latest --query version`")
+
+    def deployments(self) -> dict[str, ModelDeployment]:
+        """The Cognitive Services deployments this config creates, by role (what the preflight checks)."""
+        found = {"frontier": self.frontier_model}
+        if self.small_model_hosting == SmallModelHosting.AI_SERVICES:
+            found = {"small": self.small_model, **found}
+        if self.embeddings_deployment:
+            found["embeddings"] = self.embeddings_model
+        return found
 
     @classmethod
     def from_pulumi(cls, config: pulumi.Config) -> "EnvironmentConfig":
+        return cls.from_lookup(config.get)
+
+    @classmethod
+    def from_stack_file(cls, path: Path, namespace: str = "smallfirst") -> "EnvironmentConfig":
+        """Reads `Pulumi.<stack>.yaml` as `pulumi up` would (plain values; secrets are not needed here)."""
+        import yaml
+
+        try:
+            document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except (OSError, yaml.YAMLError) as error:
+            raise ValueError(f"{path}: cannot read stack config: {error}") from error
+        values = document.get("config") if isinstance(document, dict) else None
+        if not isinstance(values, dict):
+            raise ValueError(f"{path}: no `config:` map, as a Pulumi stack file has")
+        prefix = f"{namespace}:"
+        plain = {key.removeprefix(prefix): _as_text(value) for key, value in values.items()
+                 if isinstance(key, str) and key.startswith(prefix)}
+        return cls.from_lookup(plain.get)
+
+    @classmethod
+    def from_lookup(cls, lookup: Callable[[str], str | None]) -> "EnvironmentConfig":
+        """One parser for stack config however it is read: `lookup(key)` gives the raw text or None."""
         defaults = cls()
 
         def text(key: str, default: str) -> str:
-            return config.get(key) or default
+            return lookup(key) or default
 
-        def number(key: str, default: float) -> float:
-            value = config.get_float(key)
-            return default if value is None else value
+        def optional(key: str, default: str | None) -> str | None:
+            return lookup(key) or default
 
-        def integer(key: str, default: int) -> int:
-            value = config.get_int(key)
-            return default if value is None else value
+        def parsed(key: str, default, parse):
+            raw = lookup(key)
+            if raw is None or raw == "":
+                return default
+            try:
+                return parse(raw)
+            except ValueError:
+                raise ValueError(f"{key}: {raw!r} is not a {parse.__name__}") from None
 
-        def flag(key: str, default: bool) -> bool:
-            value = config.get_bool(key)
-            return default if value is None else value
+        def flag(raw: str) -> bool:
+            if raw.lower() not in ("true", "false"):
+                raise ValueError(raw)
+            return raw.lower() == "true"
+        flag.__name__ = "boolean (true or false)"
+
+        def deployment(prefix: str, default: ModelDeployment) -> ModelDeployment:
+            return ModelDeployment(
+                name=text(f"{prefix}Name", default.name), format=text(f"{prefix}Format", default.format),
+                sku=text(f"{prefix}Sku", default.sku), capacity=parsed(f"{prefix}Capacity", default.capacity, int),
+                version=optional(f"{prefix}Version", default.version))
 
         hosting = text("smallModelHosting", defaults.small_model_hosting)
         if hosting not in set(SmallModelHosting):
@@ -97,33 +190,36 @@ class EnvironmentConfig:
         return cls(
             name_prefix=text("namePrefix", defaults.name_prefix),
             small_model_hosting=SmallModelHosting(hosting),
-            small_model_name=text("smallModelName", defaults.small_model_name),
-            small_model_version=text("smallModelVersion", defaults.small_model_version),
-            small_model_sku=text("smallModelSku", defaults.small_model_sku),
-            small_model_capacity=integer("smallModelCapacity", defaults.small_model_capacity),
+            small_model=deployment("smallModel", defaults.small_model),
             serverless_model_id=text("serverlessModelId", defaults.serverless_model_id),
-            frontier_model_name=text("frontierModelName", defaults.frontier_model_name),
-            frontier_model_version=text("frontierModelVersion", defaults.frontier_model_version),
-            frontier_sku=text("frontierSku", defaults.frontier_sku),
-            frontier_capacity=integer("frontierCapacity", defaults.frontier_capacity),
-            enable_managed_compute=flag("enableManagedCompute", defaults.enable_managed_compute),
+            frontier_model=deployment("frontierModel", defaults.frontier_model),
+            frontier_logprobs=parsed("frontierLogprobs", defaults.frontier_logprobs, flag),
+            enable_managed_compute=parsed("enableManagedCompute", defaults.enable_managed_compute, flag),
             managed_compute_model_id=text("managedComputeModelId", defaults.managed_compute_model_id),
             managed_compute_instance_type=text("managedComputeInstanceType", defaults.managed_compute_instance_type),
-            managed_compute_instance_count=integer("managedComputeInstanceCount", defaults.managed_compute_instance_count),
-            managed_compute_request_timeout_s=integer("managedComputeRequestTimeoutSeconds",
-                                                      defaults.managed_compute_request_timeout_s),
-            managed_compute_max_concurrent_requests=integer("managedComputeMaxConcurrentRequests",
-                                                            defaults.managed_compute_max_concurrent_requests),
-            embeddings_deployment=flag("embeddingsDeployment", defaults.embeddings_deployment),
-            embeddings_model_version=text("embeddingsModelVersion", defaults.embeddings_model_version),
-            embeddings_sku=text("embeddingsSku", defaults.embeddings_sku),
-            embeddings_capacity=integer("embeddingsCapacity", defaults.embeddings_capacity),
+            managed_compute_instance_count=parsed("managedComputeInstanceCount",
+                                                  defaults.managed_compute_instance_count, int),
+            managed_compute_request_timeout_s=parsed("managedComputeRequestTimeoutSeconds",
+                                                     defaults.managed_compute_request_timeout_s, int),
+            managed_compute_max_concurrent_requests=parsed("managedComputeMaxConcurrentRequests",
+                                                           defaults.managed_compute_max_concurrent_requests, int),
+            embeddings_deployment=parsed("embeddingsDeployment", defaults.embeddings_deployment, flag),
+            embeddings_model=deployment("embeddingsModel", defaults.embeddings_model),
             retrain_schedule=text("retrainSchedule", defaults.retrain_schedule),
             retrain_tasks=text("retrainTasks", defaults.retrain_tasks),
             shadow_fraction=text("shadowFraction", defaults.shadow_fraction),
             alert_email=text("alertEmail", defaults.alert_email),
-            failure_rate_threshold=number("failureRateThreshold", defaults.failure_rate_threshold),
-            accuracy_target=number("accuracyTarget", defaults.accuracy_target),
-            maximum_instance_count=integer("maximumInstanceCount", defaults.maximum_instance_count),
-            instance_memory_mb=integer("instanceMemoryMb", defaults.instance_memory_mb),
+            failure_rate_threshold=parsed("failureRateThreshold", defaults.failure_rate_threshold, float),
+            accuracy_target=parsed("accuracyTarget", defaults.accuracy_target, float),
+            maximum_instance_count=parsed("maximumInstanceCount", defaults.maximum_instance_count, int),
+            instance_memory_mb=parsed("instanceMemoryMb", defaults.instance_memory_mb, int),
         )
+
+
+def _as_text(value: object) -> str | None:
+    """A YAML scalar as `pulumi config get` prints it (booleans lower-case); secrets and maps are not read."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (str, int, float)):
+        return str(value)
+    return None

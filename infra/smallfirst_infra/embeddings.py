@@ -1,4 +1,4 @@
-"""The embeddings deployment for the trained tier's managed embedder (text-embedding-3-small), behind a switch."""
+"""The embeddings deployment for the trained tier's managed embedder (stack config; text-embedding-3-small), behind a switch."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import pulumi
 from pulumi_azure_native import cognitiveservices, resources
 
 from smallfirst_infra.config import EnvironmentConfig
+from smallfirst_infra.model_deployments import model_deployment
 
 
 class EmbeddingsDeployment(pulumi.ComponentResource):
@@ -19,15 +20,11 @@ class EmbeddingsDeployment(pulumi.ComponentResource):
                  openai_endpoint: pulumi.Input[str], config: EnvironmentConfig, after: pulumi.Resource,
                  opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("smallfirst:infra:EmbeddingsDeployment", name, None, opts)
-        self.deployment_name = config.embeddings_model_name
+        self.deployment_name = config.embeddings_model.name
         # Deployments on one account must be created one after another, or Azure answers RequestConflict.
-        self.deployment = cognitiveservices.Deployment(
-            f"{name}-deployment", resource_group_name=rg.name, account_name=account.name,
-            deployment_name=self.deployment_name,
-            properties={"model": {"format": "OpenAI", "name": config.embeddings_model_name,
-                                  "version": config.embeddings_model_version}},
-            sku={"name": config.embeddings_sku, "capacity": config.embeddings_capacity},
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[after]))
+        self.deployment = model_deployment(
+            f"{name}-deployment", rg, account, self.deployment_name, config.embeddings_model,
+            pulumi.ResourceOptions(parent=self, depends_on=[after]))
         self.app_settings: dict[str, pulumi.Input[str]] = {
             "SMALLFIRST_TRAINED_EMBEDDER": "azure_openai",
             "SMALLFIRST_TRAINED_ENDPOINT": openai_endpoint,

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pulumi
 from pulumi_azure_native import (
-    applicationinsights, cognitiveservices, managedidentity, operationalinsights, resources, storage, web,
+    applicationinsights, authorization, cognitiveservices, managedidentity, operationalinsights, resources, storage, web,
 )
 
 from smallfirst_infra import roles
@@ -15,6 +15,7 @@ from smallfirst_infra.blob_trigger import AppCode, BlobEvents
 from smallfirst_infra.config import REPOSITORY_ROOT, EnvironmentConfig, SmallModelHosting
 from smallfirst_infra.embeddings import EmbeddingsDeployment
 from smallfirst_infra.machine_learning import MachineLearningDependencies, ManagedComputeEndpoint, ServerlessSmallModel
+from smallfirst_infra.model_deployments import model_deployment
 from smallfirst_infra.naming import Names
 from smallfirst_infra.roles import RoleAssignments
 from smallfirst_infra.storage import DataStorage, secure_storage_account
@@ -54,28 +55,21 @@ class AiFoundry(pulumi.ComponentResource):
         self.project = cognitiveservices.Project(
             f"{name}-project", resource_group_name=rg.name, account_name=self.account.name,
             identity={"type": "SystemAssigned"}, properties={"description": "smallfirst"}, opts=child)
-        self.small_deployment_name = config.small_model_name.lower()
-        self.frontier_deployment_name = config.frontier_model_name
+        self.small_deployment_name = config.small_model.name.lower()
+        self.frontier_deployment_name = config.frontier_model.name
         previous: pulumi.Resource = self.project
         if config.small_model_hosting == SmallModelHosting.AI_SERVICES:
-            previous = self.small_deployment = cognitiveservices.Deployment(
-                f"{name}-small", resource_group_name=rg.name, account_name=self.account.name,
-                deployment_name=self.small_deployment_name,
-                properties={"model": {"format": "Microsoft", "name": config.small_model_name,
-                                      "version": config.small_model_version}},
-                sku={"name": config.small_model_sku, "capacity": config.small_model_capacity},
-                opts=pulumi.ResourceOptions(parent=self, depends_on=[self.project]))
+            previous = self.small_deployment = model_deployment(
+                f"{name}-small", rg, self.account, self.small_deployment_name, config.small_model,
+                pulumi.ResourceOptions(parent=self, depends_on=[self.project]))
         # Deployments on one account must be created one after another, or Azure answers RequestConflict.
-        self.frontier_deployment = cognitiveservices.Deployment(
-            f"{name}-frontier", resource_group_name=rg.name, account_name=self.account.name,
-            deployment_name=self.frontier_deployment_name,
-            properties={"model": {"format": "OpenAI", "name": config.frontier_model_name,
-                                  "version": config.frontier_model_version}},
-            sku={"name": config.frontier_sku, "capacity": config.frontier_capacity},
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[previous]))
-        self.models_endpoint = pulumi.Output.concat("https://", self.subdomain, ".services.ai.azure.com/models")
+        self.frontier_deployment = model_deployment(
+            f"{name}-frontier", rg, self.account, self.frontier_deployment_name, config.frontier_model,
+            pulumi.ResourceOptions(parent=self, depends_on=[previous]))
+        # The resource endpoints; the tiers talk to `<endpoint>openai/v1/` on either (OpenAI v1 API, no api-version).
+        self.foundry_endpoint = pulumi.Output.concat("https://", self.subdomain, ".services.ai.azure.com/")
         self.openai_endpoint = pulumi.Output.concat("https://", self.subdomain, ".openai.azure.com/")
-        self.register_outputs({"models_endpoint": self.models_endpoint})
+        self.register_outputs({"foundry_endpoint": self.foundry_endpoint})
 
 
 class FunctionApp(pulumi.ComponentResource):
@@ -106,6 +100,9 @@ class FunctionApp(pulumi.ComponentResource):
             "AZURE_CLIENT_ID": client_id,  # DefaultAzureCredential picks the user-assigned identity
             "APPLICATIONINSIGHTS_CONNECTION_STRING": monitoring.app_insights.connection_string,
             "APPLICATIONINSIGHTS_AUTHENTICATION_STRING": client_id.apply(lambda c: f"ClientId={c};Authorization=AAD"),
+            # The Python worker exports its own OpenTelemetry spans and logs ("Use OpenTelemetry with Azure
+            # Functions", learn.microsoft.com/azure/azure-functions/opentelemetry-howto, checked 2026-12-06).
+            "PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY": "true",
             **model_settings,
         }
         # The app name is the global host name <name>.azurewebsites.net.
@@ -148,7 +145,7 @@ class SmallfirstEnvironment(pulumi.ComponentResource):
 
         model_settings: dict[str, pulumi.Input[str]] = {
             "SMALLFIRST_SMALL_BACKEND": "foundry",
-            "SMALLFIRST_SMALL_ENDPOINT": self.ai.models_endpoint,
+            "SMALLFIRST_SMALL_ENDPOINT": self.ai.foundry_endpoint,
             "SMALLFIRST_SMALL_MODEL": self.ai.small_deployment_name,
             "SMALLFIRST_SMALL_STRUCTURED_OUTPUT": "instructions",
             "SMALLFIRST_SMALL_LOGPROBS": "false",
@@ -156,7 +153,7 @@ class SmallfirstEnvironment(pulumi.ComponentResource):
             "SMALLFIRST_FRONTIER_ENDPOINT": self.ai.openai_endpoint,
             "SMALLFIRST_FRONTIER_MODEL": self.ai.frontier_deployment_name,
             "SMALLFIRST_FRONTIER_STRUCTURED_OUTPUT": "json_schema",
-            "SMALLFIRST_FRONTIER_LOGPROBS": "true",
+            "SMALLFIRST_FRONTIER_LOGPROBS": "true" if config.frontier_logprobs else "false",
             # retrained heads are activated in the data account's models container (the package is read-only)
             "SMALLFIRST_TRAINED_HEADS_STORE": "blob",
             "SMALLFIRST_RETRAIN_SCHEDULE": config.retrain_schedule,
@@ -177,7 +174,9 @@ class SmallfirstEnvironment(pulumi.ComponentResource):
                                                    self.ml_dependencies, child)
             # A serverless endpoint serves one model: no deployment name to send.
             del model_settings["SMALLFIRST_SMALL_MODEL"]
-            model_settings |= {"SMALLFIRST_SMALL_ENDPOINT": self.serverless.inference_url,
+            # Hub-based serverless endpoints are served only by the legacy azure-ai-inference backend.
+            model_settings |= {"SMALLFIRST_SMALL_BACKEND": "foundry_inference",
+                               "SMALLFIRST_SMALL_ENDPOINT": self.serverless.inference_url,
                                "SMALLFIRST_SMALL_API_KEY": self.serverless.api_key_setting}
         if config.enable_managed_compute:
             self.managed_compute = ManagedComputeEndpoint(f"{prefix}-compute", self.rg, config, names,
@@ -185,6 +184,8 @@ class SmallfirstEnvironment(pulumi.ComponentResource):
             model_settings |= {
                 "SMALLFIRST_SMALL2_BACKEND": "foundry",
                 "SMALLFIRST_SMALL2_ENDPOINT": self.managed_compute.inference_url,
+                # Sent as `azureml-model-deployment`, so a call reaches this deployment whatever the traffic split.
+                "SMALLFIRST_SMALL2_DEPLOYMENT": self.managed_compute.deployment_name,
                 "SMALLFIRST_SMALL2_TIMEOUT_S": str(config.managed_compute_request_timeout_s),
                 "SMALLFIRST_SMALL2_PRICE_IN_PER_M": "0",
                 "SMALLFIRST_SMALL2_PRICE_OUT_PER_M": "0",
@@ -208,11 +209,15 @@ class SmallfirstEnvironment(pulumi.ComponentResource):
         self.roles = RoleAssignments(f"{prefix}-roles", self.function.identity.principal_id, grants, child)
 
         host_name = self.function.app.default_host_name
-        self.code = AppCode(f"{prefix}-code", self.rg, self.function.app.name, host_name, config.app_source_dir,
-                            package_dir, self.roles, child)
+        subscription_id = authorization.get_client_config_output().subscription_id
+        self.code = AppCode(f"{prefix}-code", self.rg, subscription_id, self.function.app.name, host_name,
+                            config.app_source_dir, package_dir, self.roles, child)
         self.blob_events = BlobEvents(f"{prefix}-events", self.rg, self.data, host_name, self.code, self.roles, child)
-
         self.outputs = {
+            # What `smallfirst smoke` reads (`pulumi stack output --json`) to find and call the deployed app.
+            "subscription_id": subscription_id,
+            "resource_group": self.rg.name,
+            "function_app_name": self.function.app.name,
             "function_app_url": host_name.apply(lambda host: f"https://{host}"),
             "data_account": self.data.account.name,
             "data_blob_endpoint": self.data.account.primary_endpoints.blob,

@@ -10,11 +10,34 @@ from smallfirst_infra.naming import Names
 from smallfirst_infra.storage import secure_storage_account
 
 SERVERLESS_KEY_SECRET = "small-serverless-key"
+MANAGED_COMPUTE_DEPLOYMENT = "phi4"
+AUTH_MODE = "AADToken"  # Entra ID tokens for https://ml.azure.com
+# The API version azure-native 3.x uses for online endpoints, so the traffic update writes the same shape.
+ONLINE_ENDPOINT_API_VERSION = "2025-12-01"
+
+# An endpoint's traffic can name only deployments that exist, and a deployment needs its endpoint: so the endpoint
+# is created without traffic and written again, with all of it on the deployment, once the deployment exists.
+# azure-native has no resource for that second write (ARM's PATCH takes only tags and identity); a template does.
+ENDPOINT_TRAFFIC_TEMPLATE = {
+    "$schema": "https://schema.management.azure.com/schemas/2019-04-01/deploymentTemplate.json#",
+    "contentVersion": "1.0.0.0",
+    "parameters": {"workspaceName": {"type": "string"}, "endpointName": {"type": "string"},
+                   "location": {"type": "string"}, "authMode": {"type": "string"}, "traffic": {"type": "object"}},
+    "resources": [{
+        "type": "Microsoft.MachineLearningServices/workspaces/onlineEndpoints",
+        "apiVersion": ONLINE_ENDPOINT_API_VERSION,
+        "name": "[format('{0}/{1}', parameters('workspaceName'), parameters('endpointName'))]",
+        "location": "[parameters('location')]",
+        "identity": {"type": "SystemAssigned"},
+        "properties": {"authMode": "[parameters('authMode')]", "traffic": "[parameters('traffic')]"},
+    }],
+}
 
 
-def inference_base_url(scoring_uri: str) -> str:
-    """azure-ai-inference appends `/chat/completions` to the endpoint it is given: pass the host, not `/score`."""
-    return scoring_uri.removesuffix("/").removesuffix("/score")
+def openai_base_url(scoring_uri: str) -> str:
+    """`https://<endpoint>.<region>.inference.ml.azure.com/score` -> `.../v1`, where a Foundry model on managed
+    compute serves the OpenAI API (`/v1/chat/completions`, `/v1/models`); the OpenAI SDK's base URL."""
+    return scoring_uri.removesuffix("/").removesuffix("/score") + "/v1"
 
 
 def key_vault_reference(secret_uri: str) -> str:
@@ -63,10 +86,11 @@ class ManagedComputeEndpoint(pulumi.ComponentResource):
         self.endpoint = machinelearningservices.OnlineEndpoint(
             f"{name}-endpoint", resource_group_name=rg.name, workspace_name=self.workspace.name,
             endpoint_name=names.dns_label("gpu"), identity={"type": "SystemAssigned"},
-            properties={"auth_mode": "AADToken"}, opts=child)
+            properties={"auth_mode": AUTH_MODE}, opts=child)
+        self.deployment_name = MANAGED_COMPUTE_DEPLOYMENT
         self.deployment = machinelearningservices.OnlineDeployment(
             f"{name}-deployment", resource_group_name=rg.name, workspace_name=self.workspace.name,
-            endpoint_name=self.endpoint.name, deployment_name="phi4",
+            endpoint_name=self.endpoint.name, deployment_name=self.deployment_name,
             # The typed args, not a dict: `properties` is a union type, so a dict's keys are not translated.
             properties=machinelearningservices.ManagedOnlineDeploymentArgs(
                 endpoint_compute_type="Managed", model=config.managed_compute_model_id,
@@ -75,7 +99,15 @@ class ManagedComputeEndpoint(pulumi.ComponentResource):
                     request_timeout=f"PT{config.managed_compute_request_timeout_s}S",
                     max_concurrent_requests_per_instance=config.managed_compute_max_concurrent_requests)),
             sku={"name": "Default", "capacity": config.managed_compute_instance_count}, opts=child)
-        self.inference_url = self.endpoint.properties.scoring_uri.apply(inference_base_url)
+        # Without this the endpoint sends 0% of its traffic to the deployment and every call fails.
+        self.traffic = resources.Deployment(
+            f"{name}-traffic", resource_group_name=rg.name,
+            properties={"mode": "Incremental", "template": ENDPOINT_TRAFFIC_TEMPLATE, "parameters": {
+                "workspaceName": {"value": self.workspace.name}, "endpointName": {"value": self.endpoint.name},
+                "location": {"value": self.endpoint.location}, "authMode": {"value": AUTH_MODE},
+                "traffic": {"value": {self.deployment_name: 100}}}},
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.deployment]))
+        self.inference_url = self.endpoint.properties.scoring_uri.apply(openai_base_url)
         self.register_outputs({"inference_url": self.inference_url})
 
 

@@ -38,7 +38,7 @@ class RecordingServer:
                 self.end_headers()
                 self.wfile.write(body)
 
-            do_GET = do_POST = handle_one
+            do_GET = do_POST = do_PUT = handle_one
 
             def log_message(self, *args) -> None:
                 pass

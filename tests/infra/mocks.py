@@ -2,8 +2,8 @@
 
 Like the real provider, a resource without an explicit name gets its logical name plus 8 random characters;
 every resulting name is checked against Azure's rule for its type (tests/infra/azure_names.py) and problems are
-collected in `name_problems`. The Functions host is brand new, as on a first `pulumi up`: listWebAppHostKeys
-returns no system keys.
+collected in `name_problems`. `dependencies` records what each resource waits for, as the engine orders a
+`pulumi up`.
 """
 
 from __future__ import annotations
@@ -73,6 +73,8 @@ class AzureMocks(pulumi.runtime.Mocks):
         elif args.custom and typ not in UNNAMED_TYPES:
             self.name_problems.append(f"{typ} {logical}: no naming rule known for this type")
         resource_id = f"/subscriptions/{SUBSCRIPTION}/resourceGroups/rg/providers/{typ}/{logical}"
+        if typ.startswith("azure-native:"):
+            state.setdefault("location", REGION)  # azure-native's default: the provider's location
         state |= self.computed_outputs(typ, azure_name, inputs)
         self.resources.append(Registered(typ, logical, azure_name, inputs, dict(args.inputs), resource_id, state))
         return [resource_id, state]
@@ -122,8 +124,6 @@ class AzureMocks(pulumi.runtime.Mocks):
     def call(self, args: pulumi.runtime.MockCallArgs):
         if args.token == "azure-native:authorization:getClientConfig":
             return {"subscriptionId": SUBSCRIPTION, "tenantId": "tenant", "clientId": "me", "objectId": "me"}
-        if args.token == "azure-native:web:listWebAppHostKeys":
-            return {"masterKey": "m", "systemKeys": {}, "functionKeys": {}}  # a new host: no system keys yet
         if args.token == "azure-native:machinelearningservices:listServerlessEndpointKeys":
             return {"primaryKey": SERVERLESS_KEY, "secondaryKey": "serverless-secondary-key"}
         return {}

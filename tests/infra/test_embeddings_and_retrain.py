@@ -28,17 +28,17 @@ def deployments(mocks) -> dict:
 
 
 def test_no_embeddings_deployment_unless_switched_on_and_the_tier_embeds_locally(default_env):
-    assert set(deployments(default_env)) == {"phi-4", "gpt-4o"}
+    assert set(deployments(default_env)) == {"phi-4", "gpt-5.4-mini"}
     settings = settings_of(default_env)
     assert Settings.from_env(settings).tiers["trained"].embedder == "minilm"
 
 
 def test_the_switch_deploys_text_embedding_3_small_after_the_other_deployments(embeddings_env):
     embedding = deployments(embeddings_env)["text-embedding-3-small"]
-    assert embedding.inputs["properties"]["model"] == {"format": "OpenAI", "name": "text-embedding-3-small",
-                                                       "version": "1"}
+    # No version: the service's default version of text-embedding-3-small.
+    assert embedding.inputs["properties"]["model"] == {"format": "OpenAI", "name": "text-embedding-3-small"}
     assert embedding.inputs["sku"] == {"name": "GlobalStandard", "capacity": 50}
-    assert deployments(embeddings_env)["gpt-4o"].name in embeddings_env.dependencies[embedding.name]
+    assert deployments(embeddings_env)["gpt-5.4-mini"].name in embeddings_env.dependencies[embedding.name]
     assert embeddings_env.name_problems == []
 
 

@@ -9,14 +9,16 @@ import pytest
 from pulumi_azure_native import storage
 
 from smallfirst_infra import roles
-from smallfirst_infra.blob_trigger import SYSTEM_KEY_TEMPLATE, blob_webhook_url
+from smallfirst_infra.blob_trigger import blob_webhook_url
 from smallfirst_infra.config import EnvironmentConfig, SmallModelHosting
-from smallfirst_infra.machine_learning import inference_base_url
+from smallfirst_infra.machine_learning import ENDPOINT_TRAFFIC_TEMPLATE, openai_base_url
 from tests.infra.mocks import REGION, SERVERLESS_KEY, SUBSCRIPTION, AzureMocks, build, is_secret
 
-MANAGED_COMPUTE = EnvironmentConfig(enable_managed_compute=True)
+PHI4_VERSION = "azureml://registries/azureml/models/Phi-4/versions/3"
+MANAGED_COMPUTE = EnvironmentConfig(enable_managed_compute=True, managed_compute_model_id=PHI4_VERSION)
 # The longest prefix allowed, with every optional part on: the tightest case for name lengths.
 EVERYTHING_LONGEST_PREFIX = EnvironmentConfig(name_prefix="abcdefghijk", enable_managed_compute=True,
+                                              managed_compute_model_id=PHI4_VERSION,
                                               small_model_hosting=SmallModelHosting.SERVERLESS_ENDPOINT)
 
 
@@ -154,11 +156,20 @@ def test_app_settings_point_at_created_resources(default_env):
     assert settings["APPLICATIONINSIGHTS_AUTHENTICATION_STRING"] == (
         f"ClientId=client-{identity.azure_name};Authorization=AAD")
     subdomain = default_env.one("cognitiveservices:Account").inputs["properties"]["customSubDomainName"]
-    assert settings["SMALLFIRST_SMALL_ENDPOINT"] == f"https://{subdomain}.services.ai.azure.com/models"
+    assert settings["SMALLFIRST_SMALL_BACKEND"] == "foundry"
+    assert settings["SMALLFIRST_SMALL_ENDPOINT"] == f"https://{subdomain}.services.ai.azure.com/"
     assert settings["SMALLFIRST_FRONTIER_ENDPOINT"] == f"https://{subdomain}.openai.azure.com/"
-    assert settings["SMALLFIRST_SMALL_MODEL"] == "phi-4" and settings["SMALLFIRST_FRONTIER_MODEL"] == "gpt-4o"
+    assert settings["SMALLFIRST_SMALL_MODEL"] == "phi-4" and settings["SMALLFIRST_FRONTIER_MODEL"] == "gpt-5.4-mini"
     assert settings["SMALLFIRST_SMALL_LOGPROBS"] == "false" and settings["SMALLFIRST_FRONTIER_BACKEND"] == "azure_openai"
+    assert settings["SMALLFIRST_FRONTIER_LOGPROBS"] == "false"  # GPT-5 models take no logprobs while reasoning
     assert settings["SMALLFIRST_SHADOW_FRACTION"] == "0.02"  # live accuracy from 2% of accepted items
+
+
+@pytest.mark.parametrize("env_name", ["default_env", "compute_env", "serverless_env"])
+def test_no_app_setting_names_an_api_version_and_worker_telemetry_is_on(env_name, request):
+    settings = settings_of(request.getfixturevalue(env_name))
+    assert [name for name in settings if name.endswith("_API_VERSION")] == []
+    assert settings["PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY"] == "true"
 
 
 def test_ai_services_account_and_deployments(default_env):
@@ -167,11 +178,49 @@ def test_ai_services_account_and_deployments(default_env):
     assert ai.inputs["properties"]["disableLocalAuth"] is True
     assert default_env.one("cognitiveservices:Project")
     deployments = {d.inputs["deploymentName"]: d for d in default_env.of_type("cognitiveservices:Deployment")}
-    assert deployments["phi-4"].inputs["properties"]["model"] == {"format": "Microsoft", "name": "Phi-4", "version": "7"}
-    assert deployments["phi-4"].inputs["sku"]["name"] == "GlobalStandard"
-    assert deployments["gpt-4o"].inputs["properties"]["model"]["format"] == "OpenAI"
+    # No version: Azure deploys each model's current default version, so no version number can go stale.
+    assert deployments["phi-4"].inputs["properties"]["model"] == {"format": "Microsoft", "name": "Phi-4"}
+    assert deployments["phi-4"].inputs["sku"] == {"name": "GlobalStandard", "capacity": 1}
+    assert deployments["gpt-5.4-mini"].inputs["properties"]["model"] == {"format": "OpenAI", "name": "gpt-5.4-mini"}
     # One deployment at a time on an account.
-    assert deployments["phi-4"].name in default_env.dependencies[deployments["gpt-4o"].name]
+    assert deployments["phi-4"].name in default_env.dependencies[deployments["gpt-5.4-mini"].name]
+
+
+def test_model_name_version_format_and_sku_come_from_stack_config(tmp_path):
+    values = {"smallModelName": "Phi-4-mini-instruct", "smallModelVersion": "1", "smallModelSku": "DataZoneStandard",
+              "frontierModelName": "gpt-5.5", "frontierModelVersion": "2026-04-24", "frontierModelFormat": "OpenAI",
+              "frontierModelCapacity": "20", "frontierLogprobs": "true"}
+    config = EnvironmentConfig.from_lookup(values.get)
+    mocks = build(config, tmp_path)
+    deployments = {d.inputs["deploymentName"]: d.inputs for d in mocks.of_type("cognitiveservices:Deployment")}
+    assert deployments["phi-4-mini-instruct"]["properties"]["model"] == {
+        "format": "Microsoft", "name": "Phi-4-mini-instruct", "version": "1"}
+    assert deployments["phi-4-mini-instruct"]["sku"] == {"name": "DataZoneStandard", "capacity": 1}
+    assert deployments["gpt-5.5"]["properties"]["model"] == {"format": "OpenAI", "name": "gpt-5.5",
+                                                             "version": "2026-04-24"}
+    assert deployments["gpt-5.5"]["sku"] == {"name": "GlobalStandard", "capacity": 20}
+    assert settings_of(mocks)["SMALLFIRST_FRONTIER_LOGPROBS"] == "true"
+
+
+def test_stack_outputs_name_what_the_smoke_command_reads(package_dir):
+    mocks = AzureMocks()
+    pulumi.runtime.set_mocks(mocks, project="smallfirst", stack="dev", preview=False)
+    from smallfirst_infra.environment import SmallfirstEnvironment
+
+    @pulumi.runtime.test
+    def program():
+        env = SmallfirstEnvironment("smallfirst", EnvironmentConfig(), package_dir=package_dir)
+        return pulumi.Output.all(**env.outputs).apply(check)
+
+    def check(outputs):
+        app = mocks.one("web:WebApp")
+        assert outputs["subscription_id"] == SUBSCRIPTION
+        assert outputs["resource_group"] == mocks.one("resources:ResourceGroup").azure_name
+        assert outputs["function_app_name"] == app.azure_name
+        assert outputs["function_app_url"] == f"https://{app.azure_name}.azurewebsites.net"
+        assert outputs["data_blob_endpoint"] == f"https://{account(mocks, 'data-account').azure_name}.blob.core.windows.net/"
+
+    program()
 
 
 def test_role_assignments_give_the_app_identity_its_grants(default_env):
@@ -193,12 +242,17 @@ def test_role_assignments_give_the_app_identity_its_grants(default_env):
 
 # --- the blob trigger from one `pulumi up` ---------------------------------------------------------------------
 
+def dynamic(mocks, logical: str):
+    return next(r for r in mocks.of_type("pulumi-python:dynamic:Resource") if r.name == logical)
+
+
 @pytest.mark.parametrize("env_name", ["default_env", "compute_env"])
-def test_one_up_creates_key_publish_and_subscription_with_a_non_empty_key(env_name, request):
+def test_one_up_creates_publish_key_and_subscription_with_a_non_empty_key(env_name, request):
     mocks = request.getfixturevalue(env_name)
     key = mocks.one("random:index/randomPassword:RandomPassword")
     subscription = mocks.one("eventgrid:SystemTopicEventSubscription")
-    assert mocks.one("pulumi-python:dynamic:Resource").name == "smallfirst-code-publish"
+    assert {r.name for r in mocks.of_type("pulumi-python:dynamic:Resource")} == {
+        "smallfirst-code-publish", "smallfirst-code-blobs-key-write"}
     assert is_secret(subscription.raw_inputs["destination"]), "the webhook URL carries the key: keep it secret"
     url = urlsplit(subscription.inputs["destination"]["endpointUrl"])
     app = mocks.one("web:WebApp")
@@ -209,31 +263,32 @@ def test_one_up_creates_key_publish_and_subscription_with_a_non_empty_key(env_na
     assert query["code"] == [key.outputs["result"]] and len(key.outputs["result"]) == 48
 
 
-def test_blobs_extension_key_is_written_as_a_host_system_key_of_the_app(default_env):
-    deployment = default_env.one("resources:Deployment")
-    properties = deployment.inputs["properties"]
-    assert properties["mode"] == "Incremental" and properties["template"] == SYSTEM_KEY_TEMPLATE
-    [resource] = SYSTEM_KEY_TEMPLATE["resources"]
-    assert resource["type"] == "Microsoft.Web/sites/host/systemkeys"
-    assert SYSTEM_KEY_TEMPLATE["parameters"]["keyValue"]["type"] == "securestring"
-    parameters = properties["parameters"]
-    assert parameters["siteName"]["value"] == default_env.one("web:WebApp").azure_name
-    assert parameters["keyName"]["value"] == "blobs_extension"
-    assert parameters["keyValue"]["value"] == default_env.one("random:index/randomPassword:RandomPassword").outputs["result"]
-    assert is_secret(deployment.raw_inputs["properties"])
+def test_blobs_extension_key_write_names_the_apps_host_and_keeps_the_key_secret(default_env):
+    write = dynamic(default_env, "smallfirst-code-blobs-key-write")
+    assert write.inputs["site_name"] == default_env.one("web:WebApp").azure_name
+    assert write.inputs["resource_group"] == default_env.one("resources:ResourceGroup").azure_name
+    assert write.inputs["subscription_id"] == SUBSCRIPTION
+    assert write.inputs["key_name"] == "blobs_extension"
+    assert write.inputs["key_value"] == default_env.one("random:index/randomPassword:RandomPassword").outputs["result"]
+    assert is_secret(write.raw_inputs["key_value"])
+    assert default_env.of_type("resources:Deployment") == []  # no more ARM template racing the first publish
 
 
-def test_subscription_waits_for_key_publish_and_roles_and_publish_waits_for_key(default_env):
+def test_one_up_orders_publish_then_key_then_subscription(default_env):
     deps = default_env.dependencies
     subscription = default_env.one("eventgrid:SystemTopicEventSubscription").name
-    assert {"smallfirst-code-blobs-key", "smallfirst-code-publish", "smallfirst-events-roles-deadletter-writer",
+    # publish -> key -> subscription, as edges the engine must respect
+    assert "smallfirst-code-publish" in deps["smallfirst-code-blobs-key-write"]
+    assert "smallfirst-code-blobs-key-write" in deps[subscription]
+    assert "smallfirst-code-blobs-key-write" not in deps["smallfirst-code-publish"]
+    assert {"smallfirst-code-publish", "smallfirst-events-roles-deadletter-writer",
             "smallfirst-roles-data-blob", "smallfirst-roles-data-queue"} <= deps[subscription]
-    assert "smallfirst-code-blobs-key" in deps["smallfirst-code-publish"]
-    assert {"smallfirst-roles-host-blob", "smallfirst-roles-host-queue"} <= deps["smallfirst-code-blobs-key"]
+    # the host storage roles come before the publish (the platform reads the package with the app's identity)
+    assert {"smallfirst-roles-host-blob", "smallfirst-roles-host-queue"} <= deps["smallfirst-code-publish"]
 
 
 def test_publish_step_sends_the_repository_package_to_the_apps_scm_site(default_env, package_dir):
-    publish = default_env.one("pulumi-python:dynamic:Resource").inputs
+    publish = dynamic(default_env, "smallfirst-code-publish").inputs
     app = default_env.one("web:WebApp")
     assert publish["scm_url"] == f"https://{app.azure_name}.scm.azurewebsites.net"
     assert publish["package_path"].startswith(str(package_dir))
@@ -284,34 +339,66 @@ def test_managed_compute_workspace_has_its_dependent_resources(compute_env):
 def test_managed_compute_deployment_waits_long_enough_and_serves_concurrent_requests(compute_env):
     endpoint = compute_env.one("machinelearningservices:OnlineEndpoint")
     assert endpoint.inputs["properties"]["authMode"] == "AADToken"
-    request_settings = compute_env.one("machinelearningservices:OnlineDeployment").inputs["properties"]["requestSettings"]
+    deployment = compute_env.one("machinelearningservices:OnlineDeployment").inputs
+    assert deployment["properties"]["model"] == PHI4_VERSION
+    request_settings = deployment["properties"]["requestSettings"]
     assert request_settings["requestTimeout"] == "PT120S"  # Azure's default is 5 s
     assert request_settings["maxConcurrentRequestsPerInstance"] == 16  # Azure's default is 1
     settings = settings_of(compute_env)
-    assert settings["SMALLFIRST_SMALL2_ENDPOINT"] == f"https://{endpoint.azure_name}.{REGION}.inference.ml.azure.com"
+    assert settings["SMALLFIRST_SMALL2_BACKEND"] == "foundry"
+    assert settings["SMALLFIRST_SMALL2_ENDPOINT"] == f"https://{endpoint.azure_name}.{REGION}.inference.ml.azure.com/v1"
+    assert settings["SMALLFIRST_SMALL2_DEPLOYMENT"] == deployment["deploymentName"] == "phi4"
     assert settings["SMALLFIRST_SMALL2_TIMEOUT_S"] == "120"
     assert any(a.inputs["roleDefinitionId"].endswith(roles.AZUREML_DATA_SCIENTIST) and a.inputs["scope"] == endpoint.id
                for a in compute_env.of_type("authorization:RoleAssignment"))
 
 
-def test_azure_ai_inference_sends_chat_completions_to_the_configured_small2_endpoint(compute_env):
-    """Wire level: the SDK, given the app setting's URL (host moved to loopback), posts to /chat/completions."""
+def test_managed_compute_endpoint_sends_all_traffic_to_its_deployment_once_it_exists(compute_env):
+    endpoint = compute_env.one("machinelearningservices:OnlineEndpoint")
+    deployment = compute_env.one("machinelearningservices:OnlineDeployment")
+    traffic = compute_env.one("resources:Deployment")
+    assert traffic.inputs["properties"]["template"] == ENDPOINT_TRAFFIC_TEMPLATE
+    [resource] = ENDPOINT_TRAFFIC_TEMPLATE["resources"]
+    assert resource["type"] == "Microsoft.MachineLearningServices/workspaces/onlineEndpoints"
+    assert resource["properties"]["traffic"] == "[parameters('traffic')]"
+    parameters = {name: value["value"] for name, value in traffic.inputs["properties"]["parameters"].items()}
+    assert parameters == {"workspaceName": compute_env.one("machinelearningservices:Workspace").azure_name,
+                          "endpointName": endpoint.azure_name, "location": REGION, "authMode": "AADToken",
+                          "traffic": {deployment.inputs["deploymentName"]: 100}}
+    # Traffic may name only an existing deployment: the update waits for it.
+    assert deployment.name in compute_env.dependencies[traffic.name]
+
+
+def test_managed_compute_needs_a_model_version_and_says_how_to_find_one():
+    with pytest.raises(ValueError, match="managedComputeModelId.*az ml model show --registry-name azureml"):
+        EnvironmentConfig(enable_managed_compute=True)
+    with pytest.raises(ValueError, match="managedComputeModelId"):
+        EnvironmentConfig(enable_managed_compute=True,
+                          managed_compute_model_id="azureml://registries/azureml/models/Phi-4/labels/latest")
+
+
+def test_openai_sdk_given_the_small2_setting_posts_chat_completions_to_v1_with_the_deployment_header(compute_env):
+    """Wire level: the OpenAI SDK with the app setting as base URL (host moved to loopback) and the deployment
+    header the tier sends reaches `/v1/chat/completions`, where the managed endpoint serves the OpenAI API."""
+    import openai
+
     from tests.infra.loopback import RecordingServer, chat_completion_reply
 
-    configured = urlsplit(settings_of(compute_env)["SMALLFIRST_SMALL2_ENDPOINT"])
+    settings = settings_of(compute_env)
+    configured = urlsplit(settings["SMALLFIRST_SMALL2_ENDPOINT"])
     with RecordingServer(chat_completion_reply) as server:
-        from azure.ai.inference import ChatCompletionsClient
-        from azure.core.credentials import AzureKeyCredential
-
-        client = ChatCompletionsClient(f"{server.url}{configured.path}", AzureKeyCredential("k"), retry_total=0)
-        reply = client.complete(messages=[{"role": "user", "content": "hi"}])
+        client = openai.OpenAI(base_url=f"{server.url}{configured.path}", api_key="entra-token", max_retries=0,
+                               default_headers={"azureml-model-deployment": settings["SMALLFIRST_SMALL2_DEPLOYMENT"]})
+        reply = client.chat.completions.create(model="phi-4", messages=[{"role": "user", "content": "hi"}])
     assert reply.choices[0].message.content == "hello"
-    assert [(r.method, r.path.split("?")[0]) for r in server.requests] == [("POST", "/chat/completions")]
+    [request] = server.requests
+    assert (request.method, request.path) == ("POST", "/v1/chat/completions")
+    assert request.headers["azureml-model-deployment"] == "phi4"
 
 
-def test_scoring_uri_becomes_the_endpoint_host():
-    assert inference_base_url("https://ep.swedencentral.inference.ml.azure.com/score") == (
-        "https://ep.swedencentral.inference.ml.azure.com")
+def test_scoring_uri_becomes_the_openai_base_url():
+    assert openai_base_url("https://ep.swedencentral.inference.ml.azure.com/score") == (
+        "https://ep.swedencentral.inference.ml.azure.com/v1")
 
 
 def test_managed_compute_is_off_by_default(default_env):
@@ -334,6 +421,7 @@ def test_serverless_switch_serves_phi4_from_a_hub_project_with_the_key_in_key_va
     secret = serverless_env.one("keyvault:Secret")
     assert secret.inputs["properties"]["value"] == SERVERLESS_KEY and is_secret(secret.raw_inputs["properties"])
     settings = settings_of(serverless_env)
+    assert settings["SMALLFIRST_SMALL_BACKEND"] == "foundry_inference"  # the legacy backend serves these endpoints
     assert settings["SMALLFIRST_SMALL_ENDPOINT"] == f"https://{endpoint.azure_name}.{REGION}.models.ai.azure.com"
     assert settings["SMALLFIRST_SMALL_API_KEY"] == (
         f"@Microsoft.KeyVault(SecretUri=https://{secret.inputs['vaultName']}.vault.azure.net/secrets/{secret.azure_name})")
@@ -342,7 +430,8 @@ def test_serverless_switch_serves_phi4_from_a_hub_project_with_the_key_in_key_va
     assert any(a.inputs["scope"] == vault.id and a.inputs["roleDefinitionId"].endswith(roles.KEY_VAULT_SECRETS_USER)
                for a in serverless_env.of_type("authorization:RoleAssignment"))
     # The region refused GlobalStandard Phi-4: no such deployment is attempted.
-    assert [d.inputs["deploymentName"] for d in serverless_env.of_type("cognitiveservices:Deployment")] == ["gpt-4o"]
+    assert [d.inputs["deploymentName"] for d in serverless_env.of_type("cognitiveservices:Deployment")] == [
+        "gpt-5.4-mini"]
 
 
 # --- config ----------------------------------------------------------------------------------------------------

@@ -85,7 +85,8 @@ def test_flex_policy_ignores_apps_on_other_plans():
 
 
 @pytest.mark.parametrize("config", [
-    EnvironmentConfig(enable_managed_compute=True),
+    EnvironmentConfig(enable_managed_compute=True,
+                      managed_compute_model_id="azureml://registries/azureml/models/Phi-4/versions/3"),
     EnvironmentConfig(small_model_hosting=SmallModelHosting.SERVERLESS_ENDPOINT)], ids=["compute", "serverless"])
 def test_the_program_passes_every_policy(config, tmp_path):
     mocks = build(config, tmp_path)
