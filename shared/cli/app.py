@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from shared.cli.smoke import smoke
 from shared.core.cascade import Cascade
 from shared.core.records import Item, ResultRecord
 from shared.core.tasks import AnyTask, ClassificationTask, ExtractionTask
@@ -173,13 +174,20 @@ def tasks() -> None:
 
 
 @app.command()
-def health() -> None:
-    """Say which tiers are configured and whether each answers."""
+def health(
+    deep: bool = typer.Option(False, "--deep", help="have each tier answer a one-line request (endpoint tiers spend "
+                                                    "tokens); by default each is only probed, spending none"),
+) -> None:
+    """Say which tiers are configured and whether each is reachable."""
+    from shared.core.config import LEGACY_BACKENDS
+
     cascade = _cascade()
     failed = False
-    for name in cascade.settings.tiers:
+    for name, config in cascade.settings.tiers.items():
+        legacy = f" [yellow]{LEGACY_BACKENDS[config.backend]}[/]" if config.backend in LEGACY_BACKENDS else ""
         try:
-            console.print(f"[green]{name}[/]: {cascade.tiers.get(name).health()}")
+            tier = cascade.tiers.get(name)
+            console.print(f"[green]{name}[/]{legacy}: {tier.health() if deep else tier.probe()}")
         except Exception as exc:  # any failure here is the answer we want to show
             failed = True
             console.print(f"[red]{name}[/]: {exc}")
@@ -649,6 +657,8 @@ def _ask_answer(spec: AnyTask, draft: object) -> object:
                 answer[field] = given  # left for the task's validation to refuse, with its reason
     return answer
 
+
+app.command()(smoke)  # after pulumi up (shared/cli/smoke.py)
 
 if __name__ == "__main__":
     main()
