@@ -12,6 +12,7 @@ import azure.functions as func
 from pydantic import BaseModel, Field, ValidationError
 
 from functions import services
+from functions.tracing import traced
 from shared.core.records import ResultRecord
 
 bp = func.Blueprint()
@@ -64,6 +65,7 @@ class BatchResults(BaseModel):
 
 @bp.function_name("run_task")
 @bp.route(route="tasks/{task}", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
+@traced
 async def run_task(req: func.HttpRequest) -> func.HttpResponse:
     from shared.errors import InputError, NoTierError, TaskError
     from shared.pipeline.parsing import parse_request
@@ -100,6 +102,7 @@ async def run_task(req: func.HttpRequest) -> func.HttpResponse:
 
 @bp.function_name("list_tasks")
 @bp.route(route="tasks", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
+@traced
 def list_tasks(req: func.HttpRequest) -> func.HttpResponse:
     from shared.errors import TaskError
 
@@ -127,6 +130,7 @@ def list_tasks(req: func.HttpRequest) -> func.HttpResponse:
 
 @bp.function_name("health")
 @bp.route(route="health", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
+@traced
 def health(req: func.HttpRequest) -> func.HttpResponse:
     cascade = services.cascade()
     tiers: dict[str, Any] = {}
@@ -150,6 +154,7 @@ class ReviewDecisionBody(BaseModel):
 
 @bp.function_name("list_review")
 @bp.route(route="review/{task}", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
+@traced
 def list_review(req: func.HttpRequest) -> func.HttpResponse:
     from azure.core.exceptions import AzureError
 
@@ -167,6 +172,7 @@ def list_review(req: func.HttpRequest) -> func.HttpResponse:
 @bp.function_name("decide_review")
 # A catch-all: ids may hold '/', which a route value cannot take encoded (ASP.NET routing keeps %2F as it is)
 @bp.route(route="review/{task}/{*id}", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
+@traced
 def decide_review(req: func.HttpRequest) -> func.HttpResponse:
     from azure.core.exceptions import AzureError
 

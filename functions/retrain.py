@@ -12,6 +12,7 @@ import logging
 import azure.functions as func
 
 from functions import services
+from functions.tracing import traced
 
 bp = func.Blueprint()
 log = logging.getLogger(__name__)
@@ -20,6 +21,7 @@ SCHEDULE_SETTING = "SMALLFIRST_RETRAIN_SCHEDULE"
 
 @bp.function_name("retrain_heads")
 @bp.timer_trigger(arg_name="timer", schedule=f"%{SCHEDULE_SETTING}%", run_on_startup=False, use_monitor=True)
+@traced
 def retrain_heads(timer: func.TimerRequest) -> None:
     from shared.learning.retrain import describe, retrain_scheduled
 

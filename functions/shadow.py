@@ -3,12 +3,14 @@
 import azure.functions as func
 
 from functions import services
+from functions.tracing import traced
 
 bp = func.Blueprint()
 
 
 @bp.function_name("shadow_accepted_item")
 @bp.queue_trigger(arg_name="message", queue_name=services.SHADOW_QUEUE, connection=services.DATA_CONNECTION)
+@traced
 def shadow_accepted_item(message: func.QueueMessage) -> None:
     services.shadow_worker().handle(message.get_body().decode("utf-8"))
 
@@ -16,6 +18,7 @@ def shadow_accepted_item(message: func.QueueMessage) -> None:
 @bp.function_name("deadletter_poison_shadow")
 @bp.queue_trigger(arg_name="message", queue_name=f"{services.SHADOW_QUEUE}-poison",
                   connection=services.DATA_CONNECTION)
+@traced
 def deadletter_poison_shadow(message: func.QueueMessage) -> None:
     services.shadow_worker().deadletter_poison(message.get_body().decode("utf-8", "replace"),
                                                services.max_dequeue_count())

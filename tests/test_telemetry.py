@@ -1,21 +1,28 @@
-"""Telemetry: the metrics and spans one finished item produces (in-memory reader and exporter), and which
-exporters configure_telemetry sets up."""
+"""Telemetry: the metrics and spans one finished item produces (in-memory reader and exporter), which exporters
+configure_telemetry sets up, and the functions' spans continuing the Functions host's trace (real Azurite)."""
 
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
 import subprocess
 import sys
+import typing
+import uuid
+from dataclasses import dataclass, field
 from pathlib import Path
 
+import azure.functions as func
 import pytest
+from azure.storage.blob import BlobServiceClient
 from opentelemetry import trace
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import format_span_id, format_trace_id
 
 from shared.core.cascade import Cascade
 from shared.core.config import Settings
@@ -145,7 +152,161 @@ def test_a_telemetry_setting_of_no_known_mode_is_warned_about_and_leaves_telemet
     assert "'consol' is none of off, console, otlp" in stderr[0]
 
 
+def test_with_the_workers_own_telemetry_setting_the_app_configures_no_second_exporter():
+    """PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY: the Python worker set up the Azure Monitor distro before loading
+    the app; the app leaves the providers to it."""
+    out = run_configure({"PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY": "True",
+                         "APPLICATIONINSIGHTS_CONNECTION_STRING":
+                         "InstrumentationKey=00000000-0000-0000-0000-000000000000;IngestionEndpoint=http://127.0.0.1:9/"})
+    assert out["first"] == out["second"] == "functions_worker"
+    assert out["meter"].startswith("opentelemetry.metrics") and out["tracer"].startswith("opentelemetry.trace")
+
+
 def test_entra_authentication_string_gives_the_named_managed_identity():
     credential = entra_credential({"APPLICATIONINSIGHTS_AUTHENTICATION_STRING": "Authorization=AAD;ClientId=abc-123"})
     assert type(credential).__name__ == "ManagedIdentityCredential"
     assert entra_credential({}) is None
+
+
+# -- functions continue the host's trace ------------------------------------------------------------------------------
+TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
+HOST_SPAN_ID = "00f067aa0ba902b7"
+SAMPLED = f"00-{TRACE_ID}-{HOST_SPAN_ID}-01"
+
+
+@dataclass
+class HostTraceContext:
+    """What the worker passes as `context.trace_context`: the host's W3C headers, empty strings when it has none."""
+
+    trace_parent: str
+    trace_state: str = ""
+    attributes: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class InvocationContext:
+    trace_context: HostTraceContext
+
+
+@pytest.fixture(scope="module")
+def user_functions(emulator, storage) -> dict[str, typing.Callable]:
+    """The app's functions as the worker calls them, against this module's Azurite."""
+    from function_app import app
+    from functions import services
+    from localdev.host import indexed_functions
+
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("DataStorage", emulator.connection_string)
+        services.reset()
+        yield {f.get_function_name(): f.get_user_function() for f in indexed_functions(app)}
+        services.reset()
+
+
+@pytest.fixture(scope="module")
+def blobs(emulator) -> BlobServiceClient:
+    return BlobServiceClient.from_connection_string(emulator.connection_string)
+
+
+def invoke(user_functions, kind: str, context: InvocationContext | None, blobs: BlobServiceClient | None = None):
+    """One function of each trigger kind, with the context the worker would pass (None: the local host passes
+    none). Returns the function's name and what shows it ran."""
+    if kind == "http":
+        request = func.HttpRequest("GET", "http://localhost/api/tasks", body=b"")
+        response = user_functions["list_tasks"](req=request, context=context)
+        return "list_tasks", response.status_code
+    if kind == "async_http":  # a body that is not JSON: answered before any tier is called
+        request = func.HttpRequest("POST", "http://localhost/api/tasks/support_ticket", body=b"{",
+                                   route_params={"task": "support_ticket"})
+        response = asyncio.run(user_functions["run_task"](req=request, context=context))
+        return "run_task", response.status_code
+    if kind == "blob":  # a blob outside any task folder: dead-lettered without a tier call
+        name = f"stray-{uuid.uuid4().hex}.txt"
+        client = blobs.get_blob_client("incoming", name)
+        client.upload_blob(b"hello", overwrite=True)
+        user_functions["process_incoming_blob"](client=client, context=context)
+        return "process_incoming_blob", dead_letters(blobs, containing=name) == 1
+    text = f"not a work message {uuid.uuid4().hex}"
+    user_functions["deadletter_poison_work"](message=func.QueueMessage(body=text.encode()), context=context)
+    return "deadletter_poison_work", dead_letters(blobs, containing=text) == 1
+
+
+def dead_letters(blobs: BlobServiceClient, containing: str) -> int:
+    container = blobs.get_container_client("deadletter")
+    return sum(containing in container.download_blob(b.name).readall().decode() for b in container.list_blobs())
+
+
+def function_span(spans: InMemorySpanExporter, name: str):
+    found = [s for s in spans.get_finished_spans()
+             if s.name == "smallfirst.invocation" and s.attributes["smallfirst.function"] == name]
+    spans.clear()
+    assert len(found) == 1, f"{len(found)} spans for {name}"
+    return found[0]
+
+
+RAN = {"http": 200, "async_http": 400, "blob": True, "queue": True}
+
+
+@pytest.mark.azurite
+@pytest.mark.parametrize("kind", ["http", "async_http", "blob", "queue"])
+def test_a_functions_span_is_a_child_of_the_hosts_span_in_the_hosts_trace(user_functions, blobs, spans, kind):
+    spans.clear()
+    context = InvocationContext(HostTraceContext(SAMPLED, "congo=t61rcWkgMzE"))
+    name, ran = invoke(user_functions, kind, context, blobs)
+    assert ran == RAN[kind]
+    span = function_span(spans, name)
+    assert format_trace_id(span.context.trace_id) == TRACE_ID
+    assert format_span_id(span.parent.span_id) == HOST_SPAN_ID and span.parent.is_remote
+    assert span.context.trace_state.get("congo") == "t61rcWkgMzE"  # the host's tracestate goes on with the trace
+
+
+@pytest.mark.azurite
+@pytest.mark.parametrize("kind", ["http", "async_http", "blob", "queue"])
+@pytest.mark.parametrize("context", [None, InvocationContext(HostTraceContext(""))],
+                         ids=["no_context_as_the_local_host", "empty_trace_context_as_the_worker_without_one"])
+def test_without_a_trace_context_a_functions_span_starts_a_new_trace(user_functions, blobs, spans, kind, context):
+    spans.clear()
+    name, ran = invoke(user_functions, kind, context, blobs)
+    assert ran == RAN[kind]
+    span = function_span(spans, name)
+    assert span.parent is None and format_trace_id(span.context.trace_id) != TRACE_ID
+
+
+@pytest.mark.azurite
+@pytest.mark.parametrize("traceparent", [
+    "garbage", f"00-{TRACE_ID}-{HOST_SPAN_ID}", f"00-{TRACE_ID[:-1]}x-{HOST_SPAN_ID}-01",
+    f"00-{'0' * 32}-{HOST_SPAN_ID}-01", f"ff-{TRACE_ID}-{HOST_SPAN_ID}-01",
+], ids=["not_a_traceparent", "no_flags", "not_hex", "all_zero_trace_id", "version_ff"])
+@pytest.mark.parametrize("kind", ["http", "blob", "queue"])
+def test_a_malformed_traceparent_starts_a_new_trace_and_the_function_still_runs(user_functions, blobs, spans, kind,
+                                                                                traceparent):
+    spans.clear()
+    name, ran = invoke(user_functions, kind, InvocationContext(HostTraceContext(traceparent, "=;bad,")), blobs)
+    assert ran == RAN[kind]
+    assert function_span(spans, name).parent is None
+
+
+@pytest.mark.azurite
+def test_a_trace_the_host_did_not_sample_is_not_recorded_by_the_function_either(user_functions, blobs, spans):
+    """Parent-based sampling, the SDK's default: the host's decision (the traceparent's flags) holds for the worker."""
+    spans.clear()
+    name, ran = invoke(user_functions, "http", InvocationContext(HostTraceContext(f"00-{TRACE_ID}-{HOST_SPAN_ID}-00")))
+    assert ran == 200
+    assert not [s for s in spans.get_finished_spans() if s.name == "smallfirst.invocation"]
+
+
+def test_every_function_takes_the_invocation_context_as_the_python_worker_passes_it():
+    """The worker gives a function its Context when the function has a parameter named `context`, un-annotated or
+    annotated azure.functions.Context (azure-functions-python-worker, FunctionInfo.is_context_required), reads the
+    bindings' types with typing.get_type_hints and runs coroutine functions on its loop: the wrapper keeps all
+    three, and the local host, which passes no context, can leave it out."""
+    from function_app import app
+    from localdev.host import indexed_functions
+
+    functions = {f.get_function_name(): f.get_user_function() for f in indexed_functions(app)}
+    assert len(functions) == 11
+    for name, function in functions.items():
+        parameters = inspect.signature(function).parameters
+        assert list(parameters)[-1] == "context" and parameters["context"].default is None, name
+        hints = typing.get_type_hints(function)
+        assert "context" not in hints and set(hints) == {*list(parameters)[:-1], "return"}, name
+        assert inspect.iscoroutinefunction(function) == (name == "run_task"), name

@@ -12,25 +12,42 @@ follow the OpenTelemetry GenAI semantic conventions where one exists and are `sm
     smallfirst.counterfactual_cost    counter, USD had the frontier answered every item alone, by task
                                       (savings = counterfactual_cost - cost)
 
-`configure_telemetry` sets the exporters once per process: the Azure Monitor distro when
+`configure_telemetry` sets the exporters once per process: none when the Functions Python worker has set up the
+Azure Monitor distro itself (PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY, as infra/ sets it), else the distro when
 APPLICATIONINSIGHTS_CONNECTION_STRING is set (Entra ID when APPLICATIONINSIGHTS_AUTHENTICATION_STRING says
 `Authorization=AAD`), else a console or OTLP exporter if SMALLFIRST_TELEMETRY asks, else nothing.
+
+`continued_span` makes a function's work part of the trace the Functions host started for the invocation, as
+Microsoft's "Use OpenTelemetry with Azure Functions" guide (https://learn.microsoft.com/azure/azure-functions/
+opentelemetry-howto?pivots=programming-language-python, page of 2025-11-17, checked 2026-12-06) sets it up:
+host.json `"telemetryMode": "OpenTelemetry"`, the app settings APPLICATIONINSIGHTS_CONNECTION_STRING and
+PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY=true (the worker then configures the distro and exports the worker's
+telemetry itself), and the host's W3C `traceparent`/`tracestate` reaching the function as `context.trace_context`
+(azure.functions `Context.trace_context`; the worker extracts them with OpenTelemetry's
+TraceContextTextMapPropagator, azure-functions-python-worker `configure_opentelemetry`). The span's parent is read
+from that trace context itself, not from whatever context the thread has, so it holds on every path the worker
+takes and none where no host passed one.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from typing import Mapping
+from contextlib import contextmanager
+from typing import Iterator, Mapping, Protocol
 
-from opentelemetry import metrics
+from opentelemetry import metrics, trace
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+from opentelemetry.util.types import AttributeValue
 
 from shared.core.config import Settings
 from shared.core.records import ResultRecord
 from shared.core.tasks import AnyTask
 
 log = logging.getLogger(__name__)
-METER = "smallfirst"
+METER = TRACER = "smallfirst"
+# The Functions host lets the Python worker export OpenTelemetry to Application Insights itself (the guide above).
+WORKER_TELEMETRY_SETTING = "PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY"
 # The backends' names for `gen_ai.system`.
 GEN_AI_SYSTEM = {"azure_openai": "az.ai.openai", "foundry": "az.ai.inference", "openai_compatible": "openai",
                  "embedded": "llama.cpp", "trained": "smallfirst.trained"}
@@ -76,6 +93,31 @@ class ItemMetrics:
                 self.token_usage.record(attempt.tokens_out, {**model, "gen_ai.token.type": "output"})
 
 
+class TraceContext(Protocol):
+    """The W3C trace context a Functions host passes with an invocation (azure.functions `Context.trace_context`);
+    the worker gives empty strings where the host has none."""
+
+    @property
+    def trace_parent(self) -> str | None: ...
+
+    @property
+    def trace_state(self) -> str | None: ...
+
+
+@contextmanager
+def continued_span(name: str, trace_context: TraceContext | None,
+                   attributes: Mapping[str, AttributeValue] | None = None) -> Iterator[trace.Span]:
+    """The current span for one invocation, a child of the host's span that `trace_context` names. Without a trace
+    context, or with a traceparent that is not valid W3C, the span starts a new trace: telemetry never fails an
+    invocation."""
+    carrier = {}
+    if trace_context is not None:
+        carrier = {"traceparent": trace_context.trace_parent or "", "tracestate": trace_context.trace_state or ""}
+    parent = TraceContextTextMapPropagator().extract(carrier)  # an empty context, so a root, when nothing parses
+    with trace.get_tracer(TRACER).start_as_current_span(name, context=parent, attributes=attributes) as span:
+        yield span
+
+
 _configured: str | None = None
 _configure_lock = threading.Lock()
 
@@ -91,6 +133,9 @@ def configure_telemetry(env: Mapping[str, str]) -> str:
 
 
 def _configure(env: Mapping[str, str]) -> str:
+    # The worker set the distro up before loading the app; a second one would export every log record twice.
+    if env.get(WORKER_TELEMETRY_SETTING, "").strip().lower() in {"1", "true", "t", "yes", "y"}:  # the worker's rule
+        return "functions_worker"
     connection = env.get("APPLICATIONINSIGHTS_CONNECTION_STRING")
     if connection:
         from azure.monitor.opentelemetry import configure_azure_monitor
