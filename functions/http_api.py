@@ -132,16 +132,22 @@ def list_tasks(req: func.HttpRequest) -> func.HttpResponse:
 @bp.route(route="health", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
 @traced
 def health(req: func.HttpRequest) -> func.HttpResponse:
+    """Which tiers are configured and reachable, spending no tokens (each tier's `probe`); `?deep=true` has each
+    answer a one-line request instead (`health`: an endpoint tier's costs tokens)."""
     cascade = services.cascade()
+    deep = (req.params.get("deep") or "").lower() in ("true", "1")
     tiers: dict[str, Any] = {}
     for name, config in cascade.settings.tiers.items():
         try:
-            tiers[name] = {"backend": config.backend.value, "ok": True, "detail": cascade.tiers.get(name).health()}
+            tier = cascade.tiers.get(name)
+            detail = tier.health() if deep else tier.probe()
+            tiers[name] = {"backend": config.backend.value, "ok": True, "detail": detail}
         except Exception as exc:  # health reports every failure instead of raising it
             log.warning("tier %s unhealthy: %s", name, exc)
             tiers[name] = {"backend": config.backend.value, "ok": False, "detail": str(exc)}
     healthy = all(t["ok"] for t in tiers.values())
-    return func.HttpResponse(json.dumps({"status": "ok" if healthy else "degraded", "tiers": tiers}),
+    return func.HttpResponse(json.dumps({"status": "ok" if healthy else "degraded", "check": "deep" if deep else "probe",
+                                         "tiers": tiers}),
                              status_code=200 if healthy else 503, mimetype="application/json")
 
 

@@ -1,6 +1,10 @@
-"""A local HTTP server speaking the documented chat-completions shapes of Azure OpenAI and Azure AI Inference.
+"""A local HTTP server speaking the documented shapes of the OpenAI v1 API on Azure (`/openai/v1/chat/completions`,
+`/openai/v1/models`), of the Azure AI Model Inference API (managed compute, and the legacy azure-ai-inference
+backend: `/chat/completions`, `/info`) and of OpenAI-compatible servers.
 
-Tests script its responses and read back the exact requests the SDK clients sent.
+Tests script its responses and read back the exact requests the SDK clients sent. It also serves as an HTTP proxy
+(a request line with an absolute URL is recorded by its path), so a client can be pointed at an Azure host name
+through HTTP_PROXY and still reach it.
 """
 
 from __future__ import annotations
@@ -125,6 +129,17 @@ class AzureWireServer:
     def __exit__(self, *exc: Any) -> None:
         self._server.shutdown()
         self._server.server_close()
+
+
+def models_list(*ids: str) -> dict[str, Any]:
+    """A GET /models reply (OpenAI's list of models)."""
+    return {"object": "list", "data": [{"id": i, "object": "model", "created": 1_732_000_000, "owned_by": "system"}
+                                       for i in ids]}
+
+
+def model_info(name: str = "Phi-4") -> dict[str, Any]:
+    """A GET /info reply of the Azure AI Model Inference API."""
+    return {"model_name": name, "model_type": "chat-completion", "model_provider_name": "Microsoft"}
 
 
 def chat_completion_choices(contents: list[str], *, prompt_tokens: int = 42, completion_tokens_each: int = 7) -> dict[str, Any]:

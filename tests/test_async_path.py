@@ -1,5 +1,6 @@
 """The async tier path at the wire level: a real HTTP server speaking Azure's chat-completions shapes, the
-SDKs' async clients (AsyncAzureOpenAI, azure.ai.inference.aio), and the same answers as the blocking path."""
+SDKs' async clients (AsyncOpenAI over its aiohttp transport; the legacy backend's azure.ai.inference.aio), and the
+same answers as the blocking path."""
 
 from __future__ import annotations
 
@@ -26,7 +27,8 @@ labels: [{{name: billing}}, {{name: technical}}, {{name: account}}, {{name: othe
 """
 BACKENDS = {
     "azure_openai": lambda url: {"backend": "azure_openai", "endpoint": url, "model": "gpt-4o"},
-    "foundry": lambda url: {"backend": "foundry", "endpoint": url + "/models", "model": "Phi-4"},
+    "foundry": lambda url: {"backend": "foundry", "endpoint": url + "/openai/v1/", "model": "Phi-4"},
+    "foundry_inference": lambda url: {"backend": "foundry_inference", "endpoint": url, "model": "Phi-4"},
 }
 
 
@@ -267,3 +269,21 @@ def test_smallfirst_run_sends_a_files_items_concurrently_and_writes_them_in_inpu
     records = [json.loads(line) for line in out.read_text().splitlines()]
     assert [(r["id"], r["answer"]) for r in records] == [(f"t{n}", LABELS[n % 4]) for n in range(10)]
     assert "10 items" in ran.output and "10 accepted" in ran.output
+
+
+def test_the_async_client_is_the_openai_sdks_own_on_its_aiohttp_transport(tmp_path, wire):
+    import openai
+
+    cascade = cascade_for(tmp_path, wire, "azure_openai", logprobs="true")
+    tier = cascade.tiers.get("small")
+
+    async def client_of_this_loop():
+        try:
+            return tier.async_client()
+        finally:
+            await tier.aclose_async_client()
+
+    client = asyncio.run(client_of_this_loop())
+    assert isinstance(client, openai.AsyncOpenAI)
+    assert isinstance(client._client, openai.DefaultAioHttpClient)  # the SDK's http client, over aiohttp
+    assert client.max_retries == 0  # retries are ours

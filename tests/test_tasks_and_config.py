@@ -183,7 +183,7 @@ def test_settings_default_is_the_two_local_tiers():
 def test_settings_from_env_with_frontier_and_overrides():
     settings = Settings.from_env({
         "SMALLFIRST_SMALL_BACKEND": "foundry",
-        "SMALLFIRST_SMALL_ENDPOINT": "https://x.services.ai.azure.com/models",
+        "SMALLFIRST_SMALL_ENDPOINT": "https://x.services.ai.azure.com/openai/v1/",
         "SMALLFIRST_SMALL_MODEL": "Phi-4",
         "SMALLFIRST_FRONTIER_BACKEND": "azure_openai",
         "SMALLFIRST_FRONTIER_ENDPOINT": "https://x.openai.azure.com",
@@ -195,6 +195,21 @@ def test_settings_from_env_with_frontier_and_overrides():
     assert small.effective_structured_output == StructuredOutput.INSTRUCTIONS and not small.effective_logprobs
     assert small.prices == (0.125, 0.5)
     assert frontier.role == "frontier" and frontier.prices == (5.0, 10.0) and frontier.effective_logprobs
+
+
+@pytest.mark.parametrize("endpoint", ["https://x.openai.azure.com", "https://x.services.ai.azure.com/",
+                                      "https://x.cognitiveservices.azure.com/openai/v1/",
+                                      "https://ep.eastus2.inference.ml.azure.com"])
+def test_a_v1_tier_takes_a_resource_endpoint_or_its_v1_url_and_managed_compute_its_root(endpoint):
+    env = {"SMALLFIRST_SMALL_BACKEND": "foundry", "SMALLFIRST_SMALL_ENDPOINT": endpoint}
+    assert Settings.from_env(env).tiers["small"].endpoint == endpoint
+
+
+def test_the_legacy_foundry_inference_backend_keeps_foundrys_prices_and_capabilities():
+    env = {"SMALLFIRST_SMALL_BACKEND": "foundry_inference", "SMALLFIRST_SMALL_ENDPOINT": "https://phi.eastus2.models.ai.azure.com"}
+    legacy = Settings.from_env(env).tiers["small"]
+    assert legacy.backend == Backend.FOUNDRY_INFERENCE and legacy.prices == (0.125, 0.5)
+    assert legacy.effective_structured_output == StructuredOutput.INSTRUCTIONS and not legacy.effective_logprobs
 
 
 def test_settings_error_names_the_variable():
@@ -219,9 +234,18 @@ REMOTE_FRONTIER = {"SMALLFIRST_FRONTIER_BACKEND": "azure_openai", "SMALLFIRST_FR
      "SMALLFIRST_FRONTIER_\\*: .*samples_per_request \\(5\\) is more than samples \\(2\\)"),
     ({"SMALLFIRST_TRAINED_BACKEND": "embedded"}, "SMALLFIRST_TRAINED_\\*: .*the trained tier, and it alone"),
     ({"SMALLFIRST_SMALL_BACKEND": "trained"}, "SMALLFIRST_SMALL_\\*: .*the trained tier, and it alone"),
+    ({**REMOTE_FRONTIER, "SMALLFIRST_FRONTIER_API_VERSION": "2024-10-21"},
+     "SMALLFIRST_FRONTIER_API_VERSION is not a setting: the OpenAI v1 API \\(/openai/v1/\\) takes no api-version"),
+    ({"SMALLFIRST_SMALL_BACKEND": "foundry", "SMALLFIRST_SMALL_ENDPOINT": "https://x.services.ai.azure.com/models"},
+     "the OpenAI v1 API is at <resource>/openai/v1/; give the resource endpoint \\(https://x.services.ai.azure.com/\\)"),
+    ({"SMALLFIRST_SMALL_BACKEND": "foundry", "SMALLFIRST_SMALL_ENDPOINT": "https://phi.eastus2.models.ai.azure.com"},
+     "is a hub-based serverless endpoint: use backend foundry_inference \\(legacy\\)"),
+    ({"SMALLFIRST_SMALL_BACKEND": "foundry", "SMALLFIRST_SMALL_ENDPOINT": "https://x.services.ai.azure.com/",
+      "SMALLFIRST_SMALL_DEPLOYMENT": "blue"}, "deployment is for backend foundry on a managed-compute endpoint"),
 ], ids=["remote-tier-without-backend", "misspelt-variable", "tier-name", "threads", "infinite-price", "nan-timeout",
         "infinite-claim-ttl", "endpoint-not-a-url", "more-choices-than-samples", "trained-not-trained",
-        "another-tier-trained"])
+        "another-tier-trained", "api-version", "v1-endpoint-with-another-path", "hub-serverless-on-foundry",
+        "deployment-off-managed-compute"])
 def test_a_setting_that_would_misroute_or_fail_later_is_refused_naming_the_variable(env, problem):
     with pytest.raises(ConfigError, match=problem):
         Settings.from_env(env)

@@ -50,9 +50,26 @@ def always_configured(profile: LocalProfile | None = None) -> dict[str, str]:
 class Backend(StrEnum):
     TRAINED = "trained"
     EMBEDDED = "embedded"
-    FOUNDRY = "foundry"
+    FOUNDRY = "foundry"  # Foundry Models on the OpenAI v1 API, or a managed-compute online endpoint
+    FOUNDRY_INFERENCE = "foundry_inference"  # legacy: azure-ai-inference, for hub-based serverless endpoints
     AZURE_OPENAI = "azure_openai"
     OPENAI_COMPATIBLE = "openai_compatible"
+
+
+# Backends kept for deployments that still need them, with what `smallfirst health` says of them.
+LEGACY_BACKENDS: dict[Backend, str] = {Backend.FOUNDRY_INFERENCE: "legacy (azure-ai-inference, retired 2026-08-26)"}
+# The backends reached at a resource's OpenAI v1 API (https://<resource>.<domain>/openai/v1/), and that path.
+V1_BACKENDS = (Backend.AZURE_OPENAI, Backend.FOUNDRY)
+V1_PATH = "/openai/v1/"
+# Managed-compute online endpoints (https://<endpoint>.<region>.inference.ml.azure.com): Foundry reaches them at
+# their root, with an `azureml-model-deployment` header when a deployment is named.
+MANAGED_COMPUTE_DOMAIN = ".inference.ml.azure.com"
+# Hub-based serverless endpoints, which only the legacy foundry_inference backend serves.
+HUB_SERVERLESS_DOMAIN = ".models.ai.azure.com"
+
+
+def is_managed_compute(endpoint: str | None) -> bool:
+    return bool(endpoint) and (urlsplit(endpoint).hostname or "").endswith(MANAGED_COMPUTE_DOMAIN)
 
 
 class StructuredOutput(StrEnum):
@@ -66,6 +83,7 @@ DEFAULT_PRICES: dict[Backend, tuple[float, float]] = {
     Backend.TRAINED: (0.0, 0.0),
     Backend.EMBEDDED: (0.0, 0.0),
     Backend.FOUNDRY: (0.125, 0.5),
+    Backend.FOUNDRY_INFERENCE: (0.125, 0.5),
     Backend.AZURE_OPENAI: (2.5, 10.0),
     Backend.OPENAI_COMPATIBLE: (0.0, 0.0),
 }
@@ -80,6 +98,7 @@ DEFAULT_CAPABILITIES: dict[Backend, tuple[StructuredOutput, bool]] = {
     Backend.TRAINED: (StructuredOutput.JSON_SCHEMA, False),  # answers a label from the task's set, no text
     Backend.EMBEDDED: (StructuredOutput.JSON_SCHEMA, True),
     Backend.FOUNDRY: (StructuredOutput.INSTRUCTIONS, False),
+    Backend.FOUNDRY_INFERENCE: (StructuredOutput.INSTRUCTIONS, False),
     Backend.AZURE_OPENAI: (StructuredOutput.JSON_SCHEMA, True),
     Backend.OPENAI_COMPATIBLE: (StructuredOutput.JSON_OBJECT, False),
 }
@@ -97,7 +116,7 @@ class TierConfig(BaseModel):
     endpoint: str | None = None
     model: str | None = Field(default=None, description="model or deployment name")
     api_key: SecretStr | None = Field(default=None, description="unset: Entra ID via DefaultAzureCredential")
-    api_version: str = "2024-10-21"
+    deployment: str | None = Field(default=None, description="a managed-compute endpoint's deployment to route to")
     structured_output: StructuredOutput | None = None
     logprobs: bool | None = None
     samples: int = Field(default=5, ge=2, le=20, description="k for sample agreement when no logprobs")
@@ -144,6 +163,17 @@ class TierConfig(BaseModel):
             raise ValueError(f"samples_per_request ({self.samples_per_request}) is more than samples ({self.samples})")
         if (self.name == "trained") != (self.backend == Backend.TRAINED):
             raise ValueError("the trained tier, and it alone, has backend trained (train and retrain fit its heads)")
+        if self.deployment and not (self.backend == Backend.FOUNDRY and is_managed_compute(self.endpoint)):
+            raise ValueError(f"deployment is for backend foundry on a managed-compute endpoint (https://<endpoint>."
+                             f"<region>{MANAGED_COMPUTE_DOMAIN}), not backend {self.backend.value} at {self.endpoint!r}")
+        if self.backend in V1_BACKENDS and self.endpoint and not is_managed_compute(self.endpoint):
+            url = urlsplit(self.endpoint)
+            if (url.hostname or "").endswith(HUB_SERVERLESS_DOMAIN):
+                raise ValueError(f"{self.endpoint!r} is a hub-based serverless endpoint: use backend "
+                                 f"{Backend.FOUNDRY_INFERENCE.value} (legacy) for it")
+            if url.path.rstrip("/") not in ("", V1_PATH.rstrip("/")) or url.query:
+                raise ValueError(f"{self.endpoint!r}: the OpenAI v1 API is at <resource>{V1_PATH}; give the resource "
+                                 f"endpoint ({url.scheme}://{url.netloc}/) or that URL")
         return self
 
     @property
@@ -212,6 +242,9 @@ class Settings(BaseModel):
             fields = _fields_with_prefix(env, prefix)
             if "name" in fields:
                 raise ConfigError(f"invalid configuration: {prefix}NAME is not a setting (a tier's name is fixed)")
+            if "api_version" in fields:
+                raise ConfigError(f"invalid configuration: {prefix}API_VERSION is not a setting: the OpenAI v1 API "
+                                  f"({V1_PATH}) takes no api-version; remove it")
             if fields and name not in local and "backend" not in fields:  # else a remote tier would run locally
                 raise ConfigError(f"invalid configuration: {prefix}BACKEND is not set, though "
                                   f"{', '.join(prefix + key.upper() for key in sorted(fields))} is: set it to one of "

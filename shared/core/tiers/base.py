@@ -55,5 +55,11 @@ class Tier(ABC):
     def extract(self, task: ExtractionTask, text: str) -> TierAnswer: ...
 
     @abstractmethod
+    def probe(self) -> str:
+        """A short description of the tier if it is reachable (its endpoint answers, its model loads), spending no
+        tokens; raises otherwise. `/api/health` and `smallfirst health` ask this."""
+
+    @abstractmethod
     def health(self) -> str:
-        """A short description of the tier if it answers; raises TierError otherwise."""
+        """The deep check: a short description of the tier if it answers a request (an endpoint's costs tokens);
+        raises otherwise. `/api/health?deep=true` and `smallfirst health --deep` ask this."""

@@ -70,7 +70,7 @@ class ChatReply:
             tokens_out=share + (rest if i == 0 else 0),
             tokens_cached=cached if i == 0 else 0,
             logprobs=logprobs(choice),
-            # azure-ai-inference gives an enum whose value is "length"; openai gives the string
+            # azure-ai-inference (the legacy backend) gives an enum whose value is "length"; openai gives the string
             truncated=getattr(choice.finish_reason, "value", choice.finish_reason) == "length",
         ) for i, choice in enumerate(choices)]
 
@@ -135,6 +135,18 @@ class ChatTier(Tier):
         with self._async_clients_lock:
             _, closing = self._async_clients.pop(asyncio.get_running_loop(), (None, AsyncExitStack()))
         await closing.aclose()
+
+    def health(self) -> str:
+        """The deep check: a one-line completion (it spends a few tokens; `probe` spends none)."""
+        reply = self.complete(ChatRequest(
+            [{"role": "user", "content": 'Reply with JSON: {"ok": true}'}],
+            schema={"type": "object", "properties": {"ok": {"type": "boolean"}}, "required": ["ok"],
+                    "additionalProperties": False},
+            schema_name="health",
+            temperature=0.0,
+            logprobs=False,
+        ))[0]
+        return f"{self.config.backend.value} {self.config.model} answered ({reply.tokens_in + reply.tokens_out} tokens)"
 
     # -- driving a plan --------------------------------------------------------------------------------------
     def classify(self, task: ClassificationTask, text: str, decide_at: float | None = None) -> TierAnswer:

@@ -213,6 +213,10 @@ class EmbeddedTier(Tier):
             tokens_out=len(pieces),
         )
 
+    def probe(self) -> str:
+        """The model loads (it runs here: a check that spends nothing)."""
+        return self.health()
+
     def health(self) -> str:
         info, session = build_info(), self.session
         return (f"embedded {self.model_path.name} loaded ({session.n_ctx} context); "

@@ -1,92 +1,116 @@
-"""Azure OpenAI (the frontier) and any OpenAI-compatible server (Ollama, vLLM, llama.cpp server).
+"""Azure OpenAI, Foundry Models and any OpenAI-compatible server, through the stable openai SDK: `openai.OpenAI` on
+the blocking path, `openai.AsyncOpenAI` over the SDK's own aiohttp transport (`openai.DefaultAioHttpClient`) on the
+async path, so both send the same request to the same URL and fail alike (`_tier_errors`).
 
-The blocking path sends through the openai SDK's client. The async path (batches: `Cascade.process_batch`, the
-HTTP batch endpoint) sends the same body with aiohttp straight to the same URL and reads the reply into the
-SDK's own `ChatCompletion`. On the async path the CPU a request costs is spent on the one event loop every item of
-a batch waits on, and AsyncOpenAI's request path costs most of it: in bench/bench_functions.py a 96-item batch
-took 3.26 ms of the app's CPU an item through AsyncAzureOpenAI and 1.32 ms this way, for 87.4% and 93.3% of the
-ideal throughput (bench/results/functions.txt). Both paths turn HTTP failures into tier errors through
-`status_error`, so they retry and fail alike.
+Where each backend is reached (checked 2026-12-06):
+- azure_openai and foundry: the OpenAI v1 API at `<resource>/openai/v1/`, with no api-version, the deployment
+  named as `model`; keyless, an Entra token for the Cognitive Services scope is the SDK's `api_key` ("Migrate from
+  Azure AI Inference SDK to OpenAI SDK", https://learn.microsoft.com/azure/ai-foundry/how-to/model-inference-to-openai-migration,
+  and "Switching between OpenAI and Azure OpenAI endpoints",
+  https://learn.microsoft.com/azure/developer/ai/how-to/switching-endpoints).
+- foundry on a managed-compute online endpoint (`https://<endpoint>.<region>.inference.ml.azure.com`): the Azure AI
+  Model Inference API that catalogue models serve there, at the endpoint's root (`/chat/completions`, `/info`, with
+  its api-version); `azureml-model-deployment` routes to one deployment, `extra-parameters: pass-through` lets
+  `logprobs` and `n` through, and Entra tokens are for https://ml.azure.com/.default
+  (https://learn.microsoft.com/rest/api/microsoft-foundry/modelinference/ and its "Get Model Info" reference,
+  https://learn.microsoft.com/azure/ai-studio/reference/reference-model-inference-info; the header:
+  https://learn.microsoft.com/azure/machine-learning/how-to-safely-rollout-online-endpoints).
+- openai_compatible: the endpoint as given (Ollama, vLLM, llama.cpp's server: `http://host:port/v1`).
 """
 
 from __future__ import annotations
 
-import asyncio
-import json
 from contextlib import AsyncExitStack, contextmanager
+from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any, Awaitable, Callable, Iterator, Mapping
+from typing import Any, Iterator
+from urllib.parse import urlsplit
 
-import aiohttp
 import openai
-import pydantic
 from openai.types.chat import ChatCompletion
 
-from shared.core.config import Backend, StructuredOutput
+from shared.core.config import V1_BACKENDS, V1_PATH, StructuredOutput, TierConfig, is_managed_compute
 from shared.core.tiers.chat import ChatReply, ChatRequest, ChatTier, http_status_error
 from shared.errors import TierError, TransientTierError
 
 COGNITIVE_SERVICES_SCOPE = "https://cognitiveservices.azure.com/.default"
-CHAT_COMPLETIONS = "/chat/completions"  # Azure clients map it to /openai/deployments/{model}/chat/completions
-MAX_CONNECTIONS = 1000  # the SDK's default pool size (httpx's), so both paths allow as many requests in flight
+MACHINE_LEARNING_SCOPE = "https://ml.azure.com/.default"
+MODEL_INFERENCE_API_VERSION = "2024-05-01-preview"  # the managed-compute endpoints' Model Inference API
+CHAT_COMPLETIONS = "/chat/completions"  # relative to the base URL, as the SDK's chat.completions.create sends it
+
+
+@dataclass(frozen=True)
+class Route:
+    """Where a tier's requests go and what they carry, the same for the blocking and the async client."""
+
+    base_url: str
+    scope: str | None  # the Entra scope for keyless auth; None: this backend takes no Entra token
+    headers: dict[str, str] = field(default_factory=dict)
+    query: dict[str, str] = field(default_factory=dict)
+    info_path: str | None = None  # the managed-compute endpoint's model-info GET (its probe)
+
+    @classmethod
+    def of(cls, config: TierConfig) -> "Route":
+        if not config.endpoint:
+            raise TierError(f"tier {config.name}: no endpoint configured")
+        url = urlsplit(config.endpoint)
+        if is_managed_compute(config.endpoint):
+            headers = {"extra-parameters": "pass-through"}
+            if config.deployment:
+                headers["azureml-model-deployment"] = config.deployment
+            return cls(f"{url.scheme}://{url.netloc}/", MACHINE_LEARNING_SCOPE, headers,
+                       {"api-version": MODEL_INFERENCE_API_VERSION}, info_path="/info")
+        if config.backend in V1_BACKENDS:  # the resource endpoint or its /openai/v1/ URL (config checks which)
+            return cls(f"{url.scheme}://{url.netloc}{V1_PATH}", COGNITIVE_SERVICES_SCOPE)
+        return cls(config.endpoint, None)
 
 
 class OpenAITier(ChatTier):
     @cached_property
+    def route(self) -> Route:
+        return Route.of(self.config)
+
+    @cached_property
     def client(self) -> openai.OpenAI:
-        config, endpoint = self.config, self._endpoint
+        return openai.OpenAI(api_key=self._api_key or self._token_provider(None), **self._client_options())
+
+    def new_async_client(self, closing: AsyncExitStack) -> openai.AsyncOpenAI:
+        client = openai.AsyncOpenAI(api_key=self._api_key or self._token_provider(closing),
+                                    http_client=openai.DefaultAioHttpClient(), **self._client_options())
+        closing.push_async_callback(client.close)
+        return client
+
+    def _client_options(self) -> dict[str, Any]:
+        route = self.route
         # Retries are ours (shared.retry), so every backend backs off the same way.
-        common: dict[str, Any] = {"max_retries": 0, "timeout": config.timeout_s}
-        if config.backend == Backend.AZURE_OPENAI:
-            if config.api_key:
-                return openai.AzureOpenAI(azure_endpoint=endpoint, api_version=config.api_version,
-                                          api_key=config.api_key.get_secret_value(), **common)
-            return openai.AzureOpenAI(azure_endpoint=endpoint, api_version=config.api_version,
-                                      azure_ad_token_provider=_token_provider(None), **common)
-        return openai.OpenAI(base_url=endpoint, api_key=self._api_key or "unused", **common)
-
-    def new_async_client(self, closing: AsyncExitStack) -> "AsyncChatCompletions":
-        """The URL and credentials the SDK client above uses, for the async path's sender."""
-        headers: dict[str, str] = {}
-        token = None
-        if self.config.backend == Backend.AZURE_OPENAI:
-            url = (f"{self._endpoint}/openai/deployments/{self._model}{CHAT_COMPLETIONS}"
-                   f"?api-version={self.config.api_version}")
-            if self._api_key:
-                headers["api-key"] = self._api_key
-            else:
-                token = _token_provider(closing)
-        else:
-            url = f"{self._endpoint}{CHAT_COMPLETIONS}"
-            headers["authorization"] = f"Bearer {self._api_key or 'unused'}"
-        sender = AsyncChatCompletions(self.name, url, headers, self.config.timeout_s, token)
-        closing.push_async_callback(sender.close)
-        return sender
-
-    @property
-    def _endpoint(self) -> str:
-        if not self.config.endpoint:
-            raise TierError(f"tier {self.config.name}: no endpoint configured")
-        return self.config.endpoint.rstrip("/")
+        return {"base_url": route.base_url, "default_headers": route.headers, "default_query": route.query,
+                "max_retries": 0, "timeout": self.config.timeout_s}
 
     @property
     def _api_key(self) -> str | None:
         return self.config.api_key.get_secret_value() if self.config.api_key else None
+
+    def _token_provider(self, closing: AsyncExitStack | None):
+        if self.route.scope is None:
+            return "unused"  # an OpenAI-compatible server without a key
+        return _token_provider(self.route.scope, closing)
 
     @property
     def _model(self) -> str:
         return self.config.model or "default"
 
     # `_body` is already the JSON the endpoint takes, so it goes out through the client's generic `post` (the
-    # SDK's documented way to send a body as it is), which skips `create`'s per-call transform of its typed
-    # params: 0.6 of 1.8 ms of CPU per call measured here. The reply is parsed into the same ChatCompletion.
+    # SDK's documented way to send a body as it is), which skips `create`'s per-call transform of its typed params.
     def complete(self, request: ChatRequest) -> list[ChatReply]:
         with self._tier_errors():
             response = self.client.post(CHAT_COMPLETIONS, body=self._body(request), cast_to=ChatCompletion)
         return self._replies(response, request)
 
     async def acomplete(self, request: ChatRequest) -> list[ChatReply]:
-        return self._replies(await self.async_client().post(self._body(request)), request)
+        with self._tier_errors():
+            response = await self.async_client().post(CHAT_COMPLETIONS, body=self._body(request),
+                                                      cast_to=ChatCompletion)
+        return self._replies(response, request)
 
     def _body(self, request: ChatRequest) -> dict[str, Any]:
         body: dict[str, Any] = {
@@ -112,11 +136,13 @@ class OpenAITier(ChatTier):
 
     @contextmanager
     def _tier_errors(self) -> Iterator[None]:
-        """The SDK's errors as tier errors: transient ones are retried."""
+        """The SDK's errors as tier errors, one rule for both paths: transient ones are retried."""
         try:
             yield
         except openai.APIStatusError as exc:
-            raise status_error(self.name, exc.status_code, exc.response.headers, exc.response.content) from exc
+            body = exc.body
+            detail = str(body.get("message", body)) if isinstance(body, dict) else exc.message
+            raise http_status_error(self.name, exc.status_code, exc.response.headers, detail) from exc
         except (openai.APITimeoutError, openai.APIConnectionError) as exc:
             raise TransientTierError(f"{type(exc).__name__} from {self.name}") from exc
         except openai.APIError as exc:
@@ -136,85 +162,35 @@ class OpenAITier(ChatTier):
 
         return ChatReply.from_choices(response.choices, response.usage, token_logprobs)
 
-    def health(self) -> str:
-        reply = self.complete(ChatRequest(
-            [{"role": "user", "content": 'Reply with JSON: {"ok": true}'}],
-            schema={"type": "object", "properties": {"ok": {"type": "boolean"}}, "required": ["ok"], "additionalProperties": False},
-            schema_name="health",
-            temperature=0.0,
-            logprobs=False,
-        ))[0]
-        return f"{self.config.backend.value} {self.config.model} answered ({reply.tokens_out} tokens)"
+    def probe(self) -> str:
+        """Whether the endpoint answers, spending no tokens: the v1 API's model list (GET /openai/v1/models, an
+        OpenAI-compatible server's /models), or a managed-compute endpoint's model info (GET /info)."""
+        with self._tier_errors():
+            if self.route.info_path:
+                info = self.client.get(self.route.info_path, cast_to=object)
+                name = info.get("model_name", "?") if isinstance(info, dict) else "?"
+                return f"{self.config.backend.value} managed compute reachable: serves {name}"
+            models = self.client.models.list()
+        return f"{self.config.backend.value} reachable at {self.route.base_url} ({len(models.data)} models listed)"
 
 
-class AsyncChatCompletions:
-    """The async path's sender (see the module docstring): one aiohttp session, bound to the event loop it was
-    made on, with the endpoint's URL and key; with Entra ID, `token` gives a fresh bearer token per request (the
-    azure-identity provider caches it until it is about to expire)."""
 
-    def __init__(self, tier: str, url: str, headers: Mapping[str, str], timeout_s: float,
-                 token: Callable[[], Awaitable[str]] | None = None) -> None:
-        self._tier, self._url, self._token = tier, url, token
-        self._session = aiohttp.ClientSession(
-            headers={"content-type": "application/json", **headers}, timeout=aiohttp.ClientTimeout(total=timeout_s),
-            connector=aiohttp.TCPConnector(limit=MAX_CONNECTIONS))
-
-    async def post(self, body: dict[str, Any]) -> ChatCompletion:
-        headers = {"authorization": f"Bearer {await self._token()}"} if self._token else None
-        try:
-            async with self._session.post(self._url, data=json.dumps(body), headers=headers) as response:
-                raw = await response.read()
-                if response.status >= 400:
-                    raise status_error(self._tier, response.status, response.headers, raw)
-            return _chat_completion(raw)
-        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
-            raise TransientTierError(f"{type(exc).__name__} from {self._tier}") from exc
-        except ValueError as exc:  # not a chat completion (a gateway's error page): worth another try
-            raise TransientTierError(f"{self._tier}: malformed response: {exc}") from exc
-
-    async def close(self) -> None:
-        await self._session.close()
-
-
-def _chat_completion(raw: bytes) -> ChatCompletion:
-    """A reply as the SDK's ChatCompletion: validated in one pass by pydantic-core when it has every field the
-    model requires (the SDK's own lenient build took about a third of the async path's CPU a request in a profile
-    here), else built leniently as the SDK builds it, for servers that leave out fields the tier never reads
-    (`id`, `created`)."""
-    try:
-        return ChatCompletion.model_validate_json(raw)
-    except pydantic.ValidationError:
-        reply = json.loads(raw)  # ValueError if it is not JSON at all
-        if not isinstance(reply, dict):
-            raise ValueError(f"a JSON {type(reply).__name__}, not an object") from None
-        return ChatCompletion.model_construct(**reply)
-
-
-def status_error(tier: str, status: int, headers: Mapping[str, str], body: bytes) -> TierError:
-    """An HTTP error reply as a tier error, with the message from OpenAI's error body where it has one."""
-    try:
-        detail = str(json.loads(body)["error"]["message"])
-    except (ValueError, KeyError, TypeError):
-        detail = body[:200].decode("utf-8", "replace")
-    return http_status_error(tier, status, headers, detail)
-
-
-def _token_provider(closing: AsyncExitStack | None):
-    """Entra ID tokens for Azure OpenAI. An async client (`closing` given) needs the async credential, which
-    belongs to its loop too and is closed with the client."""
+def _token_provider(scope: str, closing: AsyncExitStack | None):
+    """Entra ID tokens for `scope`, the SDK's `api_key` (it asks before each request; azure-identity's provider
+    caches the token until it is about to expire). An async client (`closing` given) needs the async credential,
+    which belongs to its loop too and is closed with the client."""
     if closing is not None:
         from azure.identity.aio import DefaultAzureCredential as AsyncCredential, get_bearer_token_provider as aprovider
 
         credential = AsyncCredential()
         closing.push_async_callback(credential.close)
-        return aprovider(credential, COGNITIVE_SERVICES_SCOPE)
+        return aprovider(credential, scope)
     from azure.identity import DefaultAzureCredential, get_bearer_token_provider
 
-    return get_bearer_token_provider(DefaultAzureCredential(), COGNITIVE_SERVICES_SCOPE)
+    return get_bearer_token_provider(DefaultAzureCredential(), scope)
 
 
 def _strict_compatible(schema: dict[str, Any]) -> bool:
     """OpenAI strict mode needs every property required and no additional properties."""
     props = schema.get("properties", {})
     return schema.get("additionalProperties") is False and set(schema.get("required", [])) == set(props)
-

@@ -21,10 +21,10 @@ def build_tier(config: TierConfig) -> Tier:
         from shared.core.tiers.embedded import EmbeddedTier
 
         return EmbeddedTier(config)
-    if config.backend == Backend.FOUNDRY:
-        from shared.core.tiers.foundry import FoundryTier
+    if config.backend == Backend.FOUNDRY_INFERENCE:
+        from shared.core.tiers.foundry_inference import FoundryInferenceTier
 
-        return FoundryTier(config)
+        return FoundryInferenceTier(config)
     from shared.core.tiers.openai_tier import OpenAITier
 
     return OpenAITier(config)

@@ -60,7 +60,7 @@ class TrainedTier(Tier):
                 raise TierError("trained tier: the azure_openai embedder needs SMALLFIRST_TRAINED_ENDPOINT")
             key = self.config.api_key.get_secret_value() if self.config.api_key else None
             return AzureOpenAIEmbedder(endpoint=self.config.endpoint, deployment=self.config.embeddings_deployment,
-                                       api_version=self.config.api_version, api_key=key,
+                                       api_key=key,
                                        timeout_s=self.config.timeout_s)
         from shared.learning.embedders.minilm import LocalMiniLM
 
@@ -183,8 +183,20 @@ class TrainedTier(Tier):
         return TierAnswer(value=answer, confidence=tagger.item_confidence(field_confidence), confidence_method=method,
                           field_confidence=field_confidence, tokens_in=tokens)
 
+    def probe(self) -> str:
+        """The embedder loads (the local MiniLM: its checked model file; an Azure OpenAI deployment: its resource's
+        model list, a GET that spends no tokens), and where the heads are."""
+        embedder = self.embedder
+        if self.config.embedder == "azure_openai":
+            embedder.client.models.list()
+        else:
+            embedder.load()
+        return f"trained: {embedder.id} ready; heads in {self._heads_location()}"
+
+    def _heads_location(self) -> object:
+        return self.config.heads_dir if self.config.heads_store == "local" else self.head_store.describe("")
+
     def health(self) -> str:
         embedder = self.embedder
         embedder.embed(["health check"])
-        where = self.config.heads_dir if self.config.heads_store == "local" else self.head_store.describe("")
-        return f"trained: {embedder.id} ({embedder.dimension} dimensions) embeds; heads in {where}"
+        return f"trained: {embedder.id} ({embedder.dimension} dimensions) embeds; heads in {self._heads_location()}"

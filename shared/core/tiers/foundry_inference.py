@@ -1,4 +1,12 @@
-"""Azure AI Foundry models (serverless pay-per-token or managed compute) via azure-ai-inference."""
+"""LEGACY backend `foundry_inference`: Foundry models through the azure-ai-inference beta SDK, kept only for
+hub-based serverless endpoints (`https://<name>.<region>.models.ai.azure.com`).
+
+Microsoft retired the Azure AI Inference beta SDK on 2026-08-26 and points to the OpenAI v1 API with the stable
+openai SDK ("Migrate from Azure AI Inference SDK to OpenAI SDK",
+https://learn.microsoft.com/azure/ai-foundry/how-to/model-inference-to-openai-migration, checked 2026-12-06): every
+other Foundry deployment, managed compute included, is backend `foundry` (`openai_tier.py`). This is the one module
+that imports `azure.ai.inference`.
+"""
 
 from __future__ import annotations
 
@@ -16,7 +24,7 @@ INFERENCE_SCOPE = "https://ml.azure.com/.default"
 AI_SERVICES_SCOPE = "https://cognitiveservices.azure.com/.default"
 
 
-class FoundryTier(ChatTier):
+class FoundryInferenceTier(ChatTier):
     @cached_property
     def client(self):
         from azure.ai.inference import ChatCompletionsClient
@@ -108,6 +116,8 @@ class FoundryTier(ChatTier):
 
         return ChatReply.from_choices(result.choices, result.usage, token_logprobs)
 
-    def health(self) -> str:
-        info = self.client.get_model_info()
-        return f"foundry {info.model_name} ({info.model_provider_name}) answered"
+    def probe(self) -> str:
+        """The endpoint's model info (GET /info): no tokens."""
+        with self._tier_errors():
+            info = self.client.get_model_info()
+        return f"foundry_inference (legacy) {info.model_name} ({info.model_provider_name}) reachable"
