@@ -48,9 +48,10 @@ log = logging.getLogger(__name__)
 METER = TRACER = "smallfirst"
 # The Functions host lets the Python worker export OpenTelemetry to Application Insights itself (the guide above).
 WORKER_TELEMETRY_SETTING = "PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY"
-# The backends' names for `gen_ai.system`.
-GEN_AI_SYSTEM = {"azure_openai": "az.ai.openai", "foundry": "az.ai.inference", "openai_compatible": "openai",
-                 "embedded": "llama.cpp", "trained": "smallfirst.trained"}
+# The backends' names for `gen_ai.system`: `foundry` speaks the Azure OpenAI v1 API, `foundry_inference` the
+# azure-ai-inference SDK.
+GEN_AI_SYSTEM = {"azure_openai": "az.ai.openai", "foundry": "az.ai.openai", "foundry_inference": "az.ai.inference",
+                 "openai_compatible": "openai", "embedded": "llama.cpp", "trained": "smallfirst.trained"}
 
 
 class ItemMetrics:
