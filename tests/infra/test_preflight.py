@@ -224,3 +224,8 @@ def test_models_list_follows_next_link_and_every_call_carries_the_token(capsys):
     assert [(p.path, parse_qs(p.query).get("page")) for p in paths] == [
         (MODELS_PATH, None), (MODELS_PATH, ["2"]), (USAGES_PATH, None)]
     assert {r.headers["Authorization"] for r in server.requests} == {"Bearer arm-token"}
+
+
+def test_the_sample_stack_file_reads_as_the_program_defaults():
+    sample = EnvironmentConfig.from_stack_file(Path(__file__).resolve().parents[2] / "infra" / "Pulumi.sample.yaml")
+    assert sample == EnvironmentConfig()
