@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import os
 from typing import Any, Callable, TypeVar
 
 Handler = TypeVar("Handler", bound=Callable[..., Any])
@@ -19,8 +20,9 @@ SPAN = "smallfirst.invocation"
 
 
 def _span(handler: Callable[..., Any], context: Any):
-    from shared.core.telemetry import continued_span  # on first invocation: indexing the app stays light
+    from shared.core.telemetry import configure_telemetry, continued_span  # on first use: indexing stays light
 
+    configure_telemetry(os.environ)  # once per worker: the first invocation's span is exported too
     return continued_span(SPAN, getattr(context, "trace_context", None),
                           {"smallfirst.function": handler.__name__})
 

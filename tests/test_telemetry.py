@@ -299,6 +299,22 @@ def test_a_trace_the_host_did_not_sample_is_not_recorded_by_the_function_either(
     assert not [s for s in spans.get_finished_spans() if s.name == "smallfirst.invocation"]
 
 
+def test_the_first_invocations_span_is_exported_with_its_parent():
+    """Exporters are set up on first use, before that invocation's span starts (console here: stdout)."""
+    code = ("from types import SimpleNamespace as NS; import azure.functions as func; from function_app import app; "
+            "run = {f.get_function_name(): f.get_user_function() for f in app.get_functions()}['list_tasks']; "
+            f"context = NS(trace_context=NS(trace_parent='{SAMPLED}', trace_state='')); "
+            "print(run(req=func.HttpRequest('GET', 'http://localhost/api/tasks', body=b''), context=context).status_code)")
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120,
+                            env={"PATH": "/usr/bin:/bin", "SMALLFIRST_TELEMETRY": "console"})
+    assert result.returncode == 0, result.stderr
+    status, _, spans_out = result.stdout.partition("\n")
+    assert status == "200" and spans_out.startswith("{"), result.stdout  # no span: it went nowhere
+    exported = json.loads(spans_out[:spans_out.index("\n}") + 2])
+    assert exported["name"] == "smallfirst.invocation" and exported["parent_id"] == f"0x{HOST_SPAN_ID}"
+    assert exported["context"]["trace_id"] == f"0x{TRACE_ID}"
+
+
 def test_every_function_takes_the_invocation_context_as_the_python_worker_passes_it():
     """The worker gives a function its Context when the function has a parameter named `context`, un-annotated or
     annotated azure.functions.Context (azure-functions-python-worker, FunctionInfo.is_context_required), reads the
