@@ -1,4 +1,4 @@
-"""Every HTTP, blob, queue and timer function's work continues the trace the Functions host started for its invocation.
+"""Every HTTP, blob, queue and timer function continues the trace its Functions host started for the invocation.
 
 `@traced`, written just above a handler's `def`, runs the handler inside `shared.core.telemetry.continued_span`
 with the invocation's `context.trace_context`. The worker passes a function its invocation Context when the
