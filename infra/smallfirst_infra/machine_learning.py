@@ -34,10 +34,10 @@ ENDPOINT_TRAFFIC_TEMPLATE = {
 }
 
 
-def openai_base_url(scoring_uri: str) -> str:
-    """`https://<endpoint>.<region>.inference.ml.azure.com/score` -> `.../v1`, where a Foundry model on managed
-    compute serves the OpenAI API (`/v1/chat/completions`, `/v1/models`); the OpenAI SDK's base URL."""
-    return scoring_uri.removesuffix("/").removesuffix("/score") + "/v1"
+def endpoint_root(scoring_uri: str) -> str:
+    """`https://<endpoint>.<region>.inference.ml.azure.com/score` -> the endpoint's root, where the foundry tier
+    reaches a catalogue model on managed compute (shared/core/tiers/openai_tier.py says which API and why)."""
+    return scoring_uri.removesuffix("/").removesuffix("/score")
 
 
 def key_vault_reference(secret_uri: str) -> str:
@@ -107,7 +107,7 @@ class ManagedComputeEndpoint(pulumi.ComponentResource):
                 "location": {"value": self.endpoint.location}, "authMode": {"value": AUTH_MODE},
                 "traffic": {"value": {self.deployment_name: 100}}}},
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.deployment]))
-        self.inference_url = self.endpoint.properties.scoring_uri.apply(openai_base_url)
+        self.inference_url = self.endpoint.properties.scoring_uri.apply(endpoint_root)
         self.register_outputs({"inference_url": self.inference_url})
 
 

@@ -11,7 +11,7 @@ from pulumi_azure_native import storage
 from smallfirst_infra import roles
 from smallfirst_infra.blob_trigger import blob_webhook_url
 from smallfirst_infra.config import EnvironmentConfig, SmallModelHosting
-from smallfirst_infra.machine_learning import ENDPOINT_TRAFFIC_TEMPLATE, openai_base_url
+from smallfirst_infra.machine_learning import ENDPOINT_TRAFFIC_TEMPLATE, endpoint_root
 from tests.infra.mocks import REGION, SERVERLESS_KEY, SUBSCRIPTION, AzureMocks, build, is_secret
 
 PHI4_VERSION = "azureml://registries/azureml/models/Phi-4/versions/3"
@@ -346,7 +346,7 @@ def test_managed_compute_deployment_waits_long_enough_and_serves_concurrent_requ
     assert request_settings["maxConcurrentRequestsPerInstance"] == 16  # Azure's default is 1
     settings = settings_of(compute_env)
     assert settings["SMALLFIRST_SMALL2_BACKEND"] == "foundry"
-    assert settings["SMALLFIRST_SMALL2_ENDPOINT"] == f"https://{endpoint.azure_name}.{REGION}.inference.ml.azure.com/v1"
+    assert settings["SMALLFIRST_SMALL2_ENDPOINT"] == f"https://{endpoint.azure_name}.{REGION}.inference.ml.azure.com"
     assert settings["SMALLFIRST_SMALL2_DEPLOYMENT"] == deployment["deploymentName"] == "phi4"
     assert settings["SMALLFIRST_SMALL2_TIMEOUT_S"] == "120"
     assert any(a.inputs["roleDefinitionId"].endswith(roles.AZUREML_DATA_SCIENTIST) and a.inputs["scope"] == endpoint.id
@@ -377,28 +377,17 @@ def test_managed_compute_needs_a_model_version_and_says_how_to_find_one():
                           managed_compute_model_id="azureml://registries/azureml/models/Phi-4/labels/latest")
 
 
-def test_openai_sdk_given_the_small2_setting_posts_chat_completions_to_v1_with_the_deployment_header(compute_env):
-    """Wire level: the OpenAI SDK with the app setting as base URL (host moved to loopback) and the deployment
-    header the tier sends reaches `/v1/chat/completions`, where the managed endpoint serves the OpenAI API."""
-    import openai
+def test_the_app_reads_the_small2_settings_as_a_keyless_managed_compute_foundry_tier(compute_env):
+    from shared.core.config import Settings, is_managed_compute
 
-    from tests.infra.loopback import RecordingServer, chat_completion_reply
-
-    settings = settings_of(compute_env)
-    configured = urlsplit(settings["SMALLFIRST_SMALL2_ENDPOINT"])
-    with RecordingServer(chat_completion_reply) as server:
-        client = openai.OpenAI(base_url=f"{server.url}{configured.path}", api_key="entra-token", max_retries=0,
-                               default_headers={"azureml-model-deployment": settings["SMALLFIRST_SMALL2_DEPLOYMENT"]})
-        reply = client.chat.completions.create(model="phi-4", messages=[{"role": "user", "content": "hi"}])
-    assert reply.choices[0].message.content == "hello"
-    [request] = server.requests
-    assert (request.method, request.path) == ("POST", "/v1/chat/completions")
-    assert request.headers["azureml-model-deployment"] == "phi4"
+    small2 = Settings.from_env(settings_of(compute_env)).tiers["small2"]  # read exactly as the app reads them
+    assert small2.backend == "foundry" and is_managed_compute(small2.endpoint)
+    assert small2.deployment == "phi4" and small2.api_key is None
 
 
-def test_scoring_uri_becomes_the_openai_base_url():
-    assert openai_base_url("https://ep.swedencentral.inference.ml.azure.com/score") == (
-        "https://ep.swedencentral.inference.ml.azure.com/v1")
+def test_scoring_uri_becomes_the_endpoint_root():
+    assert endpoint_root("https://ep.swedencentral.inference.ml.azure.com/score") == (
+        "https://ep.swedencentral.inference.ml.azure.com")
 
 
 def test_managed_compute_is_off_by_default(default_env):
