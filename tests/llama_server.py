@@ -1,5 +1,5 @@
-"""llama-cpp-python's own OpenAI-compatible server (`python -m llama_cpp.server`, its `server` extra) serving the
-embedded tier's GGUF on loopback: a real implementation of the OpenAI API that nobody here wrote, for tests.
+"""llama-cpp-python's own OpenAI-compatible server (`python -m llama_cpp.server`, its `server` extra)
+serving the embedded tier's GGUF on loopback: a real implementation of the OpenAI API nobody here wrote.
 
 Settings are llama_cpp/server/settings.py's (0.3.36), given as its command-line options."""
 
@@ -19,7 +19,7 @@ from localdev.azurite import free_port
 from shared.core.tiers.embedded import default_model_path
 
 MODEL_ALIAS = "smollm2"  # the id /v1/models lists; the server answers any other name with this model too
-N_CTX = 512  # room for the tests' short prompts and replies; a longer prompt is refused (400)
+N_CTX = 384  # room for the tests' short prompts and replies; a longer prompt is refused (400)
 
 
 class LlamaServerError(RuntimeError):
@@ -45,7 +45,7 @@ class LlamaServer:
             "model": self.model_path, "model_alias": MODEL_ALIAS, "host": "127.0.0.1", "port": self.port,
             "n_ctx": N_CTX,
             "n_threads": 1, "n_threads_batch": 2,  # its defaults are half and all of the machine's cores
-            # SmolLM2-Instruct's chat template (in its GGUF) is ChatML: named here rather than read from the GGUF
+            # SmolLM2-Instruct's chat template (in its GGUF) is ChatML: named, not read from the GGUF
             "chat_format": "chatml",
             "logits_all": True,  # its default, and what logprobs need (llama.py refuses them without)
             "verbose": False,
@@ -60,8 +60,8 @@ class LlamaServer:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self._process.poll() is not None:
-                raise LlamaServerError(f"llama_cpp.server exited at start (code {self._process.returncode}):\n"
-                                       f"{self.log_tail()}")
+                raise LlamaServerError(f"llama_cpp.server exited at start (code {self._process.returncode}):"
+                                       f"\n{self.log_tail()}")
             if self._models_listed():
                 return self
             time.sleep(0.2)
