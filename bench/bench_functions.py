@@ -1,12 +1,13 @@
 """End-to-end throughput through Azurite and the registered functions, vs the engine alone; and the HTTP
 batch endpoint against a tier with injected latency, vs the ideal (concurrency / latency).
 
-The HTTP batch is measured on the async path (the app's `Cascade.process_batch`, whose Azure OpenAI requests
-go out through the tier's aiohttp sender), on that path with the requests sent through the openai SDK's
-AsyncAzureOpenAI instead (as issue 14 first built it), and on the thread path both replaced (each item's
-blocking cascade on a pool thread, as before issue 14), in mirrored order (A-B-C-D-D-C-B-A) in one run so all see
-the same machine. The rig's own ceiling is measured in the same run: a bare aiohttp client (no SDK, no app)
-sending as many requests at the same concurrency to the same fake endpoint, before and after.
+The HTTP batch is measured on the async path (the app's `Cascade.process_batch`, whose Azure OpenAI requests go
+out through the openai SDK's AsyncOpenAI over its aiohttp transport, the body sent as it is with `post`), on that
+path with the requests built by `chat.completions.create` instead (row `create`), and on the thread path (each
+item's blocking cascade on a pool thread, as before issue 14), in mirrored order (A-B-C-D-D-C-B-A) in one run so
+all see the same machine. The rig's own ceiling is measured in the same run: a bare aiohttp client (no SDK, no
+app) sending as many requests at the same concurrency to the same fake endpoint, before and after; the figure that
+counts is the async path's throughput as a share of that ceiling.
 
 The local host polls its queues from the functions' own process, where each poll's storage calls take the GIL
 from a running batch; in Azure the Functions host polls queues from its process, not the Python worker's. So the
@@ -78,11 +79,12 @@ def bare_client_rate(url: str, requests: int, concurrency: int) -> float:
     import aiohttp
 
     body = json.dumps({"model": "gpt-4o", "messages": [{"role": "user", "content": "charged twice"}]}).encode()
-    endpoint = f"{url}/openai/deployments/gpt-4o/chat/completions?api-version=2024-10-21"
+    endpoint = f"{url}/openai/v1/chat/completions"
 
     async def run() -> float:
         limit = asyncio.Semaphore(concurrency)
-        async with aiohttp.ClientSession(headers={"api-key": "bench", "content-type": "application/json"}) as session:
+        async with aiohttp.ClientSession(headers={"authorization": "Bearer bench",
+                                                  "content-type": "application/json"}) as session:
             async def one() -> None:
                 async with limit, session.post(endpoint, data=body) as response:
                     await response.read()
@@ -112,34 +114,26 @@ async def thread_batch(cascade, task, items, concurrency=None, on_record=None):
         return list(await asyncio.gather(*(loop.run_in_executor(pool, cascade.process, task, item) for item in items)))
 
 
-class SdkAsyncRequests:
-    """The tier's async requests sent through the openai SDK's AsyncAzureOpenAI (over its aiohttp transport), as
-    issue 14 first built the async path: `OpenAITier.acomplete` while installed; one client, on the host's loop."""
+class CreateRequests:
+    """The tier's async requests built by the SDK's typed `chat.completions.create` (which transforms its params on
+    every call) instead of `post` with the body as it is: `OpenAITier.acomplete` while installed."""
 
-    def __init__(self, endpoint: str) -> None:
-        import openai
-        from shared.core.tiers.openai_tier import CHAT_COMPLETIONS, OpenAITier
-        from openai.types.chat import ChatCompletion
-
-        self.client = None
-        self.app_acomplete = OpenAITier.acomplete
-        sdk = self
-
-        async def acomplete(tier, request):
-            if sdk.client is None:
-                sdk.client = openai.AsyncAzureOpenAI(azure_endpoint=endpoint, api_version=tier.config.api_version,
-                                                     api_key="bench", max_retries=0, timeout=tier.config.timeout_s,
-                                                     http_client=openai.DefaultAioHttpClient())
-            with tier._tier_errors():
-                response = await sdk.client.post(CHAT_COMPLETIONS, body=tier._body(request), cast_to=ChatCompletion)
-            return tier._replies(response, request)
-
-        self.sdk_acomplete = acomplete
-
-    def use(self, sdk: bool) -> None:
+    def __init__(self) -> None:
         from shared.core.tiers.openai_tier import OpenAITier
 
-        OpenAITier.acomplete = self.sdk_acomplete if sdk else self.app_acomplete
+        self.app_acomplete = OpenAITier.acomplete
+
+        async def acomplete(tier, request):
+            with tier._tier_errors():
+                response = await tier.async_client().chat.completions.create(**tier._body(request))
+            return tier._replies(response, request)
+
+        self.create_acomplete = acomplete
+
+    def use(self, create: bool) -> None:
+        from shared.core.tiers.openai_tier import OpenAITier
+
+        OpenAITier.acomplete = self.create_acomplete if create else self.app_acomplete
 
 
 def main() -> None:
@@ -209,16 +203,16 @@ def main() -> None:
                 return time.perf_counter() - started
 
             app_batch = engine.process_batch
-            sdk = SdkAsyncRequests(wire_url)
+            create = CreateRequests()
             paths = {"async": app_batch,  # the app's own
                      "polling": app_batch,  # the same, the local host polling its queues meanwhile
-                     "sdk": app_batch,  # the same, its requests through AsyncAzureOpenAI
+                     "create": app_batch,  # the same, its requests built by chat.completions.create
                      "thread": lambda *a, **k: thread_batch(engine, *a, **k)}
             rates: dict[str, list[float]] = {name: [] for name in paths}
 
             def use(path: str) -> None:
                 engine.process_batch = paths[path]
-                sdk.use(path == "sdk")
+                create.use(path == "create")
                 host.poll_queues = path == "polling"
 
             cpu_s = dict.fromkeys(paths, 0.0)
@@ -226,7 +220,7 @@ def main() -> None:
                 use(path)
                 post_batch(args.concurrency)
             cpu_s = dict.fromkeys(paths, 0.0)  # the warm-ups' CPU not counted
-            mirrored = ("async", "polling", "sdk", "thread", "thread", "sdk", "polling", "async")
+            mirrored = ("async", "polling", "create", "thread", "thread", "create", "polling", "async")
             order = [name for _ in range(args.rounds) for name in mirrored]
             load_before = os.getloadavg()[0]
             use("async")
@@ -238,8 +232,6 @@ def main() -> None:
             load_after = os.getloadavg()[0]
         finally:
             host.worker_loop.call(engine.tiers.aclose_async_clients)
-            if sdk.client is not None:
-                host.worker_loop.call(sdk.client.close)
             host.stop()
     ideal = args.concurrency / args.latency
     if not args.http_only:
@@ -259,9 +251,10 @@ def main() -> None:
               f"   app CPU {1000 * cpu_s[name] / (len(measured) * args.http_items):.2f} ms/item")
     median = {name: statistics.median(measured) for name, measured in rates.items()}
     print(f"  async / polling: {median['async'] / median['polling']:.3f}x;"
-          f" async / sdk: {median['async'] / median['sdk']:.3f}x;"
-          f" async / thread: {median['async'] / median['thread']:.3f}x;"
-          f" async / rig ceiling: {100 * median['async'] / ceiling:.1f}%")
+          f" async / create: {median['async'] / median['create']:.3f}x;"
+          f" async / thread: {median['async'] / median['thread']:.3f}x")
+    print(f"  the app's async path (openai SDK) / rig ceiling: {100 * median['async'] / ceiling:.1f}%"
+          f" (target >= 97%)")
 
 if __name__ == "__main__":
     main()

@@ -3,8 +3,10 @@
 One request at a time to the benchmark's fake Azure OpenAI endpoint (its own process, see bench_functions.py), at
 two injected latencies, in one run: wall time (median) and this process's CPU per request for
   bare   aiohttp posting the same JSON body and reading the reply (no SDK, no parsing into models)
-  sdk    AsyncAzureOpenAI over aiohttp, `client.post(..., cast_to=ChatCompletion)` as the tier sends it
+  sdk    AsyncOpenAI at the v1 URL over its aiohttp transport, `client.post(..., cast_to=ChatCompletion)` as the
+         tier sends it
   raw    the same SDK request returning the raw reply, parsed with `ChatCompletion.model_validate_json`
+  create the same SDK request built by `chat.completions.create`
 
     python -m bench.bench_sdk_overhead | tee bench/results/sdk_overhead.txt   (from the repository root)
 """
@@ -37,11 +39,12 @@ async def measure(url: str, requests: int) -> dict[str, tuple[float, float]]:
     import openai
     from openai.types.chat import ChatCompletion
 
-    client = openai.AsyncAzureOpenAI(azure_endpoint=url, api_key="bench", api_version="2024-10-21", max_retries=0,
-                                     http_client=openai.DefaultAioHttpClient())
-    endpoint = f"{url}/openai/deployments/gpt-4o/chat/completions?api-version=2024-10-21"
+    client = openai.AsyncOpenAI(base_url=f"{url}/openai/v1/", api_key="bench", max_retries=0,
+                                http_client=openai.DefaultAioHttpClient())
+    endpoint = f"{url}/openai/v1/chat/completions"
     data = json.dumps(BODY).encode()
-    async with aiohttp.ClientSession(headers={"api-key": "bench", "content-type": "application/json"}) as session:
+    async with aiohttp.ClientSession(headers={"authorization": "Bearer bench",
+                                              "content-type": "application/json"}) as session:
         async def bare() -> None:
             async with session.post(endpoint, data=data) as response:
                 await response.read()
@@ -53,8 +56,11 @@ async def measure(url: str, requests: int) -> dict[str, tuple[float, float]]:
             reply = await client.post("/chat/completions", body=BODY, cast_to=httpx2.Response)
             ChatCompletion.model_validate_json(reply.content)
 
+        async def create() -> None:
+            await client.chat.completions.create(**BODY)
+
         results = {}
-        for name, send in (("bare", bare), ("sdk", sdk), ("raw", raw)):
+        for name, send in (("bare", bare), ("sdk", sdk), ("raw", raw), ("create", create)):
             await send()  # connection opened, first-call work done
             walls, cpu = [], time.process_time()
             for _ in range(requests):
@@ -78,7 +84,7 @@ def main() -> None:
             results = asyncio.run(measure(url, args.requests))
         bare_wall, bare_cpu = results["bare"]
         for name, (wall, cpu) in results.items():
-            print(f"  latency {1000 * latency:4.0f} ms  {name:4}  wall median {wall:7.2f} ms  CPU {cpu:5.2f} ms/request"
+            print(f"  latency {1000 * latency:4.0f} ms  {name:6}  wall median {wall:7.2f} ms  CPU {cpu:5.2f} ms/request"
                   f"  (+{wall - bare_wall:5.2f} ms wall, +{cpu - bare_cpu:5.2f} ms CPU over bare)")
 
 

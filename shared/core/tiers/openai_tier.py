@@ -20,13 +20,16 @@ Where each backend is reached (checked 2026-12-06):
 
 from __future__ import annotations
 
+import json
 from contextlib import AsyncExitStack, contextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, Iterator
 from urllib.parse import urlsplit
 
+import httpx2
 import openai
+import pydantic
 from openai.types.chat import ChatCompletion
 
 from shared.core.config import V1_BACKENDS, V1_PATH, StructuredOutput, TierConfig, is_managed_compute
@@ -99,18 +102,20 @@ class OpenAITier(ChatTier):
     def _model(self) -> str:
         return self.config.model or "default"
 
-    # `_body` is already the JSON the endpoint takes, so it goes out through the client's generic `post` (the
-    # SDK's documented way to send a body as it is), which skips `create`'s per-call transform of its typed params.
+    # `_body` is already the JSON the endpoint takes, so it goes out through the client's generic `post` (the SDK's
+    # documented way to send a body as it is and take the raw reply), which skips `create`'s per-call transform of
+    # its typed params; the reply is then validated in one pass by pydantic-core. Measured here
+    # (bench/bench_sdk_overhead.py, bench/results/sdk_overhead.txt, no injected latency): 0.41 ms of CPU a request
+    # this way, 0.51 ms with the SDK building the ChatCompletion, 0.85 ms through `chat.completions.create`.
     def complete(self, request: ChatRequest) -> list[ChatReply]:
         with self._tier_errors():
-            response = self.client.post(CHAT_COMPLETIONS, body=self._body(request), cast_to=ChatCompletion)
-        return self._replies(response, request)
+            raw = self.client.post(CHAT_COMPLETIONS, body=self._body(request), cast_to=httpx2.Response)
+            return self._replies(_chat_completion(raw.content), request)
 
     async def acomplete(self, request: ChatRequest) -> list[ChatReply]:
         with self._tier_errors():
-            response = await self.async_client().post(CHAT_COMPLETIONS, body=self._body(request),
-                                                      cast_to=ChatCompletion)
-        return self._replies(response, request)
+            raw = await self.async_client().post(CHAT_COMPLETIONS, body=self._body(request), cast_to=httpx2.Response)
+            return self._replies(_chat_completion(raw.content), request)
 
     def _body(self, request: ChatRequest) -> dict[str, Any]:
         body: dict[str, Any] = {
@@ -173,6 +178,19 @@ class OpenAITier(ChatTier):
             models = self.client.models.list()
         return f"{self.config.backend.value} reachable at {self.route.base_url} ({len(models.data)} models listed)"
 
+
+
+def _chat_completion(raw: bytes) -> ChatCompletion:
+    """A reply as the SDK's ChatCompletion: validated in one pass when it has every field the model requires, else
+    built leniently as the SDK builds it, for servers that leave out fields the tier never reads (`id`,
+    `created`). A body that is not a JSON object is a ValueError (a malformed response)."""
+    try:
+        return ChatCompletion.model_validate_json(raw)
+    except pydantic.ValidationError:
+        reply = json.loads(raw)
+        if not isinstance(reply, dict):
+            raise ValueError(f"a JSON {type(reply).__name__}, not an object") from None
+        return ChatCompletion.model_construct(**reply)
 
 
 def _token_provider(scope: str, closing: AsyncExitStack | None):
