@@ -90,7 +90,9 @@ def test_azure_openai_sends_the_v1_url_without_api_version_and_reads_logprob_con
     assert request.headers["authorization"] == "Bearer sekret"
     body = request.body
     assert body["model"] == "gpt-4o"
-    assert body["logprobs"] is True and body["temperature"] == 0.0 and body["max_tokens"] == 512
+    assert body["logprobs"] is True and body["top_logprobs"] == 0 and body["temperature"] == 0.0
+    assert body["max_completion_tokens"] == 512 and "max_tokens" not in body  # reasoning models refuse max_tokens
+    assert "reasoning_effort" not in body
     fmt = body["response_format"]
     assert fmt["type"] == "json_schema" and fmt["json_schema"]["strict"] is True
     assert fmt["json_schema"]["schema"]["properties"]["label"]["enum"] == ["billing", "technical", "account", "other"]
@@ -98,6 +100,29 @@ def test_azure_openai_sends_the_v1_url_without_api_version_and_reads_logprob_con
     assert reply.value == "billing"
     assert reply.confidence == pytest.approx(math.exp(-0.02 - 0.1 - 0.05 - 0.03))
     assert (reply.tokens_in, reply.tokens_out, reply.confidence_method) == (42, 7, "token_logprob")
+
+
+@BOTH_PATHS
+def test_a_reasoning_frontier_at_effort_none_keeps_temperature_and_logprobs(wire, catalog, answer):
+    wire.script.append(Scripted(body=chat_completion('{"label":"billing"}', tokens=LABEL_TOKENS)))
+    reply = answer(openai_tier(wire, model="gpt-5.4-mini", reasoning_effort="none"), catalog.get("support_ticket"),
+                   "charged twice")
+    body = wire.requests[0].body
+    assert body["reasoning_effort"] == "none" and body["temperature"] == 0.0 and body["logprobs"] is True
+    assert reply.confidence_method == "token_logprob"
+
+
+@BOTH_PATHS
+def test_a_reasoning_frontier_above_none_sends_no_temperature_and_scores_by_agreement(wire, catalog, answer):
+    wire.script += [Scripted(body=chat_completion(json.dumps({"label": label}))) for label in
+                    ["billing", "billing", "account"]]
+    tier = openai_tier(wire, model="gpt-5.4-mini", reasoning_effort="low", logprobs="false", samples=3)
+    reply = answer(tier, catalog.get("support_ticket"), "charged twice")
+    for request in wire.requests:
+        assert request.body["reasoning_effort"] == "low"
+        assert "temperature" not in request.body and "logprobs" not in request.body
+    assert (reply.value, reply.confidence, reply.confidence_method) == ("billing", pytest.approx(2 / 3),
+                                                                       "sample_agreement_k3")
 
 
 def test_azure_openai_extraction_field_confidence(wire, catalog):

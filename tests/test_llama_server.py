@@ -92,10 +92,6 @@ def answer(tier: Tier, task: AnyTask, text: str, path: str) -> TierAnswer:
     return asyncio.run(on_own_loop())
 
 
-@pytest.mark.xfail(raises=InvalidOutputError, strict=True,
-                   reason="the tier sends logprobs: true without top_logprobs, and llama-cpp-python's server "
-                          "then returns no logprobs (see the module docstring); passes once the tier sends "
-                          "top_logprobs: 0")
 @pytest.mark.parametrize("path", PATHS)
 def test_classification_confidence_is_the_label_tokens_logprob(server, path):
     tier = served_tier(server, logprobs=True)
@@ -139,9 +135,6 @@ def test_sample_agreement_gets_all_k_samples_though_the_server_ignores_n(server,
     assert result.confidence in (1 / 3, 2 / 3, 1.0)
 
 
-@pytest.mark.xfail(raises=AssertionError, strict=True,
-                   reason="field agreement (chat.py) takes the one choice the server returns for n=3 as all "
-                          "k samples: one request, confidence 1.0 as sample_agreement_k3")
 @pytest.mark.parametrize("path", PATHS)
 def test_field_agreement_gets_all_k_samples_though_the_server_ignores_n(server, path):
     tier = served_tier(server, samples=3, samples_per_request=3)

@@ -242,10 +242,14 @@ REMOTE_FRONTIER = {"SMALLFIRST_FRONTIER_BACKEND": "azure_openai", "SMALLFIRST_FR
      "is a hub-based serverless endpoint: use backend foundry_inference \\(legacy\\)"),
     ({"SMALLFIRST_SMALL_BACKEND": "foundry", "SMALLFIRST_SMALL_ENDPOINT": "https://x.services.ai.azure.com/",
       "SMALLFIRST_SMALL_DEPLOYMENT": "blue"}, "deployment is for backend foundry on a managed-compute endpoint"),
+    ({**REMOTE_FRONTIER, "SMALLFIRST_FRONTIER_REASONING_EFFORT": "low"},
+     "reasoning_effort low takes no logprobs: set logprobs false"),
+    ({**REMOTE_FRONTIER, "SMALLFIRST_FRONTIER_BACKEND": "foundry_inference",
+      "SMALLFIRST_FRONTIER_REASONING_EFFORT": "none"}, "reasoning_effort is for the OpenAI-API backends"),
 ], ids=["remote-tier-without-backend", "misspelt-variable", "tier-name", "threads", "infinite-price", "nan-timeout",
         "infinite-claim-ttl", "endpoint-not-a-url", "more-choices-than-samples", "trained-not-trained",
         "another-tier-trained", "api-version", "v1-endpoint-with-another-path", "hub-serverless-on-foundry",
-        "deployment-off-managed-compute"])
+        "deployment-off-managed-compute", "reasoning-with-logprobs", "reasoning-on-legacy"])
 def test_a_setting_that_would_misroute_or_fail_later_is_refused_naming_the_variable(env, problem):
     with pytest.raises(ConfigError, match=problem):
         Settings.from_env(env)

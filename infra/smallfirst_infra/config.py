@@ -77,8 +77,11 @@ class EnvironmentConfig:
     small_model: ModelDeployment = field(default_factory=_default_small)
     serverless_model_id: str = SERVERLESS_PHI4
     frontier_model: ModelDeployment = field(default_factory=_default_frontier)
-    # GPT-5 models reason before answering and accept logprobs only without reasoning: off unless the model takes them.
-    frontier_logprobs: bool = False
+    # GPT-5 models are reasoning models; at reasoning effort `none` (GPT-5.1 and later) they take temperature and
+    # logprobs, so the frontier's confidence is its answer's token probability at one request an item. Above `none`
+    # set frontierLogprobs false: the tier then scores by sample agreement (k requests, or n per request).
+    frontier_reasoning_effort: str = "none"
+    frontier_logprobs: bool = True
     enable_managed_compute: bool = False
     # A registry model version (`.../models/Phi-4/versions/N`): ARM takes no label such as `latest` (only the az CLI
     # and SDK resolve labels), so it must be set when managed compute is on; README: how to find N.
@@ -193,6 +196,7 @@ class EnvironmentConfig:
             small_model=deployment("smallModel", defaults.small_model),
             serverless_model_id=text("serverlessModelId", defaults.serverless_model_id),
             frontier_model=deployment("frontierModel", defaults.frontier_model),
+            frontier_reasoning_effort=text("frontierReasoningEffort", defaults.frontier_reasoning_effort),
             frontier_logprobs=parsed("frontierLogprobs", defaults.frontier_logprobs, flag),
             enable_managed_compute=parsed("enableManagedCompute", defaults.enable_managed_compute, flag),
             managed_compute_model_id=text("managedComputeModelId", defaults.managed_compute_model_id),

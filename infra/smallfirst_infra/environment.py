@@ -154,6 +154,7 @@ class SmallfirstEnvironment(pulumi.ComponentResource):
             "SMALLFIRST_FRONTIER_MODEL": self.ai.frontier_deployment_name,
             "SMALLFIRST_FRONTIER_STRUCTURED_OUTPUT": "json_schema",
             "SMALLFIRST_FRONTIER_LOGPROBS": "true" if config.frontier_logprobs else "false",
+            "SMALLFIRST_FRONTIER_REASONING_EFFORT": config.frontier_reasoning_effort,
             # retrained heads are activated in the data account's models container (the package is read-only)
             "SMALLFIRST_TRAINED_HEADS_STORE": "blob",
             "SMALLFIRST_RETRAIN_SCHEDULE": config.retrain_schedule,

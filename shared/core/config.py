@@ -117,6 +117,10 @@ class TierConfig(BaseModel):
     model: str | None = Field(default=None, description="model or deployment name")
     api_key: SecretStr | None = Field(default=None, description="unset: Entra ID via DefaultAzureCredential")
     deployment: str | None = Field(default=None, description="a managed-compute endpoint's deployment to route to")
+    # Reasoning models (GPT-5 family) take `reasoning_effort`; above `none` they refuse temperature and logprobs
+    # ("Azure OpenAI reasoning models", https://learn.microsoft.com/azure/ai-foundry/openai/how-to/reasoning,
+    # checked 2026-12-06), so such a tier samples at the model's own temperature and scores by agreement.
+    reasoning_effort: Literal["none", "minimal", "low", "medium", "high", "xhigh"] | None = None
     structured_output: StructuredOutput | None = None
     logprobs: bool | None = None
     samples: int = Field(default=5, ge=2, le=20, description="k for sample agreement when no logprobs")
@@ -163,6 +167,11 @@ class TierConfig(BaseModel):
             raise ValueError(f"samples_per_request ({self.samples_per_request}) is more than samples ({self.samples})")
         if (self.name == "trained") != (self.backend == Backend.TRAINED):
             raise ValueError("the trained tier, and it alone, has backend trained (train and retrain fit its heads)")
+        if self.reasoning_effort is not None and self.backend not in (*V1_BACKENDS, Backend.OPENAI_COMPATIBLE):
+            raise ValueError(f"reasoning_effort is for the OpenAI-API backends, not {self.backend.value}")
+        if self.reasons and self.effective_logprobs:
+            raise ValueError(f"reasoning_effort {self.reasoning_effort} takes no logprobs: set logprobs false (the tier "
+                             "then scores by sample agreement) or reasoning_effort none")
         if self.deployment and not (self.backend == Backend.FOUNDRY and is_managed_compute(self.endpoint)):
             raise ValueError(f"deployment is for backend foundry on a managed-compute endpoint (https://<endpoint>."
                              f"<region>{MANAGED_COMPUTE_DOMAIN}), not backend {self.backend.value} at {self.endpoint!r}")
@@ -179,6 +188,11 @@ class TierConfig(BaseModel):
     @property
     def effective_structured_output(self) -> StructuredOutput:
         return self.structured_output or DEFAULT_CAPABILITIES[self.backend][0]
+
+    @property
+    def reasons(self) -> bool:
+        """A reasoning model asked to reason: it takes no temperature and no logprobs."""
+        return self.reasoning_effort not in (None, "none")
 
     @property
     def effective_logprobs(self) -> bool:

@@ -161,7 +161,8 @@ def test_app_settings_point_at_created_resources(default_env):
     assert settings["SMALLFIRST_FRONTIER_ENDPOINT"] == f"https://{subdomain}.openai.azure.com/"
     assert settings["SMALLFIRST_SMALL_MODEL"] == "phi-4" and settings["SMALLFIRST_FRONTIER_MODEL"] == "gpt-5.4-mini"
     assert settings["SMALLFIRST_SMALL_LOGPROBS"] == "false" and settings["SMALLFIRST_FRONTIER_BACKEND"] == "azure_openai"
-    assert settings["SMALLFIRST_FRONTIER_LOGPROBS"] == "false"  # GPT-5 models take no logprobs while reasoning
+    # GPT-5 at reasoning effort none takes logprobs: the frontier's confidence costs one request an item
+    assert (settings["SMALLFIRST_FRONTIER_REASONING_EFFORT"], settings["SMALLFIRST_FRONTIER_LOGPROBS"]) == ("none", "true")
     assert settings["SMALLFIRST_SHADOW_FRACTION"] == "0.02"  # live accuracy from 2% of accepted items
 
 
@@ -383,6 +384,24 @@ def test_the_app_reads_the_small2_settings_as_a_keyless_managed_compute_foundry_
     small2 = Settings.from_env(settings_of(compute_env)).tiers["small2"]  # read exactly as the app reads them
     assert small2.backend == "foundry" and is_managed_compute(small2.endpoint)
     assert small2.deployment == "phi4" and small2.api_key is None
+
+
+@pytest.mark.parametrize("env_name", ["default_env", "compute_env", "serverless_env"])
+def test_the_app_accepts_every_tier_setting_the_stack_writes(env_name, request):
+    from shared.core.config import Settings
+
+    tiers = Settings.from_env(settings_of(request.getfixturevalue(env_name))).tiers  # as the app reads them
+    assert tiers["frontier"].reasoning_effort == "none" and tiers["frontier"].effective_logprobs
+    assert tiers["small"].backend == ("foundry_inference" if env_name == "serverless_env" else "foundry")
+
+
+def test_an_effort_above_none_with_logprobs_is_refused_by_the_app(tmp_path):
+    from shared.core.config import Settings
+    from shared.errors import ConfigError
+
+    settings = settings_of(build(EnvironmentConfig(frontier_reasoning_effort="low"), tmp_path))
+    with pytest.raises(ConfigError, match="reasoning_effort low takes no logprobs"):
+        Settings.from_env(settings)
 
 
 def test_scoring_uri_becomes_the_endpoint_root():

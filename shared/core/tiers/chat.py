@@ -248,7 +248,10 @@ class ChatTier(Tier):
 
     def _field_sample_agreement(self, task, messages, schema, *, fields) -> Plan:
         k = self.config.samples
-        replies = yield from self._samples(task, messages, schema, k)
+        replies: list[ChatReply] = []
+        while len(replies) < k:  # a server that ignores `n` answers one choice a request: ask again for the rest
+            replies += yield from self._samples(task, messages, schema, k - len(replies))
+        replies = replies[:k]
         tokens_in = sum(r.tokens_in for r in replies)
         tokens_out = sum(r.tokens_out for r in replies)
         parsed: list[dict[str, Any] | None] = []

@@ -32,7 +32,7 @@ import openai
 import pydantic
 from openai.types.chat import ChatCompletion
 
-from shared.core.config import V1_BACKENDS, V1_PATH, StructuredOutput, TierConfig, is_managed_compute
+from shared.core.config import V1_BACKENDS, V1_PATH, Backend, StructuredOutput, TierConfig, is_managed_compute
 from shared.core.tiers.chat import ChatReply, ChatRequest, ChatTier, http_status_error
 from shared.errors import TierError, TransientTierError
 
@@ -118,13 +118,17 @@ class OpenAITier(ChatTier):
             return self._replies(_chat_completion(raw.content), request)
 
     def _body(self, request: ChatRequest) -> dict[str, Any]:
-        body: dict[str, Any] = {
-            "model": self._model,
-            "messages": request.messages,
-            "temperature": request.temperature,
-            "max_tokens": self.config.max_output_tokens,
-        }
-        mode = self.config.effective_structured_output
+        config = self.config
+        body: dict[str, Any] = {"model": self._model, "messages": request.messages}
+        # Azure OpenAI's reasoning models refuse max_tokens; every model there takes max_completion_tokens. Other
+        # servers (Foundry's Phi-4, llama.cpp, vLLM, managed compute) know max_tokens.
+        body["max_completion_tokens" if config.backend == Backend.AZURE_OPENAI else "max_tokens"] = \
+            config.max_output_tokens
+        if config.reasoning_effort is not None:
+            body["reasoning_effort"] = config.reasoning_effort
+        if not config.reasons:
+            body["temperature"] = request.temperature
+        mode = config.effective_structured_output
         if mode == StructuredOutput.JSON_SCHEMA:
             body["response_format"] = {
                 "type": "json_schema",
@@ -134,7 +138,8 @@ class OpenAITier(ChatTier):
         elif mode == StructuredOutput.JSON_OBJECT:
             body["response_format"] = {"type": "json_object"}
         if request.logprobs:
-            body["logprobs"] = True
+            # top_logprobs 0: the chosen tokens' logprobs only; some servers (llama-cpp-python's) return none without it
+            body |= {"logprobs": True, "top_logprobs": 0}
         if request.n > 1:
             body["n"] = request.n
         return body
