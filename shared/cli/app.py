@@ -388,7 +388,7 @@ def _training_set(cascade: Cascade, spec: ClassificationTask, data: Path | None,
     """Gold rows and production examples, de-duplicated, with a summary of where they came from."""
     from datetime import datetime, timedelta, timezone
 
-    from shared.learning.production_data import ProductionExamples, from_files
+    from shared.pipeline.production_data import ProductionExamples, from_files
     from shared.learning.training_data import TrainingSet, read_labelled_jsonl
 
     if from_results and not inputs:
@@ -409,7 +409,7 @@ def _training_set(cascade: Cascade, spec: ClassificationTask, data: Path | None,
         production = from_files(spec.name, results=from_results, inputs=inputs, corrections=corrections,
                                 frontier_tiers=frontier, allowed_labels=spec.allowed_labels, since=since)
     if from_storage:
-        from shared.learning.production_data import from_storage as read_storage
+        from shared.pipeline.production_data import from_storage as read_storage
         from shared.pipeline.storage import blob_service
 
         production.extend(read_storage(blob_service("DataStorage"), spec.name, frontier_tiers=frontier,

@@ -140,7 +140,7 @@ def retrain_scheduled(cascade: Cascade, service: BlobServiceClient, now: datetim
     """Retrain each of ``tasks`` (default: the setting ``retrain_tasks``) from the last ``days`` (default:
     ``retrain_days``) of production data. A task that cannot be retrained is logged and reported, and the others
     go on."""
-    from shared.learning.production_data import from_storage
+    from shared.pipeline.production_data import from_storage
 
     settings = cascade.settings
     since = (now or datetime.now(timezone.utc)) - timedelta(days=days or settings.retrain_days)

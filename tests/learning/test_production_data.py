@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from shared.cli import app
-from shared.learning.production_data import from_files
+from shared.pipeline.production_data import from_files
 from tests.conftest import REPO
 
 NOW = datetime(2026, 1, 10, tzinfo=timezone.utc)

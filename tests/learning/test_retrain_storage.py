@@ -18,7 +18,7 @@ from shared.core.tasks import TaskCatalog
 from shared.core.tiers.trained import TrainedTier
 from shared.learning.activation import latest_activation
 from shared.learning.classifier import TRAINED_CONFIDENCE_METHOD
-from shared.learning.production_data import from_storage
+from shared.pipeline.production_data import from_storage
 from shared.pipeline.blob_names import Containers, correction
 from tests.conftest import REPO
 from tests.learning.test_production_data import correction as correction_record
