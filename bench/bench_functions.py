@@ -116,12 +116,12 @@ async def thread_batch(cascade, task, items, concurrency=None, on_record=None):
 
 class CreateRequests:
     """The tier's async requests built by the SDK's typed `chat.completions.create` (which transforms its params on
-    every call) instead of `post` with the body as it is: `OpenAITier.acomplete` while installed."""
+    every call) instead of `post` with the body as it is: `OpenAIApiTier.acomplete` while installed."""
 
     def __init__(self) -> None:
-        from shared.core.tiers.openai_tier import OpenAITier
+        from shared.core.tiers.openai_api import OpenAIApiTier
 
-        self.app_acomplete = OpenAITier.acomplete
+        self.app_acomplete = OpenAIApiTier.acomplete
 
         async def acomplete(tier, request):
             with tier._tier_errors():
@@ -131,9 +131,9 @@ class CreateRequests:
         self.create_acomplete = acomplete
 
     def use(self, create: bool) -> None:
-        from shared.core.tiers.openai_tier import OpenAITier
+        from shared.core.tiers.openai_api import OpenAIApiTier
 
-        OpenAITier.acomplete = self.create_acomplete if create else self.app_acomplete
+        OpenAIApiTier.acomplete = self.create_acomplete if create else self.app_acomplete
 
 
 def main() -> None:

@@ -296,7 +296,7 @@ def test_keyless_tiers_send_a_fresh_entra_token_for_their_scope_on_both_paths(wi
     """Entra ID cannot be reached here, so the token provider is replaced: what is checked is the scope asked
     for, and that each request asks the provider and carries its token as a bearer (azure-identity's provider
     caches the token itself)."""
-    from shared.core.tiers import openai_tier as module
+    from shared.core.tiers import openai_api as module
 
     issued, scopes = [], []
 

@@ -23,7 +23,8 @@ import jsonschema
 import pytest
 
 from shared.core.cascade import Cascade
-from shared.core.config import Settings, TierConfig, embedded_installed
+from shared.core.backends import BACKENDS, Backend
+from shared.core.config import Settings, TierConfig
 from shared.core.records import Item
 from shared.core.tasks import AnyTask, ClassificationTask, ExtractionTask
 from shared.core.tiers.base import Tier, TierAnswer
@@ -32,7 +33,7 @@ from shared.core.tiers.registry import build_tier
 from shared.errors import InvalidOutputError, TierError
 from tests.llama_server import MODEL_ALIAS, N_CTX, LlamaServer
 
-pytestmark = pytest.mark.skipif(not embedded_installed(), reason=(
+pytestmark = pytest.mark.skipif(not BACKENDS[Backend.EMBEDDED].installed(), reason=(
     "the embedded extra (llama.cpp, SmolLM2) is not installed: no model to serve"))
 
 # Few-shot examples keep a 135M model to the reply's form ({"label": ...}); the server enforces JSON, no more.

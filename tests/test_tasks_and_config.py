@@ -4,7 +4,8 @@ import json
 
 import pytest
 
-from shared.core.config import Backend, Settings, StructuredOutput
+from shared.core.backends import Backend, StructuredOutput
+from shared.core.config import Settings
 from shared.core.tasks import ClassificationTask, ExtractionTask, TaskCatalog, load_task_file
 from shared.errors import ConfigError, TaskError, UnknownTaskError
 from tests.conftest import DATASETS

@@ -25,9 +25,10 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import format_span_id, format_trace_id
 
 from shared.core.cascade import Cascade
-from shared.core.config import Backend, Settings
+from shared.core.backends import BACKENDS, Backend
+from shared.core.config import Settings
 from shared.core.records import Item
-from shared.core.telemetry import GEN_AI_SYSTEM, ItemMetrics, entra_credential
+from shared.core.telemetry import ItemMetrics, entra_credential
 from shared.core.tiers.registry import TierRegistry
 from tests.azure_wire import Scripted, chat_completion
 from tests.test_cascade import LABEL_TOKENS
@@ -113,8 +114,9 @@ def test_each_item_records_its_outcome_tokens_cost_and_counterfactual_once(wire,
 
 
 def test_every_backend_has_its_gen_ai_system_name():
-    assert set(GEN_AI_SYSTEM) == {backend.value for backend in Backend}
-    assert GEN_AI_SYSTEM["foundry"] == "az.ai.openai" and GEN_AI_SYSTEM["foundry_inference"] == "az.ai.inference"
+    gen_ai_system = {backend.value: spec.gen_ai_system for backend, spec in BACKENDS.items()}
+    assert set(gen_ai_system) == {backend.value for backend in Backend}
+    assert gen_ai_system["foundry"] == "az.ai.openai" and gen_ai_system["foundry_inference"] == "az.ai.inference"
 
 
 def run_configure(env: dict[str, str], stderr: list[str] | None = None) -> dict:

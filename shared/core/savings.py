@@ -11,7 +11,8 @@ from __future__ import annotations
 import json
 from typing import Sequence
 
-from shared.core.config import Backend, Settings, TierConfig
+from shared.core.backends import Backend
+from shared.core.config import Settings, TierConfig
 from shared.core.prompts import classification_messages, extraction_messages
 from shared.core.records import Attempt, Item
 from shared.core.tasks import AnyTask, ClassificationTask

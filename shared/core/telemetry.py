@@ -40,6 +40,7 @@ from opentelemetry import metrics, trace
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 from opentelemetry.util.types import AttributeValue
 
+from shared.core.backends import BACKENDS
 from shared.core.config import Settings
 from shared.core.records import ResultRecord
 from shared.core.tasks import AnyTask
@@ -48,10 +49,6 @@ log = logging.getLogger(__name__)
 METER = TRACER = "smallfirst"
 # The Functions host lets the Python worker export OpenTelemetry to Application Insights itself (the guide above).
 WORKER_TELEMETRY_SETTING = "PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY"
-# The backends' names for `gen_ai.system`: `foundry` speaks the Azure OpenAI v1 API, `foundry_inference` the
-# azure-ai-inference SDK.
-GEN_AI_SYSTEM = {"azure_openai": "az.ai.openai", "foundry": "az.ai.openai", "foundry_inference": "az.ai.inference",
-                 "openai_compatible": "openai", "embedded": "llama.cpp", "trained": "smallfirst.trained"}
 
 
 class ItemMetrics:
@@ -87,7 +84,7 @@ class ItemMetrics:
             self.cost.add(attempt.cost_usd, where)
             model = {"gen_ai.operation.name": "chat",
                      "gen_ai.request.model": (tier.model if tier else None) or attempt.tier,
-                     "gen_ai.system": GEN_AI_SYSTEM.get(tier.backend.value if tier else "", "unknown"), **where}
+                     "gen_ai.system": BACKENDS[tier.backend].gen_ai_system if tier else "unknown", **where}
             self.duration.record(attempt.latency_ms / 1000, model)
             if attempt.tokens_in or attempt.tokens_out:
                 self.token_usage.record(attempt.tokens_in, {**model, "gen_ai.token.type": "input"})

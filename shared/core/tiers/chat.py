@@ -23,7 +23,8 @@ from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from typing import Any, Callable, Generator, Mapping
 
-from shared.core.config import StructuredOutput, TierConfig
+from shared.core.backends import StructuredOutput
+from shared.core.config import TierConfig
 from shared.core.confidence import TokenLogprob, field_agreement, field_confidences, label_agreement, samples_to_draw
 from shared.core.plans import adrive, drive, gather_all
 from shared.core.prompts import Message, classification_messages, extraction_messages

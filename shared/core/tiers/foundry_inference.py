@@ -4,7 +4,7 @@ hub-based serverless endpoints (`https://<name>.<region>.models.ai.azure.com`).
 Microsoft retired the Azure AI Inference beta SDK on 2026-08-26 and points to the OpenAI v1 API with the stable
 openai SDK ("Migrate from Azure AI Inference SDK to OpenAI SDK",
 https://learn.microsoft.com/azure/ai-foundry/how-to/model-inference-to-openai-migration, checked 2026-12-06): every
-other Foundry deployment, managed compute included, is backend `foundry` (`openai_tier.py`). This is the one module
+other Foundry deployment, managed compute included, is backend `foundry` (`foundry.py`). This is the one module
 that imports `azure.ai.inference`.
 """
 
@@ -16,7 +16,7 @@ from typing import Any, Iterator
 
 from azure.core.exceptions import HttpResponseError, ServiceRequestError, ServiceResponseError
 
-from shared.core.config import StructuredOutput
+from shared.core.backends import StructuredOutput
 from shared.core.tiers.chat import ChatReply, ChatRequest, ChatTier, http_status_error
 from shared.errors import TierError, TransientTierError
 

