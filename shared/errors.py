@@ -2,7 +2,7 @@
 
     SmallfirstError
     ├── ConfigError                 a setting is missing or malformed; the message names the variable
-    │   └── NoTierError             none of a task's tiers is configured
+    ├── NoTierError                 none of a task's tiers is configured: the task cannot be served as deployed
     ├── TaskError                   a task file is invalid; the message names the file and the field
     │   └── UnknownTaskError        no task of that name
     ├── InputError                  an input is unusable as a whole; `reason` is a stable code
@@ -17,7 +17,8 @@
 
 SDK and HTTP errors become TierErrors inside each backend (`shared/core/tiers/`; an HTTP status by the one rule
 in `chat.http_status_error`); `shared/core/run_tier.py` maps TierErrors to attempt outcomes in one table;
-`InputError.reason` names dead letters and problem+json. A message naming many things names `some_of` them.
+`InputError.reason` names dead letters and problem+json; NoTierError is HTTP 503 (`functions/http_api.py`). A
+message naming many things names `some_of` them.
 """
 
 from __future__ import annotations
@@ -33,8 +34,9 @@ class ConfigError(SmallfirstError, ValueError):
     """A setting is missing or malformed; the message names the variable."""
 
 
-class NoTierError(ConfigError):
-    """None of the task's tiers is configured."""
+class NoTierError(SmallfirstError):
+    """None of the task's tiers is configured: every setting is valid, but this deployment cannot serve the task
+    (HTTP 503, a `no_tier` dead letter), unlike a malformed setting (ConfigError), which stops the app starting."""
 
 
 class TaskError(SmallfirstError, ValueError):

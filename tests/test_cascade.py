@@ -14,7 +14,7 @@ from shared.core.cascade import Cascade
 from shared.core.config import Settings
 from shared.core.records import Item
 from shared.core.tiers.registry import TierRegistry
-from shared.errors import NoTierError
+from shared.errors import ConfigError, NoTierError, SmallfirstError
 from tests.azure_wire import AzureWireServer, Scripted, chat_completion
 
 ITEM = Item(id="t-1", text="I was charged twice for my subscription, please refund me")
@@ -116,6 +116,15 @@ def test_no_configured_tier_is_an_error(catalog):
     frontier_only = catalog.get("support_ticket").model_copy(update={"tiers": ["frontier"]})
     with pytest.raises(NoTierError):
         cascade.process(frontier_only, ITEM)
+
+
+def test_no_configured_tier_is_not_a_config_error(catalog):
+    """Every setting is valid; this deployment just cannot serve the task (HTTP 503, not a startup failure)."""
+    cascade = make_cascade({}, catalog)
+    frontier_only = catalog.get("support_ticket").model_copy(update={"tiers": ["frontier"]})
+    with pytest.raises(NoTierError) as raised:
+        cascade.process(frontier_only, ITEM)
+    assert isinstance(raised.value, SmallfirstError) and not isinstance(raised.value, ConfigError)
 
 
 def test_task_routed_straight_to_frontier(wire, catalog, embedded):
