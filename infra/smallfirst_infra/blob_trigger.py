@@ -71,13 +71,15 @@ class BlobEvents(pulumi.ComponentResource):
                  opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("smallfirst:infra:BlobEvents", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        # The topic's own identity writes dead letters: the data account accepts no shared keys.
+        # The topic's own identity writes dead letters: the data account accepts no shared keys. It is granted the
+        # dead-letter container only (a container is a role assignment scope), not the account's item texts.
         self.topic = eventgrid.SystemTopic(
             f"{name}-topic", resource_group_name=rg.name, source=data.account.id,
             topic_type="Microsoft.Storage.StorageAccounts", identity={"type": "SystemAssigned"}, opts=child)
         self.deadletter_role = RoleAssignments(
             f"{name}-roles", self.topic.identity.principal_id,
-            [("deadletter-writer", data.account.id, roles.STORAGE_BLOB_DATA_CONTRIBUTOR)], child)
+            [("deadletter-writer", data.containers[EVENTGRID_DEADLETTER_CONTAINER].id,
+              roles.STORAGE_BLOB_DATA_CONTRIBUTOR)], child)
         endpoint = pulumi.Output.secret(pulumi.Output.all(default_host_name, code.blobs_key.result).apply(
             lambda args: blob_webhook_url(*args)))
         self.subscription = eventgrid.SystemTopicEventSubscription(

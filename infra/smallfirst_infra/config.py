@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import re
+import uuid
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -58,6 +60,46 @@ class ModelDeployment:
         return model
 
 
+class CallerAuth(StrEnum):
+    # Inference routes take function keys (the default), or an Entra token whose principal has the Caller app role.
+    KEY = "key"
+    ENTRA = "entra"
+
+
+@dataclass(frozen=True)
+class Retention:
+    """Days after its last write that a blob holding item text is deleted, per container (storage.py's lifecycle
+    rules). Why each default, and what each container holds: infra/README.md, "Retention"."""
+
+    incoming: int = 30  # a re-run after a fix needs the input; nobody needs it a month later
+    results: int = 90  # a quarter for the caller to fetch and reconcile its results
+    review: int = 90  # pending decisions: a review backlog older than a quarter is abandoned
+    deadletter: int = 30  # raw lines kept only long enough to diagnose and resubmit
+    corrections: int = 365  # the retrain's ground truth: a year of decisions, then they age out
+    shadow: int = 90  # live accuracy needs recent days only; alerts look at the last few
+    claims: int = 14  # must outlive a queue message's 7 days of redeliveries, nothing more
+
+    def __post_init__(self) -> None:
+        for container, days in vars(self).items():
+            if not 1 <= days <= 3650:
+                raise ValueError(f"retention{container.capitalize()}Days: 1-3650 days")
+        if self.claims <= 7:
+            raise ValueError("retentionClaimsDays: more than 7 (a queue message is redelivered for 7 days)")
+
+
+def _object_ids(raw: str) -> tuple[str, ...]:
+    """Entra object ids from stack config: a YAML list (as JSON text) or comma-separated."""
+    items = json.loads(raw) if raw.strip().startswith("[") else raw.split(",")
+    ids = tuple(str(item).strip().lower() for item in items if str(item).strip())
+    for object_id in ids:
+        try:
+            uuid.UUID(object_id)
+        except ValueError:
+            raise ValueError(f"{object_id!r} is not an Entra object id (a GUID)") from None
+    return ids
+_object_ids.__name__ = "list of Entra object ids"
+
+
 def _default_small() -> ModelDeployment:
     return ModelDeployment(DEFAULT_SMALL_MODEL, "Microsoft", "GlobalStandard", 1)
 
@@ -108,6 +150,13 @@ class EnvironmentConfig:
     instance_memory_mb: int = 2048
     python_version: str = "3.11"
     app_source_dir: Path = REPOSITORY_ROOT
+    # Entra ID (entra.py): who may decide reviews (users or groups), and who may call inference with a token.
+    caller_auth: CallerAuth = CallerAuth.KEY
+    reviewers: tuple[str, ...] = ()
+    callers: tuple[str, ...] = ()
+    # A VNet, private endpoints and no public data planes (network.py); off: as public as before, Entra-only.
+    private_networking: bool = False
+    retention: Retention = field(default_factory=Retention)
 
     def __post_init__(self) -> None:
         if not re.fullmatch(r"[a-z][a-z0-9]{2,10}", self.name_prefix):
@@ -187,6 +236,14 @@ class EnvironmentConfig:
                 sku=text(f"{prefix}Sku", default.sku), capacity=parsed(f"{prefix}Capacity", default.capacity, int),
                 version=optional(f"{prefix}Version", default.version))
 
+        def retention() -> Retention:
+            return Retention(**{
+                container: parsed(f"retention{container.capitalize()}Days", days, int)
+                for container, days in vars(defaults.retention).items()})
+
+        caller_auth = text("callerAuth", defaults.caller_auth)
+        if caller_auth not in set(CallerAuth):
+            raise ValueError(f"callerAuth: one of {', '.join(CallerAuth)}")
         hosting = text("smallModelHosting", defaults.small_model_hosting)
         if hosting not in set(SmallModelHosting):
             raise ValueError(f"smallModelHosting: one of {', '.join(SmallModelHosting)}")
@@ -217,6 +274,11 @@ class EnvironmentConfig:
             accuracy_target=parsed("accuracyTarget", defaults.accuracy_target, float),
             maximum_instance_count=parsed("maximumInstanceCount", defaults.maximum_instance_count, int),
             instance_memory_mb=parsed("instanceMemoryMb", defaults.instance_memory_mb, int),
+            caller_auth=CallerAuth(caller_auth),
+            reviewers=parsed("reviewers", defaults.reviewers, _object_ids),
+            callers=parsed("callers", defaults.callers, _object_ids),
+            private_networking=parsed("privateNetworking", defaults.private_networking, flag),
+            retention=retention(),
         )
 
 
@@ -226,4 +288,6 @@ def _as_text(value: object) -> str | None:
         return "true" if value else "false"
     if isinstance(value, (str, int, float)):
         return str(value)
+    if isinstance(value, list):
+        return json.dumps(value)
     return None

@@ -36,30 +36,40 @@ ENDPOINT_TRAFFIC_TEMPLATE = {
 
 def endpoint_root(scoring_uri: str) -> str:
     """`https://<endpoint>.<region>.inference.ml.azure.com/score` -> the endpoint's root, where the foundry tier
-    reaches a catalogue model on managed compute (shared/core/tiers/openai_tier.py says which API and why)."""
+    reaches a catalogue model on managed compute (shared/core/tiers/foundry.py says which API and why)."""
     return scoring_uri.removesuffix("/").removesuffix("/score")
 
 
-def key_vault_reference(secret_uri: str) -> str:
-    """An app setting that App Service resolves from Key Vault with the app's identity: the secret stays out."""
-    return f"@Microsoft.KeyVault(SecretUri={secret_uri})"
+def key_vault_reference(vault_uri: str, secret_name: str) -> str:
+    """An app setting that App Service resolves from Key Vault with the app's identity: the secret stays out.
+
+    The URI names no version, so a rotated key is picked up: a reference without a version resolves to the
+    secret's latest version, refetched within 24 hours of a rotation
+    (learn.microsoft.com/azure/app-service/app-service-key-vault-references, checked 2026-12-06).
+    """
+    return f"@Microsoft.KeyVault(SecretUri={vault_uri.rstrip('/')}/secrets/{secret_name})"
 
 
 class MachineLearningDependencies(pulumi.ComponentResource):
     """What every Azure ML workspace (and AI hub) must be created with: storage, Key Vault, App Insights."""
 
     def __init__(self, name: str, rg: resources.ResourceGroup, names: Names, app_insights_id: pulumi.Input[str],
-                 opts: pulumi.ResourceOptions | None = None) -> None:
+                 private: bool = False, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("smallfirst:infra:MachineLearningDependencies", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         self.storage = secure_storage_account(f"{name}-storage", rg, names.storage_account("ml"), child)
         tenant_id = authorization.get_client_config_output().tenant_id
+        # Private: the app resolves its reference through the private endpoint (network.py); the ML workspaces
+        # reach the vault as trusted services.
+        network = {"public_network_access": "Disabled",
+                   "network_acls": {"default_action": "Deny", "bypass": "AzureServices"}} if private else {
+            "public_network_access": "Enabled"}
         # RBAC, not access policies: the workspaces and the app get roles like everything else here.
         self.key_vault = keyvault.Vault(
             f"{name}-kv", resource_group_name=rg.name, vault_name=names.dns_label("kv"),
             properties={"tenant_id": tenant_id, "sku": {"family": "A", "name": "standard"},
                         "enable_rbac_authorization": True, "enable_soft_delete": True,
-                        "soft_delete_retention_in_days": 7, "public_network_access": "Enabled"},
+                        "soft_delete_retention_in_days": 7, **network},
             opts=child)
         self.app_insights_id = app_insights_id
         self.register_outputs({"key_vault_uri": self.key_vault.properties.vault_uri})
@@ -143,5 +153,6 @@ class ServerlessSmallModel(pulumi.ComponentResource):
             secret_name=SERVERLESS_KEY_SECRET, properties={"value": pulumi.Output.secret(keys.primary_key)},
             opts=child)
         self.inference_url = self.endpoint.properties.inference_endpoint.uri.apply(lambda uri: uri.rstrip("/"))
-        self.api_key_setting = self.key_secret.properties.secret_uri.apply(key_vault_reference)
+        self.api_key_setting = pulumi.Output.all(dependencies.key_vault.properties.vault_uri, self.key_secret.name).apply(
+            lambda args: key_vault_reference(*args))
         self.register_outputs({"inference_url": self.inference_url})

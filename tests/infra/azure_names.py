@@ -82,11 +82,34 @@ RULES: dict[str, NameRule] = {
         "deploymentName", r"[a-zA-Z][a-zA-Z0-9-]{1,30}[a-zA-Z0-9]", "3-32 letters, digits, hyphens; starts with a letter"),
     "azure-native:machinelearningservices:ServerlessEndpoint": NameRule(
         "name", r"[a-zA-Z][a-zA-Z0-9-]{1,30}[a-zA-Z0-9]", "3-32 letters, digits, hyphens; starts with a letter"),
+    "azure-native:authorization:RoleDefinition": NameRule("roleDefinitionId", GUID, "a GUID", autonamed_as_uuid=True),
+    # Site config children are named by their site.
+    "azure-native:web:WebAppAuthSettingsV2": NameRule(
+        "name", r"(?=.{2,60}$)" + ALNUM_HYPHEN, "the site's name"),
+    "azure-native:web:WebAppScmAllowed": NameRule("name", r"(?=.{2,60}$)" + ALNUM_HYPHEN, "the site's name"),
+    "azure-native:web:WebAppFtpAllowed": NameRule("name", r"(?=.{2,60}$)" + ALNUM_HYPHEN, "the site's name"),
+    "azure-native:network:VirtualNetwork": NameRule(
+        "virtualNetworkName", r"[a-zA-Z0-9][\w.-]{0,62}\w", "2-64 letters, digits, _.-; alphanumeric start, word end"),
+    "azure-native:network:Subnet": NameRule(
+        "subnetName", r"[a-zA-Z0-9](?:[\w.-]{0,78}\w)?", "1-80 letters, digits, _.-; alphanumeric start, word end"),
+    "azure-native:network:PrivateEndpoint": NameRule(
+        "privateEndpointName", r"[a-zA-Z0-9][\w.-]{0,62}\w", "2-64 letters, digits, _.-; alphanumeric start, word end"),
+    "azure-native:network:PrivateDnsZoneGroup": NameRule(
+        "privateDnsZoneGroupName", r"[a-zA-Z0-9](?:[\w.-]{0,78}\w)?", "1-80 letters, digits, _.-"),
+    "azure-native:privatedns:PrivateZone": NameRule(
+        "privateZoneName", r"(?=.{1,253}$)(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}",
+        "a DNS zone name (1-253 characters, labels of 1-63)"),
+    "azure-native:privatedns:VirtualNetworkLink": NameRule(
+        "virtualNetworkLinkName", r"[a-zA-Z0-9](?:[\w.-]{0,78}\w)?", "1-80 letters, digits, _.-"),
 }
 
 # Types with no Azure name: Pulumi-side resources.
 UNNAMED_TYPES = ("random:index/randomString:RandomString", "random:index/randomPassword:RandomPassword",
-                 "pulumi-python:dynamic:Resource")
+                 "random:index/randomUuid:RandomUuid", "pulumi-python:dynamic:Resource",
+                 # Entra objects: a display name (not unique) and ids Entra assigns.
+                 "azuread:index/application:Application", "azuread:index/applicationIdentifierUri:ApplicationIdentifierUri",
+                 "azuread:index/applicationPreAuthorized:ApplicationPreAuthorized",
+                 "azuread:index/servicePrincipal:ServicePrincipal", "azuread:index/appRoleAssignment:AppRoleAssignment")
 
 
 def autoname(logical_name: str, rule: NameRule, rng: random.Random) -> str:

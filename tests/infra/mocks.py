@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import random
 import string
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,30 @@ SUBSCRIPTION = "00000000-0000-0000-0000-000000000001"
 REGION = "swedencentral"
 SERVERLESS_KEY = "serverless-primary-key"
 SECRET_SIGNATURE = "4dabf18193072939515e22adb298388d"
+
+
+# ARM ids for the resources that are role assignment scopes or private link targets: the policy pack reads a
+# scope's resource type from its id, as it would from Azure's.
+ARM_PATHS = {
+    "azure-native:resources:ResourceGroup": lambda i, name: f"/subscriptions/{SUBSCRIPTION}/resourceGroups/{name}",
+    "azure-native:storage:StorageAccount": lambda i, name: f"{RG_PROVIDERS}/Microsoft.Storage/storageAccounts/{name}",
+    "azure-native:storage:BlobContainer": lambda i, name: (
+        f"{RG_PROVIDERS}/Microsoft.Storage/storageAccounts/{i['accountName']}/blobServices/default/containers/{name}"),
+    "azure-native:storage:Queue": lambda i, name: (
+        f"{RG_PROVIDERS}/Microsoft.Storage/storageAccounts/{i['accountName']}/queueServices/default/queues/{name}"),
+    "azure-native:cognitiveservices:Account": lambda i, name: f"{RG_PROVIDERS}/Microsoft.CognitiveServices/accounts/{name}",
+    "azure-native:applicationinsights:Component": lambda i, name: f"{RG_PROVIDERS}/Microsoft.Insights/components/{name}",
+    "azure-native:keyvault:Vault": lambda i, name: f"{RG_PROVIDERS}/Microsoft.KeyVault/vaults/{name}",
+    "azure-native:keyvault:Secret": lambda i, name: (
+        f"{RG_PROVIDERS}/Microsoft.KeyVault/vaults/{i['vaultName']}/secrets/{name}"),
+    "azure-native:machinelearningservices:Workspace": lambda i, name: (
+        f"{RG_PROVIDERS}/Microsoft.MachineLearningServices/workspaces/{name}"),
+    "azure-native:machinelearningservices:OnlineEndpoint": lambda i, name: (
+        f"{RG_PROVIDERS}/Microsoft.MachineLearningServices/workspaces/{i['workspaceName']}/onlineEndpoints/{name}"),
+    "azure-native:authorization:RoleDefinition": lambda i, name: (
+        f"/subscriptions/{SUBSCRIPTION}/providers/Microsoft.Authorization/roleDefinitions/{name}"),
+}
+RG_PROVIDERS = f"/subscriptions/{SUBSCRIPTION}/resourceGroups/rg/providers"
 
 
 def plain(value: Any) -> Any:
@@ -72,7 +97,8 @@ class AzureMocks(pulumi.runtime.Mocks):
             state["name"] = azure_name
         elif args.custom and typ not in UNNAMED_TYPES:
             self.name_problems.append(f"{typ} {logical}: no naming rule known for this type")
-        resource_id = f"/subscriptions/{SUBSCRIPTION}/resourceGroups/rg/providers/{typ}/{logical}"
+        arm_path = ARM_PATHS.get(typ)
+        resource_id = arm_path(inputs, azure_name) if arm_path else f"{RG_PROVIDERS}/{typ}/{logical}"
         if typ.startswith("azure-native:"):
             state.setdefault("location", REGION)  # azure-native's default: the provider's location
         state |= self.computed_outputs(typ, azure_name, inputs)
@@ -117,6 +143,14 @@ class AzureMocks(pulumi.runtime.Mocks):
                 string.digits if inputs.get("numeric", True) else "") + (
                 "!@#$%&*" if inputs.get("special", True) else "")
             return {"result": "".join(self.rng.choices(alphabet, k=int(inputs["length"])))}
+        if typ == "random:index/randomUuid:RandomUuid":
+            return {"result": str(uuid.UUID(int=self.rng.getrandbits(128)))}
+        if typ == "azuread:index/application:Application":
+            client_id = str(uuid.UUID(int=self.rng.getrandbits(128)))
+            object_id = str(uuid.UUID(int=self.rng.getrandbits(128)))
+            return {"clientId": client_id, "objectId": object_id}
+        if typ == "azuread:index/servicePrincipal:ServicePrincipal":
+            return {"objectId": str(uuid.UUID(int=self.rng.getrandbits(128)))}
         if typ == "pulumi-python:dynamic:Resource":
             return {"deployment_id": "mock-deployment"}
         return {}

@@ -111,22 +111,35 @@ def test_containers_and_queues_exist(default_env):
         "smallfirst-work", "smallfirst-work-poison", "smallfirst-shadow", "smallfirst-shadow-poison"}
 
 
-def test_claims_and_only_they_expire_after_the_queue_messages_that_could_need_them(default_env):
+def test_every_container_holding_item_text_expires_after_its_configured_days_and_models_stay(default_env):
     from shared.pipeline.blob_names import Containers, InputBlob, shadow_claim
 
     (policy,) = default_env.of_type("storage:ManagementPolicy")
-    (rule,) = policy.inputs["policy"]["rules"]
-    filters, actions = rule["definition"]["filters"], rule["definition"]["actions"]
-    (prefix,) = filters["prefixMatch"]
-    claims = Containers().claims
+    rules = {rule["definition"]["filters"]["prefixMatch"][0]: rule["definition"]
+             for rule in policy.inputs["policy"]["rules"]}
+    days = {prefix.rstrip("/"): rule["actions"]["baseBlob"]["delete"]["daysAfterModificationGreaterThan"]
+            for prefix, rule in rules.items()}
+    containers = Containers()
+    assert days == {"incoming": 30, "results": 90, "review": 90, "deadletter": 30, "eventgrid-deadletter": 30,
+                    "corrections": 365, "shadow": 90, "claims": 14}
+    assert containers.models not in days  # trained heads hold no item text
+    # shadow records are append blobs: a block-blob-only rule would never delete them
+    assert all(rule["filters"]["blobTypes"] == ["blockBlob", "appendBlob"] for rule in rules.values())
+    # every name the app writes under claims/ falls under the claims rule, and only there
     own_claim = InputBlob.from_path("support_ticket/a.jsonl").claim("0" * 64, part=3)
     for name in (shadow_claim("support_ticket", "incoming/a.jsonl", "id-1"), own_claim, f"{own_claim}/items/x.json"):
-        assert f"{claims}/{name}".startswith(prefix)
-    for container in Containers().all():
-        if container != claims:  # inputs, outputs, corrections and models stay
-            assert not f"{container}/support_ticket/a.jsonl".startswith(prefix)
-    assert filters["blobTypes"] == ["blockBlob"]
-    assert actions["baseBlob"]["delete"]["daysAfterModificationGreaterThan"] > 7  # a queue message lives 7 days
+        assert [prefix for prefix in rules if f"{containers.claims}/{name}".startswith(prefix)] == ["claims/"]
+    assert days["claims"] > 7  # a queue message lives 7 days
+
+
+def test_retention_days_come_from_stack_config(tmp_path):
+    values = {"retentionIncomingDays": "7", "retentionCorrectionsDays": "730", "retentionClaimsDays": "10"}
+    mocks = build(EnvironmentConfig.from_lookup(values.get), tmp_path)
+    (policy,) = mocks.of_type("storage:ManagementPolicy")
+    days = {rule["definition"]["filters"]["prefixMatch"][0]:
+            rule["definition"]["actions"]["baseBlob"]["delete"]["daysAfterModificationGreaterThan"]
+            for rule in policy.inputs["policy"]["rules"]}
+    assert (days["incoming/"], days["corrections/"], days["claims/"], days["results/"]) == (7, 730, 10, 90)
 
 
 def test_function_app_is_flex_consumption_python_with_identity_and_no_flex_invalid_settings(default_env):
@@ -231,14 +244,20 @@ def test_role_assignments_give_the_app_identity_its_grants(default_env):
     for assignment in default_env.of_type("authorization:RoleAssignment"):
         assert assignment.inputs["principalType"] == "ServicePrincipal"
         assert assignment.inputs["roleDefinitionId"].startswith(f"/subscriptions/{SUBSCRIPTION}/providers/")
-    grants = {(default_env.by_id(a.inputs["scope"]).typ.split(":")[-1], a.inputs["roleDefinitionId"].rsplit("/", 1)[-1])
+    grants = {(default_env.by_id(a.inputs["scope"]).name, a.inputs["roleDefinitionId"].rsplit("/", 1)[-1])
               for a in app_grants}
+    (models_role,) = default_env.of_type("authorization:RoleDefinition")
     assert grants == {
-        ("StorageAccount", roles.STORAGE_BLOB_DATA_OWNER), ("StorageAccount", roles.STORAGE_QUEUE_DATA_CONTRIBUTOR),
-        ("Account", roles.COGNITIVE_SERVICES_USER), ("Account", roles.COGNITIVE_SERVICES_OPENAI_USER),
-        ("Component", roles.MONITORING_METRICS_PUBLISHER),
+        ("smallfirst-data-account", roles.STORAGE_BLOB_DATA_CONTRIBUTOR),  # Owner only where the host needs it
+        ("smallfirst-data-account", roles.STORAGE_QUEUE_DATA_CONTRIBUTOR),
+        ("smallfirst-func-host", roles.STORAGE_BLOB_DATA_OWNER),
+        ("smallfirst-func-host", roles.STORAGE_QUEUE_DATA_CONTRIBUTOR),
+        ("smallfirst-ai-account", roles.COGNITIVE_SERVICES_OPENAI_USER),  # the frontier (OpenAI format)
+        ("smallfirst-ai-account", models_role.azure_name),  # Phi-4 (Foundry Models): MaaS data actions only
+        ("smallfirst-mon-appi", roles.MONITORING_METRICS_PUBLISHER),
     }
-    assert len(app_grants) == 7  # blob + queue on both accounts
+    assert len(app_grants) == 7
+    assert models_role.inputs["permissions"] == [{"actions": [], "dataActions": [roles.FOUNDRY_MODELS_INFERENCE]}]
 
 
 # --- the blob trigger from one `pulumi up` ---------------------------------------------------------------------
@@ -312,7 +331,8 @@ def test_event_grid_filters_incoming_and_dead_letters_with_the_topic_identity(de
                                                     "blobContainerName": "eventgrid-deadletter"}
     [writer] = [a for a in default_env.of_type("authorization:RoleAssignment")
                 if a.inputs["principalId"] == f"principal-{topic.azure_name}"]
-    assert writer.inputs["scope"] == data.id
+    # the dead-letter container only, not the account's item texts
+    assert writer.inputs["scope"] == f"{data.id}/blobServices/default/containers/eventgrid-deadletter"
     assert writer.inputs["roleDefinitionId"].endswith(roles.STORAGE_BLOB_DATA_CONTRIBUTOR)
 
 
@@ -350,8 +370,11 @@ def test_managed_compute_deployment_waits_long_enough_and_serves_concurrent_requ
     assert settings["SMALLFIRST_SMALL2_ENDPOINT"] == f"https://{endpoint.azure_name}.{REGION}.inference.ml.azure.com"
     assert settings["SMALLFIRST_SMALL2_DEPLOYMENT"] == deployment["deploymentName"] == "phi4"
     assert settings["SMALLFIRST_SMALL2_TIMEOUT_S"] == "120"
-    assert any(a.inputs["roleDefinitionId"].endswith(roles.AZUREML_DATA_SCIENTIST) and a.inputs["scope"] == endpoint.id
-               for a in compute_env.of_type("authorization:RoleAssignment"))
+    scorer = next(r for r in compute_env.of_type("authorization:RoleDefinition")
+                  if r.inputs["permissions"][0]["dataActions"] == [roles.ONLINE_ENDPOINT_SCORE])
+    assert scorer.inputs["permissions"][0]["actions"] == []  # no write or delete of endpoints or deployments
+    assert [a.inputs["scope"] for a in compute_env.of_type("authorization:RoleAssignment")
+            if a.inputs["roleDefinitionId"].endswith(scorer.azure_name)] == [endpoint.id]
 
 
 def test_managed_compute_endpoint_sends_all_traffic_to_its_deployment_once_it_exists(compute_env):
@@ -434,9 +457,9 @@ def test_serverless_switch_serves_phi4_from_a_hub_project_with_the_key_in_key_va
     assert settings["SMALLFIRST_SMALL_API_KEY"] == (
         f"@Microsoft.KeyVault(SecretUri=https://{secret.inputs['vaultName']}.vault.azure.net/secrets/{secret.azure_name})")
     assert SERVERLESS_KEY not in str(settings) and "SMALLFIRST_SMALL_MODEL" not in settings
-    vault = serverless_env.one("keyvault:Vault")
-    assert any(a.inputs["scope"] == vault.id and a.inputs["roleDefinitionId"].endswith(roles.KEY_VAULT_SECRETS_USER)
-               for a in serverless_env.of_type("authorization:RoleAssignment"))
+    # the one secret, not the vault the hub also uses
+    assert [a.inputs["scope"] for a in serverless_env.of_type("authorization:RoleAssignment")
+            if a.inputs["roleDefinitionId"].endswith(roles.KEY_VAULT_SECRETS_USER)] == [secret.id]
     # The region refused GlobalStandard Phi-4: no such deployment is attempted.
     assert [d.inputs["deploymentName"] for d in serverless_env.of_type("cognitiveservices:Deployment")] == [
         "gpt-5.4-mini"]
