@@ -1,7 +1,7 @@
-"""The cascade: try a task's tiers cheapest first, and stop at the first answer the task's policy accepts.
+"""The cascade: try a task's tiers cheapest first, and stop where the policy says (core/policy.py, the rules).
 
-Per tier: `run_tier` answers (or says why not), `AcceptancePolicy.judge` gives the verdict. An item no tier
-answered acceptably goes to review with the most confident draft; one no tier answered at all has failed.
+Per tier: `run_tier` answers (or says why not), `AcceptancePolicy.judge` gives the verdict, `settles` says whether
+to stop; `item_status` gives the record its status and answer.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from typing import Any, Callable, Coroutine, Generator, Sequence, TypeVar
 from opentelemetry import trace
 
 from shared.core.config import Settings
-from shared.core.policy import AcceptancePolicy
-from shared.core.records import Attempt, Item, ResultRecord, Status
+from shared.core.policy import AcceptancePolicy, item_status, settles
+from shared.core.records import Attempt, Item, ResultRecord
 from shared.core.plans import adrive, drive, gather_all
 from shared.core.run_tier import arun_tier, run_tier
 from shared.core.savings import counterfactual_cost_usd, reference_frontier
@@ -80,11 +80,11 @@ class Cascade:
                         "smallfirst.tier": name, "smallfirst.outcome": attempt.outcome,
                         "smallfirst.confidence": attempt.confidence or 0.0})
                 attempts.append(attempt)
-                if attempt.outcome == "accepted":
+                if settles(attempt):
                     break
             record = _record(task, item, attempts, started)
             record.counterfactual_cost_usd = counterfactual_cost_usd(
-                task, item, attempts, record.answer, reference_frontier(self.settings))
+                task, item, attempts, record.answer, reference_frontier(task, self.settings))
             span.set_attributes({"smallfirst.task": task.name, "smallfirst.status": record.status,
                                  "smallfirst.tier": record.tier or "", "smallfirst.cost_usd": record.cost_usd})
             self.metrics.record(task, record, self.settings)
@@ -125,16 +125,8 @@ class Cascade:
 
 
 def _record(task: AnyTask, item: Item, attempts: list[Attempt], started: float) -> ResultRecord:
-    """The item's status and answer from its attempts (the last is the accepted one, if any was)."""
-    drafts = [a for a in attempts if a.answered]
-    chosen: Attempt | None
-    if attempts[-1].outcome == "accepted":
-        status: Status = "accepted" if len(attempts) == 1 else "escalated"
-        chosen = attempts[-1]
-    elif drafts:  # no tier was sure enough: keep the most confident answer as a draft for a person
-        status, chosen = "needs_review", max(drafts, key=lambda a: a.confidence or 0.0)
-    else:
-        status, chosen = ("failed" if all(a.outcome == "error" for a in attempts) else "needs_review"), None
+    """The item's record: its status and answer as the policy rules (`item_status`)."""
+    status, chosen = item_status(attempts)
     return ResultRecord(
         id=item.id,
         task=task.name,

@@ -1,8 +1,9 @@
 """The one function that runs a tier on an item: budget check, retries, timing, cost, errors as outcomes.
 
 The cascade and evaluation both call `run_tier` (or `arun_tier`, its twin for the async path, which differs
-only in awaiting the tier); neither decides anything here. The attempt it returns is `answered` or says why
-there is no answer; the verdict on an answer is the AcceptancePolicy's.
+only in awaiting the tier); nothing is decided here: whether the item fits the tier's budget is the policy's
+rule (`over_input_budget`), as is the verdict on an answer. The attempt it returns is `answered` or says why
+there is no answer.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import logging
 import time
 
+from shared.core.policy import over_input_budget
 from shared.core.records import Attempt, AttemptOutcome, Item
 from shared.core.retry import RetryPolicy, acall_with_retries, call_with_retries
 from shared.core.tasks import AnyTask
@@ -33,7 +35,7 @@ def outcome_of(error: TierError) -> AttemptOutcome:
 
 def run_tier(tier: Tier, task: AnyTask, item: Item, decide_at: float | None = None) -> Attempt:
     """One tier on one item; `decide_at` lets a sampling tier stop once the verdict is settled (see Tier.answer)."""
-    refused = _over_budget(tier, task, item)
+    refused = over_input_budget(tier.config, task, item.text)
     if refused is not None:
         return refused
     started = time.perf_counter()
@@ -48,7 +50,7 @@ def run_tier(tier: Tier, task: AnyTask, item: Item, decide_at: float | None = No
 
 async def arun_tier(tier: Tier, task: AnyTask, item: Item, decide_at: float | None = None) -> Attempt:
     """`run_tier` on the async path (Tier.aanswer): the same budget, retries, timing, cost and outcomes."""
-    refused = _over_budget(tier, task, item)
+    refused = over_input_budget(tier.config, task, item.text)
     if refused is not None:
         return refused
     started = time.perf_counter()
@@ -65,13 +67,6 @@ def _unexpected(tier: Tier, exc: Exception) -> TierError:
     """An exception no tier should raise, as a tier error (logged with its traceback, to be fixed)."""
     log.error("tier %s raised %s", tier.name, type(exc).__name__, exc_info=exc)
     return TierError(f"{tier.name} failed unexpectedly: {type(exc).__name__}: {exc}")
-
-
-def _over_budget(tier: Tier, task: AnyTask, item: Item) -> Attempt | None:
-    budget = min(task.max_input_tokens, tier.config.max_input_tokens)
-    if len(item.text) > task.max_input_chars or task.estimate_tokens(item.text) > budget:
-        return Attempt(tier=tier.name, outcome="too_large", reason=f"input exceeds {tier.name}'s budget")
-    return None
 
 
 def _retry_policy(tier: Tier) -> RetryPolicy:

@@ -3,7 +3,7 @@
 When the frontier did answer, its own token counts are used. Otherwise the tokens are estimated the same way
 for every tier that answered (the trained tier counts no tokens at all): the frontier's prompt for the item
 (shared/core/prompts.py) and the answer as JSON, at the task's characters-per-token estimate. The price is
-the configured frontier tier's, or gpt-4o's list price when no frontier is configured.
+the task's frontier's (`policy.frontier_of`), or gpt-4o's list price when the task has no configured frontier.
 """
 
 from __future__ import annotations
@@ -13,16 +13,17 @@ from typing import Sequence
 
 from shared.core.backends import Backend
 from shared.core.config import Settings, TierConfig
+from shared.core.policy import frontier_of
 from shared.core.prompts import classification_messages, extraction_messages
 from shared.core.records import Attempt, Item
 from shared.core.tasks import AnyTask, ClassificationTask
 
 
-def reference_frontier(settings: Settings) -> TierConfig:
-    """The frontier the counterfactual is priced at: the configured one, else an Azure OpenAI gpt-4o."""
-    configured = [tier for tier in settings.tiers.values() if tier.role == "frontier"]
-    return configured[-1] if configured else TierConfig(name="frontier", role="frontier",
-                                                         backend=Backend.AZURE_OPENAI, model="gpt-4o")
+def reference_frontier(task: AnyTask, settings: Settings) -> TierConfig:
+    """The frontier the counterfactual is priced at: the task's, else an Azure OpenAI gpt-4o."""
+    frontier = frontier_of(task, settings.tiers)
+    return settings.tiers[frontier] if frontier else TierConfig(name="frontier", role="frontier",
+                                                                backend=Backend.AZURE_OPENAI, model="gpt-4o")
 
 
 def estimated_frontier_tokens(task: AnyTask, item: Item, answer: object) -> tuple[int, int]:

@@ -12,6 +12,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from shared.core.policy import accepts
+
 # -- normalisation and correctness --------------------------------------------------------------------------
 _DATE_FORMATS = ("%d/%m/%Y", "%d-%m-%Y", "%d.%m.%Y", "%d/%m/%y", "%d-%m-%y", "%d.%m.%y", "%Y-%m-%d", "%Y/%m/%d",
                  "%d %b %Y", "%d %B %Y", "%b %d, %Y", "%d %b %y")
@@ -188,7 +190,8 @@ def simulate_cascade(
     small_conf: Sequence[float], small_correct: Sequence[bool], small_cost: Sequence[float],
     frontier_correct: Sequence[bool], frontier_cost: Sequence[float],
 ) -> list[CascadePoint]:
-    """Every distinct threshold: items at or above it keep the small answer, the rest pay for the frontier too.
+    """Every distinct threshold: items whose confidence the policy accepts there keep the small answer (the cascade
+    stops), the rest pay for the frontier too.
 
     Thresholds run from 0 (all small) to just above the largest confidence (everything escalates).
     """
@@ -198,11 +201,18 @@ def simulate_cascade(
     s_cost, f_cost = np.asarray(small_cost, float), np.asarray(frontier_cost, float)
     points = []
     for t in thresholds:
-        keep = conf >= t
+        keep = accepts(conf, t)
         correct = np.where(keep, s_ok, f_ok)
         cost = s_cost + np.where(keep, 0.0, f_cost)
         points.append(CascadePoint(float(t), float(correct.mean()), float(cost.mean()), float((~keep).mean())))
     return points
+
+
+def simulated_correct(small_conf: np.ndarray, threshold: float, small_correct: Sequence[bool],
+                      frontier_correct: Sequence[bool]) -> np.ndarray:
+    """Per item, whether the simulated cascade at `threshold` is right: the small answer where the policy accepts
+    its confidence, else the frontier's."""
+    return np.where(accepts(small_conf, threshold), small_correct, frontier_correct)
 
 
 @dataclass
@@ -248,7 +258,7 @@ def selective_threshold(confidences: Sequence[float], correct: Sequence[bool], t
     conf = np.asarray(confidences, dtype=float)
     ok = np.asarray(correct, dtype=float)
     for t in sorted(set(conf.tolist())):
-        keep = conf >= t
+        keep = accepts(conf, t)
         if keep.any() and ok[keep].mean() >= target:
             return float(t), float(ok[keep].mean()), float(keep.mean())
     return None

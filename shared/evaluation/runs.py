@@ -164,6 +164,6 @@ def analyse_cascade(small: TierRun, frontier: TierRun, calibrated: Callable[[flo
     points = metrics.simulate_cascade(confidences, s.correct, s.costs, f.correct, f.costs)
     goal = default_target(f) if target is None else target
     conf = np.asarray(confidences)
-    recommendation = metrics.recommend_threshold(points, goal, lambda t: np.where(conf >= t, s.correct, f.correct),
-                                                 float(np.mean(f.costs)) or None)
+    recommendation = metrics.recommend_threshold(
+        points, goal, lambda t: metrics.simulated_correct(conf, t, s.correct, f.correct), float(np.mean(f.costs)) or None)
     return CascadeAnalysis(s, f, confidences, points, goal, recommendation)
