@@ -36,7 +36,9 @@ def main() -> None:
     from shared.core.config import Settings
     from shared.pipeline.blob_names import Containers, InputBlob
     from shared.pipeline.blob_names import HASH_KEY
-    from shared.pipeline.ingest import COMPLETE_KEY, IngestLimits, Ingestor, ParsedInputs, WorkMessage
+    from shared.pipeline.ingest import IngestLimits, Ingestor, ParsedInputs
+    from shared.pipeline.outputs import COMPLETE_KEY
+    from shared.pipeline.work import WorkMessage
     from shared.pipeline.storage import BlobStore
 
     lines = [json.dumps({"id": f"t{i}", "text": f"I was charged twice for order {i}, please refund the duplicate"})
@@ -78,7 +80,7 @@ def main() -> None:
                 store.write("results", source.part(message.part), "{}\n", content_type="application/x-ndjson",
                             metadata={HASH_KEY: sha})
                 started = time.perf_counter()
-                ingestor._complete_manifest_if_done(source, sha, parts)
+                ingestor.outputs.complete_manifest_if_done(source, sha, parts)
                 took += time.perf_counter() - started
             assert store.state("results", source.manifest).metadata[COMPLETE_KEY] == "true"
             checks[name] = took

@@ -34,5 +34,6 @@ def process_work(message: func.QueueMessage) -> None:
 @bp.queue_trigger(arg_name="message", queue_name=services.POISON_QUEUE, connection=services.DATA_CONNECTION)
 @traced
 def deadletter_poison_work(message: func.QueueMessage) -> None:
-    result = services.ingestor().deadletter_poison(message.get_body().decode("utf-8", "replace"))
+    result = services.dead_letters().poison_work(message.get_body().decode("utf-8", "replace"),
+                                                 services.max_dequeue_count())
     log.error("poison work message: %s %s", result.disposition, result.detail)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 import logging
@@ -69,11 +68,10 @@ class BatchResults(BaseModel):
 async def run_task(req: func.HttpRequest) -> func.HttpResponse:
     from shared.errors import InputError, NoTierError, TaskError
     from shared.pipeline.parsing import parse_request
-    from shared.pipeline.shadow import send_shadows, shadow_requests
 
-    cascade = services.cascade()
+    answers = services.answers()
     try:
-        task = cascade.tasks.get(req.route_params.get("task", ""))
+        task = answers.cascade.tasks.get(req.route_params.get("task", ""))
     except TaskError as exc:
         return task_problem(exc)
     raw = req.get_body()
@@ -84,19 +82,17 @@ async def run_task(req: func.HttpRequest) -> func.HttpResponse:
     except InputError as exc:
         status, title = INPUT_ERROR_STATUS.get(exc.reason, (422, "Invalid items"))
         return problem(status, title, str(exc), reason=exc.reason)
-    if len(items) > cascade.settings.max_batch_items:
-        return problem(413, "Batch too large", f"{len(items)} items > {cascade.settings.max_batch_items}")
-    too_long = [i.id for i in items if len(i.text) > task.max_input_chars]
-    if too_long:
-        return problem(413, "Item too large", f"items over {task.max_input_chars} characters", items=too_long)
+    if oversized := answers.oversized(task, items):
+        if oversized.what == "batch":
+            return problem(413, "Batch too large", oversized.detail)
+        return problem(413, "Item too large", oversized.detail, items=list(oversized.item_ids))
     try:
-        records = await cascade.process_batch(task, items)
+        records = await answers.aanswer(task, items)
     except NoTierError as exc:
         return problem(503, "No tier available", str(exc))
     # A request has no blob name: its body's hash tells it apart from other requests reusing the same item ids.
-    shadows = shadow_requests(cascade, task, items, records, f"http/{hashlib.sha256(raw).hexdigest()[:16]}")
-    if shadows:
-        await asyncio.to_thread(send_shadows, shadows, services.send_shadow)
+    await answers.ashadow(task, items, records, source=f"http/{hashlib.sha256(raw).hexdigest()[:16]}",
+                          send=services.send_shadow)
     return ok(BatchResults(results=records) if batch else records[0])
 
 

@@ -15,6 +15,8 @@ from shared.pipeline.blob_names import DATA_CONNECTION
 
 if TYPE_CHECKING:  # the core is imported on first use, not when the host indexes the app
     from shared.core.cascade import Cascade
+    from shared.pipeline.answering import AnswerService
+    from shared.pipeline.dead_letters import DeadLetters
     from shared.pipeline.ingest import Ingestor
     from shared.operations.review import ReviewQueue
     from shared.pipeline.shadow import ShadowWorker
@@ -49,6 +51,13 @@ def cascade() -> "Cascade":
 
     configure_telemetry(os.environ)  # before the cascade's first span or metric, once per worker
     return Cascade.from_env()
+
+
+@once
+def answers() -> "AnswerService":
+    from shared.pipeline.answering import AnswerService
+
+    return AnswerService(cascade())
 
 
 @once
@@ -101,7 +110,7 @@ def ingestor() -> "Ingestor":
 
     settings = cascade().settings
     limits = IngestLimits(max_blob_bytes=settings.max_blob_bytes, chunk_items=settings.chunk_items,
-                          claim_ttl_s=settings.claim_ttl_s, max_dequeue_count=max_dequeue_count())
+                          claim_ttl_s=settings.claim_ttl_s)
 
     def enqueue(text: str, delay_s: int) -> None:
         work_queue().send_message(text, visibility_timeout=delay_s or None)
@@ -109,7 +118,16 @@ def ingestor() -> "Ingestor":
     return Ingestor(cascade(), blob_store(), limits, enqueue=enqueue, shadow=send_shadow)
 
 
+@once
+def dead_letters() -> "DeadLetters":
+    from shared.pipeline.dead_letters import DeadLetters
+    from shared.pipeline.outputs import Outputs
+
+    return DeadLetters(Outputs(blob_store()))
+
+
 def reset() -> None:
     """Forget every service (tests that change the environment between modules)."""
-    for service in (cascade, blob_store, work_queue, ingestor, shadow_queue, shadow_worker, review_queue):
+    for service in (cascade, answers, blob_store, work_queue, ingestor, dead_letters, shadow_queue, shadow_worker,
+                    review_queue):
         service.cache_clear()

@@ -18,7 +18,8 @@ import pytest
 from shared.core.cascade import Cascade
 from shared.core.config import Settings
 from shared.pipeline.blob_names import Containers, InputBlob
-from shared.pipeline.ingest import IngestLimits, Ingestor, WorkMessage
+from shared.pipeline.ingest import IngestLimits, Ingestor
+from shared.pipeline.work import WorkMessage
 from shared.pipeline.parsing import parse_input
 from shared.pipeline.storage import BlobStore
 from tests.azure_wire import AzureWireServer, Scripted, chat_completion
