@@ -153,6 +153,7 @@ class ServerlessSmallModel(pulumi.ComponentResource):
             secret_name=SERVERLESS_KEY_SECRET, properties={"value": pulumi.Output.secret(keys.primary_key)},
             opts=child)
         self.inference_url = self.endpoint.properties.inference_endpoint.uri.apply(lambda uri: uri.rstrip("/"))
-        self.api_key_setting = pulumi.Output.all(dependencies.key_vault.properties.vault_uri, self.key_secret.name).apply(
+        vault_uri = dependencies.key_vault.properties.vault_uri
+        self.api_key_setting = pulumi.Output.all(vault_uri, self.key_secret.name).apply(
             lambda args: key_vault_reference(*args))
         self.register_outputs({"inference_url": self.inference_url})

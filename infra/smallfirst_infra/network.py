@@ -86,8 +86,9 @@ class PrivateNetwork(pulumi.ComponentResource):
         network.PrivateDnsZoneGroup(
             f"{self.name}-{label}-dns", resource_group_name=self.rg.name, private_endpoint_name=endpoint.name,
             private_dns_zone_group_name="default",
-            private_dns_zone_configs=[{"name": zone_name.replace(".", "-"), "private_dns_zone_id": self.zone(zone_name).id}
-                                      for zone_name in target.zones],
+            private_dns_zone_configs=[
+                {"name": zone_name.replace(".", "-"), "private_dns_zone_id": self.zone(zone_name).id}
+                for zone_name in target.zones],
             opts=pulumi.ResourceOptions(parent=self))
         self.endpoints.append(endpoint)
         return endpoint
