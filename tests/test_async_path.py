@@ -248,7 +248,7 @@ def test_smallfirst_run_sends_a_files_items_concurrently_and_writes_them_in_inpu
 
     from shared.cli import app
 
-    cli_module = importlib.import_module("shared.cli.app")  # the package's `app` is the Typer object
+    cli_module = importlib.import_module("shared.cli.run")  # the module of `smallfirst run`
 
     tasks = tmp_path / "tasks"
     tasks.mkdir()

@@ -1,0 +1,42 @@
+"""What each command family uses: the console, the cascade from the environment, a task by name, progress."""
+
+from __future__ import annotations
+
+import logging
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from shared.core.cascade import Cascade
+from shared.core.tasks import AnyTask, ClassificationTask
+from shared.errors import UnknownTaskError
+
+console = Console(stderr=True, soft_wrap=True)  # one message, one line, whatever the width
+
+
+def load_cascade() -> Cascade:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    return Cascade.from_env()
+
+
+def find_task(cascade: Cascade, name: str) -> AnyTask:
+    try:
+        return cascade.tasks.get(name)
+    except UnknownTaskError as exc:
+        console.print(f"[red]{exc}[/]")
+        raise typer.Exit(2)
+
+
+def find_classification_task(cascade: Cascade, name: str, why: str = "") -> ClassificationTask:
+    spec = find_task(cascade, name)
+    if not isinstance(spec, ClassificationTask):
+        console.print(f"[red]{name} is an {spec.kind} task{why}[/]")
+        raise typer.Exit(2)
+    return spec
+
+
+def progress_bar() -> Progress:
+    return Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=console
+    )
