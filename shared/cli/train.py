@@ -119,7 +119,7 @@ def _training_set(cascade: Cascade, spec: ClassificationTask, data: Path | None,
     """Gold rows and production examples, de-duplicated, with a summary of where they came from."""
     from datetime import datetime, timedelta, timezone
 
-    from shared.pipeline.production_data import ProductionExamples, from_files
+    from shared.learning.retrain import training_examples
     from shared.learning.training_data import TrainingSet, read_labelled_jsonl
 
     if from_results and not inputs:
@@ -134,21 +134,17 @@ def _training_set(cascade: Cascade, spec: ClassificationTask, data: Path | None,
         console.print(f"[red]{exc}[/]")
         raise typer.Exit(1)
     since = datetime.now(timezone.utc) - timedelta(days=days) if days else None
-    frontier = [name for name, tier in cascade.settings.tiers.items() if tier.role == "frontier"]
-    production = ProductionExamples()
-    if from_results or corrections:
-        production = from_files(spec.name, results=from_results, inputs=inputs, corrections=corrections,
-                                frontier_tiers=frontier, allowed_labels=spec.allowed_labels, since=since)
+    storage = None
     if from_storage:
-        from shared.pipeline.production_data import from_storage as read_storage
         from shared.pipeline.storage import blob_service
 
-        production.extend(read_storage(blob_service("DataStorage"), spec.name, frontier_tiers=frontier,
-                                       allowed_labels=spec.allowed_labels, since=since))
+        storage = blob_service("DataStorage")
+    gathered = training_examples(spec, cascade.settings, since=since, gold=gold, results=from_results,
+                                 inputs=inputs, corrections=corrections, storage=storage)
     if gold:
         console.print(f"gold: {len(gold)} rows from {data}")
-    _print_sources(production.reports)
-    training = TrainingSet([*gold, *production.examples])
+    _print_sources(gathered.production.reports)
+    training = TrainingSet(gathered.examples)
     summary = training.summary()
     provenance = ", ".join(f"{n} {source}" for source, n in summary.by_provenance.items())
     console.print(f"training set: {summary.size} examples after de-duplication ({provenance or 'none'})")

@@ -11,16 +11,21 @@ every retrain, so a champion made by an earlier retrain never trained on the sli
 Scheduled retraining (``retrain_scheduled``, called by functions/retrain.py) does this for each task in
 ``SMALLFIRST_RETRAIN_TASKS`` from the results and corrections of the last ``SMALLFIRST_RETRAIN_DAYS`` in storage,
 plus the gold rows the operator placed in the head store as ``<task>/gold.jsonl``, if any.
+
+What a head learns from, for retraining and for `smallfirst train` alike, is gathered by ``training_examples``.
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterable, Sequence
 
 from pydantic import BaseModel
 
+from shared.core.policy import frontier_of
 from shared.core.tasks import ClassificationTask
 from shared.core.text_files import decode_text
 from shared.learning.activation import active_head, activate
@@ -42,6 +47,8 @@ if TYPE_CHECKING:
     from azure.storage.blob import BlobServiceClient
 
     from shared.core.cascade import Cascade
+    from shared.core.config import Settings
+    from shared.pipeline.production_data import ProductionExamples
 
 log = logging.getLogger(__name__)
 HOLDOUT_EVERY = 5  # one text in five is held out
@@ -126,6 +133,43 @@ def retrain(
     return outcome
 
 
+@dataclass
+class TrainingExamples:
+    """Gold rows and production examples, not yet de-duplicated, with what each production source gave and
+    skipped."""
+
+    gold: list[LabelledExample]
+    production: ProductionExamples
+
+    @property
+    def examples(self) -> list[LabelledExample]:
+        return [*self.gold, *self.production.examples]
+
+    @property
+    def sources(self) -> dict[str, BuildReport]:
+        return {"gold": BuildReport(used=len(self.gold)), **self.production.reports}
+
+
+def training_examples(task: ClassificationTask, settings: Settings, *, since: datetime | None,
+                      gold: Sequence[LabelledExample] = (), results: Sequence[Path] = (),
+                      inputs: Sequence[Path] = (), corrections: Sequence[Path] = (),
+                      storage: BlobServiceClient | None = None) -> TrainingExamples:
+    """``gold`` plus what production taught since ``since``: the task's frontier's answers in result records and
+    people's corrections, from local files (``results`` joined to the texts of ``inputs``, ``corrections``), from
+    the results/ and corrections/ containers of ``storage``, or both."""
+    from shared.pipeline.production_data import ProductionExamples, from_files, from_storage
+
+    frontier = [name for name in [frontier_of(task, settings.tiers)] if name]
+    production = ProductionExamples()
+    if results or corrections:
+        production = from_files(task.name, results=results, inputs=inputs, corrections=corrections,
+                                frontier_tiers=frontier, allowed_labels=task.allowed_labels, since=since)
+    if storage is not None:
+        production.extend(from_storage(storage, task.name, frontier_tiers=frontier,
+                                       allowed_labels=task.allowed_labels, since=since))
+    return TrainingExamples(gold=list(gold), production=production)
+
+
 def gold_examples(store: ArtifactStore, task: str) -> list[LabelledExample]:
     key = GOLD_KEY.format(task=task)
     try:
@@ -140,11 +184,8 @@ def retrain_scheduled(cascade: Cascade, service: BlobServiceClient, now: datetim
     """Retrain each of ``tasks`` (default: the setting ``retrain_tasks``) from the last ``days`` (default:
     ``retrain_days``) of production data. A task that cannot be retrained is logged and reported, and the others
     go on."""
-    from shared.pipeline.production_data import from_storage
-
     settings = cascade.settings
     since = (now or datetime.now(timezone.utc)) - timedelta(days=days or settings.retrain_days)
-    frontier = [name for name, tier in settings.tiers.items() if tier.role == "frontier"]
     tier = cascade.tiers.get("trained")
     outcomes = []
     for name in settings.retrain_tasks if tasks is None else tasks:
@@ -154,12 +195,11 @@ def retrain_scheduled(cascade: Cascade, service: BlobServiceClient, now: datetim
                 outcomes.append(RetrainOutcome(task=name, not_trained=f"{task.kind} task: the trained tier classifies"))
                 log.warning("retrain %s: %s", name, outcomes[-1].not_trained)
                 continue
-            production = from_storage(service, name, frontier_tiers=frontier, allowed_labels=task.allowed_labels,
-                                      since=since)
-            gold = gold_examples(tier.head_store, name)
-            outcome = retrain(task, [*gold, *production.examples], embedder=tier.embedder, store=tier.head_store,
+            gathered = training_examples(task, settings, since=since, gold=gold_examples(tier.head_store, name),
+                                         storage=service)
+            outcome = retrain(task, gathered.examples, embedder=tier.embedder, store=tier.head_store,
                               task_file_store=tier.task_file_store)
-            outcome.sources = {"gold": BuildReport(used=len(gold)), **production.reports}
+            outcome.sources = gathered.sources
         except Exception as exc:  # one task's failure (storage, data, task file) must not stop the others
             log.exception("retrain %s failed", name)
             outcome = RetrainOutcome(task=name, not_trained=f"failed: {type(exc).__name__}: {exc}")
