@@ -29,6 +29,7 @@ from opentelemetry import metrics
 from pydantic import BaseModel
 
 from shared.core.cascade import Cascade
+from shared.core.policy import frontier_of
 from shared.core.records import Item, ResultRecord, ShadowRecord
 from shared.core.run_tier import run_tier
 from shared.core.tasks import AnyTask, ExtractionTask
@@ -67,19 +68,12 @@ def picked(task: str, source: str, item_id: str, fraction: float) -> bool:
     return int.from_bytes(digest[:8], "big") / 2**64 < fraction
 
 
-def frontier_of(cascade: Cascade, task: AnyTask) -> str | None:
-    """The task's last configured tier whose role is frontier: the one shadow pairs are compared with."""
-    frontiers = [name for name in cascade.tiers.configured(task.tiers)
-                 if cascade.settings.tiers[name].role == "frontier"]
-    return frontiers[-1] if frontiers else None
-
-
 def shadow_requests(cascade: Cascade, task: AnyTask, items: list[Item], records: list[ResultRecord],
                     source: str) -> list[ShadowRequest]:
     """Of an input's finished items, those to shadow: accepted by a non-frontier tier, and picked."""
     fraction = cascade.settings.shadow_fraction if cascade.settings.shadow_fraction is not None \
         else task.shadow_fraction
-    frontier = frontier_of(cascade, task)
+    frontier = frontier_of(task, cascade.settings.tiers)
     if fraction <= 0 or frontier is None:
         return []
     texts = {item.id: item.text for item in items}
@@ -136,7 +130,7 @@ class ShadowWorker:
         """Answer one request with the frontier and record the pair; None if it was shadowed already."""
         request = ShadowRequest.model_validate_json(message_text)
         task = self.cascade.tasks.get(request.task)
-        frontier = frontier_of(self.cascade, task)
+        frontier = frontier_of(task, self.cascade.settings.tiers)
         if frontier is None:
             log.warning("shadow: task %s has no configured frontier tier; %s not shadowed", task.name, request.id)
             return None
