@@ -19,8 +19,8 @@ from pathlib import Path
 from bench.label_baselines import scores_from_scratch, scores_prompt_once
 from shared.core.cascade import Cascade
 from shared.core.config import Settings
-from shared.core.records import Item
-from shared.core.tasks import TaskCatalog
+from shared.foundation.records import Item
+from shared.foundation.tasks import TaskCatalog
 from shared.core.tiers.base import Tier, TierAnswer
 from shared.core.tiers.embedded import EmbeddedTier
 from shared.core.tiers.registry import TierRegistry

@@ -161,7 +161,7 @@ def main() -> None:
         from function_app import app
         from functions import services
         from localdev.host import LocalHost, max_polling_interval_s
-        from shared.core.records import Item
+        from shared.foundation.records import Item
         from shared.pipeline.blob_names import Containers
 
         engine = services.cascade()

@@ -24,7 +24,7 @@ DEV = {"banking77": REPO.parent / "shared" / "datasets" / "banking77" / "dev.jso
 
 def main() -> None:
     from shared.core.config import Settings
-    from shared.core.tasks import TaskCatalog
+    from shared.foundation.tasks import TaskCatalog
     from shared.core.tiers.trained import TrainedTier
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])

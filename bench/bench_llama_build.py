@@ -25,7 +25,7 @@ CHILD = """
 import json, sys, time
 from pathlib import Path
 from shared.core.config import Settings
-from shared.core.tasks import TaskCatalog
+from shared.foundation.tasks import TaskCatalog
 from shared.core.tiers.embedded import EmbeddedTier
 from shared.core.tiers.llama_session import build_info
 extra, items = sys.argv[1] == "on", json.loads(sys.argv[2])

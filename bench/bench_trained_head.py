@@ -25,7 +25,7 @@ from shared.learning.calibration import softmax
 from shared.learning.classifier import EmbeddingClassifier
 from shared.learning.embedders.minilm import LocalMiniLM
 from shared.learning.lexical import NGRAM_RANGE
-from shared.evaluation.metrics import (
+from shared.foundation.metrics import (
     accuracy,
     expected_calibration_error,
     macro_f1,

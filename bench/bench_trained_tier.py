@@ -65,7 +65,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from shared.core.config import Settings
-    from shared.core.tasks import TaskCatalog
+    from shared.foundation.tasks import TaskCatalog
     from shared.core.tiers.embedded import EmbeddedTier
     from shared.core.tiers.trained import TrainedTier
 

@@ -10,7 +10,7 @@ tier against them and the benchmark compares like with like.
 
 from __future__ import annotations
 
-from shared.core.tasks import ClassificationTask
+from shared.foundation.tasks import ClassificationTask
 from shared.core.tiers.embedded import EmbeddedTier
 from shared.core.tiers.llama_session import log_softmax
 

@@ -12,7 +12,7 @@ from pydantic import BaseModel, Field, ValidationError
 
 from functions import services
 from functions.tracing import traced
-from shared.core.records import ResultRecord
+from shared.foundation.records import ResultRecord
 
 bp = func.Blueprint()
 log = logging.getLogger(__name__)

@@ -12,8 +12,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from shared.core.config import PROJECT_ROOT
-from shared.core.model_files import file_sha256
+from shared.foundation import PROJECT_ROOT
+from shared.foundation.model_files import file_sha256
 from shared.errors import SmallfirstError
 from shared.learning.embedders.minilm import MODEL_SHA256, TOKENIZER_SHA256, default_model_path, default_tokenizer_path
 

@@ -26,7 +26,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from localdev.azurite import Azurite, AzuriteError, PortInUseError, ensure_port_free
-from shared.core.text_files import jsonl_lines
+from shared.foundation.text_files import jsonl_lines
 from shared.errors import SmallfirstError
 from shared.pipeline.blob_names import InputBlob
 

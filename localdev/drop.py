@@ -12,7 +12,7 @@ from pathlib import Path
 
 from azure.core.exceptions import ServiceRequestError
 
-from shared.core.text_files import jsonl_lines
+from shared.foundation.text_files import jsonl_lines
 from shared.pipeline.blob_names import DATA_CONNECTION, InputBlob
 from shared.pipeline.parsing import SUPPORTED_SUFFIXES
 

@@ -5,7 +5,8 @@ Usage: python scripts/extraction_item_metrics.py docs/eval/trained-sroie/run.jso
 """
 import json, sys
 import numpy as np
-from shared.evaluation.metrics import expected_calibration_error, fields_correct, selective_accuracy
+from shared.foundation.answers import fields_correct
+from shared.foundation.metrics import expected_calibration_error, selective_accuracy
 recs = [json.loads(l) for l in open(sys.argv[1])]
 right = [all(fields_correct(r['answer'], r['gold']).values()) for r in recs]
 fc = [r['field_confidence'] for r in recs]

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from shared.core.config import Settings
-from shared.core.tasks import TaskCatalog
+from shared.foundation.tasks import TaskCatalog
 from shared.core.tiers.embedded import EmbeddedTier
 from tests.azure_wire import AzureWireServer
 

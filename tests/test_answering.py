@@ -11,7 +11,7 @@ import pytest
 
 from shared.core.cascade import Cascade
 from shared.core.config import Settings
-from shared.core.records import Item
+from shared.foundation.records import Item
 from shared.pipeline.answering import AnswerService
 from tests.azure_wire import AzureWireServer, Scripted, chat_completion
 from tests.conftest import write_ticket_task

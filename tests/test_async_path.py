@@ -13,7 +13,7 @@ import pytest
 
 from shared.core.cascade import Cascade
 from shared.core.config import Settings
-from shared.core.records import Item
+from shared.foundation.records import Item
 from shared.core.run_tier import arun_tier, run_tier
 from tests.azure_wire import Recorded, Scripted, chat_completion, chat_completion_choices
 

@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from shared.core.atomic_files import replace, write_new
+from shared.foundation.atomic_files import replace, write_new
 
 
 def test_a_new_file_gets_the_mode_a_plain_open_gives_and_is_never_overwritten(tmp_path):

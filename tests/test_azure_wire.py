@@ -248,7 +248,7 @@ def test_reply_cut_off_at_max_tokens_is_a_truncation_and_keeps_its_token_counts(
 
 
 def test_cached_prompt_tokens_are_recorded_and_priced_at_the_cached_rate(wire, catalog):
-    from shared.core.records import Item
+    from shared.foundation.records import Item
     from shared.core.run_tier import run_tier
 
     body = chat_completion('{"label":"billing"}', tokens=LABEL_TOKENS, prompt_tokens=1100, completion_tokens=6)

@@ -12,7 +12,7 @@ import pytest
 
 from shared.core.cascade import Cascade
 from shared.core.config import Settings
-from shared.core.records import Item
+from shared.foundation.records import Item
 from shared.core.tiers.registry import TierRegistry
 from shared.errors import ConfigError, NoTierError, SmallfirstError
 from tests.azure_wire import AzureWireServer, Scripted, chat_completion
@@ -196,7 +196,7 @@ def test_frontier_answer_below_the_frontier_threshold_goes_to_review(wire, catal
 
 
 def test_calibration_maps_the_confidence_the_threshold_is_compared_with(wire, catalog, embedded):
-    from shared.core.tasks import Calibration
+    from shared.foundation.tasks import Calibration
 
     # every raw confidence maps to 0.2, so even a certain small answer is below a 0.5 threshold
     flat = Calibration(tier="small", x=[0.0, 1.0], y=[0.2, 0.2])
@@ -239,7 +239,7 @@ def test_three_tiers_trained_small_frontier_escalate_in_order(wire, catalog, emb
 
 
 def test_a_head_that_does_not_fit_the_task_is_refused_and_the_item_escalates(catalog, embedded):
-    from shared.core.tasks import Label
+    from shared.foundation.tasks import Label
 
     relabelled = catalog.get("support_ticket").model_copy(update={
         "labels": [*catalog.get("support_ticket").labels, Label(name="shipping", description="parcels")]})

@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from shared.evaluation.metrics import fields_correct
+from shared.foundation.answers import fields_correct
 
 REPO = Path(__file__).resolve().parents[1]
 

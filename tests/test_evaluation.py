@@ -12,7 +12,7 @@ import yaml
 from typer.testing import CliRunner
 
 from shared.cli import app
-from shared.core.tasks import TaskCatalog
+from shared.foundation.tasks import TaskCatalog
 from shared.evaluation.runs import EvalRecord, load_runs
 from tests.azure_wire import AzureWireServer, Scripted, chat_completion
 from tests.conftest import REPO, dataset_rows

@@ -6,7 +6,7 @@ import pytest
 
 from shared.core.prompts import classification_messages, shorten
 from shared.errors import TaskError
-from shared.core.tasks import load_task_file
+from shared.foundation.tasks import load_task_file
 
 
 def system_prompt(task, text: str = "Where is my card?") -> str:

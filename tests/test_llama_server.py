@@ -25,8 +25,8 @@ import pytest
 from shared.core.cascade import Cascade
 from shared.core.backends import BACKENDS, Backend
 from shared.core.config import Settings, TierConfig
-from shared.core.records import Item
-from shared.core.tasks import AnyTask, ClassificationTask, ExtractionTask
+from shared.foundation.records import Item
+from shared.foundation.tasks import AnyTask, ClassificationTask, ExtractionTask
 from shared.core.tiers.base import Tier, TierAnswer
 from shared.core.tiers.chat import ChatTier
 from shared.core.tiers.registry import build_tier

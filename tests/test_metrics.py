@@ -5,7 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from shared.evaluation import metrics
+from shared.evaluation import cascade_simulation
+from shared.foundation import metrics
+from shared.foundation.answers import is_correct, normalise_field
 
 
 def test_accuracy_and_macro_f1():
@@ -43,7 +45,7 @@ def test_confusions():
     ("address", "NO.53, JALAN", "NO.53 JALAN", False),
 ])
 def test_field_normalisation(field, a, b, same):
-    assert (metrics.normalise_field(field, a) == metrics.normalise_field(field, b)) is same
+    assert (normalise_field(field, a) == normalise_field(field, b)) is same
 
 
 def test_field_exact_match_and_f1():
@@ -52,8 +54,8 @@ def test_field_exact_match_and_f1():
     assert metrics.field_exact_match(answers, expected) == {"company": 0.5, "total": 0.5}
     # predicted non-empty: 3, relevant: 4, correct: 2 -> P 2/3, R 1/2, F1 4/7
     assert metrics.field_f1(answers, expected) == pytest.approx(4 / 7)
-    assert metrics.is_correct("extraction", answers[0], expected[0]) is True
-    assert metrics.is_correct("extraction", None, expected[0]) is False
+    assert is_correct("extraction", answers[0], expected[0]) is True
+    assert is_correct("extraction", None, expected[0]) is False
 
 
 def test_percentiles():
@@ -85,7 +87,7 @@ def fixture_cascade():
 
 
 def test_cascade_curve_by_hand():
-    points = metrics.simulate_cascade(*fixture_cascade())
+    points = cascade_simulation.simulate_cascade(*fixture_cascade())
     got = [(p.threshold, p.accuracy, p.cost_per_item, p.escalation_rate) for p in points]
     assert got[0] == (0.0, 0.5, 0.0, 0.0)  # all small
     assert got[1] == (0.3, 0.5, 0.0, 0.0)
@@ -97,21 +99,21 @@ def test_cascade_curve_by_hand():
 
 def test_threshold_choice_and_bootstrap():
     conf, s_ok, s_cost, f_ok, f_cost = fixture_cascade()
-    points = metrics.simulate_cascade(conf, s_ok, s_cost, f_ok, f_cost)
+    points = cascade_simulation.simulate_cascade(conf, s_ok, s_cost, f_ok, f_cost)
     arr = np.asarray(conf)
-    rec = metrics.recommend_threshold(points, 0.75, lambda t: np.where(arr >= t, s_ok, f_ok), 1.0)
+    rec = cascade_simulation.recommend_threshold(points, 0.75, lambda t: np.where(arr >= t, s_ok, f_ok), 1.0)
     assert rec.threshold == 0.8 and rec.accuracy == 0.75 and rec.cost_per_item == 0.5
     assert rec.saving_vs_frontier == 0.5
     low, high = rec.accuracy_ci
     assert 0.0 <= low <= 0.75 <= high <= 1.0
-    assert metrics.recommend_threshold(points, 0.99, lambda t: np.where(arr >= t, s_ok, f_ok), 1.0) is None
+    assert cascade_simulation.recommend_threshold(points, 0.99, lambda t: np.where(arr >= t, s_ok, f_ok), 1.0) is None
 
 
 def test_bootstrap_interval_narrows_with_more_items():
     conf = np.linspace(0, 1, 400)
     ok = (np.arange(400) % 5 != 0).tolist()  # 80% right
-    points = metrics.simulate_cascade(conf.tolist(), ok, [0.0] * 400, ok, [1.0] * 400)
-    rec = metrics.recommend_threshold(points, 0.79, lambda t: ok, 1.0)
+    points = cascade_simulation.simulate_cascade(conf.tolist(), ok, [0.0] * 400, ok, [1.0] * 400)
+    rec = cascade_simulation.recommend_threshold(points, 0.79, lambda t: ok, 1.0)
     low, high = rec.accuracy_ci
     assert 0.74 < low < 0.8 < high < 0.86
 
@@ -119,8 +121,8 @@ def test_bootstrap_interval_narrows_with_more_items():
 def test_selective_threshold():
     conf = [0.9, 0.8, 0.6, 0.3]
     ok = [True, True, False, True]
-    assert metrics.selective_threshold(conf, ok, 0.99) == (0.8, 1.0, 0.5)
-    assert metrics.selective_threshold(conf, ok, 0.7) == (0.3, 0.75, 1.0)
+    assert cascade_simulation.selective_threshold(conf, ok, 0.99) == (0.8, 1.0, 0.5)
+    assert cascade_simulation.selective_threshold(conf, ok, 0.7) == (0.3, 0.75, 1.0)
 
 
 def test_wilson_interval_matches_the_published_values_and_stays_inside_zero_one():

@@ -37,7 +37,7 @@ def test_batched_decode_of_the_embedded_tier_does_not_kill_its_process():
     code = """
 import json
 from shared.core.config import Settings
-from shared.core.tasks import TaskCatalog
+from shared.foundation.tasks import TaskCatalog
 from shared.core.tiers.embedded import EmbeddedTier
 from tests.conftest import REPO, write_ticket_task
 import os

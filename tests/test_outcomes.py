@@ -129,7 +129,7 @@ def test_a_dead_workers_expired_claim_is_taken_over(storage, tier, tasks_dir):
 
 
 def test_items_a_dead_worker_got_answers_for_are_not_sent_to_the_model_again(storage, tier, tasks_dir):
-    from shared.core.records import ResultRecord
+    from shared.foundation.records import ResultRecord
 
     pipeline = Pipeline(storage, tier.url, tasks_dir)
     lines = [json.dumps({"id": f"k{i}", "text": f"kept ticket {i}"}) for i in range(3)]

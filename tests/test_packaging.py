@@ -17,7 +17,7 @@ import pytest
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from shared.core.model_files import ModelHashError, file_sha256
+from shared.foundation.model_files import ModelHashError, file_sha256
 from shared.learning.embedders.minilm import TOKENIZER_SHA256, LocalMiniLM, default_tokenizer_path
 from tests.conftest import REPO
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from shared.core.config import Settings
 from shared.core.policy import frontier_of, item_status, over_input_budget, settles
-from shared.core.records import Attempt
+from shared.foundation.records import Attempt
 from shared.core.savings import reference_frontier
-from shared.core.tasks import ClassificationTask
+from shared.foundation.tasks import ClassificationTask
 
 REMOTE = {"SMALLFIRST_SMALL2_BACKEND": "azure_openai", "SMALLFIRST_SMALL2_ENDPOINT": "https://a.openai.azure.com/",
           "SMALLFIRST_SMALL2_ROLE": "frontier", "SMALLFIRST_SMALL2_PRICE_IN_PER_M": "1",

@@ -17,8 +17,8 @@ import pytest
 
 from localdev.azurite import Azurite
 from localdev.host import LocalHost
-from shared.core.records import CorrectionRecord, ResultRecord
-from shared.core.text_files import jsonl_lines
+from shared.foundation.records import CorrectionRecord, ResultRecord
+from shared.foundation.text_files import jsonl_lines
 from shared.errors import InputError, ReviewItemNotFound
 from shared.learning.training_data import examples_from_corrections
 from shared.pipeline.blob_names import Containers, InputBlob, correction

@@ -13,7 +13,7 @@ from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
 from shared.core.cascade import Cascade
 from shared.core.config import Settings
-from shared.core.records import Item, ShadowRecord
+from shared.foundation.records import Item, ShadowRecord
 from shared.operations.stats import summarise
 from shared.operations.stats_sources import ContainerRecords
 from shared.pipeline import shadow as shadow_module

@@ -34,7 +34,7 @@ def _tier_settings(monkeypatch, endpoint: str):
 
 
 def _classify(cascade, text: str):
-    from shared.core.records import Item
+    from shared.foundation.records import Item
 
     return cascade.run_batch(cascade.tasks.get(TASK), [Item(id="x", text=text)])[0]
 

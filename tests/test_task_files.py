@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import yaml
 
-from shared.core.task_files import update_task_file
+from shared.foundation.task_files import update_task_file
 from tests.conftest import REPO
 
 TASK = """\
@@ -76,7 +76,7 @@ def test_every_shipped_task_file_reads_back_unchanged_after_rewriting_its_tiers(
 def test_a_json_task_file_is_updated_as_json_and_still_loads(tmp_path):
     import json
 
-    from shared.core.tasks import load_task_file
+    from shared.foundation.tasks import load_task_file
 
     path = tmp_path / "ticket.json"
     path.write_text(json.dumps(yaml.safe_load(TASK)))

@@ -6,7 +6,7 @@ import pytest
 
 from shared.core.backends import Backend, StructuredOutput
 from shared.core.config import Settings
-from shared.core.tasks import ClassificationTask, ExtractionTask, TaskCatalog, load_task_file
+from shared.foundation.tasks import ClassificationTask, ExtractionTask, TaskCatalog, load_task_file
 from shared.errors import ConfigError, TaskError, UnknownTaskError
 from tests.conftest import DATASETS
 

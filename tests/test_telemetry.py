@@ -27,7 +27,7 @@ from opentelemetry.trace import format_span_id, format_trace_id
 from shared.core.cascade import Cascade
 from shared.core.backends import BACKENDS, Backend
 from shared.core.config import Settings
-from shared.core.records import Item
+from shared.foundation.records import Item
 from shared.core.telemetry import ItemMetrics, entra_credential
 from shared.core.tiers.registry import TierRegistry
 from tests.azure_wire import Scripted, chat_completion

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from shared.core.text_files import decode_text, jsonl_lines
+from shared.foundation.text_files import decode_text, jsonl_lines
 from shared.errors import InputError
 from shared.evaluation.runner import load_labelled
 from shared.evaluation.runs import EvalRecord, read_run

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 from shared.cli import app
 from shared.core.cascade import Cascade
 from shared.core.config import Settings
-from shared.core.records import Item
+from shared.foundation.records import Item
 from tests.conftest import REPO
 
 runner = CliRunner()

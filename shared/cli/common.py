@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from shared.core.cascade import Cascade
-from shared.core.tasks import AnyTask, ClassificationTask
+from shared.foundation.tasks import AnyTask, ClassificationTask
 from shared.errors import UnknownTaskError
 
 console = Console(stderr=True, soft_wrap=True)  # one message, one line, whatever the width

@@ -9,7 +9,7 @@ import typer
 
 from shared.cli.common import console, find_task, load_cascade, progress_bar
 from shared.core.cascade import Cascade
-from shared.core.tasks import AnyTask
+from shared.foundation.tasks import AnyTask
 from shared.errors import some_of
 
 

@@ -14,8 +14,8 @@ from rich.console import Console
 from rich.table import Table
 
 from shared.cli.common import console, find_task, load_cascade
-from shared.core.config import PROJECT_ROOT
-from shared.core.tasks import AnyTask, ClassificationTask
+from shared.foundation import PROJECT_ROOT
+from shared.foundation.tasks import AnyTask, ClassificationTask
 from shared.errors import ConfigError, SmallfirstError
 
 DEFAULT_SAMPLE = PROJECT_ROOT / "samples" / "support_ticket" / "double-charge.txt"
@@ -42,7 +42,7 @@ def stats(
     from datetime import datetime, timedelta, timezone
 
     from shared.core.config import Settings
-    from shared.core.tasks import TaskCatalog
+    from shared.foundation.tasks import TaskCatalog
     from shared.operations.stats import confidence_drift, drift_level, summarise
     from shared.operations.stats_sources import ContainerRecords, interactive_store, local_results, local_shadows
     from shared.operations.stats_tables import headline, task_tables

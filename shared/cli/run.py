@@ -13,8 +13,8 @@ from rich.console import Console
 from rich.table import Table
 
 from shared.cli.common import console, find_classification_task, find_task, load_cascade, progress_bar
-from shared.core.records import Item, ResultRecord
-from shared.core.tasks import ClassificationTask, ExtractionTask
+from shared.foundation.records import Item, ResultRecord
+from shared.foundation.tasks import ClassificationTask, ExtractionTask
 from shared.errors import InputError, TaskError
 from shared.pipeline.answering import AnswerService
 from shared.pipeline.parsing import ParsedInput, parse_input

@@ -10,7 +10,7 @@ import typer
 
 from shared.cli.common import console, find_classification_task, find_task, load_cascade, progress_bar
 from shared.core.cascade import Cascade
-from shared.core.tasks import ClassificationTask, ExtractionTask
+from shared.foundation.tasks import ClassificationTask, ExtractionTask
 
 
 def train(
@@ -104,7 +104,7 @@ def _print_sources(reports) -> None:
 
 def _activate_head(cascade: Cascade, tier, task: str, version: str) -> None:
     """An activation record in the head store; with local heads the task file also names the head it ships with."""
-    from shared.core.task_files import update_task_file
+    from shared.foundation.task_files import update_task_file
     from shared.learning.activation import activate
 
     activate(tier.head_store, task, version, reason="smallfirst train")

@@ -15,11 +15,11 @@ from opentelemetry import trace
 
 from shared.core.config import Settings
 from shared.core.policy import AcceptancePolicy, item_status, settles
-from shared.core.records import Attempt, Item, ResultRecord
+from shared.foundation.records import Attempt, Item, ResultRecord
 from shared.core.plans import adrive, drive, gather_all
 from shared.core.run_tier import arun_tier, run_tier
 from shared.core.savings import counterfactual_cost_usd, reference_frontier
-from shared.core.tasks import AnyTask, TaskCatalog
+from shared.foundation.tasks import AnyTask, TaskCatalog
 from shared.core.telemetry import ItemMetrics
 from shared.core.tiers.base import Tier
 from shared.core.tiers.registry import TierRegistry

@@ -10,6 +10,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from shared.core.validation import answer_span
+from shared.foundation.answers import agreement_key
 
 TokenLogprob = tuple[bytes, float]  # a token's bytes and its log-probability
 LOGPROB_ROUNDING = 1e-4  # how far above 0 an endpoint's float rounding may put a near-certain token's log-probability
@@ -88,13 +89,6 @@ def _char_to_byte_offsets(text: str) -> list[int]:
     return offsets
 
 
-def normalise_value(value: Any) -> str:
-    """A comparable key for sample agreement: whitespace and case folded."""
-    if isinstance(value, str):
-        return " ".join(value.split()).casefold()
-    return json.dumps(value, sort_keys=True)
-
-
 def sequential_label_agreement(
     draw: Callable[[int], list[str | None]], k: int, need: int | None
 ) -> tuple[str | None, float, int]:
@@ -149,8 +143,8 @@ def field_agreement(
         if not present:
             confidence[field] = 0.0
             continue
-        counts = Counter(normalise_value(v) for v in present)
+        counts = Counter(agreement_key(v) for v in present)
         key, count = counts.most_common(1)[0]
-        answer[field] = next(v for v in present if normalise_value(v) == key)
+        answer[field] = next(v for v in present if agreement_key(v) == key)
         confidence[field] = count / len(samples)
     return answer, confidence

@@ -19,16 +19,14 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 
 from shared.core.backends import BACKENDS, MANAGED_EMBEDDING_PRICE_IN, Backend, StructuredOutput
 from shared.errors import ConfigError
+from shared.foundation import PROJECT_ROOT
+from shared.foundation.tasks import DEFAULT_ROLES, Role
 
 PREFIX = "SMALLFIRST_"
-Role = Literal["small", "frontier"]
-# The tier names that can be configured, cheapest first, with the role each has unless its ROLE says otherwise.
-DEFAULT_ROLES: dict[str, Role] = {"trained": "small", "small": "small", "small2": "small", "frontier": "frontier"}
 # Tiers that exist with nothing configured (both run locally at no cost), and their default backends; one whose
 # backend needs packages only where they are installed (llama.cpp compiles on install, so the default profile
 # skips the embedded one).
 LOCAL_DEFAULTS = {"trained": Backend.TRAINED, "small": Backend.EMBEDDED}
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
 M = TypeVar("M", bound=BaseModel)
 
 

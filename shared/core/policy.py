@@ -1,6 +1,6 @@
 """The routing rules, all of them: which tiers an item tries, when it stops, what its status is, and which tier is
 the frontier. Nothing else decides escalation; the cascade (core/cascade.py) only drives these rules, and the
-evaluation's simulated cascade (evaluation/metrics.py) applies the same ones.
+evaluation's simulated cascade (evaluation/cascade_simulation.py) applies the same ones.
 
 - `over_input_budget`: a tier is skipped (outcome `too_large`) for an item over its input budget, unasked.
 - `AcceptancePolicy.judge`: the verdict on an answered attempt, `accepted` or `low_confidence`. Tiers only score
@@ -19,8 +19,8 @@ from typing import Mapping, Sequence, TypeVar
 import numpy as np
 
 from shared.core.config import Role, TierConfig
-from shared.core.records import Attempt, Status
-from shared.core.tasks import AnyTask
+from shared.foundation.records import Attempt, Status
+from shared.foundation.tasks import AnyTask
 
 C = TypeVar("C", float, np.ndarray)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from shared.core.tasks import ClassificationTask, ExtractionTask
+from shared.foundation.tasks import ClassificationTask, ExtractionTask
 
 Message = dict[str, str]
 

@@ -12,9 +12,9 @@ import logging
 import time
 
 from shared.core.policy import over_input_budget
-from shared.core.records import Attempt, AttemptOutcome, Item
+from shared.foundation.records import Attempt, AttemptOutcome, Item
 from shared.core.retry import RetryPolicy, acall_with_retries, call_with_retries
-from shared.core.tasks import AnyTask
+from shared.foundation.tasks import AnyTask
 from shared.core.tiers.base import Tier, TierAnswer
 from shared.errors import InputTooLargeError, InvalidOutputError, OutputTruncatedError, TierError
 

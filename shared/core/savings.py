@@ -15,8 +15,8 @@ from shared.core.backends import Backend
 from shared.core.config import Settings, TierConfig
 from shared.core.policy import frontier_of
 from shared.core.prompts import classification_messages, extraction_messages
-from shared.core.records import Attempt, Item
-from shared.core.tasks import AnyTask, ClassificationTask
+from shared.foundation.records import Attempt, Item
+from shared.foundation.tasks import AnyTask, ClassificationTask
 
 
 def reference_frontier(task: AnyTask, settings: Settings) -> TierConfig:

@@ -42,8 +42,8 @@ from opentelemetry.util.types import AttributeValue
 
 from shared.core.backends import BACKENDS
 from shared.core.config import Settings
-from shared.core.records import ResultRecord
-from shared.core.tasks import AnyTask
+from shared.foundation.records import ResultRecord
+from shared.foundation.tasks import AnyTask
 
 log = logging.getLogger(__name__)
 METER = TRACER = "smallfirst"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from shared.core.tasks import AnyTask, ClassificationTask
-from shared.core.text_files import strict_json
+from shared.foundation.tasks import AnyTask, ClassificationTask
+from shared.foundation.text_files import strict_json
 from shared.errors import InvalidOutputError
 
 

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
-from shared.evaluation import metrics
+from shared.evaluation import cascade_simulation
+from shared.foundation import metrics
 
 
 def _pyplot():
@@ -37,7 +38,7 @@ def reliability_plot(name: str, confidences: list[float], correct: list[bool], p
     plt.close(fig)
 
 
-def cascade_plot(points: list[metrics.CascadePoint], rec: metrics.Recommendation | None, path: Path) -> None:
+def cascade_plot(points: list[cascade_simulation.CascadePoint], rec: cascade_simulation.Recommendation | None, path: Path) -> None:
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6, 4))
     costs = [p.cost_per_item * 1e6 for p in points]

@@ -10,8 +10,9 @@ from typing import Any
 import numpy as np
 
 from shared.core.policy import AcceptancePolicy
-from shared.core.tasks import AnyTask, ClassificationTask
-from shared.evaluation import metrics
+from shared.foundation.tasks import AnyTask, ClassificationTask
+from shared.evaluation import cascade_simulation
+from shared.foundation import answers, metrics
 from shared.evaluation.plots import cascade_plot, coverage_plot, reliability_plot
 from shared.evaluation.render import Block, render_html, render_markdown
 from shared.evaluation.runs import FRONTIER, SMALL, TierRun, aligned, analyse_cascade, load_runs, read_run, tier_runs
@@ -24,7 +25,7 @@ def calibration_pairs(run: TierRun) -> tuple[list[float], list[bool]]:
         return run.raw_confidences, run.correct
     confidences, correct = [], []
     for record in run.records:
-        right = metrics.fields_correct(record.answer if record.answered else None, record.gold)
+        right = answers.fields_correct(record.answer if record.answered else None, record.gold)
         for name, ok in right.items():
             confidences.append((record.field_confidence or {}).get(name, 0.0))
             correct.append(ok)
@@ -146,7 +147,7 @@ def _single_tier_blocks(run: TierRun, policy: AcceptancePolicy, out_dir: Path, t
     coverage_plot(run.name, confidences, run.correct, out_dir / "coverage.png")
     rows = []
     for goal in ([target] if target is not None else [0.5, 0.7, 0.8, 0.9, 0.95]):
-        found = metrics.selective_threshold(confidences, run.correct, goal)
+        found = cascade_simulation.selective_threshold(confidences, run.correct, goal)
         cells = [f"{found[0]:.3f}", f"{found[1]:.3f}", f"{found[2]:.1%}"] if found else ["-", "-", "0%"]
         rows.append([f"{goal:.2f}", *cells])
     return [

@@ -14,10 +14,10 @@ from typing import Any, Callable, Iterable
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from shared.core.cascade import Cascade
-from shared.core.records import Item
+from shared.foundation.records import Item
 from shared.core.run_tier import run_tier
-from shared.core.text_files import RowText, decode_text, jsonl_rows
-from shared.core.tasks import AnyTask, ClassificationTask
+from shared.foundation.text_files import RowText, decode_text, jsonl_rows
+from shared.foundation.tasks import AnyTask, ClassificationTask
 from shared.errors import ConfigError, InputError
 from shared.evaluation.runs import EvalRecord, done_pairs
 

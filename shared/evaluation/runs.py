@@ -14,10 +14,11 @@ from typing import Any, Callable, Iterator
 
 import numpy as np
 
-from shared.core.records import Attempt
-from shared.core.text_files import decode_text, jsonl_lines
+from shared.foundation.records import Attempt
+from shared.foundation.text_files import decode_text, jsonl_lines
 from shared.errors import InputError
-from shared.evaluation import metrics
+from shared.evaluation import cascade_simulation
+from shared.foundation import answers, metrics
 
 SMALL, FRONTIER = "small", "frontier"
 
@@ -86,7 +87,7 @@ class TierRun:
     correct: list[bool] = field(init=False)
 
     def __post_init__(self) -> None:
-        self.correct = [r.answered and metrics.is_correct(self.kind, r.answer, r.gold) for r in self.records]
+        self.correct = [r.answered and answers.is_correct(self.kind, r.answer, r.gold) for r in self.records]
 
     @property
     def raw_confidences(self) -> list[float]:
@@ -147,9 +148,9 @@ class CascadeAnalysis:
     small: TierRun
     frontier: TierRun
     confidences: list[float]  # the small tier's, as the cascade compares them
-    points: list[metrics.CascadePoint]
+    points: list[cascade_simulation.CascadePoint]
     target: float
-    recommendation: metrics.Recommendation | None
+    recommendation: cascade_simulation.Recommendation | None
 
     @property
     def co_failure(self) -> dict[str, int]:
@@ -161,9 +162,9 @@ def analyse_cascade(small: TierRun, frontier: TierRun, calibrated: Callable[[flo
     """The cascade over every threshold of `calibrated(raw confidence)`, and the recommended threshold."""
     s, f = aligned(small, frontier)
     confidences = [calibrated(c) for c in s.raw_confidences]
-    points = metrics.simulate_cascade(confidences, s.correct, s.costs, f.correct, f.costs)
+    points = cascade_simulation.simulate_cascade(confidences, s.correct, s.costs, f.correct, f.costs)
     goal = default_target(f) if target is None else target
     conf = np.asarray(confidences)
-    recommendation = metrics.recommend_threshold(
-        points, goal, lambda t: metrics.simulated_correct(conf, t, s.correct, f.correct), float(np.mean(f.costs)) or None)
+    recommendation = cascade_simulation.recommend_threshold(
+        points, goal, lambda t: cascade_simulation.simulated_correct(conf, t, s.correct, f.correct), float(np.mean(f.costs)) or None)
     return CascadeAnalysis(s, f, confidences, points, goal, recommendation)

@@ -8,9 +8,10 @@ from typing import Any
 
 import numpy as np
 
-from shared.core.task_files import read_task_data, update_task_file
-from shared.core.tasks import Calibration
-from shared.evaluation import metrics
+from shared.foundation.task_files import read_task_data, update_task_file
+from shared.foundation.tasks import Calibration
+from shared.evaluation import cascade_simulation
+from shared.foundation import metrics
 from shared.evaluation.runs import FRONTIER, SMALL, analyse_cascade, load_runs
 
 
@@ -57,7 +58,7 @@ def tune(task_path: Path, run_path: Path, *, task: str, frontier_run: Path | Non
     else:
         goal = target if target is not None else 0.9
         calibrated = [mapping(c) for c in small_run.raw_confidences]
-        found = metrics.selective_threshold(calibrated, small_run.correct, goal)
+        found = cascade_simulation.selective_threshold(calibrated, small_run.correct, goal)
         if found is None:
             raise ValueError(f"no threshold gives accepted items an accuracy of {goal:.2f}")
         threshold = found[0]

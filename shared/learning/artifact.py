@@ -19,7 +19,7 @@ from datetime import datetime, timezone
 import numpy as np
 from pydantic import BaseModel, Field, ValidationError
 
-from shared.core.tasks import HEAD_VERSION
+from shared.foundation.tasks import HEAD_VERSION
 from shared.learning.classifier import CrossValidatedMetrics, EmbeddingClassifier
 from shared.learning.embedders.base import Embedder
 from shared.learning.lexical import WordNgrams

@@ -42,7 +42,7 @@ from shared.errors import some_of
 from shared.learning.calibration import choose_recall_threshold, choose_reject_threshold, fit_temperature, softmax
 from shared.learning.embedders.base import Embedder, l2_normalise
 from shared.learning.lexical import WordNgrams
-from shared.evaluation.metrics import expected_calibration_error, macro_f1, selective_accuracy
+from shared.foundation.metrics import expected_calibration_error, macro_f1, selective_accuracy
 
 TRAINED_CONFIDENCE_METHOD = "temperature-scaled logistic regression probability"
 ZERO_SHOT_CONFIDENCE_METHOD = "zero-shot cosine similarity, shrunk towards uniform"

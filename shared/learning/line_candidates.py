@@ -17,11 +17,10 @@ import math
 import re
 from dataclasses import dataclass
 from difflib import SequenceMatcher
-from typing import Any, Callable, Literal, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
-from shared.evaluation.metrics import normalise_amount, normalise_date, normalise_text
+from shared.foundation.answers import ValueKind, normalise_text, same_value
 
-ValueKind = Literal["text", "date", "amount"]
 VALUE_KINDS: tuple[ValueKind, ...] = ("text", "date", "amount")
 JOINERS = (" ", ", ")  # how a multi-line text value's lines are put together; chosen from the data
 # What the data's text values leave out of the printed lines; chosen from the data (a name printed with a trailing
@@ -44,8 +43,6 @@ _DATE = re.compile(
 )
 _AMOUNT = re.compile(r"(?<![\d.,])-?\d{1,3}(?:,\d{3})+\.\d{2}(?![\d])|(?<![\d.,])-?\d+\.\d{2}(?![\d])")
 PATTERNS: dict[ValueKind, re.Pattern[str]] = {"date": _DATE, "amount": _AMOUNT}
-NORMALISERS: dict[ValueKind, Callable[[Any], str]] = {
-    "text": normalise_text, "date": normalise_date, "amount": normalise_amount}
 
 
 def split_lines(text: str) -> list[str]:
@@ -78,11 +75,6 @@ def candidates(lines: Sequence[str], kind: ValueKind, max_span: int = 1, joiner:
         found += [Candidate(number, 1, m.group(0), m.start(), m.end(), index, len(matches))
                   for index, m in enumerate(matches)]
     return found
-
-
-def same_value(kind: ValueKind, a: Any, b: Any) -> bool:
-    normalise = NORMALISERS[kind]
-    return normalise(a) == normalise(b)
 
 
 def similarity(a: str, b: str) -> float:

@@ -20,7 +20,8 @@ from typing import Sequence
 
 import numpy as np
 
-from shared.learning.line_candidates import NORMALISERS, PATTERNS, Candidate, ValueKind, amount_value
+from shared.foundation.answers import NORMALISERS, ValueKind
+from shared.learning.line_candidates import PATTERNS, Candidate, amount_value
 
 _WORD = re.compile(r"[^\W\d_]{2,}")
 MAX_SPAN_FEATURE = 6  # run lengths are one-hot up to this

@@ -28,10 +28,10 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import KFold
 from sklearn.preprocessing import StandardScaler
 
-from shared.evaluation.metrics import expected_calibration_error, selective_accuracy
+from shared.foundation.metrics import expected_calibration_error, selective_accuracy
+from shared.foundation.answers import NORMALISERS, ValueKind, same_value
 from shared.learning.line_candidates import (
-    NORMALISERS, Candidate, ValueKind, candidates, choose_joiner, choose_kind, choose_trim, label_candidates,
-    same_value, schema_kind, split_lines,
+    Candidate, candidates, choose_joiner, choose_kind, choose_trim, label_candidates, schema_kind, split_lines,
 )
 from shared.learning.line_features import EmbeddedText, features, learn_keywords, words
 

@@ -29,7 +29,7 @@ import numpy as np
 from pydantic import BaseModel
 
 from shared.learning.artifact import new_version
-from shared.evaluation.metrics import expected_calibration_error, selective_accuracy
+from shared.foundation.metrics import expected_calibration_error, selective_accuracy
 from shared.learning.stores import ArtifactStore
 
 

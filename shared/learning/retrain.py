@@ -26,8 +26,8 @@ from typing import TYPE_CHECKING, Callable, Iterable, Sequence
 from pydantic import BaseModel
 
 from shared.core.policy import frontier_of
-from shared.core.tasks import ClassificationTask
-from shared.core.text_files import decode_text
+from shared.foundation.tasks import ClassificationTask
+from shared.foundation.text_files import decode_text
 from shared.learning.activation import active_head, activate
 from shared.learning.artifact import HeadExpectation, HeadMismatchError, load_head, new_version, save_head
 from shared.learning.classifier import EmbeddingClassifier

@@ -11,7 +11,7 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
-from shared.core.atomic_files import write_new
+from shared.foundation.atomic_files import write_new
 
 if TYPE_CHECKING:
     from azure.storage.blob import ContainerClient
@@ -56,7 +56,7 @@ class LocalFolderStore:
         return self.root.joinpath(*check_key(key).split("/"))
 
     def write(self, key: str, data: bytes) -> None:
-        """Whole or not at all (shared/core/atomic_files.py; its hidden files are no keys: `list` skips them)."""
+        """Whole or not at all (shared/foundation/atomic_files.py; its hidden files are no keys: `list` skips them)."""
         path = self._path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
         try:

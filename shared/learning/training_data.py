@@ -20,8 +20,8 @@ from typing import Any, Collection, Iterable, Literal, Mapping
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from shared.core.records import CorrectionRecord, ResultRecord
-from shared.core.text_files import RowText, decode_text, jsonl_rows
+from shared.foundation.records import CorrectionRecord, ResultRecord
+from shared.foundation.text_files import RowText, decode_text, jsonl_rows
 
 Provenance = Literal["gold", "frontier", "correction"]
 TRUST: dict[str, int] = {"frontier": 0, "gold": 1, "correction": 2}

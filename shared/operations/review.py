@@ -23,9 +23,9 @@ from typing import Any, Callable
 
 from pydantic import BaseModel
 
-from shared.core.records import CorrectionRecord, ResultRecord, ReviewDecision
-from shared.core.tasks import AnyTask, ClassificationTask, TaskCatalog
-from shared.core.text_files import jsonl_lines
+from shared.foundation.records import CorrectionRecord, ResultRecord, ReviewDecision
+from shared.foundation.tasks import AnyTask, ClassificationTask, TaskCatalog
+from shared.foundation.text_files import jsonl_lines
 from shared.errors import InputError, ReviewItemNotFound, WriteConflict
 from shared.pipeline.blob_names import HASH_KEY, Containers, InputBlob, correction, input_of_output
 from shared.pipeline.parsing import parse_input

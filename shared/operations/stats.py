@@ -14,12 +14,13 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
-from typing import Any, Iterable, get_args
+from typing import Iterable, get_args
 
 from pydantic import BaseModel, computed_field
 
-from shared.core.records import AttemptOutcome, CorrectionRecord, ResultRecord, ShadowRecord, Status, utc
-from shared.evaluation import metrics
+from shared.foundation.records import AttemptOutcome, CorrectionRecord, ResultRecord, ShadowRecord, Status, utc
+from shared.foundation import metrics
+from shared.foundation.answers import same_answer
 
 STATUSES: tuple[str, ...] = get_args(Status)
 # Why a tier's attempt did not settle the item: every attempt outcome but a verdict-free or accepted answer.
@@ -77,14 +78,6 @@ def latest_corrections(corrections: Iterable[CorrectionRecord]) -> dict[Correcti
         if key not in best or utc(correction.at) > utc(best[key].at):
             best[key] = correction
     return best
-
-
-def same_answer(answer: Any, truth: Any) -> bool:
-    """Labels compare as they are; extracted objects field by field, normalised as evaluation compares them."""
-    if isinstance(answer, dict) and isinstance(truth, dict):
-        return all(metrics.normalise_field(f, answer.get(f)) == metrics.normalise_field(f, truth.get(f))
-                   for f in answer.keys() | truth.keys())
-    return answer == truth
 
 
 def correction_of(pair: ShadowRecord, corrections: dict[CorrectionKey, CorrectionRecord]) -> CorrectionRecord | None:

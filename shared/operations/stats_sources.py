@@ -14,8 +14,8 @@ from azure.core.exceptions import AzureError, ResourceNotFoundError
 from azure.storage.blob import ExponentialRetry
 from pydantic import BaseModel, ValidationError
 
-from shared.core.records import CorrectionRecord, ResultRecord, ShadowRecord
-from shared.core.text_files import json_problem, jsonl_lines, strict_json
+from shared.foundation.records import CorrectionRecord, ResultRecord, ShadowRecord
+from shared.foundation.text_files import json_problem, jsonl_lines, strict_json
 from shared.errors import InputError, WriteConflict
 from shared.operations.stats import SourcedResult
 from shared.pipeline.blob_names import Containers, input_of_output

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from typing import Any, Callable, Literal, Mapping
 
 from shared.core.cascade import Cascade
-from shared.core.records import Item, ResultRecord
-from shared.core.tasks import AnyTask
+from shared.foundation.records import Item, ResultRecord
+from shared.foundation.tasks import AnyTask
 from shared.pipeline.shadow import send_shadows, shadow_requests
 
 

@@ -24,7 +24,7 @@ from azure.core.exceptions import ResourceNotFoundError
 from azure.storage.blob import BlobClient
 
 from shared.core.cascade import Cascade
-from shared.core.records import Item, ResultRecord
+from shared.foundation.records import Item, ResultRecord
 from shared.errors import ClaimHeldError, InputError, NoTierError, TaskError, UnknownTaskError, WriteConflict
 from shared.pipeline.answering import AnswerService
 from shared.pipeline.blob_names import (BLOB_NAME_MAX_CHARS, BLOB_NAME_MAX_SEGMENTS, LONGEST_SUFFIX_CHARS,

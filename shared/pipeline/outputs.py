@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Callable
 
-from shared.core.records import ResultRecord
+from shared.foundation.records import ResultRecord
 from shared.errors import WriteConflict
 from shared.pipeline.blob_names import ETAG_KEY, HASH_KEY, Containers, InputBlob
 from shared.pipeline.storage import BlobStore

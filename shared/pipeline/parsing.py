@@ -1,7 +1,7 @@
 """Inputs into items, with the same rules for blob files and HTTP bodies.
 
 Files: .txt/.md (one item), .json (one item, or {"items": [...]} or a JSON array of items), .jsonl (one item a
-line), in UTF-8 or in UTF-16/32 with a byte-order mark (see shared/core/text_files.py). An input that cannot be
+line), in UTF-8 or in UTF-16/32 with a byte-order mark (see shared/foundation/text_files.py). An input that cannot be
 read as a whole raises InputError with a stable `reason`; a .jsonl line (or an entry of an items list) that
 cannot be read becomes a LineError and the rest goes on. An item needs text that is not blank, and ids (strings,
 or integers read as their decimal text) are unique within one input (a repeated id is an error of the later entry).
@@ -17,8 +17,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from shared.core.records import ITEM_ID_MAX_CHARS, Item
-from shared.core.text_files import decode_text, jsonl_lines, strict_json
+from shared.foundation.records import ITEM_ID_MAX_CHARS, Item
+from shared.foundation.text_files import decode_text, jsonl_lines, strict_json
 from shared.errors import InputError
 
 TEXT_SUFFIXES = {".txt", ".md"}

@@ -24,8 +24,8 @@ from typing import TYPE_CHECKING, Any, Collection, Iterable, Iterator
 
 from pydantic import ValidationError
 
-from shared.core.records import CorrectionRecord, utc
-from shared.core.text_files import jsonl_lines, strict_json
+from shared.foundation.records import CorrectionRecord, utc
+from shared.foundation.text_files import jsonl_lines, strict_json
 from shared.errors import InputError
 from shared.learning.training_data import (
     BuildReport,

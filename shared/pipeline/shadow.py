@@ -30,13 +30,14 @@ from pydantic import BaseModel
 
 from shared.core.cascade import Cascade
 from shared.core.policy import frontier_of
-from shared.core.records import Item, ResultRecord, ShadowRecord
+from shared.foundation.records import Item, ResultRecord, ShadowRecord
 from shared.core.run_tier import run_tier
-from shared.core.tasks import AnyTask, ExtractionTask
-from shared.core.text_files import jsonl_lines
+from shared.foundation.tasks import AnyTask, ExtractionTask
+from shared.foundation.text_files import jsonl_lines
 from shared.errors import WriteConflict
-from shared.evaluation.metrics import fields_correct, wilson_interval
-from shared.operations.stats import latest_shadows, same_answer
+from shared.foundation.answers import fields_correct, same_answer
+from shared.foundation.metrics import wilson_interval
+from shared.operations.stats import latest_shadows
 from shared.pipeline.blob_names import Containers, poison_deadletter, shadow_claim, shadow_day
 from shared.pipeline.storage import BlobStore
 

@@ -7,7 +7,7 @@ import pytest
 
 from shared.learning.calibration import (choose_recall_threshold, choose_reject_threshold, fit_temperature,
                                         negative_log_likelihood, softmax)
-from shared.evaluation.metrics import expected_calibration_error, macro_f1, selective_accuracy
+from shared.foundation.metrics import expected_calibration_error, macro_f1, selective_accuracy
 
 
 def test_fit_temperature_recovers_the_temperature_that_generated_the_labels():

@@ -7,7 +7,7 @@ import pytest
 
 from shared.learning.calibration import softmax
 from shared.learning.classifier import EmbeddingClassifier, ZeroShotClassifier
-from shared.evaluation.metrics import expected_calibration_error
+from shared.foundation.metrics import expected_calibration_error
 from tests.learning.conftest import dataset, per_label
 
 SUPPORT_DESCRIPTIONS = {

@@ -13,9 +13,9 @@ import yaml
 
 from shared.core.cascade import Cascade
 from shared.core.config import Settings
-from shared.core.records import Item
-from shared.core.tasks import TaskCatalog
-from shared.evaluation.metrics import fields_correct
+from shared.foundation.records import Item
+from shared.foundation.tasks import TaskCatalog
+from shared.foundation.answers import fields_correct
 from shared.learning.artifact import HeadMismatchError
 from shared.learning.extraction_artifact import (
     ExtractionHeadExpectation, data_summary, load_extraction_head, save_extraction_head, schema_sha256,

@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from shared.core.tasks import TaskCatalog
+from shared.foundation.tasks import TaskCatalog
 from shared.learning.activation import activate, active_head, latest_activation
 from shared.learning.artifact import list_versions, save_head
 from shared.learning.classifier import EmbeddingClassifier

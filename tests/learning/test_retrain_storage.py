@@ -14,7 +14,7 @@ from azure.storage.blob import BlobServiceClient
 
 from localdev.azurite import Azurite
 from shared.core.config import Settings
-from shared.core.tasks import TaskCatalog
+from shared.foundation.tasks import TaskCatalog
 from shared.core.tiers.trained import TrainedTier
 from shared.learning.activation import latest_activation
 from shared.learning.classifier import TRAINED_CONFIDENCE_METHOD

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from shared.core.config import Settings
-from shared.core.tasks import TaskCatalog
+from shared.foundation.tasks import TaskCatalog
 from shared.core.tiers.trained import TrainedTier
 from shared.errors import TierError
 from shared.learning.activation import activate

@@ -8,7 +8,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from shared.core.records import CorrectionRecord
+from shared.foundation.records import CorrectionRecord
 from shared.learning.training_data import (
     LabelledExample,
     TrainingSet,
@@ -25,7 +25,7 @@ LABELS = {"billing", "technical", "account", "other"}
 
 def record(item_id: str, tier: str, answer: str, *, status: str = "escalated", task: str = "support_ticket",
            attempt_answer: str | None = None) -> dict:
-    """A result record shaped like shared/core/records.py's ResultRecord: the trained tier was unsure, then ``tier`` answered."""
+    """A result record shaped like shared/foundation/records.py's ResultRecord: the trained tier was unsure, then ``tier`` answered."""
     return {
         "id": item_id, "task": task, "status": status, "answer": answer, "confidence": 0.9, "tier": tier,
         "attempts": [

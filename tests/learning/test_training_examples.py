@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from shared.core.config import Settings
-from shared.core.tasks import TaskCatalog
+from shared.foundation.tasks import TaskCatalog
 from shared.learning.retrain import training_examples
 from shared.learning.training_data import LabelledExample
 from tests.conftest import REPO

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
-from shared.core.records import Attempt, CorrectionRecord, ResultRecord, ShadowRecord
+from shared.foundation.records import Attempt, CorrectionRecord, ResultRecord, ShadowRecord
 
 DAY1 = datetime(2025, 3, 1, 12, 0, tzinfo=timezone.utc)
 DAY2 = datetime(2025, 3, 2, 12, 0, tzinfo=timezone.utc)

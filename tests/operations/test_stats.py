@@ -8,8 +8,9 @@ from datetime import date, datetime, timedelta, timezone
 import numpy as np
 import pytest
 
-from shared.evaluation.metrics import wilson_interval
-from shared.operations.stats import SourcedResult, StatsSummary, TaskStats, same_answer, summarise
+from shared.foundation.metrics import wilson_interval
+from shared.foundation.answers import same_answer
+from shared.operations.stats import SourcedResult, StatsSummary, TaskStats, summarise
 from shared.pipeline.blob_names import input_of_output
 from tests.operations.records import DAY1, DAY2, correction, result, shadow
 

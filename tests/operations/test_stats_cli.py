@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from localdev.azurite import ACCOUNT, KEY, free_port
 from shared.cli import app
-from shared.core.records import ResultRecord
+from shared.foundation.records import ResultRecord
 from shared.errors import InputError
 from shared.operations.stats_sources import local_results, parse_records
 from tests.azure_wire import Scripted, chat_completion

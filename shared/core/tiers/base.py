@@ -13,8 +13,8 @@ from typing import Any
 from pydantic import BaseModel
 
 from shared.core.config import TierConfig
-from shared.core.records import Probability
-from shared.core.tasks import AnyTask, ClassificationTask, ExtractionTask
+from shared.foundation.records import Probability
+from shared.foundation.tasks import AnyTask, ClassificationTask, ExtractionTask
 
 
 class TierAnswer(BaseModel):

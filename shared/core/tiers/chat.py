@@ -28,7 +28,7 @@ from shared.core.config import TierConfig
 from shared.core.confidence import TokenLogprob, field_agreement, field_confidences, label_agreement, samples_to_draw
 from shared.core.plans import adrive, drive, gather_all
 from shared.core.prompts import Message, classification_messages, extraction_messages
-from shared.core.tasks import AnyTask, ClassificationTask, ExtractionTask
+from shared.foundation.tasks import AnyTask, ClassificationTask, ExtractionTask
 from shared.core.tiers.base import Tier, TierAnswer
 from shared.core.retry import retry_after_seconds
 from shared.core.validation import parse_and_validate

@@ -23,9 +23,9 @@ from typing import Any
 import numpy as np
 
 from shared.core.confidence import TokenLogprob, field_confidences, normalise_label_scores
-from shared.core.model_files import ModelHashError, check_sha256
+from shared.foundation.model_files import ModelHashError, check_sha256
 from shared.core.prompts import Message, classification_messages, extraction_messages
-from shared.core.tasks import ClassificationTask, ExtractionTask
+from shared.foundation.tasks import ClassificationTask, ExtractionTask
 from shared.core.tiers.base import Tier, TierAnswer
 from shared.core.tiers.llama_session import LlamaSession, build_info, log_softmax
 from shared.core.validation import parse_and_validate

@@ -21,7 +21,7 @@ import time
 from functools import cached_property
 from typing import TYPE_CHECKING, Callable
 
-from shared.core.tasks import AnyTask, ClassificationTask, ExtractionTask
+from shared.foundation.tasks import AnyTask, ClassificationTask, ExtractionTask
 from shared.core.tiers.base import Tier, TierAnswer
 from shared.errors import InvalidOutputError, TierError
 from shared.learning.classifier import TRAINED_CONFIDENCE_METHOD, ZERO_SHOT_CONFIDENCE_METHOD

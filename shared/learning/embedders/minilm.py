@@ -22,8 +22,8 @@ from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
-from shared.core.config import PROJECT_ROOT
-from shared.core.model_files import ModelHashError, check_sha256  # noqa: F401 (callers catch it from here)
+from shared.foundation import PROJECT_ROOT
+from shared.foundation.model_files import ModelHashError, check_sha256  # noqa: F401 (callers catch it from here)
 from shared.learning.embedders.base import Embeddings, l2_normalise
 
 if TYPE_CHECKING:

@@ -2,7 +2,7 @@
 train`'s active head, `smallfirst tune`'s thresholds) change only their own top-level keys, so the user's comments,
 key order and layout stay as they were (in a YAML file; a JSON one is written whole, as JSON).
 
-A write replaces the file whole (shared/core/atomic_files.py), so the app reading the catalogue meanwhile sees the
+A write replaces the file whole (shared/foundation/atomic_files.py), so the app reading the catalogue meanwhile sees the
 old file or the new one, never a part."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any, Mapping
 
 import yaml
 
-from shared.core.atomic_files import replace
+from shared.foundation.atomic_files import replace
 
 YAML_SUFFIXES = (".yaml", ".yml")
 

@@ -16,11 +16,13 @@ import referencing.jsonschema
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from shared.core.config import DEFAULT_ROLES
-from shared.core.records import Probability
-from shared.core.task_files import read_task_data
+from shared.foundation.records import Probability
+from shared.foundation.task_files import read_task_data
 from shared.errors import TaskError, UnknownTaskError
 
+Role = Literal["small", "frontier"]
+# The tier names that can be configured, cheapest first, with the role each has unless its ROLE says otherwise.
+DEFAULT_ROLES: dict[str, Role] = {"trained": "small", "small": "small", "small2": "small", "frontier": "frontier"}
 TIER_NAMES = tuple(DEFAULT_ROLES)
 TASK_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")  # a file's stem, a blob folder, a route value
 HEAD_VERSION = re.compile(r"^\d{8}T\d{6}\.\d{6}Z$")  # a trained head's version: when it was saved, UTC
