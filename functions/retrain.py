@@ -1,4 +1,4 @@
-"""Scheduled retraining of the trained tier's heads (champion/challenger; shared/learning/retrain.py).
+"""Scheduled retraining of the trained tier's heads (champion/challenger; shared/pipeline/retraining.py).
 
 The schedule is the app setting SMALLFIRST_RETRAIN_SCHEDULE (an NCRONTAB expression; infra/ and
 local.settings.sample.json set it to daily at 03:00 UTC). Nothing is retrained unless SMALLFIRST_RETRAIN_TASKS
@@ -23,7 +23,8 @@ SCHEDULE_SETTING = "SMALLFIRST_RETRAIN_SCHEDULE"
 @bp.timer_trigger(arg_name="timer", schedule=f"%{SCHEDULE_SETTING}%", run_on_startup=False, use_monitor=True)
 @traced
 def retrain_heads(timer: func.TimerRequest) -> None:
-    from shared.learning.retrain import describe, retrain_scheduled
+    from shared.learning.retrain import describe
+    from shared.pipeline.retraining import retrain_scheduled
 
     cascade = services.cascade()
     if not cascade.settings.retrain_tasks:

@@ -62,21 +62,24 @@ def answers() -> "AnswerService":
 
 @once
 def blob_store() -> "BlobStore":
-    from shared.pipeline.storage import BlobStore, blob_service
+    from shared.foundation.storage_connections import blob_service
+    from shared.pipeline.storage import BlobStore
 
     return BlobStore(blob_service(DATA_CONNECTION))
 
 
 @once
 def work_queue():
-    from shared.pipeline.storage import ensure_queue, queue_client, queue_service
+    from shared.foundation.storage_connections import queue_service
+    from shared.pipeline.storage import ensure_queue, queue_client
 
     return ensure_queue(queue_client(queue_service(DATA_CONNECTION), WORK_QUEUE))
 
 
 @once
 def shadow_queue():
-    from shared.pipeline.storage import ensure_queue, queue_client, queue_service
+    from shared.foundation.storage_connections import queue_service
+    from shared.pipeline.storage import ensure_queue, queue_client
 
     return ensure_queue(queue_client(queue_service(DATA_CONNECTION), SHADOW_QUEUE))
 

@@ -147,7 +147,8 @@ def app_storage(app) -> dict[str, StorageNeeds]:
 
 def ensure_app_storage(app) -> dict[str, StorageNeeds]:
     """Create what `app_storage` names unless it exists (each call is idempotent); returns it."""
-    from shared.pipeline.storage import BlobStore, blob_service, ensure_queue, queue_service
+    from shared.foundation.storage_connections import blob_service, queue_service
+    from shared.pipeline.storage import BlobStore, ensure_queue
 
     needs = app_storage(app)
     for connection, need in needs.items():
@@ -344,7 +345,7 @@ class LocalHost:
 
     def poll_blobs_once(self) -> list[str]:
         """Invoke blob functions for blobs not seen (or changed) since the last poll; returns their names."""
-        from shared.pipeline.storage import blob_service
+        from shared.foundation.storage_connections import blob_service
 
         invoked = []
         for name, spec, fn in self.blob_functions:
@@ -372,7 +373,8 @@ class LocalHost:
         host's to settle (`_message_text`), not an error of the whole poll."""
         from azure.storage.queue import TextBase64EncodePolicy
 
-        from shared.pipeline.storage import ensure_queue, queue_service
+        from shared.foundation.storage_connections import queue_service
+        from shared.pipeline.storage import ensure_queue
 
         key = (connection, name)
         if key not in self._queues:

@@ -17,7 +17,8 @@ from azure.storage.blob import BlobServiceClient
 from localdev.azurite import Azurite
 from localdev.host import LocalHost, max_polling_interval_s
 from shared.pipeline.blob_names import Containers
-from shared.pipeline.storage import ensure_queue, queue_client, queue_service
+from shared.foundation.storage_connections import queue_service
+from shared.pipeline.storage import ensure_queue, queue_client
 from tests.conftest import REPO, dataset_rows
 
 pytestmark = pytest.mark.azurite

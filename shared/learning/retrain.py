@@ -8,25 +8,21 @@ and activate it (activation.py); the trained tier picks it up within its refresh
 The slice is chosen by text hash (one text in ``holdout_every``), not at random: a text held out once is held out in
 every retrain, so a champion made by an earlier retrain never trained on the slice it is judged on.
 
-Scheduled retraining (``retrain_scheduled``, called by functions/retrain.py) does this for each task in
-``SMALLFIRST_RETRAIN_TASKS`` from the results and corrections of the last ``SMALLFIRST_RETRAIN_DAYS`` in storage,
-plus the gold rows the operator placed in the head store as ``<task>/gold.jsonl``, if any.
-
-What a head learns from, for retraining and for `smallfirst train` alike, is gathered by ``training_examples``.
+``retrain_each`` does this for several tasks with the embedder and stores it is given (the trained tier's), from
+the gold rows the operator placed in the head store as ``<task>/gold.jsonl``, if any, plus what its caller gathers.
+Scheduled retraining (shared/pipeline/retraining.py, called by functions/retrain.py) gathers the results and
+corrections of the last ``SMALLFIRST_RETRAIN_DAYS`` in storage; this module reads no production data and knows no
+cascade.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
-from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterable, Sequence
+from typing import Callable, Iterable, Protocol
 
 from pydantic import BaseModel
 
-from shared.core.policy import frontier_of
-from shared.foundation.tasks import ClassificationTask
+from shared.foundation.tasks import AnyTask, ClassificationTask
 from shared.foundation.text_files import decode_text
 from shared.learning.activation import active_head, activate
 from shared.learning.artifact import HeadExpectation, HeadMismatchError, load_head, new_version, save_head
@@ -43,12 +39,15 @@ from shared.learning.training_data import (
     parse_labelled_jsonl,
 )
 
-if TYPE_CHECKING:
-    from azure.storage.blob import BlobServiceClient
 
-    from shared.core.cascade import Cascade
-    from shared.core.config import Settings
-    from shared.pipeline.production_data import ProductionExamples
+class GatheredExamples(Protocol):
+    """What a task's retraining learns from (pipeline/retraining.py gathers it), and each source's report."""
+
+    @property
+    def examples(self) -> list[LabelledExample]: ...
+
+    @property
+    def sources(self) -> dict[str, BuildReport]: ...
 
 log = logging.getLogger(__name__)
 HOLDOUT_EVERY = 5  # one text in five is held out
@@ -133,43 +132,6 @@ def retrain(
     return outcome
 
 
-@dataclass
-class TrainingExamples:
-    """Gold rows and production examples, not yet de-duplicated, with what each production source gave and
-    skipped."""
-
-    gold: list[LabelledExample]
-    production: ProductionExamples
-
-    @property
-    def examples(self) -> list[LabelledExample]:
-        return [*self.gold, *self.production.examples]
-
-    @property
-    def sources(self) -> dict[str, BuildReport]:
-        return {"gold": BuildReport(used=len(self.gold)), **self.production.reports}
-
-
-def training_examples(task: ClassificationTask, settings: Settings, *, since: datetime | None,
-                      gold: Sequence[LabelledExample] = (), results: Sequence[Path] = (),
-                      inputs: Sequence[Path] = (), corrections: Sequence[Path] = (),
-                      storage: BlobServiceClient | None = None) -> TrainingExamples:
-    """``gold`` plus what production taught since ``since``: the task's frontier's answers in result records and
-    people's corrections, from local files (``results`` joined to the texts of ``inputs``, ``corrections``), from
-    the results/ and corrections/ containers of ``storage``, or both."""
-    from shared.pipeline.production_data import ProductionExamples, from_files, from_storage
-
-    frontier = [name for name in [frontier_of(task, settings.tiers)] if name]
-    production = ProductionExamples()
-    if results or corrections:
-        production = from_files(task.name, results=results, inputs=inputs, corrections=corrections,
-                                frontier_tiers=frontier, allowed_labels=task.allowed_labels, since=since)
-    if storage is not None:
-        production.extend(from_storage(storage, task.name, frontier_tiers=frontier,
-                                       allowed_labels=task.allowed_labels, since=since))
-    return TrainingExamples(gold=list(gold), production=production)
-
-
 def gold_examples(store: ArtifactStore, task: str) -> list[LabelledExample]:
     key = GOLD_KEY.format(task=task)
     try:
@@ -179,26 +141,23 @@ def gold_examples(store: ArtifactStore, task: str) -> list[LabelledExample]:
     return parse_labelled_jsonl(decode_text(data, store.describe(key)), store.describe(key))
 
 
-def retrain_scheduled(cascade: Cascade, service: BlobServiceClient, now: datetime | None = None, *,
-                      tasks: Sequence[str] | None = None, days: int | None = None) -> list[RetrainOutcome]:
-    """Retrain each of ``tasks`` (default: the setting ``retrain_tasks``) from the last ``days`` (default:
-    ``retrain_days``) of production data. A task that cannot be retrained is logged and reported, and the others
-    go on."""
-    settings = cascade.settings
-    since = (now or datetime.now(timezone.utc)) - timedelta(days=days or settings.retrain_days)
-    tier = cascade.tiers.get("trained")
+def retrain_each(names: Iterable[str], *, task_of: Callable[[str], AnyTask],
+                 examples_of: Callable[[ClassificationTask, list[LabelledExample]], GatheredExamples],
+                 embedder: Embedder, store: ArtifactStore, task_file_store: ArtifactStore) -> list[RetrainOutcome]:
+    """Retrain each named task with the stores and embedder given: its gold rows in ``store`` plus what
+    ``examples_of(task, gold)`` gathers. A task that cannot be retrained is logged and reported, and the others go
+    on."""
     outcomes = []
-    for name in settings.retrain_tasks if tasks is None else tasks:
+    for name in names:
         try:
-            task = cascade.tasks.get(name)
+            task = task_of(name)
             if not isinstance(task, ClassificationTask):
                 outcomes.append(RetrainOutcome(task=name, not_trained=f"{task.kind} task: the trained tier classifies"))
                 log.warning("retrain %s: %s", name, outcomes[-1].not_trained)
                 continue
-            gathered = training_examples(task, settings, since=since, gold=gold_examples(tier.head_store, name),
-                                         storage=service)
-            outcome = retrain(task, gathered.examples, embedder=tier.embedder, store=tier.head_store,
-                              task_file_store=tier.task_file_store)
+            gathered = examples_of(task, gold_examples(store, name))
+            outcome = retrain(task, gathered.examples, embedder=embedder, store=store,
+                              task_file_store=task_file_store)
             outcome.sources = gathered.sources
         except Exception as exc:  # one task's failure (storage, data, task file) must not stop the others
             log.exception("retrain %s failed", name)

@@ -19,7 +19,8 @@ from shared.foundation.text_files import json_problem, jsonl_lines, strict_json
 from shared.errors import InputError, WriteConflict
 from shared.operations.stats import SourcedResult
 from shared.pipeline.blob_names import Containers, input_of_output
-from shared.pipeline.storage import BlobStore, blob_service
+from shared.foundation.storage_connections import blob_service
+from shared.pipeline.storage import BlobStore
 
 M = TypeVar("M", bound=BaseModel)
 UNREADABLE = "unreadable_records"

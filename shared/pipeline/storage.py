@@ -1,25 +1,24 @@
-"""Storage clients from a Functions-style connection setting, and the blob operations the pipeline uses.
-
-A connection named NAME is either a connection string in the setting NAME (Azurite locally:
-UseDevelopmentStorage=true), or identity-based: NAME__blobServiceUri / NAME__queueServiceUri, with
-NAME__clientId for a user-assigned managed identity.
-"""
+"""The blob and queue operations the pipeline uses; the clients come from a connection setting
+(shared/foundation/storage_connections.py)."""
 
 from __future__ import annotations
 
 import hashlib
-import os
 import string
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping, TypeVar
+from typing import TYPE_CHECKING, Any, Iterable, TypeVar
 from urllib.parse import quote, unquote
 
 from azure.core import MatchConditions
 from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
-from azure.storage.blob import BlobServiceClient, ContentSettings
-from azure.storage.queue import QueueClient, QueueServiceClient, TextBase64DecodePolicy, TextBase64EncodePolicy
+from azure.storage.blob import ContentSettings
+from azure.storage.queue import QueueClient, TextBase64DecodePolicy, TextBase64EncodePolicy
 
 from shared.errors import WriteConflict
+
+if TYPE_CHECKING:
+    from azure.storage.blob import BlobServiceClient
+    from azure.storage.queue import QueueServiceClient
 
 T = TypeVar("T")
 
@@ -27,34 +26,6 @@ T = TypeVar("T")
 # (a manifest's metadata is read back and written again).
 HEADER_SAFE = "".join(c for c in string.printable if c not in "\t\n\r\x0b\x0c%")
 METADATA_VALUE_MAX_CHARS = 1024
-
-
-def _credential(connection: str, env: Mapping[str, str]):
-    from azure.identity import DefaultAzureCredential, ManagedIdentityCredential
-
-    client_id = env.get(f"{connection}__clientId")
-    return ManagedIdentityCredential(client_id=client_id) if client_id else DefaultAzureCredential()
-
-
-def blob_service(connection: str, env: Mapping[str, str] | None = None, **options: Any) -> BlobServiceClient:
-    """`options` go to the client (e.g. a retry policy)."""
-    env = os.environ if env is None else env
-    if env.get(connection):
-        return BlobServiceClient.from_connection_string(env[connection], **options)
-    uri = env.get(f"{connection}__blobServiceUri") or env.get(f"{connection}__serviceUri")
-    if not uri:
-        raise KeyError(f"storage connection {connection!r}: set {connection} or {connection}__blobServiceUri")
-    return BlobServiceClient(uri, credential=_credential(connection, env), **options)
-
-
-def queue_service(connection: str, env: Mapping[str, str] | None = None) -> QueueServiceClient:
-    env = os.environ if env is None else env
-    if env.get(connection):
-        return QueueServiceClient.from_connection_string(env[connection])
-    uri = env.get(f"{connection}__queueServiceUri")
-    if not uri:
-        raise KeyError(f"storage connection {connection!r}: set {connection} or {connection}__queueServiceUri")
-    return QueueServiceClient(uri, credential=_credential(connection, env))
 
 
 def queue_client(service: QueueServiceClient, name: str) -> QueueClient:

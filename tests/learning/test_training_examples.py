@@ -6,7 +6,7 @@ from datetime import timedelta
 
 from shared.core.config import Settings
 from shared.foundation.tasks import TaskCatalog
-from shared.learning.retrain import training_examples
+from shared.pipeline.retraining import training_examples
 from shared.learning.training_data import LabelledExample
 from tests.conftest import REPO
 from tests.learning.test_production_data import NOW, correction, result, write_jsonl

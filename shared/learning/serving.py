@@ -1,0 +1,173 @@
+"""What the trained tier (shared/core/tiers/trained.py) is handed by learning: the one seam between core and learning.
+
+core never imports learning: the backend registry's spec for `trained` (shared/core/backends.py, `heads`) names
+`TrainedHeads` here by import path, and the tier builds it from its configuration on first use. A `TrainedHeads`
+holds the embedder and the two head stores (the heads that ship with the app in `heads_dir`, and `heads_store`,
+where heads are saved and activated), and answers with the heads in them; the tier keeps which head is active,
+how often that is checked, and what it answers. Nothing here imports core.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Protocol
+
+from pydantic import SecretStr
+
+from shared.errors import TierError
+from shared.foundation.tasks import AnyTask, ClassificationTask, ExtractionTask
+from shared.learning.activation import ActiveHead, active_head
+from shared.learning.embedders.base import Embedder
+from shared.learning.stores import ArtifactStore
+
+
+class HeadsSettings(Protocol):
+    """The trained tier's settings that say where its heads are and how it embeds (core/config.py's TierConfig)."""
+
+    embedder: str
+    endpoint: str | None
+    api_key: SecretStr | None
+    embeddings_deployment: str
+    timeout_s: float
+    n_threads: int | None
+    heads_dir: Path
+    heads_store: str
+    heads_connection: str
+    heads_container: str
+
+
+@dataclass(frozen=True)
+class Label:
+    value: str
+    confidence: float
+    tokens: int  # what the embedder read
+
+
+@dataclass(frozen=True)
+class Fields:
+    value: dict[str, Any]  # each found field as the JSON type its schema asks for
+    field_confidence: dict[str, float]
+    confidence: float  # the item's, from its fields'
+    tokens: int
+
+
+class TrainedHeads:
+    """The embedder and the head stores of one trained tier, built from its settings, each on first use."""
+
+    def __init__(self, settings: HeadsSettings) -> None:
+        self.settings = settings
+        self._lock = threading.Lock()  # one embedder session
+
+    @property
+    def embedder(self) -> Embedder:
+        with self._lock:
+            return self._embedder
+
+    @cached_property
+    def _embedder(self) -> Embedder:
+        settings = self.settings
+        if settings.embedder == "azure_openai":
+            from shared.learning.embedders.azure_openai import AzureOpenAIEmbedder
+
+            if not settings.endpoint:
+                raise TierError("trained tier: the azure_openai embedder needs SMALLFIRST_TRAINED_ENDPOINT")
+            key = settings.api_key.get_secret_value() if settings.api_key else None
+            return AzureOpenAIEmbedder(endpoint=settings.endpoint, deployment=settings.embeddings_deployment,
+                                       api_key=key, timeout_s=settings.timeout_s)
+        from shared.learning.embedders.minilm import LocalMiniLM
+
+        return LocalMiniLM(threads=settings.n_threads or 1)
+
+    @cached_property
+    def task_file_store(self) -> ArtifactStore:
+        """The heads that ship with the app (`heads_dir`), where task files' `trained_head` versions are."""
+        from shared.learning.stores import LocalFolderStore
+
+        return LocalFolderStore(self.settings.heads_dir)
+
+    @cached_property
+    def head_store(self) -> ArtifactStore:
+        """Where heads are saved and activated (`heads_store`)."""
+        if self.settings.heads_store == "local":
+            return self.task_file_store
+        from shared.foundation.storage_connections import blob_service
+        from shared.learning.stores import BlobArtifactStore
+
+        service = blob_service(self.settings.heads_connection)
+        return BlobArtifactStore(service.get_container_client(self.settings.heads_container), prefix="")
+
+    def location(self) -> object:
+        """Where the heads are, for messages."""
+        return self.settings.heads_dir if self.settings.heads_store == "local" else self.head_store.describe("")
+
+    def active_head(self, task: AnyTask) -> ActiveHead | None:
+        return active_head(self.head_store, task.name, task.trained_head, self.task_file_store)
+
+    def load(self, task: AnyTask, active: ActiveHead | None) -> tuple[object, str]:
+        """The task's classifier (zero-shot with no head) or line tagger, and its confidence method."""
+        return self._classifier(task, active) if isinstance(task, ClassificationTask) else self._tagger(task, active)
+
+    def _tagger(self, task: ExtractionTask, active: ActiveHead | None) -> tuple[object, str]:
+        from shared.learning.artifact import HeadMismatchError
+        from shared.learning.extraction_artifact import ExtractionHeadExpectation, load_extraction_head
+        from shared.learning.line_tagger import LINE_TAGGER_CONFIDENCE_METHOD
+        from shared.learning.stores import ArtifactNotFoundError
+
+        if active is None:
+            raise TierError(f"task {task.name}: no trained extraction head (smallfirst train {task.name} --data ...)")
+        expect = ExtractionHeadExpectation.of(self.embedder, task.json_schema)
+        try:
+            loaded = load_extraction_head(active.store, task.name, active.version, expect)
+        except (HeadMismatchError, ArtifactNotFoundError, ValueError) as exc:
+            raise TierError(f"trained head {task.name}/{active.version} ({active.origin}): {exc}") from exc
+        return loaded.tagger, LINE_TAGGER_CONFIDENCE_METHOD
+
+    def _classifier(self, task: ClassificationTask, active: ActiveHead | None) -> tuple[object, str]:
+        from shared.learning.artifact import HeadExpectation, HeadMismatchError, load_head
+        from shared.learning.classifier import (
+            TRAINED_CONFIDENCE_METHOD,
+            ZERO_SHOT_CONFIDENCE_METHOD,
+            ZeroShotClassifier,
+        )
+        from shared.learning.stores import ArtifactNotFoundError
+
+        embedder = self.embedder
+        if active is None:
+            texts = {label.name: [f"{label.name}: {label.description}" if label.description else label.name]
+                     for label in task.labels}
+            for example in task.examples:
+                texts[example.label].append(example.text)
+            return ZeroShotClassifier.from_texts(embedder, texts), ZERO_SHOT_CONFIDENCE_METHOD
+        expect = HeadExpectation.of(embedder, [label.name for label in task.labels],
+                                    task.none_label if task.allow_none else None)
+        try:
+            loaded = load_head(active.store, task.name, active.version, expect)
+        except (HeadMismatchError, ArtifactNotFoundError, ValueError) as exc:
+            raise TierError(f"trained head {task.name}/{active.version} ({active.origin}): {exc}") from exc
+        return loaded.classifier, TRAINED_CONFIDENCE_METHOD
+
+    def label(self, classifier: Any, text: str) -> Label:
+        embedded = self.embedder.embed_metered([text])
+        prediction = classifier.predict_with_confidence(embedded.vectors, [text])
+        return Label(prediction.labels[0], float(prediction.confidence[0]), embedded.tokens)
+
+    def fields(self, tagger: Any, task: ExtractionTask, text: str) -> Fields:
+        from shared.learning.line_candidates import typed_value
+        from shared.learning.line_tagger import texts_of
+
+        tokens = 0
+
+        def embed(lines):
+            nonlocal tokens
+            embedded = self.embedder.embed_metered(lines)
+            tokens += embedded.tokens
+            return embedded.vectors
+
+        (found,) = tagger.predict_proba(texts_of([text], embed))
+        field_confidence = {name: p.confidence for name, p in found.items()}
+        properties = task.json_schema["properties"]
+        value = {name: typed_value(properties[name], p.value) for name, p in found.items() if p.value is not None}
+        return Fields(value, field_confidence, tagger.item_confidence(field_confidence), tokens)
