@@ -18,8 +18,8 @@ if TYPE_CHECKING:  # the core is imported on first use, not when the host indexe
     from shared.pipeline.answering import AnswerService
     from shared.pipeline.dead_letters import DeadLetters
     from shared.pipeline.ingest import Ingestor
-    from shared.operations.review import ReviewQueue
-    from shared.pipeline.shadow import ShadowWorker
+    from shared.pipeline.review import ReviewQueue
+    from shared.monitoring.shadow import ShadowWorker
     from shared.pipeline.storage import BlobStore
 
 WORK_QUEUE = "smallfirst-work"  # model work: whole inputs and parts of large ones
@@ -90,14 +90,14 @@ def send_shadow(text: str) -> None:
 
 @once
 def shadow_worker() -> "ShadowWorker":
-    from shared.pipeline.shadow import ShadowWorker
+    from shared.monitoring.shadow import ShadowWorker
 
     return ShadowWorker(cascade(), blob_store())
 
 
 @once
 def review_queue() -> "ReviewQueue":
-    from shared.operations.review import ReviewQueue
+    from shared.pipeline.review import ReviewQueue
 
     return ReviewQueue(blob_store(), cascade().tasks)
 

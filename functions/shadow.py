@@ -1,4 +1,4 @@
-"""Shadow sampling: answer accepted items again with the frontier, off the request path (shared/pipeline/shadow.py)."""
+"""Shadow sampling: answer accepted items again with the frontier, off the request path (shared/monitoring/shadow.py)."""
 
 import azure.functions as func
 

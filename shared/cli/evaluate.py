@@ -25,8 +25,8 @@ def eval_command(
     """Run labelled items through each tier separately and record answers, confidences, tokens, latency, cost."""
     import asyncio
 
-    from shared.evaluation.runner import check_gold, load_labelled, run_eval
-    from shared.evaluation.runs import done_pairs
+    from shared.evaluation.tier_eval import check_gold, load_labelled, run_eval
+    from shared.evaluation.run_analysis import done_pairs
 
     cascade = load_cascade()
     spec = find_task(cascade, task)
@@ -46,7 +46,7 @@ def eval_command(
 
 
 def _task_for_run(cascade: Cascade, run: Path) -> AnyTask:
-    from shared.evaluation.runs import read_run
+    from shared.evaluation.run_analysis import read_run
 
     records = read_run(run)
     if not records:

@@ -43,9 +43,9 @@ def stats(
 
     from shared.core.config import Settings
     from shared.foundation.tasks import TaskCatalog
-    from shared.operations.stats import confidence_drift, drift_level, summarise
-    from shared.operations.stats_sources import ContainerRecords, interactive_store, local_results, local_shadows
-    from shared.operations.stats_tables import headline, task_tables
+    from shared.monitoring.stats import confidence_drift, drift_level, summarise
+    from shared.monitoring.stats_sources import ContainerRecords, interactive_store, local_results, local_shadows
+    from shared.monitoring.stats_tables import headline, task_tables
 
     try:
         if results or shadow:
@@ -84,7 +84,7 @@ def stats(
     if summary.undated:
         console.print(f"[yellow]{summary.undated} result records carry no finished_at and are in no day[/]")
     if html is not None:
-        from shared.operations.dashboard import stats_page
+        from shared.monitoring.dashboard import stats_page
 
         try:
             html.write_text(stats_page(summary, origin), encoding="utf-8")
@@ -102,8 +102,8 @@ def review(
     Reads and writes the review/, results/ and corrections/ containers of the DataStorage account."""
     import getpass
 
-    from shared.operations.review import ReviewQueue
-    from shared.operations.stats_sources import interactive_store
+    from shared.pipeline.review import ReviewQueue
+    from shared.monitoring.stats_sources import interactive_store
     from shared.pipeline.blob_names import DATA_CONNECTION
 
     cascade = load_cascade()
@@ -197,7 +197,7 @@ def smoke(
 ) -> None:
     """Check a deployed environment end to end: upload a sample, wait for its result, read a function key
     through ARM, call /api/health and the task; print what worked and how long each step took."""
-    from shared.operations.smoke import azure_smoke, local_smoke, read_stack_outputs
+    from shared.monitoring.smoke import azure_smoke, local_smoke, read_stack_outputs
 
     if local:
         connection = connection_string or os.environ.get("DataStorage")

@@ -3,7 +3,7 @@
 needs installed. Configuration (`TierConfig`), the tier registry, telemetry and `smallfirst health` read them here.
 
 Adding a backend:
-1. a member of `Backend` and its `BackendSpec` in `BACKENDS` (tests/test_backends.py fails on a member without one);
+1. a member of `Backend` and its `BackendSpec` in `BACKENDS` (tests/core/test_backends.py fails on a member without one);
 2. its tier class, in a module of its own under `shared/core/tiers/` (one speaking the OpenAI chat API is a thin
    subclass of `OpenAIApiTier` in `tiers/openai_api.py` that says where its requests go: `route`);
 3. a row in the README's table of endpoint backends (Configuration).

@@ -15,7 +15,7 @@ from shared.evaluation import cascade_simulation
 from shared.foundation import answers, metrics
 from shared.evaluation.plots import cascade_plot, coverage_plot, reliability_plot
 from shared.evaluation.render import Block, render_html, render_markdown
-from shared.evaluation.runs import FRONTIER, SMALL, TierRun, aligned, analyse_cascade, load_runs, read_run, tier_runs
+from shared.evaluation.run_analysis import FRONTIER, SMALL, TierRun, aligned, analyse_cascade, load_runs, read_run, tier_runs
 
 
 def calibration_pairs(run: TierRun) -> tuple[list[float], list[bool]]:

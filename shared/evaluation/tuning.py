@@ -12,7 +12,7 @@ from shared.foundation.task_files import read_task_data, update_task_file
 from shared.foundation.tasks import Calibration
 from shared.evaluation import cascade_simulation
 from shared.foundation import metrics
-from shared.evaluation.runs import FRONTIER, SMALL, analyse_cascade, load_runs
+from shared.evaluation.run_analysis import FRONTIER, SMALL, analyse_cascade, load_runs
 
 
 def fit_isotonic(confidences: list[float], correct: list[bool], max_points: int = 20) -> Calibration:

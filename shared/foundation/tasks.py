@@ -72,7 +72,7 @@ class TaskBase(BaseModel):
     instruction: str = Field(pattern=r"\S")
     threshold: float = Field(default=0.5, ge=0.0, le=1.0)
     threshold_source: str = "default (not tuned)"
-    # Live accuracy (shared/pipeline/shadow.py): the share of items a cheaper tier accepted that the frontier also
+    # Live accuracy (shared/monitoring/shadow.py): the share of items a cheaper tier accepted that the frontier also
     # answers off the request path, and the accuracy those accepted answers must keep (an alert below it).
     shadow_fraction: float = Field(default=0.0, ge=0.0, le=1.0)
     # Per tier, the confidence histogram (10 equal bins) of the run its threshold was tuned on (`smallfirst tune`).

@@ -16,7 +16,7 @@ from typing import Any, Callable, Literal, Mapping
 from shared.core.cascade import Cascade
 from shared.foundation.records import Item, ResultRecord
 from shared.foundation.tasks import AnyTask
-from shared.pipeline.shadow import send_shadows, shadow_requests
+from shared.pipeline.shadow_pick import send_shadows, shadow_requests
 
 
 @dataclass(frozen=True)

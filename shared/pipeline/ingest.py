@@ -80,7 +80,7 @@ class Ingestor:
         self.limits = limits
         # enqueue(text, delay_s) puts a message on the work queue; without one, work runs at once, in-process.
         self.enqueue = enqueue
-        # shadow(text) puts a shadow request on its queue (shared/pipeline/shadow.py); without one, none is sent.
+        # shadow(text) puts a shadow request on its queue (shared/pipeline/shadow_pick.py); without one, none is sent.
         self.shadow = shadow
         self.containers = containers
         self.parsed = ParsedInputs()

@@ -1,0 +1,67 @@
+"""The simulated cascade (evaluation/cascade_simulation.py) and the isotonic calibration tuning fits, by hand."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from shared.evaluation import cascade_simulation
+
+
+def fixture_cascade():
+    conf = [0.9, 0.8, 0.6, 0.3]
+    small_ok = [True, True, False, False]
+    frontier_ok = [True, True, True, False]
+    return conf, small_ok, [0.0] * 4, frontier_ok, [1.0] * 4
+
+
+def test_cascade_curve_by_hand():
+    points = cascade_simulation.simulate_cascade(*fixture_cascade())
+    got = [(p.threshold, p.accuracy, p.cost_per_item, p.escalation_rate) for p in points]
+    assert got[0] == (0.0, 0.5, 0.0, 0.0)  # all small
+    assert got[1] == (0.3, 0.5, 0.0, 0.0)
+    assert got[2] == (0.6, 0.5, 0.25, 0.25)  # 0.3 escalates: frontier also wrong there
+    assert got[3] == (0.8, 0.75, 0.5, 0.5)  # 0.6 escalates and the frontier gets it
+    assert got[4] == (0.9, 0.75, 0.75, 0.75)
+    assert got[5][1:] == (0.75, 1.0, 1.0)  # all frontier
+
+
+def test_threshold_choice_and_bootstrap():
+    conf, s_ok, s_cost, f_ok, f_cost = fixture_cascade()
+    points = cascade_simulation.simulate_cascade(conf, s_ok, s_cost, f_ok, f_cost)
+    arr = np.asarray(conf)
+    rec = cascade_simulation.recommend_threshold(points, 0.75, lambda t: np.where(arr >= t, s_ok, f_ok), 1.0)
+    assert rec.threshold == 0.8 and rec.accuracy == 0.75 and rec.cost_per_item == 0.5
+    assert rec.saving_vs_frontier == 0.5
+    low, high = rec.accuracy_ci
+    assert 0.0 <= low <= 0.75 <= high <= 1.0
+    assert cascade_simulation.recommend_threshold(points, 0.99, lambda t: np.where(arr >= t, s_ok, f_ok), 1.0) is None
+
+
+def test_bootstrap_interval_narrows_with_more_items():
+    conf = np.linspace(0, 1, 400)
+    ok = (np.arange(400) % 5 != 0).tolist()  # 80% right
+    points = cascade_simulation.simulate_cascade(conf.tolist(), ok, [0.0] * 400, ok, [1.0] * 400)
+    rec = cascade_simulation.recommend_threshold(points, 0.79, lambda t: ok, 1.0)
+    low, high = rec.accuracy_ci
+    assert 0.74 < low < 0.8 < high < 0.86
+
+
+def test_selective_threshold():
+    conf = [0.9, 0.8, 0.6, 0.3]
+    ok = [True, True, False, True]
+    assert cascade_simulation.selective_threshold(conf, ok, 0.99) == (0.8, 1.0, 0.5)
+    assert cascade_simulation.selective_threshold(conf, ok, 0.7) == (0.3, 0.75, 1.0)
+
+
+def test_isotonic_calibration_gives_tied_confidences_one_value_their_accuracy():
+    from shared.evaluation.tuning import fit_isotonic
+
+    tied = fit_isotonic([0.5] * 20, [True] * 18 + [False] * 2)
+    assert tied.apply(0.5) == pytest.approx(0.9)  # not the top of a staircase of 20 points at x = 0.5
+    mixed = fit_isotonic([0.1, 0.2, 0.2, 0.3, 0.9], [False, True, False, True, True])
+    assert (mixed.x, mixed.y) == ([0.1, 0.2, 0.3, 0.9], [0.0, 0.5, 1.0, 1.0])
+    assert all(later > earlier for earlier, later in zip(mixed.x, mixed.x[1:]))
+    # fitted one by one, the two items at 0.2 were a step 0 -> 1 at one x, read as 1 there
+    assert fit_isotonic([0.1, 0.2, 0.2, 0.9], [False, False, True, True]).apply(0.2) == pytest.approx(0.5)
+
