@@ -155,3 +155,17 @@ def test_checker_fails_a_folder_in_no_layer(tmp_path):
     _tree(tmp_path, {**SYNTHETIC, "app/extra/__init__.py": "", "app/extra/d.py": "from app.base import things\n"})
     assert layer_violations(import_graph(tmp_path, ("app",)), SYNTHETIC_LAYERS, set()) == [
         "app.extra: in no layer (declare its folder in LAYERS)", "app.extra.d: in no layer (declare its folder in LAYERS)"]
+
+
+def test_each_rule_is_defined_in_exactly_one_module():
+    """"Which tier is the frontier", "are two answers the same" and "what a backend costs" have one home each."""
+    homes = {"frontier_of": "shared.core.policy", "same_answer": "shared.foundation.answers",
+             "fields_correct": "shared.foundation.answers", "BACKENDS": "shared.core.backends"}
+    found: dict[str, list[str]] = {name: [] for name in homes}
+    for path in sorted((ROOT / "shared").rglob("*.py")):
+        for node in ast.parse(path.read_text(encoding="utf-8")).body:
+            names = ([node.name] if isinstance(node, (ast.FunctionDef, ast.ClassDef)) else
+                     [t.id for t in getattr(node, "targets", [getattr(node, "target", None)]) if isinstance(t, ast.Name)])
+            for name in set(names) & homes.keys():
+                found[name].append(module_name(path, ROOT))
+    assert found == {name: [home] for name, home in homes.items()}
