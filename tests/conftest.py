@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 from pathlib import Path
@@ -14,22 +13,6 @@ from tests.azure_wire import AzureWireServer
 
 REPO = Path(__file__).resolve().parents[1]
 DATASETS = REPO.parent / "shared" / "datasets"
-
-
-@pytest.fixture(autouse=True, scope="module")
-def main_thread_event_loop():
-    """Each test module starts with an event loop in the main thread, as a fresh interpreter has: Pulumi's mocks
-    (tests/infra) take the current loop, and an asyncio.run in an earlier module leaves none set."""
-    try:
-        asyncio.get_event_loop_policy().get_event_loop()
-    except RuntimeError:
-        loop = asyncio.new_event_loop()
-        asyncio.set_event_loop(loop)
-        yield
-        asyncio.set_event_loop(None)
-        loop.close()
-        return
-    yield
 
 
 def dataset_rows(name: str, split: str = "dev", limit: int | None = None, stride: int = 1) -> list[dict]:

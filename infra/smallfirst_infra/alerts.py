@@ -1,4 +1,4 @@
-"""Alerts on the app's own metrics (shared/core/telemetry.py, shared/pipeline/shadow.py), to an action group.
+"""Alerts on the app's own metrics (shared/core/telemetry.py, shared/monitoring/shadow.py), to an action group.
 
 Two scheduled query rules over Application Insights: the share of failed items, and the lower bound of the
 shadow live-accuracy interval per task. Email goes to `alertEmail` when set (none: the rules fire into an
