@@ -153,9 +153,13 @@ def _configure(env: Mapping[str, str]) -> str:
     from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
 
     if mode == "otlp":  # OTEL_EXPORTER_OTLP_ENDPOINT says where (default http://localhost:4318)
-        from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
-        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-
+        try:
+            from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
+            from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+        except ImportError:  # the exporter is the local extra's, never deployed: the app must still serve
+            log.warning("SMALLFIRST_TELEMETRY=otlp, but the OTLP exporter is not installed (it comes with the local "
+                        "extra: pip install -e '.[local]'); telemetry stays off")
+            return "off"
         span_exporter, metric_exporter = OTLPSpanExporter(), OTLPMetricExporter()
     else:
         span_exporter, metric_exporter = ConsoleSpanExporter(), ConsoleMetricExporter()

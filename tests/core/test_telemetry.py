@@ -119,8 +119,8 @@ def test_every_backend_has_its_gen_ai_system_name():
     assert gen_ai_system["foundry"] == "az.ai.openai" and gen_ai_system["foundry_inference"] == "az.ai.inference"
 
 
-def run_configure(env: dict[str, str], stderr: list[str] | None = None) -> dict:
-    code = ("import json, os; from opentelemetry import metrics, trace; "
+def run_configure(env: dict[str, str], stderr: list[str] | None = None, prelude: str = "") -> dict:
+    code = (prelude + "import json, os; from opentelemetry import metrics, trace; "
             "from shared.core.telemetry import configure_telemetry; "
             "first = configure_telemetry(os.environ); second = configure_telemetry(os.environ); "
             "print(json.dumps({'first': first, 'second': second, "
@@ -157,6 +157,15 @@ def test_a_telemetry_setting_of_no_known_mode_is_warned_about_and_leaves_telemet
     out = run_configure({"SMALLFIRST_TELEMETRY": "consol"}, stderr)
     assert out["first"] == "off" and out["meter"].startswith("opentelemetry.metrics")
     assert "'consol' is none of off, console, otlp" in stderr[0]
+
+
+def test_otlp_without_its_exporter_installed_is_warned_about_and_leaves_telemetry_off():
+    """As in Azure, where the local extra's OTLP exporter is not deployed."""
+    stderr: list[str] = []
+    absent = "import sys; sys.modules['opentelemetry.exporter.otlp.proto.http'] = None; "  # import raises ImportError
+    out = run_configure({"SMALLFIRST_TELEMETRY": "otlp"}, stderr, prelude=absent)
+    assert out["first"] == "off" and out["meter"].startswith("opentelemetry.metrics")
+    assert "the OTLP exporter is not installed" in stderr[0]
 
 
 def test_with_the_workers_own_telemetry_setting_the_app_configures_no_second_exporter():
