@@ -76,6 +76,9 @@ class _InstantTier(Tier):
     def health(self) -> str:
         return "instant"
 
+    def probe(self) -> str:
+        return "instant"
+
 
 def cascade_own_seconds(catalog: TaskCatalog, task, calls: int = 5000) -> float:
     """Per item: Cascade.process minus the tier call itself (budget check, retries, verdict, spans, the record)."""
