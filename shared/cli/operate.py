@@ -35,6 +35,7 @@ def stats(
                                        "the containers; repeat for several"),
     shadow: list[Path] = typer.Option([], "--shadow", help="a local shadow file (.jsonl); repeat for several"),
     html: Optional[Path] = typer.Option(None, "--html", help="also write a self-contained HTML page with plots"),
+    as_json: bool = typer.Option(False, "--json", help="print the summary as JSON instead of tables"),
 ) -> None:
     """Volume, outcomes, escalations, cost against all-frontier, latency and live accuracy, per task and day.
 
@@ -68,7 +69,9 @@ def stats(
     window = f"since {since.isoformat()}" if since else "all days"
     if not summary.tasks:
         console.print(f"no records{f' of {task}' if task else ''} {window} in {origin}")
-    for task_stats in summary.tasks:
+    if as_json:
+        sys.stdout.write(summary.model_dump_json(indent=2) + "\n")
+    for task_stats in [] if as_json else summary.tasks:
         out.rule(f"{task_stats.task} ({window}, UTC)")
         out.print(headline(task_stats))
         for text_table in task_tables(task_stats):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from pathlib import Path
@@ -22,8 +23,11 @@ from shared.pipeline.parsing import ParsedInput, parse_input
 RUN_CHUNK_ITEMS = 256  # `smallfirst run`: items per batch, each batch on an event loop (and clients) of its own
 
 
+TASK_ARGUMENT = typer.Argument(..., help="the task's name (smallfirst tasks lists them)")
+
+
 def run(
-    task: str,
+    task: str = TASK_ARGUMENT,
     input: Path = typer.Option(..., "--input", "-i", exists=True, dir_okay=False, help=".jsonl/.json/.txt items"),
     output: Path = typer.Option(..., "--output", "-o", dir_okay=False, help="result records, one JSON per line"),
 ) -> None:
@@ -83,7 +87,8 @@ def _print_one(record: ResultRecord) -> None:
     sys.stdout.write(record.model_dump_json(indent=2) + "\n")
 
 
-def classify(task: str, text: str) -> None:
+def classify(task: str = TASK_ARGUMENT,
+             text: str = typer.Argument(..., help="the text to classify (quote it)")) -> None:
     """Classify one text and print its result record."""
     cascade = load_cascade()
     spec = find_classification_task(cascade, task)
@@ -96,7 +101,9 @@ def classify(task: str, text: str) -> None:
     _print_one(cascade.process(spec, item))
 
 
-def extract(task: str, file: Path = typer.Argument(..., exists=True, dir_okay=False)) -> None:
+def extract(task: str = TASK_ARGUMENT,
+            file: Path = typer.Argument(..., exists=True, dir_okay=False,
+                                        help="the text to extract from: .txt, .md, or a .json item")) -> None:
     """Extract fields from one text file (.txt, .md, or a .json item) and print its result record."""
     cascade = load_cascade()
     spec = find_task(cascade, task)
@@ -110,38 +117,60 @@ def extract(task: str, file: Path = typer.Argument(..., exists=True, dir_okay=Fa
     _print_one(cascade.process(spec, parsed.items[0]))
 
 
-def tasks() -> None:
+def tasks(as_json: bool = typer.Option(False, "--json", help="print the catalogue as JSON")) -> None:
     """List the task catalogue."""
     cascade = load_cascade()
-    table = Table("task", "kind", "labels / fields", "threshold", "tiers")
+    rows: list[dict[str, object]] = []
     for name, spec in cascade.tasks.each():
         if isinstance(spec, TaskError):
-            table.add_row(name, "[red]invalid[/]", str(spec), "", "")
+            rows.append({"task": name, "kind": "invalid", "error": str(spec)})
             continue
-        detail = (
-            f"{len(spec.allowed_labels)} labels"
-            if isinstance(spec, ClassificationTask)
-            else ", ".join(spec.json_schema["properties"])
-        )
-        table.add_row(spec.name, spec.kind, detail, f"{spec.threshold:.2f}", ", ".join(cascade.tiers.configured(spec.tiers)))
+        rows.append({
+            "task": spec.name, "kind": spec.kind, "threshold": spec.threshold,
+            "tiers": cascade.tiers.configured(spec.tiers),
+            **({"labels": list(spec.allowed_labels)} if isinstance(spec, ClassificationTask)
+               else {"fields": list(spec.json_schema["properties"])}),
+        })
+    if as_json:
+        sys.stdout.write(json.dumps(rows, indent=2) + "\n")
+        return
+    table = Table("task", "kind", "labels / fields", "threshold", "tiers")
+    for row in rows:
+        if row["kind"] == "invalid":
+            table.add_row(str(row["task"]), "[red]invalid[/]", str(row["error"]), "", "")
+            continue
+        detail = f"{len(row['labels'])} labels" if "labels" in row else ", ".join(row["fields"])
+        table.add_row(str(row["task"]), str(row["kind"]), detail, f"{row['threshold']:.2f}", ", ".join(row["tiers"]))
     Console().print(table)
 
 
 def health(
     deep: bool = typer.Option(False, "--deep", help="have each tier answer a one-line request (endpoint tiers spend "
                                                     "tokens); by default each is only probed, spending none"),
+    as_json: bool = typer.Option(False, "--json", help="print each tier's state as JSON"),
 ) -> None:
-    """Say which tiers are configured and whether each is reachable."""
+    """Say which tiers are configured and whether each is reachable, and warn of a tier with no known price."""
     from shared.core.backends import BACKENDS
 
     cascade = load_cascade()
-    failed = False
+    tiers: list[dict[str, object]] = []
     for name, config in cascade.settings.tiers.items():
-        legacy = f" [yellow]{BACKENDS[config.backend].legacy}[/]" if BACKENDS[config.backend].legacy else ""
+        state: dict[str, object] = {"tier": name, "backend": config.backend.value, "model": config.model,
+                                    "legacy": BACKENDS[config.backend].legacy, "price": config.price_source,
+                                    "warning": config.price_warning}
         try:
             tier = cascade.tiers.get(name)
-            console.print(f"[green]{name}[/]{legacy}: {tier.health() if deep else tier.probe()}")
+            state.update(ok=True, detail=tier.health() if deep else tier.probe())
         except Exception as exc:  # any failure here is the answer we want to show
-            failed = True
-            console.print(f"[red]{name}[/]: {exc}")
-    raise typer.Exit(1 if failed else 0)
+            state.update(ok=False, detail=str(exc))
+        tiers.append(state)
+    if as_json:
+        sys.stdout.write(json.dumps(tiers, indent=2) + "\n")
+    for state in [] if as_json else tiers:
+        legacy = f" [yellow]{state['legacy']}[/]" if state["legacy"] else ""
+        colour = "green" if state["ok"] else "red"
+        console.print(f"[{colour}]{state['tier']}[/]{legacy}: {state['detail']}", highlight=False)
+    for state in tiers:
+        if state["warning"]:
+            console.print(f"[yellow]warning: {state['warning']}[/]")
+    raise typer.Exit(0 if all(state["ok"] for state in tiers) else 1)

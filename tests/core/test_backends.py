@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from shared.core.backends import BACKENDS, MANAGED_EMBEDDING_PRICE_IN, Backend, StructuredOutput
+from shared.core.backends import BACKENDS, Backend, StructuredOutput
+from shared.core.prices import MODEL_PRICES
 from shared.core.config import TierConfig
 from shared.core.tiers.base import Tier
 from shared.core.tiers.chat import ChatTier
@@ -22,23 +23,22 @@ def test_each_spec_is_complete_and_its_tier_class_is_a_tier_in_a_module_of_its_o
     assert issubclass(tier_type, Tier)
     assert tier_type.__module__ == spec.tier_class.split(":")[0]
     assert [other for other in BACKENDS.values() if other.tier_class.split(":")[0] == tier_type.__module__] == [spec]
-    assert all(price >= 0 for price in spec.prices) and len(spec.prices) == 2
-    assert spec.cached_in_price is None or 0 <= spec.cached_in_price <= spec.prices[0]
     assert isinstance(spec.structured_output, StructuredOutput) and isinstance(spec.logprobs, bool)
     assert spec.gen_ai_system
     assert spec.async_clients == issubclass(tier_type, ChatTier)  # what TierRegistry.aclose_async_clients closes
     assert bool(spec.packages) == bool(spec.not_installed)
 
 
-def test_a_tier_config_takes_its_defaults_from_its_backend_spec():
+def test_a_tier_config_takes_its_defaults_from_its_backend_spec_and_an_unpriced_one_has_no_price_source():
     for backend, spec in BACKENDS.items():
         config = TierConfig(name="trained" if backend == Backend.TRAINED else "small", role="small", backend=backend)
-        assert config.prices == spec.prices
-        assert config.price_cached_in == (spec.prices[0] if spec.cached_in_price is None else spec.cached_in_price)
+        assert config.prices == (0.0, 0.0)  # free, or (no model) unknown and counted as zero
+        assert (config.price_source is not None) == spec.free
         assert config.effective_structured_output == spec.structured_output
         assert config.effective_logprobs == spec.logprobs
     managed = TierConfig(name="trained", role="small", backend=Backend.TRAINED, embedder="azure_openai")
-    assert managed.prices == (MANAGED_EMBEDDING_PRICE_IN, 0.0)
+    assert managed.prices == (MODEL_PRICES["text-embedding-3-small"].in_per_m, 0.0)
+    assert managed.price_source == "price list: text-embedding-3-small"
 
 
 def test_only_the_legacy_backend_is_marked_legacy():

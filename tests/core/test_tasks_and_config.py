@@ -188,6 +188,7 @@ def test_settings_from_env_with_frontier_and_overrides():
         "SMALLFIRST_SMALL_MODEL": "Phi-4",
         "SMALLFIRST_FRONTIER_BACKEND": "azure_openai",
         "SMALLFIRST_FRONTIER_ENDPOINT": "https://x.openai.azure.com",
+        "SMALLFIRST_FRONTIER_MODEL": "gpt-4o",
         "SMALLFIRST_FRONTIER_PRICE_IN_PER_M": "5",
         "SMALLFIRST_CONCURRENCY": "16",
     })
@@ -207,7 +208,8 @@ def test_a_v1_tier_takes_a_resource_endpoint_or_its_v1_url_and_managed_compute_i
 
 
 def test_the_legacy_foundry_inference_backend_keeps_foundrys_prices_and_capabilities():
-    env = {"SMALLFIRST_SMALL_BACKEND": "foundry_inference", "SMALLFIRST_SMALL_ENDPOINT": "https://phi.eastus2.models.ai.azure.com"}
+    env = {"SMALLFIRST_SMALL_BACKEND": "foundry_inference", "SMALLFIRST_SMALL_ENDPOINT": "https://phi.eastus2.models.ai.azure.com",
+           "SMALLFIRST_SMALL_MODEL": "Phi-4"}
     legacy = Settings.from_env(env).tiers["small"]
     assert legacy.backend == Backend.FOUNDRY_INFERENCE and legacy.prices == (0.125, 0.5)
     assert legacy.effective_structured_output == StructuredOutput.INSTRUCTIONS and not legacy.effective_logprobs
