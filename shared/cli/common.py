@@ -13,6 +13,9 @@ from shared.foundation.tasks import AnyTask, ClassificationTask
 from shared.errors import UnknownTaskError
 
 console = Console(stderr=True, soft_wrap=True)  # one message, one line, whatever the width
+# The positional TASK of every command that takes one.
+TASK_ARGUMENT = typer.Argument(..., help="the task's name (smallfirst tasks lists them)", show_default=False)
+RUN_HELP = "an eval run file (.jsonl, written by smallfirst eval)"
 
 
 def load_cascade() -> Cascade:

@@ -7,20 +7,20 @@ from typing import Optional
 
 import typer
 
-from shared.cli.common import console, find_task, load_cascade, progress_bar
+from shared.cli.common import RUN_HELP, TASK_ARGUMENT, console, find_task, load_cascade, progress_bar
 from shared.core.cascade import Cascade
 from shared.foundation.tasks import AnyTask
 from shared.errors import some_of
 
 
 def eval_command(
-    task: str,
+    task: str = TASK_ARGUMENT,
     data: Path = typer.Option(..., "--data", exists=True, dir_okay=False, help='labelled .jsonl: {"id","text","label"|"expected"}'),
     tiers: str = typer.Option("small", "--tiers", help="comma-separated tier names, each evaluated separately"),
     out: Path = typer.Option(..., "--out", dir_okay=False, help="run file (.jsonl); an existing one is resumed"),
     sample: Optional[int] = typer.Option(None, "--sample", min=1, help="a seeded random sample of this many items"),
-    seed: int = typer.Option(0, "--seed"),
-    concurrency: int = typer.Option(4, "--concurrency", min=1),
+    seed: int = typer.Option(0, "--seed", help="the random seed of --sample (the same seed, the same items)"),
+    concurrency: int = typer.Option(4, "--concurrency", min=1, help="items in flight at once, per tier"),
 ) -> None:
     """Run labelled items through each tier separately and record answers, confidences, tokens, latency, cost."""
     import asyncio
@@ -56,7 +56,7 @@ def _task_for_run(cascade: Cascade, run: Path) -> AnyTask:
 
 
 def report(
-    run: Path = typer.Argument(..., exists=True, dir_okay=False),
+    run: Path = typer.Argument(..., exists=True, dir_okay=False, help=RUN_HELP),
     out: Path = typer.Option(..., "--out", file_okay=False, help="folder for report.md, report.html and the plots"),
     frontier_run: Optional[Path] = typer.Option(None, "--frontier-run", exists=True, dir_okay=False,
                                                 help="a second run used as the frontier"),
@@ -74,10 +74,12 @@ def report(
 
 
 def tune(
-    task: str,
-    run: Path = typer.Argument(..., exists=True, dir_okay=False),
-    frontier_run: Optional[Path] = typer.Option(None, "--frontier-run", exists=True, dir_okay=False),
-    target: Optional[float] = typer.Option(None, "--target", min=0.0, max=1.0),
+    task: str = TASK_ARGUMENT,
+    run: Path = typer.Argument(..., exists=True, dir_okay=False, help=RUN_HELP),
+    frontier_run: Optional[Path] = typer.Option(None, "--frontier-run", exists=True, dir_okay=False,
+                                                help="a second run used as the frontier"),
+    target: Optional[float] = typer.Option(None, "--target", min=0.0, max=1.0,
+                                           help="absolute target accuracy (default: frontier - 0.01)"),
     tier: str = typer.Option("small", "--tier", help="the cheaper tier to tune (its own threshold unless small)"),
     calibrate: bool = typer.Option(True, "--calibrate/--no-calibrate",
                                    help="fit an isotonic map first (off for a tier calibrated already)"),
@@ -97,8 +99,8 @@ def tune(
 
 
 def compare(
-    run_a: Path = typer.Argument(..., exists=True, dir_okay=False),
-    run_b: Path = typer.Argument(..., exists=True, dir_okay=False),
+    run_a: Path = typer.Argument(..., exists=True, dir_okay=False, help="the first eval run (.jsonl)"),
+    run_b: Path = typer.Argument(..., exists=True, dir_okay=False, help="the second eval run (.jsonl)"),
     out: Path = typer.Option(..., "--out", file_okay=False, help="folder for compare.md and compare.html"),
 ) -> None:
     """Two runs side by side (e.g. a quantised vs a full-precision small model, or two prompts)."""

@@ -13,7 +13,7 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
-from shared.cli.common import console, find_classification_task, find_task, load_cascade, progress_bar
+from shared.cli.common import TASK_ARGUMENT, console, find_classification_task, find_task, load_cascade, progress_bar
 from shared.foundation.records import Item, ResultRecord
 from shared.foundation.tasks import ClassificationTask, ExtractionTask
 from shared.errors import InputError, TaskError
@@ -21,9 +21,6 @@ from shared.pipeline.answering import AnswerService
 from shared.pipeline.parsing import ParsedInput, parse_input
 
 RUN_CHUNK_ITEMS = 256  # `smallfirst run`: items per batch, each batch on an event loop (and clients) of its own
-
-
-TASK_ARGUMENT = typer.Argument(..., help="the task's name (smallfirst tasks lists them)")
 
 
 def run(

@@ -8,13 +8,13 @@ from typing import Optional
 
 import typer
 
-from shared.cli.common import console, find_classification_task, find_task, load_cascade, progress_bar
+from shared.cli.common import TASK_ARGUMENT, console, find_classification_task, find_task, load_cascade, progress_bar
 from shared.core.cascade import Cascade
 from shared.foundation.tasks import ClassificationTask, ExtractionTask
 
 
 def train(
-    task: str,
+    task: str = TASK_ARGUMENT,
     data: Optional[Path] = typer.Option(None, "--data", exists=True, dir_okay=False,
                                         help='labelled .jsonl: {"id","text","label"} or {"id","text","expected"} (extraction)'),
     from_results: list[Path] = typer.Option([], "--from-results", exists=True,
@@ -75,7 +75,7 @@ def train(
 
 
 def retrain(
-    task: str,
+    task: str = TASK_ARGUMENT,
     days: Optional[int] = typer.Option(None, "--days", min=1, max=36_500, help="production data of the last N days "
                                                                     "(default: SMALLFIRST_RETRAIN_DAYS)"),
 ) -> None:
@@ -188,7 +188,7 @@ def _train_extraction(spec: ExtractionTask, tier, data: Path):
 
 
 def export_finetune(
-    task: str,
+    task: str = TASK_ARGUMENT,
     data: Path = typer.Option(..., "--data", exists=True, dir_okay=False, help='labelled .jsonl: {"id","text","label"}'),
     out: Path = typer.Option(..., "--out", file_okay=False, help="folder for train.jsonl and validation.jsonl"),
 ) -> None:

@@ -3,7 +3,8 @@
 When the frontier did answer, its own token counts are used. Otherwise the tokens are estimated the same way
 for every tier that answered (the trained tier counts no tokens at all): the frontier's prompt for the item
 (shared/core/prompts.py) and the answer as JSON, at the task's characters-per-token estimate. The price is
-the task's frontier's (`policy.frontier_of`), or gpt-4o's list price when the task has no configured frontier.
+the task's frontier's (`policy.frontier_of`), or gpt-4o's listed price (shared/core/prices.py) when the task has
+no configured frontier.
 """
 
 from __future__ import annotations

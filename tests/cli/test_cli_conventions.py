@@ -115,3 +115,11 @@ def test_a_local_settings_file_that_is_not_json_is_one_line(local_folder):
     (local_folder / "local.settings.json").write_text("{not json")
     answer = runner.invoke(app, ["tasks"])
     assert answer.exit_code != 0 and "local.settings.json is not JSON" in str(answer.exception or answer.output)
+
+
+def test_stats_reads_its_storage_connection_from_local_settings_json_alone(local_folder, emulator):
+    (local_folder / "local.settings.json").write_text(json.dumps({"Values": {
+        "DataStorage": emulator.connection_string}}))
+    answer = runner.invoke(app, ["stats", "--json"])
+    assert answer.exit_code == 0, answer.output
+    assert json.loads(answer.stdout)["tasks"] == [] and "in the DataStorage storage account" in answer.stderr
