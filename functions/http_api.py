@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import azure.functions as func
 from pydantic import BaseModel, Field, ValidationError
@@ -13,6 +13,9 @@ from pydantic import BaseModel, Field, ValidationError
 from functions import services
 from functions.tracing import traced
 from shared.foundation.records import ResultRecord
+
+if TYPE_CHECKING:
+    from shared.foundation.principal import ClientPrincipal
 
 bp = func.Blueprint()
 log = logging.getLogger(__name__)
@@ -29,8 +32,62 @@ INPUT_ERROR_STATUS = {
 
 
 def problem(status: int, title: str, detail: str, **extra: Any) -> func.HttpResponse:
-    body = {"type": "about:blank", "title": title, "status": status, "detail": detail, **extra}
-    return func.HttpResponse(json.dumps(body), status_code=status, mimetype="application/problem+json")
+    """A problem+json reply. `code` is stable for clients to branch on: the title's words unless given."""
+    body = {"type": "about:blank", "title": title, "status": status, "detail": detail,
+            "code": extra.pop("code", None) or title.lower().replace(" ", "_"), **extra}
+    headers = {"Retry-After": str(extra["retry_after"])} if "retry_after" in extra else None
+    return func.HttpResponse(json.dumps(body), status_code=status, mimetype="application/problem+json",
+                             headers=headers)
+
+
+def oversized_body(req: func.HttpRequest) -> func.HttpResponse | None:
+    """A 413 for a body declared over MAX_BODY_BYTES, decided on Content-Length before the body is read. (In Azure
+    the Functions host has read it already, up to FUNCTIONS_REQUEST_BODY_SIZE_LIMIT, which infra sets to this cap.)"""
+    declared = req.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        return problem(413, "Request too large", f"Content-Length {int(declared)} > {MAX_BODY_BYTES} bytes")
+    return None
+
+
+def authorized(req: func.HttpRequest, role: str) -> tuple["ClientPrincipal | None", func.HttpResponse | None]:
+    """The request's Entra principal if it holds app role `role`; else the refusal (401: no principal, 403: not the
+    role). Only App Service Authentication sets the header (shared/foundation/principal.py cites why)."""
+    from shared.errors import InputError
+    from shared.foundation.principal import PRINCIPAL_HEADER, decode_principal
+
+    try:
+        principal = decode_principal(req.headers.get(PRINCIPAL_HEADER))
+    except InputError as exc:
+        return None, problem(401, "Not authenticated", str(exc), code=exc.reason)
+    if principal is None or not principal.identity:
+        return None, problem(401, "Not authenticated", f"this route needs an Entra token with the {role} app role")
+    if role not in principal.roles:
+        return None, problem(403, "Forbidden", f"the caller does not hold the {role} app role")
+    return principal, None
+
+
+def over_rate(req: func.HttpRequest, principal: "ClientPrincipal | None") -> func.HttpResponse | None:
+    """A 429 when this caller (its principal's object id, else a hash of its function key) has spent its budget."""
+    key = req.headers.get("x-functions-key") or req.params.get("code") or ""
+    caller = f"oid:{principal.object_id}" if principal else f"key:{hashlib.sha256(key.encode()).hexdigest()[:16]}"
+    wait_s = services.rate_limit().take(caller)
+    if wait_s:
+        return problem(429, "Too many requests", "this caller's request budget is spent for now",
+                       retry_after=max(1, round(wait_s)))
+    return None
+
+
+def inference_caller(req: func.HttpRequest) -> func.HttpResponse | None:
+    """The inference routes' check beyond the host's function key: with SMALLFIRST_CALLER_AUTH=entra the Caller
+    app role as well; then the per-caller limit."""
+    from shared.foundation.principal import CALLER_ROLE
+
+    principal = None
+    if services.caller_auth() == "entra":
+        principal, refused = authorized(req, CALLER_ROLE)
+        if refused:
+            return refused
+    return over_rate(req, principal)
 
 
 def task_problem(exc: Exception) -> func.HttpResponse:
@@ -40,13 +97,14 @@ def task_problem(exc: Exception) -> func.HttpResponse:
     if isinstance(exc, UnknownTaskError):
         return problem(404, "Unknown task", str(exc), tasks=exc.known)
     log.error("invalid task file: %s", exc)
-    return problem(500, "Invalid task file", str(exc))
+    return problem(500, "Invalid task file", "the task's file is invalid; the operator finds why in the logs")
 
 
 def storage_unavailable(exc: Exception) -> func.HttpResponse:
-    """The data account failed (unreachable, throttling, a missing container): the caller may try again."""
+    """The data account failed (unreachable, throttling, a missing container): the caller may try again. The
+    exception's text stays in the log: it names accounts, containers and request ids."""
     log.warning("storage failed: %s", exc)
-    return problem(503, "Storage unavailable", f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
+    return problem(503, "Storage unavailable", "the data account did not answer as expected; try again later")
 
 
 def ok(body: Any) -> func.HttpResponse:
@@ -69,6 +127,8 @@ async def run_task(req: func.HttpRequest) -> func.HttpResponse:
     from shared.errors import InputError, NoTierError, TaskError
     from shared.pipeline.parsing import parse_request
 
+    if refused := oversized_body(req) or inference_caller(req):
+        return refused
     answers = services.answers()
     try:
         task = answers.cascade.tasks.get(req.route_params.get("task", ""))
@@ -102,6 +162,8 @@ async def run_task(req: func.HttpRequest) -> func.HttpResponse:
 def list_tasks(req: func.HttpRequest) -> func.HttpResponse:
     from shared.errors import TaskError
 
+    if refused := inference_caller(req):
+        return refused
     cascade = services.cascade()
     catalogue: list[dict[str, Any]] = []
     try:
@@ -130,6 +192,8 @@ def list_tasks(req: func.HttpRequest) -> func.HttpResponse:
 def health(req: func.HttpRequest) -> func.HttpResponse:
     """Which tiers are configured and reachable, spending no tokens (each tier's `probe`); `?deep=true` has each
     answer a one-line request instead (`health`: an endpoint tier's costs tokens)."""
+    if refused := inference_caller(req):
+        return refused
     cascade = services.cascade()
     deep = (req.params.get("deep") or "").lower() in ("true", "1")
     tiers: dict[str, Any] = {}
@@ -148,20 +212,28 @@ def health(req: func.HttpRequest) -> func.HttpResponse:
 
 
 class ReviewDecisionBody(BaseModel):
+    """A decision. Who made it comes from the caller's principal: a `by` in the body is ignored (pydantic drops
+    unknown fields), so no caller can name someone else in the audit trail."""
+
     decision: Literal["accept", "correct", "reject"]
     answer: Any = None
-    by: str = Field(min_length=1, max_length=200)
-    source: str | None = None  # the input (`<task>/<name>`), when the same id waits from several inputs
+    source: str = Field(min_length=1, max_length=1100)  # the input (`<task>/<name>`) the listing gave the item
 
 
 @bp.function_name("list_review")
-@bp.route(route="review/{task}", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
+# Review routes take no function key: the caller's Entra principal with the Reviewer role is the check
+# (`authorized`), so a reviewer needs only `az login` (infra enables App Service Authentication on every stack).
+@bp.route(route="review/{task}", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
 @traced
 def list_review(req: func.HttpRequest) -> func.HttpResponse:
     from azure.core.exceptions import AzureError
 
     from shared.errors import TaskError
+    from shared.foundation.principal import REVIEWER_ROLE
 
+    principal, refused = authorized(req, REVIEWER_ROLE)
+    if refused := refused or over_rate(req, principal):
+        return refused
     try:
         items = services.review_queue().pending(req.route_params.get("task", ""))
     except TaskError as exc:
@@ -173,13 +245,17 @@ def list_review(req: func.HttpRequest) -> func.HttpResponse:
 
 @bp.function_name("decide_review")
 # A catch-all: ids may hold '/', which a route value cannot take encoded (ASP.NET routing keeps %2F as it is)
-@bp.route(route="review/{task}/{*id}", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
+@bp.route(route="review/{task}/{*id}", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
 @traced
 def decide_review(req: func.HttpRequest) -> func.HttpResponse:
     from azure.core.exceptions import AzureError
 
     from shared.errors import InputError, ReviewItemNotFound, TaskError, WriteConflict
+    from shared.foundation.principal import REVIEWER_ROLE
 
+    principal, refused = authorized(req, REVIEWER_ROLE)
+    if refused := refused or oversized_body(req) or over_rate(req, principal):
+        return refused
     raw = req.get_body()
     if len(raw) > MAX_BODY_BYTES:
         return problem(413, "Request too large", f"{len(raw)} bytes > {MAX_BODY_BYTES}")
@@ -189,7 +265,8 @@ def decide_review(req: func.HttpRequest) -> func.HttpResponse:
         return problem(400, "Invalid decision", str(exc.errors()[0]["msg"]), field=list(exc.errors()[0]["loc"]))
     try:
         decided = services.review_queue().decide(req.route_params.get("task", ""), req.route_params.get("id", ""),
-                                                 body.decision, body.answer, by=body.by, source=body.source)
+                                                 body.decision, body.answer, by=principal.identity,
+                                                 source=body.source)
     except TaskError as exc:
         return task_problem(exc)
     except ReviewItemNotFound as exc:

@@ -21,6 +21,7 @@ if TYPE_CHECKING:  # the core is imported on first use, not when the host indexe
     from shared.pipeline.review import ReviewQueue
     from shared.monitoring.shadow import ShadowWorker
     from shared.pipeline.storage import BlobStore
+    from shared.foundation.rate_limit import CallerRateLimit
 
 WORK_QUEUE = "smallfirst-work"  # model work: whole inputs and parts of large ones
 POISON_QUEUE = f"{WORK_QUEUE}-poison"
@@ -129,8 +130,43 @@ def dead_letters() -> "DeadLetters":
     return DeadLetters(Outputs(blob_store()))
 
 
+def _positive(name: str, default: str) -> float:
+    import os
+
+    from shared.errors import ConfigError
+
+    try:
+        value = float(os.environ.get(name, default))
+    except ValueError:
+        value = 0.0
+    if not value > 0:
+        raise ConfigError(f"{name} must be a positive number, not {os.environ.get(name)!r}")
+    return value
+
+
+@once
+def rate_limit() -> "CallerRateLimit":
+    """Each caller's request budget on this instance (shared/foundation/rate_limit.py says why in the app)."""
+    from shared.foundation.rate_limit import CallerRateLimit
+
+    return CallerRateLimit(per_second=_positive("SMALLFIRST_CALLER_RATE_PER_S", "10"),
+                           burst=int(_positive("SMALLFIRST_CALLER_BURST", "100")))
+
+
+def caller_auth() -> str:
+    """`key` (function keys, the default) or `entra` (also the Caller app role) for the inference routes."""
+    import os
+
+    from shared.errors import ConfigError
+
+    mode = os.environ.get("SMALLFIRST_CALLER_AUTH", "key").strip().lower() or "key"
+    if mode not in ("key", "entra"):
+        raise ConfigError(f"SMALLFIRST_CALLER_AUTH must be key or entra, not {mode!r}")
+    return mode
+
+
 def reset() -> None:
     """Forget every service (tests that change the environment between modules)."""
     for service in (cascade, answers, blob_store, work_queue, ingestor, dead_letters, shadow_queue, shadow_worker,
-                    review_queue):
+                    review_queue, rate_limit):
         service.cache_clear()

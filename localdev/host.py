@@ -169,6 +169,9 @@ class LocalHTTPServer(ThreadingHTTPServer):
 
 
 WORKERS = 4
+# The app's own body cap, which infra gives the Functions host as FUNCTIONS_REQUEST_BODY_SIZE_LIMIT.
+DEFAULT_MAX_BODY_BYTES = 1024 * 1024
+TRUST_PRINCIPAL_SETTING = "SMALLFIRST_LOCAL_PRINCIPAL_HEADER"
 VISIBILITY_S = 30  # a received message stays hidden this long, renewed every third of it while it runs
 WEBHOOK_PATH = "/runtime/webhooks/blobs"
 
@@ -186,8 +189,15 @@ def max_polling_interval_s(host_json: Path = REPO / "host.json") -> float:
 
 class LocalHost:
     def __init__(self, app, port: int = 7071, poll_s: float = 0.5, max_dequeue_count: int = 5,
-                 poll_blobs: bool = True, max_poll_s: float = 2.0, poll_queues: bool = True) -> None:
+                 poll_blobs: bool = True, max_poll_s: float = 2.0, poll_queues: bool = True,
+                 max_body_bytes: int | None = None) -> None:
         self.app = app
+        # Refused on Content-Length before reading, as the Functions host does above its limit.
+        self.max_body_bytes = max_body_bytes or int(os.environ.get("FUNCTIONS_REQUEST_BODY_SIZE_LIMIT",
+                                                                   DEFAULT_MAX_BODY_BYTES))
+        # In Azure only App Service Authentication sets X-MS-CLIENT-PRINCIPAL*; here a client-sent one is dropped
+        # unless tests imitate the platform with SMALLFIRST_LOCAL_PRINCIPAL_HEADER=trust.
+        self.trust_principal_header = os.environ.get(TRUST_PRINCIPAL_SETTING, "").lower() == "trust"
         self.port = port
         self.poll_s = poll_s
         self.max_poll_s = max(poll_s, max_poll_s)  # the longest idle wait between polls
@@ -231,6 +241,8 @@ class LocalHost:
     def handle_http(self, method: str, raw_url: str, headers: dict[str, str], body: bytes):
         import azure.functions as func
 
+        if not self.trust_principal_header:
+            headers = {k: v for k, v in headers.items() if not k.lower().startswith("x-ms-client-principal")}
         url = urlparse(raw_url)
         if url.path == WEBHOOK_PATH and method == "POST":
             return self.handle_event_grid(dict(parse_qsl(url.query)), headers, body)
@@ -293,11 +305,11 @@ class LocalHost:
 
             def _serve(self) -> None:
                 length = self.headers.get("content-length") or "0"
-                if not (length.isdigit() and len(length) < 12):  # what a server in front of the app refuses
-                    self.close_connection = True  # the body's end is unknown: nothing more can be read
-                    status, content_type, extra = 400, "application/problem+json", {}
-                    payload = json.dumps({"type": "about:blank", "title": "Bad Request", "status": 400,
-                                          "detail": f"Content-Length {length[:40]!r} is not a length"}).encode()
+                if refusal := self._refusal(length):  # decided on the headers alone: the body is never read
+                    self.close_connection = True  # the body's end is unknown or unread: nothing more can be read
+                    status, content_type, extra = refusal[0], "application/problem+json", {}
+                    payload = json.dumps({"type": "about:blank", "title": refusal[1], "status": refusal[0],
+                                          "detail": refusal[2], "code": refusal[3]}).encode()
                 else:
                     status, payload, content_type, extra = self._respond(self.rfile.read(int(length)))
                 self.send_response(status)
@@ -311,6 +323,24 @@ class LocalHost:
                 self.end_headers()
                 if self.command != "HEAD":  # a HEAD reply has the headers of the body it does not send
                     self.wfile.write(payload)
+
+            def _refusal(self, length: str) -> tuple[int, str, str, str] | None:
+                """What a server in front of the app refuses: a Content-Length that is not a length or is over
+                the cap; a Host other than this host's own name (DNS rebinding); a POST or other write from
+                another origin (a web page the developer visits). Status, title, detail, code."""
+                if not (length.isdigit() and len(length) < 12):
+                    return 400, "Bad Request", f"Content-Length {length[:40]!r} is not a length", "invalid_length"
+                own = {f"localhost:{host.port}", f"127.0.0.1:{host.port}"}
+                if (self.headers.get("host") or "").lower() not in own:
+                    return (400, "Bad Request", f"Host must be one of {', '.join(sorted(own))}", "invalid_host")
+                origin = self.headers.get("origin")
+                if origin is not None and self.command not in ("GET", "HEAD") and origin.lower() not in {
+                        f"http://{name}" for name in own}:
+                    return 403, "Forbidden", "cross-origin requests are refused", "cross_origin"
+                if int(length) > host.max_body_bytes:
+                    return (413, "Request too large", f"Content-Length {int(length)} > {host.max_body_bytes} bytes",
+                            "too_large")
+                return None
 
             def _respond(self, body: bytes) -> tuple[int, bytes, str, dict[str, str]]:
                 try:

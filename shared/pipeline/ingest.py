@@ -14,6 +14,7 @@ manifest is incomplete, and a part's message that finds its part published compl
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import threading
 from collections import OrderedDict
@@ -22,16 +23,17 @@ from typing import Any, Callable
 
 from azure.core.exceptions import ResourceNotFoundError
 from azure.storage.blob import BlobClient
+from pydantic import ValidationError
 
 from shared.core.cascade import Cascade
 from shared.foundation.records import Item, ResultRecord
 from shared.errors import ClaimHeldError, InputError, NoTierError, TaskError, UnknownTaskError, WriteConflict
 from shared.pipeline.answering import AnswerService
 from shared.pipeline.blob_names import (BLOB_NAME_MAX_CHARS, BLOB_NAME_MAX_SEGMENTS, LONGEST_SUFFIX_CHARS,
-                                        LONGEST_SUFFIX_SEGMENTS, Containers, InputBlob)
+                                        LONGEST_SUFFIX_SEGMENTS, Containers, InputBlob, poison_deadletter)
 from shared.pipeline.claims import Claim
 from shared.pipeline.dead_letters import DeadLetters
-from shared.pipeline.outputs import Outputs
+from shared.pipeline.outputs import Outputs, now_iso
 from shared.pipeline.parsing import parse_input
 from shared.pipeline.storage import BlobStore
 from shared.pipeline.work import IngestResult, WorkMessage
@@ -170,7 +172,10 @@ class Ingestor:
 
     # -- the queue trigger: claim, process, publish ---------------------------------------------------------
     def handle_work(self, message_text: str) -> IngestResult:
-        message = WorkMessage.model_validate_json(message_text)
+        try:
+            message = WorkMessage.model_validate_json(message_text)
+        except ValidationError as exc:  # forged or corrupt: never retried, never used in a blob name
+            return self._invalid_message(message_text, exc)
         source = InputBlob(message.task, message.name, self.containers)
         if done := self._done_already(source, message):
             return done
@@ -186,6 +191,17 @@ class Ingestor:
             # Another live worker has it: look again once its claim would have expired, in case it dies.
             self._send(message, delay_s=max(1, int(exc.retry_after) + 1))
             return IngestResult("requeued", str(exc))
+
+    def _invalid_message(self, message_text: str, exc: ValidationError) -> IngestResult:
+        """A dead letter under `deadletter/_/` saying which field was refused, and the message's first 2,000
+        characters (its fields were not trusted enough to name the input's own dead letter)."""
+        why = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'message'}: {e['msg']}" for e in exc.errors()[:5])
+        record = {"reason": "invalid_message", "error": why, "message": message_text[:2000], "at": now_iso()}
+        self.store.write(self.containers.deadletter, poison_deadletter("invalid", message_text),
+                         json.dumps(record, indent=2), content_type="application/json",
+                         metadata={"reason": "invalid_message"})
+        log.error("dead-lettered an invalid work message: %s", why)
+        return IngestResult("deadlettered", "invalid_message")
 
     def _checkpointed(self, prefix: str) -> dict[str, ResultRecord]:
         """Item records kept under the claim: each item a worker got an answer for, so it is paid for once."""

@@ -71,17 +71,27 @@ class ReviewQueue:
                       for r in records if r.status in PENDING]
         return items
 
+    def find(self, task_name: str, item_id: str, source: str) -> PendingItem:
+        """The item waiting from input `source` (`<task>/<name>`), read directly: that input's review blob (or
+        its parts' blobs, one listing) and its text, however much else waits in the queue."""
+        blob = InputBlob.from_path(source, self.containers)
+        if blob.task != task_name or not blob.in_task_folder:
+            raise ReviewItemNotFound(f"{source!r} is not an input of {task_name}")
+        listed = self.store.list_states(self.containers.review, blob.part_prefix)
+        if whole := self.store.state(self.containers.review, blob.review):
+            listed[blob.review] = whole
+        for name in blob.own_outputs(self.containers.review, sorted(listed)):
+            for record in _records(self.store.read(self.containers.review, name)):
+                if record.id == item_id and record.status in PENDING:
+                    return PendingItem(source=blob.path, source_sha256=listed[name].metadata.get(HASH_KEY, ""),
+                                       review_blob=name, text=self._texts(blob).get(item_id, ""), record=record)
+        raise ReviewItemNotFound(f"no item {item_id!r} from {source} waits in review for {task_name}")
+
     def decide(self, task_name: str, item_id: str, decision: ReviewDecision, answer: Any = None, *, by: str,
-               source: str | None = None) -> CorrectionRecord:
+               source: str) -> CorrectionRecord:
+        """Decide the item `item_id` of input `source` (ids are unique within one input only)."""
         task = self.tasks.get(task_name)
-        matches = [p for p in self.pending(task_name) if p.record.id == item_id and source in (None, p.source)]
-        if not matches:
-            raise ReviewItemNotFound(f"no item {item_id!r} waits in review for {task_name}"
-                                     + (f" from {source}" if source else ""))
-        if len(matches) > 1:
-            raise InputError("ambiguous_item", f"item {item_id!r} waits from several inputs: give its source "
-                             f"({', '.join(p.source for p in matches)})")
-        item = matches[0]
+        item = self.find(task.name, item_id, source)
         final = _final_answer(task, decision, answer, item.record)
         source = InputBlob.from_path(item.source, self.containers)
         decided = CorrectionRecord(task=task.name, id=item_id, source=source.source,

@@ -20,6 +20,7 @@ from localdev.host import LocalHost
 from shared.foundation.records import CorrectionRecord, ResultRecord
 from shared.foundation.text_files import jsonl_lines
 from shared.errors import InputError, ReviewItemNotFound
+from shared.foundation.principal import PRINCIPAL_HEADER, ClientPrincipal, PrincipalClaim, encode_principal
 from shared.learning.training_data import examples_from_corrections
 from shared.pipeline.blob_names import Containers, InputBlob, correction
 from shared.pipeline.storage import BlobStore
@@ -51,7 +52,8 @@ def env(tmp_path_factory):
         small.default = unsure_billing
         values = {"DataStorage": emulator.connection_string, "SMALLFIRST_TASKS_DIR": str(tasks_dir),
                   "SMALLFIRST_LOCAL_PROFILE": "trained", "SMALLFIRST_SMALL_BACKEND": "openai_compatible",
-                  "SMALLFIRST_SMALL_ENDPOINT": small.url, "SMALLFIRST_SMALL_LOGPROBS": "true"}
+                  "SMALLFIRST_SMALL_ENDPOINT": small.url, "SMALLFIRST_SMALL_LOGPROBS": "true",
+                  "SMALLFIRST_LOCAL_PRINCIPAL_HEADER": "trust"}  # the tests' requests carry the platform's header
         saved = {k: os.environ.get(k) for k in values}
         os.environ.update(values)
         from functions import services
@@ -94,11 +96,16 @@ def result_of(name: str, item_id: str) -> ResultRecord:
     return next(r for r in (ResultRecord.model_validate_json(line) for _, line in jsonl_lines(text)) if r.id == item_id)
 
 
+def source_of(item_id: str) -> str:
+    """`drop_and_wait` names its items `<input>-<n>`, which gives their source."""
+    return f"{TASK}/{item_id.rsplit('-', 1)[0]}.jsonl"
+
+
 def correction_of(item_id: str, source: str | None = None) -> CorrectionRecord:
-    """The decision on an item; `drop_and_wait` names its items `<input>-<n>`, which gives their source."""
+    """The decision on an item."""
     from functions import services
 
-    source = source or f"{TASK}/{item_id.rsplit('-', 1)[0]}.jsonl"
+    source = source or source_of(item_id)
     name = correction(TASK, source, item_id)
     return CorrectionRecord.model_validate_json(services.blob_store().read("corrections", name))
 
@@ -112,10 +119,10 @@ def test_decisions_write_corrections_update_results_and_empty_the_queue(host):
     assert {"core-0", "core-1", "core-2"} <= pending.keys()
     assert pending["core-1"].text == "The app crashes on export" and pending["core-1"].record.answer == "billing"
 
-    queue.decide(TASK, "core-0", "accept", by="ana")
-    queue.decide(TASK, "core-1", "correct", "technical", by="ana")
+    queue.decide(TASK, "core-0", "accept", by="ana", source=source_of("core-0"))
+    queue.decide(TASK, "core-1", "correct", "technical", by="ana", source=source_of("core-1"))
     with pytest.raises(InputError, match="not a label"):
-        queue.decide(TASK, "core-2", "correct", "refunds", by="ana")
+        queue.decide(TASK, "core-2", "correct", "refunds", by="ana", source=source_of("core-2"))
     assert services.blob_store().state("corrections", correction(TASK, f"{TASK}/core.jsonl", "core-2")) is None
 
     assert correction_of("core-0").final_answer == "billing" and correction_of("core-0").decision == "accept"
@@ -127,8 +134,8 @@ def test_decisions_write_corrections_update_results_and_empty_the_queue(host):
     assert result_of("core", "core-2").status == "needs_review"
     assert [item.record.id for item in queue.pending(TASK) if item.source.endswith("core.jsonl")] == ["core-2"]
     with pytest.raises(ReviewItemNotFound):  # decided once: it left the queue
-        queue.decide(TASK, "core-1", "reject", by="bo")
-    queue.decide(TASK, "core-2", "reject", by="bo")
+        queue.decide(TASK, "core-1", "reject", by="bo", source=source_of("core-1"))
+    queue.decide(TASK, "core-2", "reject", by="bo", source=source_of("core-2"))
     assert services.blob_store().state("review", InputBlob(TASK, "core.jsonl").review) is None  # emptied: deleted
 
     examples, report = examples_from_corrections([correction_of(i) for i in ("core-0", "core-1", "core-2")],
@@ -149,7 +156,7 @@ def test_decisions_made_at_once_on_one_item_leave_one_standing_that_corrections_
 
     def decide(n: int):
         try:
-            return queue.decide(TASK, "race-0", "correct", answers[n], by=f"user{n}")
+            return queue.decide(TASK, "race-0", "correct", answers[n], by=f"user{n}", source=source_of("race-0"))
         except (WriteConflict, ReviewItemNotFound) as exc:
             return exc
 
@@ -180,11 +187,11 @@ def test_a_decision_whose_maker_died_after_its_correction_is_finished_by_the_nex
     drop_and_wait("died", ["The app crashes on export"])
     dying = ReviewQueue(DiesAfterTheCorrection(services.blob_store().service), services.cascade().tasks)
     with pytest.raises(SystemExit):
-        dying.decide(TASK, "died-0", "correct", "technical", by="ana")
+        dying.decide(TASK, "died-0", "correct", "technical", by="ana", source=source_of("died-0"))
     queue = services.review_queue()
     assert "died-0" in {item.record.id for item in queue.pending(TASK)}  # the first decision was cut short
     with pytest.raises(WriteConflict, match="decided already: correct by ana"):
-        queue.decide(TASK, "died-0", "accept", by="bo")
+        queue.decide(TASK, "died-0", "accept", by="bo", source=source_of("died-0"))
     assert "died-0" not in {item.record.id for item in queue.pending(TASK)}
     assert (correction_of("died-0").by, result_of("died", "died-0").answer) == ("ana", "technical")
 
@@ -234,16 +241,23 @@ def test_records_whose_ids_and_texts_hold_unicode_line_separators_stay_whole_fro
     assert store.state("deadletter", source.deadletter) is None  # no line was taken for a broken one
     ids = {r.record.id for r in ContainerRecords(store, task=TASK).results() if r.record.id.startswith("sep")}
     assert ids == set(pending)
-    queue.decide(TASK, rows[0]["id"], "correct", "technical", by="ana")  # rewrites the records it read
+    queue.decide(TASK, rows[0]["id"], "correct", "technical", by="ana", source=f"{TASK}/separators.jsonl")  # rewrites the records it read
     assert result_of("separators", rows[0]["id"]).answer == "technical"
     left = {item.record.id for item in queue.pending(TASK) if item.source.endswith("separators.jsonl")}
     assert left == set(pending) - {rows[0]["id"]}
 
 
+REVIEWER = ClientPrincipal(auth_typ="aad", name_typ="name", role_typ="roles", claims=[
+    PrincipalClaim(typ="name", val="Cy Reviewer"), PrincipalClaim(typ="oid", val="0000-cy"),
+    PrincipalClaim(typ="roles", val="Reviewer")])
+
+
 def call(host, method: str, path: str, body: dict | None = None) -> tuple[int, dict]:
+    """A request as App Service Authentication passes it on for a reviewer's token."""
     request = urllib.request.Request(f"http://127.0.0.1:{host.port}/api/{path}", method=method,
                                      data=json.dumps(body).encode() if body is not None else None,
-                                     headers={"content-type": "application/json"})
+                                     headers={"content-type": "application/json",
+                                              PRINCIPAL_HEADER: encode_principal(REVIEWER)})
     try:
         with urllib.request.urlopen(request, timeout=60) as response:
             return response.status, json.loads(response.read())
@@ -256,13 +270,16 @@ def test_review_over_http_lists_decides_and_answers_problems(host):
     status, listing = call(host, "GET", f"review/{TASK}")
     assert status == 200 and "http-0" in {item["record"]["id"] for item in listing["items"]}
     assert call(host, "GET", "review/no_such_task")[0] == 404
-    assert call(host, "POST", f"review/{TASK}/http-0", {"decision": "maybe", "by": "x"})[0] == 400
-    status, body = call(host, "POST", f"review/{TASK}/http-0", {"decision": "correct", "answer": "nope", "by": "x"})
+    source = source_of("http-0")
+    assert call(host, "POST", f"review/{TASK}/http-0", {"decision": "maybe", "source": source})[0] == 400
+    assert call(host, "POST", f"review/{TASK}/http-0", {"decision": "accept"})[0] == 400  # no source
+    status, body = call(host, "POST", f"review/{TASK}/http-0", {"decision": "correct", "answer": "nope",
+                                                                "source": source})
     assert status == 422 and body["reason"] == "invalid_answer"
     status, body = call(host, "POST", f"review/{TASK}/http-0", {"decision": "correct", "answer": "billing",
-                                                                "by": "cy"})
-    assert status == 200 and body["final_answer"] == "billing" and body["by"] == "cy"
-    assert call(host, "POST", f"review/{TASK}/http-0", {"decision": "accept", "by": "cy"})[0] == 404
+                                                                "source": source, "by": "someone else"})
+    assert status == 200 and body["final_answer"] == "billing" and body["by"] == "Cy Reviewer (0000-cy)"
+    assert call(host, "POST", f"review/{TASK}/http-0", {"decision": "accept", "source": source})[0] == 404
     assert result_of("http", "http-0").status == "reviewed"
 
 
@@ -279,7 +296,7 @@ def test_item_ids_holding_slashes_and_reserved_characters_are_decided_over_http(
         time.sleep(0.2)
     for item_id in ids:
         status, body = call(host, "POST", f"review/{TASK}/{urllib.parse.quote(item_id, safe='/')}",
-                            {"decision": "correct", "answer": "account", "by": "ed"})
+                            {"decision": "correct", "answer": "account", "source": f"{TASK}/slashes.jsonl"})
         assert (status, body["id"]) == (200, item_id)
         assert result_of("slashes", item_id).status == "reviewed"
     assert not services.blob_store().state("review", InputBlob(TASK, "slashes.jsonl").review)  # emptied
@@ -292,10 +309,11 @@ def test_a_decision_storage_refuses_is_a_503_problem_and_the_item_stays_in_revie
     store = services.blob_store()
     store.service.delete_container("corrections")  # the correction cannot be written
     try:
-        status, body = call(host, "POST", f"review/{TASK}/outage-0", {"decision": "accept", "by": "x"})
+        status, body = call(host, "POST", f"review/{TASK}/outage-0",
+                            {"decision": "accept", "source": source_of("outage-0")})
     finally:
         store.ensure_containers(["corrections"])
-    assert status == 503 and body["title"] == "Storage unavailable" and "container does not exist" in body["detail"]
+    assert status == 503 and body["code"] == "storage_unavailable" and "container" not in body["detail"]
     status, listing = call(host, "GET", f"review/{TASK}")
     assert status == 200 and "outage-0" in {item["record"]["id"] for item in listing["items"]}
     assert result_of("outage", "outage-0").status != "reviewed"
