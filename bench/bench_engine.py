@@ -67,7 +67,7 @@ def small_only(catalog: TaskCatalog):
 class _InstantTier(Tier):
     """Answers at once: timing the cascade around it leaves only the cascade's own per-item work."""
 
-    def classify(self, task, text: str) -> TierAnswer:
+    def classify(self, task, text: str, decide_at: float | None = None) -> TierAnswer:
         return TierAnswer(value=task.allowed_labels[0], confidence=0.9, confidence_method="instant", tokens_in=1)
 
     def extract(self, task, text: str) -> TierAnswer:
