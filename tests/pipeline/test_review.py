@@ -241,7 +241,8 @@ def test_records_whose_ids_and_texts_hold_unicode_line_separators_stay_whole_fro
     assert store.state("deadletter", source.deadletter) is None  # no line was taken for a broken one
     ids = {r.record.id for r in ContainerRecords(store, task=TASK).results() if r.record.id.startswith("sep")}
     assert ids == set(pending)
-    queue.decide(TASK, rows[0]["id"], "correct", "technical", by="ana", source=f"{TASK}/separators.jsonl")  # rewrites the records it read
+    # rewrites the records it read
+    queue.decide(TASK, rows[0]["id"], "correct", "technical", by="ana", source=f"{TASK}/separators.jsonl")
     assert result_of("separators", rows[0]["id"]).answer == "technical"
     left = {item.record.id for item in queue.pending(TASK) if item.source.endswith("separators.jsonl")}
     assert left == set(pending) - {rows[0]["id"]}

@@ -1,0 +1,285 @@
+"""Hostile requests against the local host on Azurite (issue 31): each is refused with its status and problem code,
+and nothing is written. Review items are seeded as the pipeline leaves them; no model is called."""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import json
+import os
+import time
+
+import pytest
+
+from azure.storage.queue import TextBase64EncodePolicy
+
+from localdev.azurite import Azurite
+from localdev.host import TRUST_PRINCIPAL_SETTING, LocalHost
+from shared.foundation.principal import PRINCIPAL_HEADER, ClientPrincipal, PrincipalClaim, encode_principal
+from shared.foundation.rate_limit import CallerRateLimit
+from shared.foundation.records import CorrectionRecord, ResultRecord
+from shared.foundation.storage_connections import queue_service
+from shared.pipeline.blob_names import HASH_KEY, Containers, InputBlob, correction
+from shared.pipeline.review import ReviewQueue
+from shared.pipeline.storage import BlobStore
+
+pytestmark = pytest.mark.azurite
+TASK = "sectask"
+TASK_YAML = "kind: classification\ninstruction: route\ntiers: [small]\nlabels: [{name: billing}, {name: other}]\n"
+
+
+def principal(*roles: str, name: str = "Rev Iewer", oid: str = "oid-rev") -> str:
+    claims = [PrincipalClaim(typ="name", val=name), PrincipalClaim(typ="oid", val=oid)]
+    return encode_principal(ClientPrincipal(auth_typ="aad", name_typ="name", role_typ="roles",
+                                            claims=claims + [PrincipalClaim(typ="roles", val=r) for r in roles]))
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory):
+    tasks_dir = tmp_path_factory.mktemp("tasks")
+    (tasks_dir / f"{TASK}.yaml").write_text(TASK_YAML)
+    with Azurite() as emulator:
+        values = {"DataStorage": emulator.connection_string, "SMALLFIRST_TASKS_DIR": str(tasks_dir),
+                  "SMALLFIRST_SMALL_BACKEND": "openai_compatible", "SMALLFIRST_SMALL_ENDPOINT": "http://127.0.0.1:9/"}
+        saved = {k: os.environ.get(k) for k in [*values, TRUST_PRINCIPAL_SETTING]}
+        os.environ.update(values)
+        from functions import services
+
+        services.reset()
+        services.blob_store().ensure_containers(Containers().all())
+        yield services.blob_store()
+        services.reset()
+        for key, value in saved.items():
+            os.environ.pop(key, None) if value is None else os.environ.__setitem__(key, value)
+
+
+def start_host(trust: bool, **kwargs) -> LocalHost:
+    from function_app import app
+
+    os.environ[TRUST_PRINCIPAL_SETTING] = "trust" if trust else ""
+    try:
+        return LocalHost(app, port=0, poll_s=0.2, poll_blobs=False, **kwargs).start()
+    finally:
+        os.environ.pop(TRUST_PRINCIPAL_SETTING)
+
+
+@pytest.fixture(scope="module")
+def platform(env):
+    """A host that passes X-MS-CLIENT-PRINCIPAL on, as App Service Authentication's would."""
+    host = start_host(trust=True)
+    yield host
+    host.stop()
+
+
+@pytest.fixture(scope="module")
+def plain(env):
+    """A host as a developer runs it: a client-sent X-MS-CLIENT-PRINCIPAL is dropped."""
+    host = start_host(trust=False)
+    yield host
+    host.stop()
+
+
+def seed(store: BlobStore, name: str, ids: list[str]) -> str:
+    """An input whose items wait in review, as the pipeline leaves them; returns its source."""
+    source = InputBlob(TASK, f"{name}.jsonl")
+    data = "".join(json.dumps({"id": i, "text": f"text of {i}"}) + "\n" for i in ids)
+    sha = hashlib.sha256(data.encode()).hexdigest()
+    store.write("incoming", source.incoming_path, data, content_type="application/x-ndjson", metadata={})
+    records = "".join(ResultRecord(id=i, task=TASK, status="needs_review", answer="billing").model_dump_json() + "\n"
+                      for i in ids)
+    for container in ("results", "review"):
+        store.write(container, source.review, records, content_type="application/x-ndjson", metadata={HASH_KEY: sha})
+    return source.path
+
+
+def send(host: LocalHost, method: str, path: str, body: bytes = b"", headers: dict[str, str] | None = None,
+         send_body: bool = True) -> tuple[int, dict[str, str], dict]:
+    connection = http.client.HTTPConnection("127.0.0.1", host.port, timeout=60)
+    connection.putrequest(method, path, skip_host=True, skip_accept_encoding=True)
+    merged = {"Host": f"127.0.0.1:{host.port}", "Content-Type": "application/json",
+              "Content-Length": str(len(body)), **(headers or {})}
+    for key, value in merged.items():
+        connection.putheader(key, value)
+    connection.endheaders(body if send_body else None)
+    response = connection.getresponse()
+    payload = response.read()
+    connection.close()
+    return response.status, {k.lower(): v for k, v in response.headers.items()}, json.loads(payload) if payload else {}
+
+
+def decision(source: str, **extra) -> bytes:
+    return json.dumps({"decision": "accept", "source": source, **extra}).encode()
+
+
+def untouched(store: BlobStore, source: str, item_id: str) -> bool:
+    """No correction written, the item still waiting and its result not reviewed."""
+    blob = InputBlob.from_path(source)
+    results = [ResultRecord.model_validate_json(line) for line in store.read("results", blob.review).splitlines()]
+    return (store.state("corrections", correction(TASK, source, item_id)) is None
+            and any(p.record.id == item_id for p in ReviewQueue(store, _tasks()).pending(TASK))
+            and all(r.status == "needs_review" for r in results))
+
+
+def _tasks():
+    from functions import services
+
+    return services.cascade().tasks
+
+
+@pytest.mark.parametrize("headers,status,code", [
+    ({}, 401, "not_authenticated"),
+    ({PRINCIPAL_HEADER: principal("Caller")}, 403, "forbidden"),
+    ({PRINCIPAL_HEADER: "not base64 !"}, 401, "invalid_principal"),
+], ids=["no-principal", "caller-role-only", "malformed-principal"])
+def test_a_review_decision_without_the_reviewer_role_is_refused_and_writes_nothing(env, platform, headers, status,
+                                                                                   code):
+    source = seed(env, f"norole-{code}", ["a"])
+    got, _, problem = send(platform, "POST", f"/api/review/{TASK}/a", decision(source), headers)
+    assert (got, problem["code"]) == (status, code)
+    assert untouched(env, source, "a")
+    listed, _, problem = send(platform, "GET", f"/api/review/{TASK}", headers=headers)  # nor can it read the texts
+    assert (listed, problem["code"]) == (status, code) and "items" not in problem
+
+
+def test_a_reviewers_decision_is_stored_under_the_principal_and_the_bodys_by_is_ignored(env, platform):
+    source = seed(env, "byignored", ["a"])
+    got, _, body = send(platform, "POST", f"/api/review/{TASK}/a", decision(source, by="mallory"),
+                        {PRINCIPAL_HEADER: principal("Reviewer", name="Ana Reviewer", oid="oid-ana")})
+    assert got == 200 and body["by"] == "Ana Reviewer (oid-ana)"
+    stored = CorrectionRecord.model_validate_json(env.read("corrections", correction(TASK, source, "a")))
+    assert stored.by == "Ana Reviewer (oid-ana)" and "mallory" not in env.read("results", InputBlob.from_path(
+        source).review).decode()
+
+
+def test_a_client_sent_principal_is_dropped_by_the_local_host_without_the_trust_setting(env, plain):
+    source = seed(env, "forged", ["a"])
+    got, _, problem = send(plain, "POST", f"/api/review/{TASK}/a", decision(source),
+                           {PRINCIPAL_HEADER: principal("Reviewer")})
+    assert (got, problem["code"]) == (401, "not_authenticated") and untouched(env, source, "a")
+
+
+def test_an_oversize_content_length_is_refused_with_413_before_any_body_is_sent(env, platform):
+    source = seed(env, "oversize", ["a"])
+    # Only the headers go out: a reply proves the host did not wait to read the gigabyte it was promised.
+    got, headers, problem = send(platform, "POST", f"/api/review/{TASK}/a", b"", send_body=False,
+                                 headers={"Content-Length": str(10**9), PRINCIPAL_HEADER: principal("Reviewer")})
+    assert (got, problem["code"], headers["content-type"]) == (413, "too_large", "application/problem+json")
+    assert untouched(env, source, "a")
+
+
+def test_the_app_refuses_a_body_over_its_cap_on_content_length_where_the_host_allows_more(env):
+    from functions.http_api import MAX_BODY_BYTES
+
+    host = start_host(trust=True, max_body_bytes=4 * MAX_BODY_BYTES)
+    try:
+        source = seed(env, "appcap", ["a"])
+        body = decision(source) + b" " * MAX_BODY_BYTES
+        got, _, problem = send(host, "POST", f"/api/review/{TASK}/a", body, {PRINCIPAL_HEADER: principal("Reviewer")})
+        assert (got, problem["code"]) == (413, "request_too_large") and untouched(env, source, "a")
+        got, _, problem = send(host, "POST", f"/api/tasks/{TASK}", b'{"text": "x"}' + b" " * MAX_BODY_BYTES)
+        assert (got, problem["code"]) == (413, "request_too_large")
+    finally:
+        host.stop()
+
+
+@pytest.mark.parametrize("headers,status,code", [
+    ({"Host": "evil.example:80"}, 400, "invalid_host"),  # DNS rebinding: a foreign name resolving to 127.0.0.1
+    ({"Host": "127.0.0.1:1"}, 400, "invalid_host"),  # another port's name
+    ({"Origin": "https://evil.example"}, 403, "cross_origin"),  # a web page the developer visits
+    ({"Origin": "null"}, 403, "cross_origin"),  # a sandboxed frame
+], ids=["foreign-host", "other-port", "foreign-origin", "null-origin"])
+def test_the_local_host_refuses_foreign_hosts_and_cross_origin_writes_and_writes_nothing(env, platform, headers,
+                                                                                       status, code):
+    source = seed(env, f"csrf-{code}-{len(headers['Host' if 'Host' in headers else 'Origin'])}", ["a"])
+    got, _, problem = send(platform, "POST", f"/api/review/{TASK}/a", decision(source),
+                           {PRINCIPAL_HEADER: principal("Reviewer"), **headers})
+    assert (got, problem["code"]) == (status, code) and untouched(env, source, "a")
+
+
+def test_the_local_hosts_own_origin_and_localhost_name_are_served(env, platform):
+    source = seed(env, "sameorigin", ["a"])
+    got, _, body = send(platform, "POST", f"/api/review/{TASK}/a", decision(source),
+                        {PRINCIPAL_HEADER: principal("Reviewer"), "Host": f"localhost:{platform.port}",
+                         "Origin": f"http://localhost:{platform.port}"})
+    assert got == 200 and body["decision"] == "accept"
+
+
+class CountingStore(BlobStore):
+    """Records every storage call a decision makes: (method, container, name or prefix)."""
+
+    def __init__(self, service) -> None:
+        super().__init__(service)
+        self.calls: list[tuple[str, str, str]] = []
+
+    def state(self, container, name):
+        self.calls.append(("state", container, name))
+        return super().state(container, name)
+
+    def read(self, container, name, **kwargs):
+        self.calls.append(("read", container, name))
+        return super().read(container, name, **kwargs)
+
+    def list_states(self, container, prefix):
+        self.calls.append(("list", container, prefix))
+        return super().list_states(container, prefix)
+
+    def write(self, container, name, *args, **kwargs):
+        self.calls.append(("write", container, name))
+        return super().write(container, name, *args, **kwargs)
+
+    def delete(self, container, name, state=None):
+        self.calls.append(("delete", container, name))
+        return super().delete(container, name, state)
+
+
+def test_one_decision_reads_only_its_own_input_however_many_wait_in_review(env):
+    sources = [seed(env, f"queue-{n}", [f"q{n}-0", f"q{n}-1"]) for n in range(12)]
+    counted = CountingStore(env.service)
+    queue = ReviewQueue(counted, _tasks())
+    queue.decide(TASK, "q5-0", "accept", by="ana", source=sources[5])
+    own = InputBlob.from_path(sources[5])
+    assert [c for c in counted.calls if c[0] == "list"] == [("list", "review", own.part_prefix)]  # no queue scan
+    touched = {name for _, container, name in counted.calls if container in ("incoming", "review", "results")}
+    assert touched <= {own.incoming_path, own.review, own.result_single, own.part_prefix}
+    assert len(counted.calls) <= 14  # a handful of calls, the same for 12 inputs waiting as for one
+
+
+@pytest.mark.parametrize("field,value", [
+    ("name", "../../results/x.jsonl"), ("name", "a/./b"), ("name", "a//b"), ("name", ""), ("task", ".."),
+    ("sha256", "abc"), ("sha256", "g" * 64), ("sha256", "../" * 22),
+])
+def test_a_forged_work_message_is_dead_lettered_with_why_and_claims_nothing(env, platform, field, value):
+    message = {"task": TASK, "name": "ok.jsonl", "sha256": "0" * 64, "etag": "e", "start": 0, "end": 1, field: value}
+    text = json.dumps(message)
+    queue_service("DataStorage").get_queue_client("smallfirst-work", message_encode_policy=TextBase64EncodePolicy()) \
+        .send_message(text)
+    name = f"_/invalid-{hashlib.sha256(text.encode()).hexdigest()[:16]}.json"
+    deadline = time.monotonic() + 60
+    while env.state("deadletter", name) is None:
+        assert time.monotonic() < deadline, f"{name} not written"
+        time.sleep(0.2)
+    dead = json.loads(env.read("deadletter", name))
+    assert dead["reason"] == "invalid_message" and field in dead["error"]
+    assert not env.list_states("claims", "")  # no blob was named from the message
+
+
+def test_a_caller_over_its_budget_gets_429_with_retry_after(env, platform, monkeypatch):
+    from functions import services
+
+    monkeypatch.setattr(services, "rate_limit", lambda: limit)
+    limit = CallerRateLimit(per_second=0.001, burst=2)
+    statuses = [send(platform, "GET", "/api/tasks")[0] for _ in range(3)]
+    got, headers, problem = send(platform, "GET", "/api/tasks")
+    assert statuses == [200, 200, 429] and (got, problem["code"]) == (429, "too_many_requests")
+    assert int(headers["retry-after"]) >= 1
+    other, _, _ = send(platform, "GET", "/api/tasks", headers={"x-functions-key": "another caller"})
+    assert other == 200  # a bucket per caller
+
+
+def test_the_token_bucket_refills_at_its_rate_and_keeps_callers_apart():
+    now = [0.0]
+    limit = CallerRateLimit(per_second=2, burst=2, clock=lambda: now[0])
+    assert [limit.take("a"), limit.take("a")] == [0.0, 0.0] and limit.take("a") == pytest.approx(0.5)
+    assert limit.take("b") == 0.0
+    now[0] = 0.5
+    assert limit.take("a") == 0.0 and limit.take("a") > 0
