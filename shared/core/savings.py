@@ -4,7 +4,7 @@ When the frontier did answer, its own token counts are used. Otherwise the token
 for every tier that answered (the trained tier counts no tokens at all): the frontier's prompt for the item
 (shared/core/prompts.py) and the answer as JSON, at the task's characters-per-token estimate. The price is
 the task's frontier's (`policy.frontier_of`), or gpt-4o's listed price (shared/core/prices.py) when the task has
-no configured frontier.
+no configured frontier; an item whose frontier has no known price has no counterfactual.
 """
 
 from __future__ import annotations
@@ -37,8 +37,11 @@ def estimated_frontier_tokens(task: AnyTask, item: Item, answer: object) -> tupl
 
 
 def counterfactual_cost_usd(task: AnyTask, item: Item, attempts: Sequence[Attempt], answer: object,
-                            frontier: TierConfig) -> float:
-    """USD for the frontier alone on `item`: its real usage if it was called, else an estimate."""
+                            frontier: TierConfig) -> float | None:
+    """USD for the frontier alone on `item`: its real usage if it was called, else an estimate; None where the
+    frontier's price is unknown (no saving is claimed from a price of zero: stats counts the item as unpriced)."""
+    if frontier.price_source is None:
+        return None
     called = [a for a in attempts if a.tier == frontier.name and a.tokens_in > 0]
     if called:
         return frontier.cost_usd(called[-1].tokens_in, called[-1].tokens_out)

@@ -82,7 +82,8 @@ def test_invalid_output_escalates(catalog):
         small.default = Scripted(body=chat_completion("I think it is about money"))
         frontier.script.append(Scripted(body=chat_completion('{"label":"billing"}', tokens=LABEL_TOKENS)))
         env = {**frontier_env(frontier.url), "SMALLFIRST_SMALL_BACKEND": "foundry",
-               "SMALLFIRST_SMALL_ENDPOINT": small.url, "SMALLFIRST_SMALL_API_KEY": "k"}
+               "SMALLFIRST_SMALL_ENDPOINT": small.url, "SMALLFIRST_SMALL_API_KEY": "k",
+               "SMALLFIRST_SMALL_MODEL": "Phi-4"}  # priced by its model
         record = make_cascade(env, catalog).process(small_first(catalog), ITEM)
     assert record.status == "escalated" and record.answer == "billing"
     assert record.attempts[0].outcome == "invalid_output"
