@@ -10,8 +10,9 @@ their visibility extended while they run, with the runtime's poison-queue rule (
 failures a message moves to `<queue>-poison`). Idle polling backs off as the runtime's queue listener does:
 the wait doubles from `poll_s` up to host.json's `maxPollingInterval` while nothing is found, and is short
 again once something is (or an invocation ends: it may have queued work). A failed blob invocation is
-tried again on later polls, up to `max_dequeue_count` times. Values from local.settings.json are applied to
-the environment first, as Core Tools does.
+tried again on later polls, up to `max_dequeue_count` times. Values from local.settings.json (and a .env beside
+it) are applied to the environment first where it has none of its own, as Core Tools does, by the loader the
+command line uses (shared/cli/local_settings.py).
 
 At start it creates every blob container and queue the app uses (`app_storage`), so a fresh Azurite is enough;
 `--create-storage` does only that and exits, for `func start`, which creates none of them.
@@ -39,15 +40,11 @@ from typing import Any, Callable
 from urllib.parse import parse_qsl, unquote, urlparse
 
 from localdev.azurite import PortInUseError, ensure_port_free
+from shared.cli.local_settings import load_local_settings
+from shared.errors import ConfigError
 
 log = logging.getLogger("smallfirst.localhost")
 REPO = Path(__file__).resolve().parents[1]
-
-
-def load_local_settings(path: Path) -> None:
-    if path.is_file():
-        for key, value in json.loads(path.read_text()).get("Values", {}).items():
-            os.environ.setdefault(key, str(value))
 
 
 class WorkerLoop:
@@ -549,7 +546,10 @@ def main() -> None:
             sys.exit(f"smallfirst-host: {exc}")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("azure").setLevel(logging.WARNING)  # the SDKs log every request at INFO
-    load_local_settings(args.settings)
+    try:
+        load_local_settings(args.settings)
+    except ConfigError as exc:  # a local.settings.json that is not JSON
+        sys.exit(f"smallfirst-host: {exc}")
     sys.path.insert(0, str(REPO))
     from azure.core.exceptions import AzureError
     from function_app import app

@@ -39,6 +39,13 @@ def find_classification_task(cascade: Cascade, name: str, why: str = "") -> Clas
     return spec
 
 
+def warn_of_unknown_prices(cascade: Cascade, tiers: list[str]) -> None:
+    """Before a command records costs: each of `tiers` whose model has no known price (its costs count as zero)."""
+    for name in cascade.tiers.configured(tiers):
+        if warning := cascade.settings.tiers[name].price_warning:
+            console.print(f"[yellow]warning: {warning}[/]")
+
+
 def progress_bar() -> Progress:
     return Progress(
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=console

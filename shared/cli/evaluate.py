@@ -7,7 +7,8 @@ from typing import Optional
 
 import typer
 
-from shared.cli.common import RUN_HELP, TASK_ARGUMENT, console, find_task, load_cascade, progress_bar
+from shared.cli.common import (RUN_HELP, TASK_ARGUMENT, console, find_task, load_cascade, progress_bar,
+                               warn_of_unknown_prices)
 from shared.core.cascade import Cascade
 from shared.foundation.tasks import AnyTask
 from shared.errors import some_of
@@ -38,6 +39,7 @@ def eval_command(
     names = list(dict.fromkeys(name.strip() for name in tiers.split(",") if name.strip()))  # each tier once
     if not names:
         raise typer.BadParameter("name at least one tier", param_hint="--tiers")
+    warn_of_unknown_prices(cascade, names)
     with progress_bar() as progress:
         bar = progress.add_task(f"{task} x {','.join(names)}", total=len(items) * len(names))
         progress.advance(bar, len(done_pairs(out, spec.name) & {(item.id, name) for item in items for name in names}))

@@ -13,7 +13,8 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
-from shared.cli.common import TASK_ARGUMENT, console, find_classification_task, find_task, load_cascade, progress_bar
+from shared.cli.common import (TASK_ARGUMENT, console, find_classification_task, find_task, load_cascade, progress_bar,
+                               warn_of_unknown_prices)
 from shared.foundation.records import Item, ResultRecord
 from shared.foundation.tasks import ClassificationTask, ExtractionTask
 from shared.errors import InputError, TaskError
@@ -33,6 +34,7 @@ def run(
         raise InputError("output_is_input", f"{output} is the input: write the results to another file")
     cascade = load_cascade()
     spec = find_task(cascade, task)
+    warn_of_unknown_prices(cascade, spec.tiers)
     try:
         parsed = parse_input(input.name, input.read_bytes())
     except InputError as exc:
@@ -89,6 +91,7 @@ def classify(task: str = TASK_ARGUMENT,
     """Classify one text and print its result record."""
     cascade = load_cascade()
     spec = find_classification_task(cascade, task)
+    warn_of_unknown_prices(cascade, spec.tiers)
     if not text.strip():
         raise InputError("empty_text", "the text is empty: nothing to classify")
     try:
@@ -107,6 +110,7 @@ def extract(task: str = TASK_ARGUMENT,
     if not isinstance(spec, ExtractionTask):
         console.print(f"[red]{task} is a {spec.kind} task[/]")
         raise typer.Exit(2)
+    warn_of_unknown_prices(cascade, spec.tiers)
     parsed = parse_input(file.name, file.read_bytes())  # an unusable file is an InputError: one line from main()
     _warn_skipped(file, parsed)
     if len(parsed.items) != 1:

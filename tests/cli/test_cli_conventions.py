@@ -123,3 +123,10 @@ def test_stats_reads_its_storage_connection_from_local_settings_json_alone(local
     answer = runner.invoke(app, ["stats", "--json"])
     assert answer.exit_code == 0, answer.output
     assert json.loads(answer.stdout)["tasks"] == [] and "in the DataStorage storage account" in answer.stderr
+
+
+def test_classify_warns_first_of_a_tier_of_the_task_whose_model_has_no_known_price():
+    os.environ.update(UNPRICED_FRONTIER)
+    answer = runner.invoke(app, ["classify", "support_ticket", "I was charged twice this month"])
+    assert "warning: tier frontier (model 'my-fine-tuned-phi') has no known price" in answer.stderr
+    assert json.loads(answer.stdout)["task"] == "support_ticket"  # the run goes on
