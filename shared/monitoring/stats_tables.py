@@ -36,8 +36,12 @@ def headline(stats: TaskStats) -> str:
     pairs, accuracy, interval = estimate(total.live_accuracy)
     live = (f"live accuracy {accuracy} (95% interval {interval}, {pairs} shadow pairs)" if total.live_accuracy.n
             else "no shadow pairs for live accuracy")
+    # an item without a counterfactual (its frontier's price unknown, or a record older than counterfactuals) is
+    # left out of the saving rather than compared at a price of zero
+    unpriced = (f", {total.volume - total.priced} items left out: no all-frontier price"
+                if total.priced < total.volume else "")
     return (f"{total.volume} items; cost {usd(total.cost_usd)}, saving {usd(total.saving_usd)} "
-            f"({percent(total.saving_share)}) against all-frontier; {live}")
+            f"({percent(total.saving_share)}) against all-frontier{unpriced}; {live}")
 
 
 def _periods(stats: TaskStats) -> list[tuple[str, PeriodStats]]:

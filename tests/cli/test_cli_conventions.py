@@ -130,3 +130,15 @@ def test_classify_warns_first_of_a_tier_of_the_task_whose_model_has_no_known_pri
     answer = runner.invoke(app, ["classify", "support_ticket", "I was charged twice this month"])
     assert "warning: tier frontier (model 'my-fine-tuned-phi') has no known price" in answer.stderr
     assert json.loads(answer.stdout)["task"] == "support_ticket"  # the run goes on
+
+
+def test_stats_leaves_items_without_an_all_frontier_price_out_of_the_saving_and_says_so(local_folder):
+    now = datetime.now(timezone.utc)
+    records = [result("priced", at=now, cost=0.001, counterfactual=0.01),
+               result("unpriced", at=now, cost=0.0, counterfactual=None)]  # its frontier's price was unknown
+    path = local_folder / "results.jsonl"
+    path.write_text("".join(record.model_dump_json() + "\n" for record in records), encoding="utf-8")
+    answer = runner.invoke(app, ["stats", "--results", str(path)])
+    assert answer.exit_code == 0, answer.output
+    assert "2 items; cost $0.0010, saving $0.0090" in answer.stdout.replace("\n", " ")
+    assert "1 items left out: no all-frontier price" in answer.stdout.replace("\n", " ")
