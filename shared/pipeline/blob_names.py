@@ -132,8 +132,10 @@ class InputBlob:
         """What every output's name starts with: the input's path, or a short stem in the task's folder, its
         start kept to be recognised and its hash to tell it apart, for a name too long for that or one whose
         outputs would be another input's: named as its part (`<name>/part-NNNNN`, whose dead letter would be that
-        part's), or in a folder named `_` (the outputs of blobs outside any task folder are named `_/<name>`)."""
-        owned = not _PART_OF_ANOTHER.search(self.path) and (self.task != "_" or not self.in_task_folder)
+        part's), or in a folder named `_` (the outputs of blobs outside any task folder are named `_/<name>`), or with a
+        segment that is empty, `.` or `..`."""
+        owned = (not _PART_OF_ANOTHER.search(self.path) and (self.task != "_" or not self.in_task_folder)
+                 and not (self.in_task_folder and has_unsafe_segment(self.name)))
         if self.name_fits and owned:
             return self.path
         digest = hashlib.sha256(self.path.encode("utf-8", "surrogatepass")).hexdigest()[:16]
@@ -190,6 +192,12 @@ class InputBlob:
 
 _OUTPUT = re.compile(r"^(?P<path>.+?)(?:/part-\d{5}\.jsonl|\.jsonl|\.json)$")
 _PART_OF_ANOTHER = re.compile(r"/part-\d{5}$")
+
+
+def has_unsafe_segment(path: str) -> bool:
+    """Whether a path has an empty, `.` or `..` segment: Azure keeps such a name as written, but joined into other
+    names or a URL it could point elsewhere, so work messages refuse it and its input is dead-lettered."""
+    return any(segment in ("", ".", "..") for segment in path.split("/"))
 
 
 def _azure_length(name: str) -> int:

@@ -30,6 +30,7 @@ from shared.foundation.records import Item, ResultRecord
 from shared.errors import ClaimHeldError, InputError, NoTierError, TaskError, UnknownTaskError, WriteConflict
 from shared.pipeline.answering import AnswerService
 from shared.pipeline.blob_names import (BLOB_NAME_MAX_CHARS, BLOB_NAME_MAX_SEGMENTS, LONGEST_SUFFIX_CHARS,
+                                       has_unsafe_segment,
                                         LONGEST_SUFFIX_SEGMENTS, Containers, InputBlob, poison_deadletter)
 from shared.pipeline.claims import Claim
 from shared.pipeline.dead_letters import DeadLetters
@@ -100,6 +101,9 @@ class Ingestor:
         etag = props.etag
         if not source.in_task_folder:
             return self.dead_letters.input_failed(source, "no_task_folder", "blobs go under incoming/<task>/", etag=etag)
+        if has_unsafe_segment(source.name):
+            return self.dead_letters.input_failed(source, "invalid_name", "a path segment is empty, '.' or '..'",
+                                                  etag=etag)
         if not source.name_fits:
             return self.dead_letters.input_failed(source, "name_too_long", "the name leaves no room for its outputs' names: at most "
                                    f"{BLOB_NAME_MAX_CHARS - LONGEST_SUFFIX_CHARS} characters (UTF-16) and "

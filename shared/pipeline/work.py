@@ -7,6 +7,8 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, field_validator
 
+from shared.pipeline.blob_names import has_unsafe_segment
+
 Disposition = Literal["queued", "fanned_out", "duplicate", "deadlettered", "processed", "part_processed", "stale",
                       "requeued"]
 
@@ -29,7 +31,7 @@ class WorkMessage(BaseModel):
     @field_validator("task", "name")
     @classmethod
     def _blob_path(cls, value: str) -> str:
-        if any(segment in ("", ".", "..") for segment in value.split("/")):
+        if has_unsafe_segment(value):
             raise ValueError("a path segment is empty, '.' or '..'")
         return value
 

@@ -641,6 +641,26 @@ def test_a_blob_outside_any_task_folder_is_dead_lettered_with_the_reason(storage
     assert tier.requests == []
 
 
+def test_an_input_with_an_empty_path_segment_is_dead_lettered_under_a_hashed_name(storage, tier, tasks_dir):
+    """`.` and `..` segments are refused alike (blob_names.has_unsafe_segment), but no SDK here can upload them:
+    they are dot-segments of the request URL."""
+    pipeline = Pipeline(storage, tier.url, tasks_dir)
+    for path in ("ticket/a//b.txt", "ticket//c.txt"):
+        client = storage.service.get_blob_client("incoming", path)
+        client.upload_blob(b"I was charged twice", overwrite=True)
+        assert pipeline.ingestor.handle_blob(client).disposition == "deadlettered"
+    sources = {"incoming/ticket//c.txt", "incoming/ticket/a//b.txt"}
+    letters = {}  # other tests share the account: only these inputs' dead letters
+    for blob in storage.service.get_container_client("deadletter").list_blobs():
+        letter = json.loads(storage.read("deadletter", blob.name))
+        if letter.get("source") in sources:
+            letters[blob.name] = letter
+    assert sorted(letter["source"] for letter in letters.values()) == sorted(sources)
+    assert {letter["reason"] for letter in letters.values()} == {"invalid_name"}
+    assert all(name.startswith("ticket/") and name.count("/") == 1 for name in letters)  # hashed, flat names
+    assert tier.requests == []
+
+
 def test_duplicate_ids_within_one_input_are_line_errors():
     parsed = parse_input("dups.jsonl", b'{"id": "a", "text": "one"}\n{"id": "a", "text": "two"}\n')
     assert [i.text for i in parsed.items] == ["one"]
