@@ -169,6 +169,8 @@ WORKERS = 4
 # The app's own body cap, which infra gives the Functions host as FUNCTIONS_REQUEST_BODY_SIZE_LIMIT.
 DEFAULT_MAX_BODY_BYTES = 1024 * 1024
 TRUST_PRINCIPAL_SETTING = "SMALLFIRST_LOCAL_PRINCIPAL_HEADER"
+DRAIN_CAPS = 4  # a refused body of up to this many caps is taken in unread (see _discard_body)
+DRAIN_TIMEOUT_S = 5.0
 VISIBILITY_S = 30  # a received message stays hidden this long, renewed every third of it while it runs
 WEBHOOK_PATH = "/runtime/webhooks/blobs"
 
@@ -320,6 +322,21 @@ class LocalHost:
                 self.end_headers()
                 if self.command != "HEAD":  # a HEAD reply has the headers of the body it does not send
                     self.wfile.write(payload)
+                if refusal and length.isdigit():
+                    self._discard_body(int(length))
+
+            def _discard_body(self, length: int) -> None:
+                """After a refusal, take in a body of up to a few caps unread, so a client that sends all of it before
+                reading the reply (urllib, most clients) gets the reply instead of a broken pipe; a larger one is
+                cut off with the connection."""
+                if length > DRAIN_CAPS * host.max_body_bytes:
+                    return
+                self.connection.settimeout(DRAIN_TIMEOUT_S)  # a client that promised more than it sends
+                try:
+                    while length > 0 and (chunk := self.rfile.read(min(length, 1 << 16))):
+                        length -= len(chunk)
+                except OSError:
+                    pass
 
             def _refusal(self, length: str) -> tuple[int, str, str, str] | None:
                 """What a server in front of the app refuses: a Content-Length that is not a length or is over
