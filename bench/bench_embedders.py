@@ -44,6 +44,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from shared.foundation.metrics import expected_calibration_error, selective_accuracy
+from shared.foundation.model_files import file_sha256
 from shared.learning.classifier import EmbeddingClassifier
 from shared.learning.embedders.base import l2_normalise
 from shared.learning.embedders.minilm import LocalMiniLM
@@ -57,14 +58,6 @@ def package_file(package: str, relative: str) -> Path:
     if spec is None or not spec.submodule_search_locations:
         raise SystemExit(f"the package {package!r} is not installed in this venv (see docs/embedders.md)")
     return Path(next(iter(spec.submodule_search_locations))) / relative
-
-
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 class Candidate:
@@ -255,7 +248,7 @@ def main() -> None:
         load_s = time.perf_counter() - start
         print(f"{key:9s} {candidates[key].name}: loaded and first text in {load_s:.2f} s")
         for path in candidates[key].files:
-            print(f"          {path.name}  {path.stat().st_size / 2**20:.1f} MiB  sha256 {sha256(path)}")
+            print(f"          {path.name}  {path.stat().st_size / 2**20:.1f} MiB  sha256 {file_sha256(path)}")
 
     english = [r["text"] for r in read_rows(TICKETS / "dev.jsonl")]
     timing_texts = english + [r["text"] for r in read_rows(TICKETS / "multilingual_dev.jsonl")]
