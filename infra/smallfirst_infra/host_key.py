@@ -24,7 +24,10 @@ def _define_writer() -> type[pulumi.dynamic.ResourceProvider]:
         """PUTs one host system key through ARM; retries until the host accepts it or the attempts run out."""
 
         ARM_SCOPE = "https://management.azure.com/.default"
-        # WebApps_CreateOrUpdateHostSecret in Microsoft.Web's ARM spec (the version the old template used).
+        # WebApps_CreateOrUpdateHostSecret ("Web Apps - Create Or Update Host Secret",
+        # https://learn.microsoft.com/rest/api/appservice/web-apps/create-or-update-host-secret). 2024-04-01 is the
+        # version the earlier template used; the newest stable Microsoft.Web version, checked 2026-12-06 for the
+        # smoke command's listKeys (shared/monitoring/smoke.py), is 2025-05-01: moving to it is not yet tested.
         API_VERSION = "2024-04-01"
         STEP = "writing the Functions host's {key} system key (after publishing the code)"
 

@@ -32,7 +32,10 @@ from smallfirst_infra.config import EnvironmentConfig, ModelDeployment
 
 ARM_ENDPOINT = "https://management.azure.com"
 ARM_SCOPE = "https://management.azure.com/.default"
+# The newest stable Microsoft.CognitiveServices version in Azure/azure-rest-api-specs (Models - List,
+# https://learn.microsoft.com/rest/api/aiservices/accountmanagement/models/list; Usages - List), checked 2026-12-06.
 COGNITIVE_SERVICES_API_VERSION = "2026-07-01"
+# Subscriptions - List (https://learn.microsoft.com/rest/api/resources/subscriptions/list), checked 2026-12-06.
 SUBSCRIPTIONS_API_VERSION = "2022-12-01"
 # The kind of account infra/ creates: the catalogue lists each model once per account kind that offers it.
 ACCOUNT_KIND = "AIServices"
