@@ -51,10 +51,16 @@ def oversized_body(req: func.HttpRequest) -> func.HttpResponse | None:
 
 def authorized(req: func.HttpRequest, role: str) -> tuple["ClientPrincipal | None", func.HttpResponse | None]:
     """The request's Entra principal if it holds app role `role`; else the refusal (401: no principal, 403: not the
-    role). Only App Service Authentication sets the header (shared/foundation/principal.py cites why)."""
-    from shared.errors import InputError
-    from shared.foundation.principal import PRINCIPAL_HEADER, decode_principal
+    role). The header counts only where App Service Authentication sets it, or the local setting says requests
+    imitate it (shared/foundation/principal.py cites why); elsewhere (Core Tools) any client could send it."""
+    import os
 
+    from shared.errors import InputError
+    from shared.foundation.principal import PRINCIPAL_HEADER, decode_principal, principal_header_trusted
+
+    if not principal_header_trusted(os.environ):
+        return None, problem(401, "Not authenticated", f"this route needs an Entra token with the {role} app role; "
+                             "App Service Authentication is off here, so a client principal header is ignored")
     try:
         principal = decode_principal(req.headers.get(PRINCIPAL_HEADER))
     except InputError as exc:

@@ -168,7 +168,6 @@ class LocalHTTPServer(ThreadingHTTPServer):
 WORKERS = 4
 # The app's own body cap, which infra gives the Functions host as FUNCTIONS_REQUEST_BODY_SIZE_LIMIT.
 DEFAULT_MAX_BODY_BYTES = 1024 * 1024
-TRUST_PRINCIPAL_SETTING = "SMALLFIRST_LOCAL_PRINCIPAL_HEADER"
 DRAIN_CAPS = 4  # a refused body of up to this many caps is taken in unread (see _discard_body)
 DRAIN_TIMEOUT_S = 5.0
 VISIBILITY_S = 30  # a received message stays hidden this long, renewed every third of it while it runs
@@ -194,9 +193,6 @@ class LocalHost:
         # Refused on Content-Length before reading, as the Functions host does above its limit.
         self.max_body_bytes = max_body_bytes or int(os.environ.get("FUNCTIONS_REQUEST_BODY_SIZE_LIMIT",
                                                                    DEFAULT_MAX_BODY_BYTES))
-        # In Azure only App Service Authentication sets X-MS-CLIENT-PRINCIPAL*; here a client-sent one is dropped
-        # unless tests imitate the platform with SMALLFIRST_LOCAL_PRINCIPAL_HEADER=trust.
-        self.trust_principal_header = os.environ.get(TRUST_PRINCIPAL_SETTING, "").lower() == "trust"
         self.port = port
         self.poll_s = poll_s
         self.max_poll_s = max(poll_s, max_poll_s)  # the longest idle wait between polls
@@ -240,8 +236,8 @@ class LocalHost:
     def handle_http(self, method: str, raw_url: str, headers: dict[str, str], body: bytes):
         import azure.functions as func
 
-        if not self.trust_principal_header:
-            headers = {k: v for k, v in headers.items() if not k.lower().startswith("x-ms-client-principal")}
+        # X-MS-CLIENT-PRINCIPAL passes as Core Tools passes it: the app believes it only behind
+        # SMALLFIRST_LOCAL_PRINCIPAL_HEADER=trust (shared/foundation/principal.py), which tests set to imitate Azure.
         url = urlparse(raw_url)
         if url.path == WEBHOOK_PATH and method == "POST":
             return self.handle_event_grid(dict(parse_qsl(url.query)), headers, body)

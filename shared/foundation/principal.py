@@ -5,14 +5,16 @@ representation of available claims" of the form `{"auth_typ", "claims": [{"typ",
 "role_typ"}`, and "External requests aren't allowed to set these headers, so they're present only if set by App
 Service" ([Work with user identities in Azure App Service authentication](
 https://learn.microsoft.com/azure/app-service/configure-authentication-user-identities), checked 2026-12-06).
-The app trusts the header for that reason only; the local host passes it on only behind
-`SMALLFIRST_LOCAL_PRINCIPAL_HEADER=trust` (localdev/host.py).
+The app trusts the header for that reason only, so only where the platform is in front of it
+(`principal_header_trusted`): under Core Tools (`func start`) or the local host nothing strips a client-sent one.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+
+from collections.abc import Mapping
 
 from pydantic import BaseModel, ValidationError
 
@@ -26,6 +28,14 @@ CALLER_ROLE = "Caller"
 OBJECT_ID_CLAIMS = ("http://schemas.microsoft.com/identity/claims/objectidentifier", "oid")
 NAME_CLAIMS = ("name", "preferred_username", "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/upn")
 MAX_HEADER_CHARS = 16_384  # a principal's claims are a few KB; more is not the platform's
+# "Read-only. Injected into a Windows or Linux app to indicate whether App Service authentication is enabled"
+# (https://learn.microsoft.com/azure/app-service/reference-app-settings#authentication--authorization, checked
+# 2026-12-06). Its value is `True`, compared without case (as Microsoft.Identity.Web's AppServicesAuthentication-
+# Information does).
+AUTH_ENABLED_SETTING = "WEBSITE_AUTH_ENABLED"
+# Where no platform strips the header (the local host, tests), the developer's explicit say-so that requests carry
+# the platform's header as it would.
+TRUST_PRINCIPAL_SETTING = "SMALLFIRST_LOCAL_PRINCIPAL_HEADER"
 
 
 class PrincipalClaim(BaseModel):
@@ -74,3 +84,11 @@ def decode_principal(header: str | None) -> ClientPrincipal | None:
 def encode_principal(principal: ClientPrincipal) -> str:
     """The header's value for `principal`, as the platform writes it (the local host's tests imitate it)."""
     return base64.b64encode(principal.model_dump_json().encode("utf-8")).decode("ascii")
+
+
+def principal_header_trusted(environ: Mapping[str, str]) -> bool:
+    """Whether X-MS-CLIENT-PRINCIPAL can be believed here: App Service Authentication is on (it drops a
+    client-sent header and sets its own), or the local setting says the requests imitate it. Elsewhere anyone can
+    send the header, so it is ignored."""
+    return (environ.get(AUTH_ENABLED_SETTING, "").strip().lower() == "true"
+            or environ.get(TRUST_PRINCIPAL_SETTING, "").strip().lower() == "trust")

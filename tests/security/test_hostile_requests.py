@@ -14,8 +14,9 @@ import pytest
 from azure.storage.queue import TextBase64EncodePolicy
 
 from localdev.azurite import Azurite
-from localdev.host import TRUST_PRINCIPAL_SETTING, LocalHost
-from shared.foundation.principal import PRINCIPAL_HEADER, ClientPrincipal, PrincipalClaim, encode_principal
+from localdev.host import LocalHost
+from shared.foundation.principal import (AUTH_ENABLED_SETTING, PRINCIPAL_HEADER, TRUST_PRINCIPAL_SETTING,
+                                         ClientPrincipal, PrincipalClaim, encode_principal)
 from shared.foundation.rate_limit import CallerRateLimit
 from shared.foundation.records import CorrectionRecord, ResultRecord
 from shared.foundation.storage_connections import queue_service
@@ -39,9 +40,13 @@ def env(tmp_path_factory):
     tasks_dir = tmp_path_factory.mktemp("tasks")
     (tasks_dir / f"{TASK}.yaml").write_text(TASK_YAML)
     with Azurite() as emulator:
+        # The requests imitate App Service Authentication's principal header, so the app is told to believe it;
+        # tests of the header ignored take the setting away.
         values = {"DataStorage": emulator.connection_string, "SMALLFIRST_TASKS_DIR": str(tasks_dir),
-                  "SMALLFIRST_SMALL_BACKEND": "openai_compatible", "SMALLFIRST_SMALL_ENDPOINT": "http://127.0.0.1:9/"}
-        saved = {k: os.environ.get(k) for k in [*values, TRUST_PRINCIPAL_SETTING]}
+                  "SMALLFIRST_SMALL_BACKEND": "openai_compatible", "SMALLFIRST_SMALL_ENDPOINT": "http://127.0.0.1:9/",
+                  TRUST_PRINCIPAL_SETTING: "trust"}
+        saved = {k: os.environ.get(k) for k in [*values, AUTH_ENABLED_SETTING]}
+        os.environ.pop(AUTH_ENABLED_SETTING, None)
         os.environ.update(values)
         from functions import services
 
@@ -53,28 +58,17 @@ def env(tmp_path_factory):
             os.environ.pop(key, None) if value is None else os.environ.__setitem__(key, value)
 
 
-def start_host(trust: bool, **kwargs) -> LocalHost:
+def start_host(**kwargs) -> LocalHost:
     from function_app import app
 
-    os.environ[TRUST_PRINCIPAL_SETTING] = "trust" if trust else ""
-    try:
-        return LocalHost(app, port=0, poll_s=0.2, poll_blobs=False, **kwargs).start()
-    finally:
-        os.environ.pop(TRUST_PRINCIPAL_SETTING)
+    return LocalHost(app, port=0, poll_s=0.2, poll_blobs=False, **kwargs).start()
 
 
 @pytest.fixture(scope="module")
 def platform(env):
-    """A host that passes X-MS-CLIENT-PRINCIPAL on, as App Service Authentication's would."""
-    host = start_host(trust=True)
-    yield host
-    host.stop()
-
-
-@pytest.fixture(scope="module")
-def plain(env):
-    """A host as a developer runs it: a client-sent X-MS-CLIENT-PRINCIPAL is dropped."""
-    host = start_host(trust=False)
+    """The local host; with the module's trust setting the app believes X-MS-CLIENT-PRINCIPAL, as behind App
+    Service Authentication."""
+    host = start_host()
     yield host
     host.stop()
 
@@ -151,11 +145,49 @@ def test_a_reviewers_decision_is_stored_under_the_principal_and_the_bodys_by_is_
         source).review).decode()
 
 
-def test_a_client_sent_principal_is_dropped_by_the_local_host_without_the_trust_setting(env, plain):
-    source = seed(env, "forged", ["a"])
-    got, _, problem = send(plain, "POST", f"/api/review/{TASK}/a", decision(source),
-                           {PRINCIPAL_HEADER: principal("Reviewer")})
+@pytest.mark.parametrize("auth_enabled", [None, "False"], ids=["core-tools", "easy-auth-off"])
+def test_a_client_sent_principal_is_ignored_without_app_service_authentication_or_the_trust_setting(
+        env, platform, monkeypatch, auth_enabled):
+    monkeypatch.delenv(TRUST_PRINCIPAL_SETTING)
+    if auth_enabled is not None:
+        monkeypatch.setenv(AUTH_ENABLED_SETTING, auth_enabled)
+    source = seed(env, f"forged-{auth_enabled}", ["a"])
+    headers = {PRINCIPAL_HEADER: principal("Reviewer")}
+    got, _, problem = send(platform, "POST", f"/api/review/{TASK}/a", decision(source), headers)
     assert (got, problem["code"]) == (401, "not_authenticated") and untouched(env, source, "a")
+    listed, _, problem = send(platform, "GET", f"/api/review/{TASK}", headers=headers)
+    assert (listed, problem["code"]) == (401, "not_authenticated") and "items" not in problem
+
+
+def test_the_principal_header_is_honoured_where_app_service_authentication_is_on(env, platform, monkeypatch):
+    monkeypatch.delenv(TRUST_PRINCIPAL_SETTING)
+    monkeypatch.setenv(AUTH_ENABLED_SETTING, "True")  # what the platform injects when it is on
+    source = seed(env, "easyauth", ["a"])
+    got, _, body = send(platform, "POST", f"/api/review/{TASK}/a", decision(source),
+                        {PRINCIPAL_HEADER: principal("Reviewer", name="Bo Reviewer", oid="oid-bo")})
+    assert (got, body["by"]) == (200, "Bo Reviewer (oid-bo)")
+    assert env.state("corrections", correction(TASK, source, "a")) is not None
+
+
+@pytest.mark.parametrize("headers,status,code", [
+    ({}, 401, "not_authenticated"),
+    ({"x-functions-key": "the-inference-key"}, 401, "not_authenticated"),  # a key alone is not enough in this mode
+    ({PRINCIPAL_HEADER: principal("Reviewer")}, 403, "forbidden"),
+    ({PRINCIPAL_HEADER: "not base64 !"}, 401, "invalid_principal"),
+], ids=["no-principal", "function-key-only", "reviewer-role-only", "malformed-principal"])
+def test_with_caller_auth_entra_an_inference_request_without_the_caller_role_is_refused(env, platform, monkeypatch,
+                                                                                        headers, status, code):
+    monkeypatch.setenv("SMALLFIRST_CALLER_AUTH", "entra")
+    for method, path, body in [("GET", "/api/tasks", b""), ("GET", "/api/health", b""),
+                               ("POST", f"/api/tasks/{TASK}", b'{"text": "refund me"}')]:
+        got, _, problem = send(platform, method, path, body, headers)
+        assert (got, problem["code"]) == (status, code), path
+
+
+def test_with_caller_auth_entra_a_principal_with_the_caller_role_is_served(env, platform, monkeypatch):
+    monkeypatch.setenv("SMALLFIRST_CALLER_AUTH", "entra")
+    got, _, body = send(platform, "GET", "/api/tasks", headers={PRINCIPAL_HEADER: principal("Caller", oid="oid-app")})
+    assert got == 200 and TASK in [t["name"] for t in body["tasks"]]
 
 
 def test_an_oversize_content_length_is_refused_with_413_before_any_body_is_sent(env, platform):
@@ -170,7 +202,7 @@ def test_an_oversize_content_length_is_refused_with_413_before_any_body_is_sent(
 def test_the_app_refuses_a_body_over_its_cap_on_content_length_where_the_host_allows_more(env):
     from functions.http_api import MAX_BODY_BYTES
 
-    host = start_host(trust=True, max_body_bytes=4 * MAX_BODY_BYTES)
+    host = start_host(max_body_bytes=4 * MAX_BODY_BYTES)
     try:
         source = seed(env, "appcap", ["a"])
         body = decision(source) + b" " * MAX_BODY_BYTES
