@@ -12,6 +12,9 @@ After each pair the day's live accuracy (Wilson 95% interval) is recomputed from
 as gauges; a lower bound below the task's `target_accuracy` logs a WARNING (the alert), once a day has
 MIN_PAIRS_FOR_ALERT pairs. Re-reading the day after every pair would be quadratic in the day's pairs, so past
 RECHECK_EVERY_PAIR_UP_TO pairs a worker re-reads it at most every RECHECK_S seconds.
+
+A message on the shadow queue is checked before any of it is used (`ShadowMessage`), as work messages are: one
+that fails is dead-lettered under `deadletter/_/` with why, never retried, and nothing else is written.
 """
 
 from __future__ import annotations
@@ -24,19 +27,20 @@ from datetime import datetime, timezone
 from typing import Any
 
 from opentelemetry import metrics
+from pydantic import Field, ValidationError, field_validator
 
 from shared.core.cascade import Cascade
 from shared.core.policy import frontier_of
-from shared.foundation.records import Item, ShadowRecord
+from shared.foundation.records import ITEM_ID_MAX_CHARS, Item, ShadowRecord
 from shared.core.run_tier import run_tier
-from shared.foundation.tasks import AnyTask, ExtractionTask
+from shared.foundation.tasks import TASK_NAME, AnyTask, ExtractionTask
 from shared.foundation.text_files import jsonl_lines
-from shared.errors import WriteConflict
+from shared.errors import UnknownTaskError, WriteConflict
 from shared.foundation.answers import fields_correct, same_answer
 from shared.foundation.metrics import wilson_interval
 from shared.monitoring.stats import latest_shadows
-from shared.pipeline.blob_names import Containers, poison_deadletter, shadow_claim, shadow_day
-from shared.pipeline.shadow_pick import ShadowRequest
+from shared.pipeline.blob_names import Containers, has_unsafe_segment, poison_deadletter, shadow_claim, shadow_day
+from shared.pipeline.shadow_pick import MAX_MESSAGE_BYTES, ShadowRequest
 from shared.pipeline.storage import BlobStore
 
 log = logging.getLogger(__name__)
@@ -44,6 +48,29 @@ log = logging.getLogger(__name__)
 MIN_PAIRS_FOR_ALERT = 30
 RECHECK_EVERY_PAIR_UP_TO = 200
 RECHECK_S = 60.0
+SOURCE_MAX_CHARS = 1100  # `incoming/<task>/<name>` of a name Azure allows, or `http/<hash>`
+NAME_MAX_CHARS = 100  # a task or tier name
+
+
+class ShadowMessage(ShadowRequest):
+    """A shadow request as taken off the queue. Anyone with write access to the queue can forge one, and its task
+    names blobs (the day's pairs, the claim) and its text is paid for at the frontier, so each field is bounded and
+    checked before use: a task name as task files have them, a source path with no empty, `.` or `..` segment, an id
+    as items have them, and no more text than a message the answer service sends."""
+
+    task: str = Field(max_length=NAME_MAX_CHARS, pattern=TASK_NAME.pattern)
+    source: str = Field(min_length=1, max_length=SOURCE_MAX_CHARS)
+    id: str = Field(min_length=1, max_length=ITEM_ID_MAX_CHARS)
+    text: str = Field(min_length=1, max_length=MAX_MESSAGE_BYTES)
+    accepted_tier: str = Field(min_length=1, max_length=NAME_MAX_CHARS)
+    accepted_confidence: float | None = Field(default=None, ge=0.0, le=1.0)
+
+    @field_validator("source")
+    @classmethod
+    def _source_path(cls, value: str) -> str:
+        if has_unsafe_segment(value):
+            raise ValueError("a path segment is empty, '.' or '..'")
+        return value
 
 
 class ShadowWorker:
@@ -69,9 +96,18 @@ class ShadowWorker:
         return callback
 
     def handle(self, message_text: str) -> ShadowRecord | None:
-        """Answer one request with the frontier and record the pair; None if it was shadowed already."""
-        request = ShadowRequest.model_validate_json(message_text)
-        task = self.cascade.tasks.get(request.task)
+        """Answer one request with the frontier and record the pair; None if it was shadowed already, or the
+        message was invalid (then dead-lettered)."""
+        if len(message_text.encode("utf-8", "replace")) > MAX_MESSAGE_BYTES:
+            return self._invalid(message_text, f"message: over the {MAX_MESSAGE_BYTES} bytes a shadow request has")
+        try:
+            request = ShadowMessage.model_validate_json(message_text)
+            task = self.cascade.tasks.get(request.task)
+        except ValidationError as exc:
+            return self._invalid(message_text, "; ".join(f"{'.'.join(map(str, e['loc'])) or 'message'}: {e['msg']}"
+                                                         for e in exc.errors()[:5]))
+        except UnknownTaskError as exc:
+            return self._invalid(message_text, f"task: {exc}")
         frontier = frontier_of(task, self.cascade.settings.tiers)
         if frontier is None:
             log.warning("shadow: task %s has no configured frontier tier; %s not shadowed", task.name, request.id)
@@ -96,6 +132,17 @@ class ShadowWorker:
         self.store.append_line(self.containers.shadow, day, pair.model_dump_json())
         self._check_day(task, pair.at.date().isoformat(), day)
         return pair
+
+    def _invalid(self, message_text: str, why: str) -> None:
+        """A dead letter under `deadletter/_/` saying which field was refused, with the message's first 2,000
+        characters; no other blob is named from the message (a forged one never reaches the frontier either)."""
+        record = {"reason": "invalid_shadow_message", "error": why, "message": message_text[:2000],
+                  "at": datetime.now(timezone.utc).isoformat()}
+        self.store.write(self.containers.deadletter, poison_deadletter("shadow-invalid", message_text),
+                         json.dumps(record, indent=2), content_type="application/json",
+                         metadata={"reason": "invalid_shadow_message"})
+        log.error("dead-lettered an invalid shadow request: %s", why)
+        return None
 
     def deadletter_poison(self, message_text: str, tries: int) -> str:
         """A shadow request that failed every try, as a dead letter (its item's answer was published before it

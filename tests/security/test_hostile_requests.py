@@ -315,3 +315,33 @@ def test_the_token_bucket_refills_at_its_rate_and_keeps_callers_apart():
     assert limit.take("b") == 0.0
     now[0] = 0.5
     assert limit.take("a") == 0.0 and limit.take("a") > 0
+
+
+def valid_shadow_request(**changes) -> dict:
+    return {"task": TASK, "source": f"incoming/{TASK}/ok.jsonl", "id": "1", "text": "refund me",
+            "accepted_tier": "small", "accepted_answer": "billing", "accepted_confidence": 0.9, **changes}
+
+
+@pytest.mark.parametrize("field,value", [
+    ("task", ".."), ("task", "a/b"), ("task", ""), ("task", "nosuchtask"), ("task", "x" * 101),
+    ("source", "incoming/../results/x.jsonl"), ("source", "incoming//x"), ("source", "incoming/./x"),
+    ("source", ""), ("id", ""), ("id", "i" * 513), ("text", ""), ("accepted_tier", ""),
+    ("accepted_confidence", 7.0), ("message", "not json at all"), ("message", "x" * 48_001),
+])
+def test_a_forged_shadow_message_is_dead_lettered_with_why_and_writes_nothing_else(env, platform, field, value):
+    text = value if field == "message" else json.dumps(valid_shadow_request(**{field: value}))
+    queue = queue_service("DataStorage").get_queue_client("smallfirst-shadow",
+                                                          message_encode_policy=TextBase64EncodePolicy())
+    queue.send_message(text)
+    name = f"_/shadow-invalid-{hashlib.sha256(text.encode()).hexdigest()[:16]}.json"
+    deadline = time.monotonic() + 60
+    while env.state("deadletter", name) is None:
+        assert time.monotonic() < deadline, f"{name} not written"
+        time.sleep(0.2)
+    dead = json.loads(env.read("deadletter", name))
+    assert dead["reason"] == "invalid_shadow_message" and dead["error"].startswith(field)
+    while queue.get_queue_properties().approximate_message_count:  # handled once, not retried until poison
+        assert time.monotonic() < deadline, "the shadow message stayed on its queue"
+        time.sleep(0.2)
+    assert not env.list_states("claims", "_shadow/") and not env.list_states("shadow", "")
+    assert not [n for n in env.list_states("deadletter", "_/") if "shadow-poison" in n]
