@@ -165,7 +165,7 @@ class TierConfig(BaseModel):
     @property
     def price_source(self) -> str | None:
         """Where the tier's prices come from; None where they are unknown (no listed price for its model and its
-        PRICE_* settings not both set), and its costs count as zero until they are."""
+        PRICE_* settings not both set): its attempts record their cost as unknown until they are."""
         if self.price_in_per_m is not None and self.price_out_per_m is not None:
             return "PRICE_* settings"
         if self._listed_price() is None:
@@ -180,8 +180,8 @@ class TierConfig(BaseModel):
             return None
         prefix = f"{PREFIX}{self.name.upper()}_"
         model = f"model {self.model!r}" if self.model else "no model set"
-        return (f"tier {self.name} ({model}) has no known price: its costs are counted as zero and savings are "
-                f"wrong until {prefix}PRICE_IN_PER_M and {prefix}PRICE_OUT_PER_M are set")
+        return (f"tier {self.name} ({model}) has no known price: its costs are recorded as unknown and left out of "
+                f"savings until {prefix}PRICE_IN_PER_M and {prefix}PRICE_OUT_PER_M are set")
 
     @property
     def prices(self) -> tuple[float, float]:

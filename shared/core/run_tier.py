@@ -81,7 +81,8 @@ def _failed(tier: Tier, task: AnyTask, item: Item, exc: TierError, started: floa
     tokens_in, tokens_out = (exc.tokens_in, exc.tokens_out) if isinstance(exc, InvalidOutputError) else (0, 0)
     return Attempt(tier=tier.name, outcome=outcome, reason=str(exc), tokens_in=tokens_in, tokens_out=tokens_out,
                    latency_ms=(time.perf_counter() - started) * 1000,
-                   cost_usd=tier.config.cost_usd(tokens_in, tokens_out))
+                   cost_usd=tier.config.cost_usd(tokens_in, tokens_out),
+                   cost_known=tier.config.price_source is not None)
 
 
 def _answered(tier: Tier, answer: TierAnswer, started: float) -> Attempt:
@@ -98,4 +99,5 @@ def _answered(tier: Tier, answer: TierAnswer, started: float) -> Attempt:
         tokens_cached=answer.tokens_cached,
         latency_ms=(time.perf_counter() - started) * 1000,
         cost_usd=tier.config.cost_usd(answer.tokens_in, answer.tokens_out, answer.tokens_cached),
+        cost_known=tier.config.price_source is not None,
     )

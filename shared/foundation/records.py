@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, computed_field, field_validator
 
 # reviewed: a person decided the item (a CorrectionRecord holds the decision); the others are the cascade's.
 Status = Literal["accepted", "escalated", "needs_review", "failed", "reviewed"]
@@ -62,6 +62,9 @@ class Attempt(BaseModel):
     tokens_cached: int = 0  # of tokens_in, served from the provider's prompt cache (priced at its cached rate)
     latency_ms: float = 0.0
     cost_usd: float = 0.0
+    # False: the tier's model has no known price (no listed price, no PRICE_* settings), so cost_usd counts its
+    # tokens at zero. Records written before it was kept read as known.
+    cost_known: bool = True
 
     @property
     def answered(self) -> bool:
@@ -86,6 +89,13 @@ class ResultRecord(BaseModel):
     counterfactual_cost_usd: float | None = None
     finished_at: datetime | None = None
     error: str | None = None
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def cost_known(self) -> bool:
+        """Whether `cost_usd` is the whole cost: False when a tier with no known price was tried (written out with
+        the record for its readers; worked out again from the attempts when a record is read)."""
+        return all(attempt.cost_known for attempt in self.attempts)
 
 
 def utc(moment: datetime) -> datetime:

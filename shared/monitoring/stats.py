@@ -14,13 +14,14 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
-from typing import Iterable, get_args
+from typing import Iterable, Mapping, get_args
 
-from pydantic import BaseModel, computed_field
+from pydantic import BaseModel, Field, computed_field
 
 from shared.foundation.records import AttemptOutcome, CorrectionRecord, ResultRecord, ShadowRecord, Status, utc
 from shared.foundation import metrics
 from shared.foundation.answers import same_answer
+from shared.monitoring.stats_prices import TierPrice
 
 STATUSES: tuple[str, ...] = get_args(Status)
 # Why a tier's attempt did not settle the item: every attempt outcome but a verdict-free or accepted answer.
@@ -118,8 +119,11 @@ class PeriodStats(BaseModel):
     statuses: dict[str, int]  # every status, zeros included
     escalation_reasons: dict[str, int]  # attempts that did not settle their item, by outcome
     tiers: dict[str, int]  # items by answering tier (NO_TIER when none answered)
-    cost_usd: float
-    priced: int  # items that carry a counterfactual (records written before it existed do not)
+    cost_usd: float  # what the records count: less than was spent when cost_unknown > 0
+    cost_unknown: int  # items a tier with no known price was tried on (its tokens counted at zero)
+    # items in the saving: their cost is known and they carry a counterfactual (none where the frontier's price is
+    # unknown, or in records written before it existed)
+    priced: int
     priced_cost_usd: float  # the cost of those items, compared with their counterfactual
     counterfactual_cost_usd: float
     latency_ms: dict[str, float]  # p50, p95
@@ -151,6 +155,7 @@ class TaskStats(BaseModel):
     days: list[PeriodStats]  # oldest first, only days with any record
     total: PeriodStats
     confidences: dict[str, list[float]]  # per tier: the confidence of every answer it gave (the histograms)
+    prices: list[TierPrice] = Field(default_factory=list)  # the prices behind the costs (none: task not found)
 
 
 class StatsSummary(BaseModel):
@@ -178,14 +183,15 @@ def period_stats(task: str, day: date | None, found: PeriodRecords,
     records = found.results
     statuses = Counter(r.status for r in records)
     reasons = Counter(a.outcome for r in records for a in r.attempts)
-    priced = [r for r in records if r.counterfactual_cost_usd is not None]
+    priced = [r for r in records if r.counterfactual_cost_usd is not None and r.cost_known]
     verdicts = [v for v in (shadow_verdict(p, correction_of(p, corrections)) for p in found.pairs) if v is not None]
     drafts = [c for c in found.decisions if c.draft_answer is not None]
     return PeriodStats(
         task=task, day=day, volume=len(records), statuses={s: statuses[s] for s in STATUSES},
         escalation_reasons={reason: reasons[reason] for reason in ESCALATION_REASONS},
         tiers=dict(Counter(r.tier or NO_TIER for r in records).most_common()),
-        cost_usd=sum(r.cost_usd for r in records), priced=len(priced),
+        cost_usd=sum(r.cost_usd for r in records), cost_unknown=sum(not r.cost_known for r in records),
+        priced=len(priced),
         priced_cost_usd=sum(r.cost_usd for r in priced),
         counterfactual_cost_usd=sum(r.counterfactual_cost_usd or 0.0 for r in priced),
         latency_ms=metrics.percentiles([r.latency_ms for r in records], qs=(50, 95)),
@@ -206,8 +212,9 @@ def confidences_by_tier(records: list[ResultRecord]) -> dict[str, list[float]]:
 
 def summarise(results: Iterable[SourcedResult], shadows: Iterable[ShadowRecord] = (),
               corrections: Iterable[CorrectionRecord] = (), *, task: str | None = None,
-              since: date | None = None) -> StatsSummary:
-    """Every task (or only `task`) per day from `since` on (every day with None), and over the whole window."""
+              since: date | None = None, prices: Mapping[str, list[TierPrice]] | None = None) -> StatsSummary:
+    """Every task (or only `task`) per day from `since` on (every day with None), and over the whole window;
+    `prices`: each task's, to say what its savings were priced at."""
     wanted = (lambda name: name == task) if task else (lambda name: True)
     in_window = (lambda day: day >= since) if since else (lambda day: True)
     records = [r for r in latest_results(results) if wanted(r.task)]
@@ -230,7 +237,8 @@ def summarise(results: Iterable[SourcedResult], shadows: Iterable[ShadowRecord] 
             window.add(found)
         tasks.append(TaskStats(task=name, days=[period_stats(name, day, days[day], decisions) for day in sorted(days)],
                                total=period_stats(name, None, window, decisions),
-                               confidences=confidences_by_tier(window.results)))
+                               confidences=confidences_by_tier(window.results),
+                               prices=(prices or {}).get(name, [])))
     return StatsSummary(since=since, tasks=tasks, undated=sum(r.finished_at is None for r in records))
 
 

@@ -31,16 +31,28 @@ def estimate(proportion: Proportion) -> tuple[str, str, str]:
     return str(proportion.n), percent(proportion.value), f"{low:.1%} - {high:.1%}"
 
 
+def cost(period: PeriodStats) -> str:
+    """The cost, never a bare figure where a tier with no known price counted its tokens at zero."""
+    if not period.cost_unknown:
+        return usd(period.cost_usd)
+    if period.cost_unknown == period.volume and not period.cost_usd:
+        return "unknown"
+    return f"{usd(period.cost_usd)} + unknown ({period.cost_unknown} items)"
+
+
 def headline(stats: TaskStats) -> str:
     total = stats.total
     pairs, accuracy, interval = estimate(total.live_accuracy)
     live = (f"live accuracy {accuracy} (95% interval {interval}, {pairs} shadow pairs)" if total.live_accuracy.n
             else "no shadow pairs for live accuracy")
-    # an item without a counterfactual (its frontier's price unknown, or a record older than counterfactuals) is
-    # left out of the saving rather than compared at a price of zero
-    unpriced = (f", {total.volume - total.priced} items left out: no all-frontier price"
+    # an item whose own cost is unknown, or without a counterfactual (its frontier's price unknown, or a record
+    # older than counterfactuals), is left out of the saving rather than compared at a price of zero
+    reasons = [why for why, left_out in (("a tier with no known price", total.cost_unknown),
+                                         ("no all-frontier price", total.volume - total.cost_unknown - total.priced))
+               if left_out > 0]
+    unpriced = (f", {total.volume - total.priced} items left out: {' or '.join(reasons)}"
                 if total.priced < total.volume else "")
-    return (f"{total.volume} items; cost {usd(total.cost_usd)}, saving {usd(total.saving_usd)} "
+    return (f"{total.volume} items; cost {cost(total)}, saving {usd(total.saving_usd)} "
             f"({percent(total.saving_share)}) against all-frontier{unpriced}; {live}")
 
 
@@ -64,7 +76,7 @@ def routing_table(stats: TaskStats) -> TextTable:
 def cost_table(stats: TaskStats) -> TextTable:
     def row(label: str, p: PeriodStats) -> list[str]:
         priced = "" if p.priced == p.volume else f" ({p.priced} of {p.volume} items)"
-        return [label, usd(p.cost_usd), usd(p.counterfactual_cost_usd) + priced, usd(p.saving_usd),
+        return [label, cost(p), usd(p.counterfactual_cost_usd) + priced, usd(p.saving_usd),
                 percent(p.saving_share), f"{p.latency_ms['p50']:.0f}", f"{p.latency_ms['p95']:.0f}"]
 
     return TextTable("Cost against all-frontier, and latency",
@@ -79,5 +91,17 @@ def accuracy_table(stats: TaskStats) -> TextTable:
                      rows)
 
 
+def price_table(stats: TaskStats) -> TextTable:
+    def per_m(value: float | None) -> str:
+        return "unknown" if value is None else f"${value:g}"
+
+    rows = [[price.tier + (" (all-frontier baseline)" if price.baseline else ""), price.model or "-",
+             per_m(price.in_per_m), per_m(price.cached_in_per_m), per_m(price.out_per_m),
+             price.source or "none: set its PRICE_* settings"] for price in stats.prices]
+    return TextTable("Prices the savings use (USD per 1M tokens; the settings this command read, as records keep "
+                     "costs, not prices)", ["tier", "model", "input", "cached input", "output", "source"], rows)
+
+
 def task_tables(stats: TaskStats) -> list[TextTable]:
-    return [outcome_table(stats), routing_table(stats), cost_table(stats), accuracy_table(stats)]
+    tables = [outcome_table(stats), routing_table(stats), cost_table(stats)]
+    return tables + ([price_table(stats)] if stats.prices else []) + [accuracy_table(stats)]
