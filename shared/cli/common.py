@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import logging
+from contextlib import contextmanager
+from typing import Iterator
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import (BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn,
+                           TimeRemainingColumn)
 
 from shared.core.cascade import Cascade
 from shared.foundation.tasks import AnyTask, ClassificationTask
@@ -46,7 +49,17 @@ def warn_of_unknown_prices(cascade: Cascade, tiers: list[str]) -> None:
             console.print(f"[yellow]warning: {warning}[/]")
 
 
-def progress_bar() -> Progress:
-    return Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=console
-    )
+def progress_bar(shown: bool = True) -> Progress:
+    """A bar on stderr while work runs; drawn only on a terminal (a log or a pipe would get every redraw) and when
+    `shown` (False with --json, whose reader wants the answer alone)."""
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                    console=console, disable=not (shown and console.is_terminal))
+
+
+@contextmanager
+def working(description: str, shown: bool = True) -> Iterator[None]:
+    """A pulsing bar with the time taken, for work that cannot count its steps (drawn as `progress_bar` is)."""
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(),
+                  console=console, disable=not (shown and console.is_terminal), transient=True) as progress:
+        progress.add_task(description, total=None)
+        yield

@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 
 from shared.cli.common import (RUN_HELP, TASK_ARGUMENT, console, find_task, load_cascade, progress_bar,
-                               warn_of_unknown_prices)
+                               warn_of_unknown_prices, working)
 from shared.core.cascade import Cascade
 from shared.foundation.tasks import AnyTask
 from shared.errors import some_of
@@ -69,7 +69,9 @@ def report(
     from shared.evaluation.report import build_report
 
     cascade = load_cascade()
-    summary = build_report(run, out, _task_for_run(cascade, run), frontier_run=frontier_run, target=target)
+    spec = _task_for_run(cascade, run)
+    with working(f"report on {run.name}: tables, plots, the simulated cascade"):
+        summary = build_report(run, out, spec, frontier_run=frontier_run, target=target)
     console.print(f"report -> {out / 'report.md'} and {out / 'report.html'}")
     if "recommendation" in summary:
         console.print(f"recommended threshold {summary['recommendation']['threshold']:.3f}")

@@ -7,16 +7,20 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import NoReturn, Optional
+from typing import TYPE_CHECKING, NoReturn, Optional
 
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
-from shared.cli.common import console, find_task, load_cascade
+from shared.cli.common import console, find_task, load_cascade, progress_bar, working
 from shared.foundation import PROJECT_ROOT
 from shared.foundation.tasks import AnyTask, ClassificationTask
 from shared.errors import ConfigError, SmallfirstError
+
+if TYPE_CHECKING:
+    from shared.pipeline.review import PendingItem
 
 DEFAULT_SAMPLE = PROJECT_ROOT / "samples" / "support_ticket" / "double-charge.txt"
 STATUS_STYLE = {"passed": "green", "failed": "red", "skipped": "yellow"}
@@ -43,8 +47,10 @@ def stats(
     from datetime import datetime, timedelta, timezone
 
     from shared.core.config import Settings
+    from shared.errors import TaskError
     from shared.foundation.tasks import TaskCatalog
     from shared.monitoring.stats import confidence_drift, drift_level, summarise
+    from shared.monitoring.stats_prices import task_prices
     from shared.monitoring.stats_sources import ContainerRecords, interactive_store, local_results, local_shadows
     from shared.monitoring.stats_tables import headline, task_tables
 
@@ -56,15 +62,23 @@ def stats(
             from shared.pipeline.blob_names import DATA_CONNECTION
 
             origin = f"the {DATA_CONNECTION} storage account"
-            records = ContainerRecords(interactive_store(DATA_CONNECTION), task=task)
-            found, pairs, corrections = records.results(), records.shadows(), records.corrections()
+            with progress_bar(shown=not as_json) as progress:
+                def reading(container: str, blobs: int):
+                    bar = progress.add_task(f"reading {container}/", total=blobs)
+                    return lambda: progress.advance(bar)
+
+                records = ContainerRecords(interactive_store(DATA_CONNECTION), task=task, reading=reading)
+                found, pairs, corrections = records.results(), records.shadows(), records.corrections()
     except KeyError as exc:  # no storage connection configured
         _stats_failed(exc.args[0])
     except ValueError as exc:  # an unreadable source (InputError) or a malformed connection string
         _stats_failed(str(exc))
     since = datetime.now(timezone.utc).date() - timedelta(days=days - 1) if days else None
-    summary = summarise(found, pairs, corrections, task=task, since=since)
-    catalog = TaskCatalog(Settings.from_env().tasks_dir)  # each task's tuning reference, for drift
+    settings = Settings.from_env()
+    catalog = TaskCatalog(settings.tasks_dir)  # each task's prices, and its tuning reference for drift
+    tasks = {name: spec for name, spec in catalog.each() if not isinstance(spec, TaskError)}
+    summary = summarise(found, pairs, corrections, task=task, since=since,
+                        prices={name: task_prices(spec, settings) for name, spec in tasks.items()})
     out = Console()
     window = f"since {since.isoformat()}" if since else "all days"
     if not summary.tasks:
@@ -79,9 +93,9 @@ def stats(
             for row in text_table.rows:
                 table.add_row(*row)
             out.print(table)
-        if task_stats.task in catalog.names():
+        if task_stats.task in tasks:
             for tier, psi in confidence_drift(task_stats.confidences,
-                                              catalog.get(task_stats.task).confidence_reference).items():
+                                              tasks[task_stats.task].confidence_reference).items():
                 out.print(f"confidence drift of {tier} against the run its threshold was tuned on: PSI {psi:.3f} "
                           f"({drift_level(psi)})")
     if summary.undated:
@@ -99,6 +113,8 @@ def stats(
 def review(
     task: str,
     by: str = typer.Option(None, "--by", help="who decides (recorded in each correction; default: $USER)"),
+    listed: bool = typer.Option(False, "--list", help="list the items waiting, decide nothing"),
+    as_json: bool = typer.Option(False, "--json", help="list the items waiting as JSON (as --list), decide nothing"),
 ) -> None:
     """Work through the task's review queue: accept the draft, correct it, reject it, or skip.
 
@@ -113,12 +129,20 @@ def review(
     spec = find_task(cascade, task)
     try:
         queue = ReviewQueue(interactive_store(DATA_CONNECTION), cascade.tasks)
-        pending = queue.pending(spec.name)
+        with working(f"reading the review queue of {spec.name}", shown=not as_json):
+            pending = queue.pending(spec.name)
     except KeyError as exc:  # no storage connection configured
         console.print(f"[red]{exc.args[0]}[/]")
         raise typer.Exit(2)
-    who = by or getpass.getuser()
+    if as_json:
+        sys.stdout.write(json.dumps([item.model_dump(mode="json") for item in pending], indent=2,
+                                    ensure_ascii=False) + "\n")
+        return
     out = Console()
+    if listed:
+        _list_pending(out, pending)
+        return
+    who = by or getpass.getuser()
     out.print(f"{len(pending)} item(s) of {spec.name} wait in review")
     decided = 0
     for n, item in enumerate(pending, 1):
@@ -149,6 +173,19 @@ def review(
         decided += 1
         out.print(f"recorded: {decision}" + (f" -> {json.dumps(answer, ensure_ascii=False)}" if answer else ""))
     out.print(f"{decided} decision(s) recorded by {who}")
+
+
+def _list_pending(out: Console, pending: list[PendingItem]) -> None:
+    """One row per item; names and texts as plain text (Text), never as markup."""
+    table = Table("source", "id", "status", "draft", "tier", "confidence", "text",
+                  title=f"{len(pending)} item(s) wait in review")
+    for item in pending:
+        record = item.record
+        table.add_row(Text(_shown(item.source)), Text(_shown(record.id)), record.status,
+                      Text(_shown(json.dumps(record.answer, ensure_ascii=False))), Text(record.tier or "-"),
+                      f"{record.confidence:.2f}" if record.confidence is not None else "-",
+                      Text(_shown(item.text[:80]) or "(the input's text was not found)"))
+    out.print(table)
 
 
 def _shown(value: str, keep: str = "") -> str:

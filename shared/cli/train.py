@@ -8,7 +8,8 @@ from typing import Optional
 
 import typer
 
-from shared.cli.common import TASK_ARGUMENT, console, find_classification_task, find_task, load_cascade, progress_bar
+from shared.cli.common import (TASK_ARGUMENT, console, find_classification_task, find_task, load_cascade, progress_bar,
+                               working)
 from shared.core.cascade import Cascade
 from shared.foundation.tasks import ClassificationTask, ExtractionTask
 
@@ -89,7 +90,8 @@ def retrain(
     cascade = load_cascade()
     find_classification_task(cascade, task, " (the trained tier's extraction heads learn from labelled rows: "
                                             "smallfirst train TASK --data ...)")
-    [outcome] = retrain_scheduled(cascade, blob_service("DataStorage"), tasks=[task], days=days)
+    with working(f"retraining {task}: reading production data, training a challenger, judging it"):
+        [outcome] = retrain_scheduled(cascade, blob_service("DataStorage"), tasks=[task], days=days)
     _print_sources(outcome.sources)
     console.print(f"{task}: {describe(outcome)}")
     if outcome.decision is None:

@@ -8,7 +8,7 @@ blob (and the line); a container that does not exist yet holds nothing.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Iterator, TypeVar
+from typing import Callable, Iterator, TypeVar
 
 from azure.core.exceptions import AzureError, ResourceNotFoundError
 from azure.storage.blob import ExponentialRetry
@@ -88,13 +88,20 @@ def interactive_store(connection: str) -> BlobStore:
                                   connection_timeout=10))
 
 
+# Told a container's name and how many blobs it holds, before they are read; returns what to call after each read
+# (a progress bar's advance).
+Reading = Callable[[str, int], Callable[[], None]]
+
+
 class ContainerRecords:
     """Records from the app's containers, optionally of one task only."""
 
-    def __init__(self, store: BlobStore, containers: Containers = Containers(), task: str | None = None) -> None:
+    def __init__(self, store: BlobStore, containers: Containers = Containers(), task: str | None = None,
+                 reading: Reading | None = None) -> None:
         self.store = store
         self.containers = containers
         self.prefix = f"{task}/" if task else ""
+        self.reading = reading
 
     def _blobs(self, container: str) -> Iterator[tuple[str, bytes]]:
         """(name, bytes) of every blob under the prefix; one deleted between listing and reading is skipped
@@ -105,13 +112,17 @@ class ContainerRecords:
             return
         except AzureError as exc:
             raise InputError(UNREADABLE, f"container {container}: {_one_line(exc)}") from exc
+        read = self.reading(container, len(names)) if self.reading else lambda: None
         for name in names:
             try:
-                yield name, self.store.read(container, name)
+                data = self.store.read(container, name)
             except WriteConflict:
                 continue
             except AzureError as exc:
                 raise InputError(UNREADABLE, f"{container}/{name}: {_one_line(exc)}") from exc
+            finally:
+                read()
+            yield name, data
 
     def results(self) -> list[SourcedResult]:
         """Every result in results/ and review/ (an item waiting for review is in both), manifests skipped."""
