@@ -94,8 +94,9 @@ def tune(
     cascade = load_cascade()
     find_task(cascade, task)
     try:
-        result = tune_task(cascade.tasks.path_of(task), run, task=task, frontier_run=frontier_run, target=target,
-                           tier=tier, calibrate=calibrate)
+        with working(f"tuning {tier} of {task} on {run.name}"):
+            result = tune_task(cascade.tasks.path_of(task), run, task=task, frontier_run=frontier_run,
+                               target=target, tier=tier, calibrate=calibrate)
     except ValueError as exc:
         console.print(f"[red]{exc}[/]")
         raise typer.Exit(1)
