@@ -83,12 +83,21 @@ def tune(
     frontier_run: Optional[Path] = typer.Option(None, "--frontier-run", exists=True, dir_okay=False,
                                                 help="a second run used as the frontier"),
     target: Optional[float] = typer.Option(None, "--target", min=0.0, max=1.0,
-                                           help="absolute target accuracy (default: frontier - 0.01)"),
+                                           help="absolute target accuracy to show (default: frontier - 0.01; "
+                                                "one tier: 0.9)"),
     tier: str = typer.Option("small", "--tier", help="the cheaper tier to tune (its own threshold unless small)"),
     calibrate: bool = typer.Option(True, "--calibrate/--no-calibrate",
                                    help="fit an isotonic map first (off for a tier calibrated already)"),
+    confidence: float = typer.Option(0.95, "--confidence", min=0.5, max=0.999,
+                                     help="how sure the accuracy bound must be that the target is reached"),
 ) -> None:
-    """Write the recommended threshold and the tier's calibration into the task file."""
+    """Write the lowest threshold shown to reach the target accuracy, its bound and the tier's calibration into
+    the task file.
+
+    The bound is a one-sided Clopper-Pearson lower bound on the run, the thresholds tested from the highest down
+    until one fails (so choosing among them does not inflate it): with --frontier-run on the cascade's accuracy,
+    else on the accuracy of the items the tier accepts. If no threshold is shown to, it says what the run would
+    need and exits 1."""
     from shared.evaluation.tuning import tune as tune_task
 
     cascade = load_cascade()
@@ -96,7 +105,7 @@ def tune(
     try:
         with working(f"tuning {tier} of {task} on {run.name}"):
             result = tune_task(cascade.tasks.path_of(task), run, task=task, frontier_run=frontier_run,
-                               target=target, tier=tier, calibrate=calibrate)
+                               target=target, tier=tier, calibrate=calibrate, confidence=confidence)
     except ValueError as exc:
         console.print(f"[red]{exc}[/]")
         raise typer.Exit(1)

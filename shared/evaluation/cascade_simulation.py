@@ -1,6 +1,7 @@
-"""The evaluation's cascade, simulated from per-tier records: each threshold's accuracy and cost, the cheapest
-threshold that reaches a target, and (with one tier) the lowest threshold whose accepted items reach it. Acceptance
-is the policy's own rule (core/policy.py `accepts`), so the simulation and the live cascade cannot disagree."""
+"""The evaluation's cascade, simulated from per-tier records: each threshold's accuracy and cost, the recommended
+threshold (the one evaluation/guarantees.py shows to reach a target), and (with one tier) the lowest threshold whose
+accepted items reach an accuracy on the run. Acceptance is the policy's own rule (core/policy.py `accepts`), so the
+simulation and the live cascade cannot disagree."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ from typing import Sequence
 import numpy as np
 
 from shared.core.policy import accepts
+from shared.evaluation.guarantees import Selection
+from shared.foundation.tasks import ThresholdBound
 
 
 @dataclass
@@ -58,20 +61,22 @@ class Recommendation:
     escalation_rate: float
     target: float
     saving_vs_frontier: float | None  # share of the all-frontier cost saved
+    bound: ThresholdBound  # the lower bound on cascade accuracy the threshold was chosen by
 
 
 def recommend_threshold(
-    points: list[CascadePoint], target: float, correct_at: "callable", frontier_cost_per_item: float | None,
+    points: list[CascadePoint], selection: Selection, correct_at: "callable", frontier_cost_per_item: float | None,
     bootstrap: int = 1000, seed: int = 0,
 ) -> Recommendation | None:
-    """The cheapest threshold whose cascade accuracy reaches the target, with a bootstrap 95% interval.
+    """The threshold `selection` chose (the lowest shown to reach its target, so the cheapest of those: a lower
+    threshold escalates less), its point on the curve and a bootstrap 95% interval of its accuracy; None if no
+    threshold was shown to reach the target.
 
     `correct_at(threshold)` returns the per-item correctness array of the cascade at that threshold.
     """
-    meeting = [p for p in points if p.accuracy >= target - 1e-12]
-    if not meeting:
+    if selection.chosen is None:
         return None
-    best = min(meeting, key=lambda p: (p.cost_per_item, -p.accuracy, p.threshold))
+    best = next(p for p in points if p.threshold == selection.chosen.threshold)
     correct = np.asarray(correct_at(best.threshold), dtype=float)
     rng = np.random.default_rng(seed)
     samples = rng.integers(0, len(correct), size=(bootstrap, len(correct)))
@@ -81,11 +86,12 @@ def recommend_threshold(
     if frontier_cost_per_item:
         saving = 1.0 - best.cost_per_item / frontier_cost_per_item
     return Recommendation(best.threshold, best.accuracy, (float(low), float(high)), best.cost_per_item,
-                          best.escalation_rate, target, saving)
+                          best.escalation_rate, selection.target, saving, selection.bound())
 
 
 def selective_threshold(confidences: Sequence[float], correct: Sequence[bool], target: float) -> tuple[float, float, float] | None:
-    """With one tier only: the lowest threshold whose accepted items reach `target` accuracy.
+    """With one tier only: the lowest threshold whose accepted items reach `target` accuracy on the run (a point
+    estimate, for the report's table; what `tune` writes is guarantees.select_accepted's).
 
     Returns (threshold, accuracy of accepted items, share accepted); the rest would go to review.
     """

@@ -3,7 +3,7 @@
 A run file holds one EvalRecord per (item, tier): the tier's Attempt plus the gold answer. Analysis loads
 a run (and optionally a second run used as the frontier), simulates the cascade over every threshold on the
 same confidence the cascade compares (the tier's own, through the task's calibration), and recommends the
-cheapest threshold that reaches the target accuracy.
+lowest threshold shown, with a stated confidence, to reach the target accuracy (evaluation/guarantees.py).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import numpy as np
 from shared.foundation.records import Attempt
 from shared.foundation.text_files import decode_text, jsonl_lines
 from shared.errors import InputError
-from shared.evaluation import cascade_simulation
+from shared.evaluation import cascade_simulation, guarantees
 from shared.foundation import answers, metrics
 
 SMALL, FRONTIER = "small", "frontier"
@@ -139,8 +139,8 @@ def aligned(a: TierRun, b: TierRun) -> tuple[TierRun, TierRun]:
 
 
 def default_target(frontier: TierRun) -> float:
-    """The frontier's accuracy less one point."""
-    return float(np.mean(frontier.correct)) - 0.01
+    """The frontier's accuracy less one point (0 at least)."""
+    return max(0.0, float(np.mean(frontier.correct)) - 0.01)
 
 
 @dataclass
@@ -150,6 +150,7 @@ class CascadeAnalysis:
     confidences: list[float]  # the small tier's, as the cascade compares them
     points: list[cascade_simulation.CascadePoint]
     target: float
+    selection: guarantees.Selection
     recommendation: cascade_simulation.Recommendation | None
 
     @property
@@ -158,13 +159,16 @@ class CascadeAnalysis:
 
 
 def analyse_cascade(small: TierRun, frontier: TierRun, calibrated: Callable[[float], float],
-                    target: float | None = None) -> CascadeAnalysis:
-    """The cascade over every threshold of `calibrated(raw confidence)`, and the recommended threshold."""
+                    target: float | None = None, confidence: float = guarantees.DEFAULT_CONFIDENCE) -> CascadeAnalysis:
+    """The cascade over every threshold of `calibrated(raw confidence)`, and the recommended threshold: the lowest
+    whose cascade accuracy is shown to reach the target with `confidence`."""
     s, f = aligned(small, frontier)
     confidences = [calibrated(c) for c in s.raw_confidences]
     points = cascade_simulation.simulate_cascade(confidences, s.correct, s.costs, f.correct, f.costs)
     goal = default_target(f) if target is None else target
     conf = np.asarray(confidences)
+    selection = guarantees.select_cascade(conf, s.correct, f.correct, [p.threshold for p in points], goal, confidence)
     recommendation = cascade_simulation.recommend_threshold(
-        points, goal, lambda t: cascade_simulation.simulated_correct(conf, t, s.correct, f.correct), float(np.mean(f.costs)) or None)
-    return CascadeAnalysis(s, f, confidences, points, goal, recommendation)
+        points, selection, lambda t: cascade_simulation.simulated_correct(conf, t, s.correct, f.correct),
+        float(np.mean(f.costs)) or None)
+    return CascadeAnalysis(s, f, confidences, points, goal, selection, recommendation)

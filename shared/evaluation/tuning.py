@@ -1,4 +1,5 @@
-"""`smallfirst tune`: fit the small tier's calibration and write the recommended threshold into the task file."""
+"""`smallfirst tune`: fit a cheaper tier's calibration and write the threshold it recommends, with the accuracy bound
+the threshold was chosen by, into the task file."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import numpy as np
 
 from shared.foundation.task_files import read_task_data, update_task_file
 from shared.foundation.tasks import Calibration
-from shared.evaluation import cascade_simulation
+from shared.evaluation import guarantees
 from shared.foundation import metrics
 from shared.evaluation.run_analysis import FRONTIER, SMALL, analyse_cascade, load_runs
 
@@ -33,10 +34,16 @@ def fit_isotonic(confidences: list[float], correct: list[bool], max_points: int 
 
 
 def tune(task_path: Path, run_path: Path, *, task: str, frontier_run: Path | None = None,
-         target: float | None = None, tier: str = SMALL, calibrate: bool = True) -> dict[str, Any]:
-    """Fit a cheaper tier's calibration on a run and write it, with the threshold it recommends, into the task.
+         target: float | None = None, tier: str = SMALL, calibrate: bool = True,
+         confidence: float = guarantees.DEFAULT_CONFIDENCE) -> dict[str, Any]:
+    """Fit a cheaper tier's calibration on a run and write it, with the threshold it recommends and the accuracy
+    bound that threshold was chosen by, into the task.
 
-    For `small` the task's `threshold` is set; for another tier its entry in `tier_thresholds`. Without
+    The threshold is the lowest whose accuracy is shown to reach the target with `confidence` (guarantees.py:
+    one-sided Clopper-Pearson bounds in a fixed sequence from the highest threshold down): the cascade's accuracy
+    with a frontier run, else that of the items the tier accepts. ValueError, in one line saying what the run
+    would need, if none is. For `small` the task's `threshold` is set; for another tier its entry in
+    `tier_thresholds`; either way the bound goes into `threshold_bounds` under the tier's name. Without
     `calibrate` (a tier whose confidence is calibrated already, as the trained tier's), the threshold is chosen
     on the tier's own confidence and the task's calibration map is left as it is."""
     runs = load_runs(run_path, task, frontier_run)
@@ -47,23 +54,19 @@ def tune(task_path: Path, run_path: Path, *, task: str, frontier_run: Path | Non
     calibration = fit_isotonic(small_run.raw_confidences, small_run.correct)
     calibration.fitted_on, calibration.fitted_at, calibration.tier = str(run_path), today, tier
     mapping = calibration.apply if calibrate else (lambda confidence: confidence)
+    calibrated = [mapping(c) for c in small_run.raw_confidences]
     if FRONTIER in runs:
-        analysis = analyse_cascade(small_run, runs[FRONTIER], mapping, target)
-        rec = analysis.recommendation
-        if rec is None:
-            raise ValueError(f"no threshold reaches the target accuracy {analysis.target:.3f}")
-        threshold = rec.threshold
-        source = (f"tuned {today} on {run_path.name} ({len(analysis.small.records)} items): cascade accuracy "
-                  f"{rec.accuracy:.3f} [{rec.accuracy_ci[0]:.3f}, {rec.accuracy_ci[1]:.3f}], escalation {rec.escalation_rate:.1%}")
+        analysis = analyse_cascade(small_run, runs[FRONTIER], mapping, target, confidence)
+        selection, rec = analysis.selection, analysis.recommendation
+        detail = f"; escalation {rec.escalation_rate:.1%}" if rec else ""
     else:
-        goal = target if target is not None else 0.9
-        calibrated = [mapping(c) for c in small_run.raw_confidences]
-        found = cascade_simulation.selective_threshold(calibrated, small_run.correct, goal)
-        if found is None:
-            raise ValueError(f"no threshold gives accepted items an accuracy of {goal:.2f}")
-        threshold = found[0]
-        source = (f"tuned {today} on {run_path.name} ({len(small_run.records)} items, one tier): accepted items "
-                  f"{found[1]:.3f} accurate, {found[2]:.1%} accepted, the rest to review")
+        selection = guarantees.select_accepted(calibrated, small_run.correct, 0.9 if target is None else target,
+                                               confidence)
+        detail = ", the rest to review"
+    if selection.chosen is None:
+        raise ValueError(selection.shortfall())
+    threshold, bound = selection.chosen.threshold, selection.bound()
+    source = f"tuned {today} on {run_path.name} for a {bound.target:.1%} target: {bound.statement}{detail}"
     raw = read_task_data(task_path)
     updates: dict[str, Any] = {}
     if tier == SMALL:
@@ -72,10 +75,11 @@ def tune(task_path: Path, run_path: Path, *, task: str, frontier_run: Path | Non
     else:
         updates["tier_thresholds"] = {**(raw.get("tier_thresholds") or {}), tier: round(float(threshold), 6)}
         updates["tier_threshold_sources"] = {**(raw.get("tier_threshold_sources") or {}), tier: source}
+    updates["threshold_bounds"] = {**(raw.get("threshold_bounds") or {}), tier: bound.model_dump()}
     # What the threshold was tuned on, for drift: live confidences are compared with it (population stability)
     updates["confidence_reference"] = {**(raw.get("confidence_reference") or {}), tier: [
-        round(share, 6) for share in metrics.confidence_histogram([mapping(c) for c in small_run.raw_confidences])]}
+        round(share, 6) for share in metrics.confidence_histogram(calibrated)]}
     if calibrate:
         updates["calibration"] = calibration.model_dump()
     update_task_file(task_path, updates)
-    return {"threshold": threshold, "source": source, "calibration_points": len(calibration.x)}
+    return {"threshold": threshold, "source": source, "bound": bound, "calibration_points": len(calibration.x)}

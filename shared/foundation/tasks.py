@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 from functools import cached_property
 from pathlib import Path
@@ -26,6 +27,7 @@ DEFAULT_ROLES: dict[str, Role] = {"trained": "small", "small": "small", "small2"
 TIER_NAMES = tuple(DEFAULT_ROLES)
 TASK_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")  # a file's stem, a blob folder, a route value
 HEAD_VERSION = re.compile(r"^\d{8}T\d{6}\.\d{6}Z$")  # a trained head's version: when it was saved, UTC
+LANGUAGE_TAG = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$")  # a BCP 47 tag: en, pt-BR, zh-Hant
 CHARS_PER_TOKEN = 4  # rough estimate used for budgets before any tokenizer is loaded
 
 
@@ -65,6 +67,31 @@ class Calibration(BaseModel):
         return float(np.interp(confidence, self.x, self.y))
 
 
+class ThresholdBound(BaseModel):
+    """What a tuned threshold promises (`smallfirst tune`, shared/evaluation/guarantees.py): a one-sided lower
+    confidence bound on accuracy, measured on the run it was tuned on."""
+
+    model_config = ConfigDict(extra="forbid")
+    # `accepted`: the tier's accepted items alone (the rest to review); `cascade`: every item, the rest escalated
+    scope: Literal["accepted", "cascade"]
+    accuracy_lower_bound: Probability
+    confidence: float = Field(gt=0.0, lt=1.0)
+    target: Probability
+    items: int = Field(ge=1)  # the run's items
+    accepted: int = Field(ge=0)  # of them, those the tier accepts at the threshold
+    correct: int = Field(ge=0)  # right answers among those the bound counts (accepted, or every item)
+    method: str = "one-sided Clopper-Pearson, fixed-sequence from the highest threshold"
+
+    @property
+    def statement(self) -> str:
+        """The bound in a line, rounded down so that it never claims more than was shown."""
+        percent = math.floor(self.accuracy_lower_bound * 1000) / 10
+        what, counts = (("accepted items", f"{self.accepted} accepted") if self.scope == "accepted" else
+                        ("cascade answers", f"{self.accepted} accepted, {self.items - self.accepted} escalated"))
+        return (f"{what} >= {percent:.1f}% accurate with {self.confidence * 100:g}% confidence on {self.items} items "
+                f"({counts})")
+
+
 class TaskBase(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str = Field(pattern=TASK_NAME.pattern)
@@ -83,6 +110,8 @@ class TaskBase(BaseModel):
     # Per-tier thresholds where a tier's confidence means something else than the others' (tuned by `tune --tier`).
     tier_thresholds: dict[str, Probability] = Field(default_factory=dict)
     tier_threshold_sources: dict[str, str] = Field(default_factory=dict)
+    # Per tier (`small` for `threshold`), the accuracy bound its tuned threshold was chosen by.
+    threshold_bounds: dict[str, ThresholdBound] = Field(default_factory=dict)
     max_input_chars: int = Field(default=20_000, gt=0)
     max_input_tokens: int = Field(default=4_000, gt=0)
     tiers: list[str] = Field(default_factory=lambda: ["small", "small2", "frontier"], min_length=1)
@@ -90,6 +119,22 @@ class TaskBase(BaseModel):
     trained_head: str | None = Field(default=None, pattern=HEAD_VERSION.pattern)
     calibration: Calibration | None = None
     examples: list[Example] = Field(default_factory=list)
+    # The languages the texts come in, as language tags (`[en, es, fr]`); none declared reads as English. Any but
+    # English gives the task the trained tier's multilingual embedder (shared/learning/serving.py:embedder_kind).
+    languages: list[Annotated[str, Field(pattern=LANGUAGE_TAG.pattern)]] = Field(default_factory=list)
+
+    @field_validator("languages", mode="before")
+    @classmethod
+    def _tags_not_yaml_booleans(cls, languages: Any) -> Any:
+        """YAML reads a bare `no` (Norwegian) as false: say so rather than "not a valid string"."""
+        if isinstance(languages, list) and any(isinstance(tag, bool) for tag in languages):
+            raise ValueError("a language read as true or false: quote it (YAML reads a bare no, yes, on or off so)")
+        return languages
+
+    @property
+    def multilingual(self) -> bool:
+        """Its texts come in a language other than English."""
+        return any(tag.split("-")[0].casefold() != "en" for tag in self.languages)
 
     @field_validator("tiers")
     @classmethod
@@ -104,8 +149,9 @@ class TaskBase(BaseModel):
     @model_validator(mode="after")
     def _thresholds_of_known_tiers(self) -> "TaskBase":
         """Of a tier the task does not use (for now: taken out of `tiers`, its tuning kept), but not of a typo."""
-        if stray := sorted(set(self.tier_thresholds) - set(TIER_NAMES)):
-            raise ValueError(f"tier_thresholds for unknown tiers {stray}: the tiers are {', '.join(TIER_NAMES)}")
+        for field in ("tier_thresholds", "threshold_bounds"):
+            if stray := sorted(set(getattr(self, field)) - set(TIER_NAMES)):
+                raise ValueError(f"{field} for unknown tiers {stray}: the tiers are {', '.join(TIER_NAMES)}")
         if self.calibration is not None and self.calibration.tier not in TIER_NAMES:
             raise ValueError(f"calibration for unknown tier {self.calibration.tier!r}: the tiers are "
                              f"{', '.join(TIER_NAMES)}")

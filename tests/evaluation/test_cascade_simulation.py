@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from shared.evaluation import cascade_simulation
+from shared.evaluation.guarantees import select_cascade
 
 
 def fixture_cascade():
@@ -26,23 +27,34 @@ def test_cascade_curve_by_hand():
     assert got[5][1:] == (0.75, 1.0, 1.0)  # all frontier
 
 
-def test_threshold_choice_and_bootstrap():
-    conf, s_ok, s_cost, f_ok, f_cost = fixture_cascade()
-    points = cascade_simulation.simulate_cascade(conf, s_ok, s_cost, f_ok, f_cost)
+def recommended(conf, s_ok, f_ok, target, confidence=0.95):
+    points = cascade_simulation.simulate_cascade(conf, s_ok, [0.0] * len(conf), f_ok, [1.0] * len(conf))
+    selection = select_cascade(conf, s_ok, f_ok, [p.threshold for p in points], target, confidence)
     arr = np.asarray(conf)
-    rec = cascade_simulation.recommend_threshold(points, 0.75, lambda t: np.where(arr >= t, s_ok, f_ok), 1.0)
-    assert rec.threshold == 0.8 and rec.accuracy == 0.75 and rec.cost_per_item == 0.5
-    assert rec.saving_vs_frontier == 0.5
+    return cascade_simulation.recommend_threshold(points, selection, lambda t: np.where(arr >= t, s_ok, f_ok), 1.0)
+
+
+def test_recommended_threshold_is_the_lowest_whose_cascade_accuracy_bound_reaches_the_target():
+    # 100 items, the frontier always right; the small tier wrong on its 5 least confident items only
+    conf = np.linspace(0.01, 1.0, 100).tolist()
+    s_ok, f_ok = [i >= 5 for i in range(100)], [True] * 100
+    rec = recommended(conf, s_ok, f_ok, 0.95)
+    # 100 of 100 right (bound 0.05 ** (1 / 100) = 0.9705) until the threshold accepts a wrong answer: 99 of 100 has
+    # a bound of 0.953, 98 of 100 one of 0.938, so one wrong answer may be accepted and not two
+    assert rec.threshold == pytest.approx(conf[4]) and rec.accuracy == 0.99 and rec.escalation_rate == 0.04
+    assert rec.bound.scope == "cascade" and rec.bound.correct == 99 and rec.bound.items == 100
+    assert rec.bound.accepted == 96 and rec.bound.accuracy_lower_bound == pytest.approx(0.95344, abs=1e-5)
+    assert rec.saving_vs_frontier == pytest.approx(0.96)
     low, high = rec.accuracy_ci
-    assert 0.0 <= low <= 0.75 <= high <= 1.0
-    assert cascade_simulation.recommend_threshold(points, 0.99, lambda t: np.where(arr >= t, s_ok, f_ok), 1.0) is None
+    assert 0.95 <= low <= 0.99 <= high <= 1.0
+    # the point estimate reaches 0.99 at the same threshold, but 99 of 100 does not show 0.99
+    assert recommended(conf, s_ok, f_ok, 0.99) is None
 
 
 def test_bootstrap_interval_narrows_with_more_items():
     conf = np.linspace(0, 1, 400)
     ok = (np.arange(400) % 5 != 0).tolist()  # 80% right
-    points = cascade_simulation.simulate_cascade(conf.tolist(), ok, [0.0] * 400, ok, [1.0] * 400)
-    rec = cascade_simulation.recommend_threshold(points, 0.79, lambda t: ok, 1.0)
+    rec = recommended(conf.tolist(), ok, ok, 0.75)
     low, high = rec.accuracy_ci
     assert 0.74 < low < 0.8 < high < 0.86
 

@@ -71,8 +71,9 @@ def test_eval_report_tune_with_a_frontier_run(workspace, monkeypatch):
     frontier = [json.loads(line) for line in frontier_run.read_text().splitlines()]
     assert all(r["answer"] == r["gold"] for r in frontier) and frontier[0]["cost_usd"] > 0
 
+    # Four items can show no more than 0.05 ** (1 / 4) = 0.47 with 95% confidence (all right), so the target is 0.4.
     out = tmp / "report"
-    invoke("report", str(small_run), "--out", str(out), "--frontier-run", str(frontier_run))
+    invoke("report", str(small_run), "--out", str(out), "--frontier-run", str(frontier_run), "--target", "0.4")
     markdown = (out / "report.md").read_text()
     for section in ("Quality, latency and cost per tier", "Calibration", "Top confusions", "Where the small model fails",
                     "Simulated cascade", "Recommended threshold"):
@@ -81,27 +82,31 @@ def test_eval_report_tune_with_a_frontier_run(workspace, monkeypatch):
     html = (out / "report.html").read_text()
     assert "data:image/png;base64," in html and "<table>" in html
     recommendation = json.loads((out / "summary.json").read_text())["recommendation"]
-    # The frontier is always right here, so the target (frontier - 1 point) needs every wrong small answer
-    # escalated; the cheapest such threshold is the lowest candidate above the most confident wrong answer.
+    # The frontier is always right here, and 3 of 4 right shows only 0.25, so every wrong small answer must
+    # escalate; the cheapest such threshold is the lowest candidate above the most confident wrong answer.
     confidences = [r["raw_confidence"] for r in records]
     wrong = [r["raw_confidence"] for r in records if r["answer"] != r["gold"]]
     candidates = sorted(c for c in confidences if not wrong or c > max(wrong))
     expected = candidates[0] if candidates else float(np.nextafter(max(confidences), 2.0))
-    assert recommendation["target"] == pytest.approx(0.99)
+    assert recommendation["target"] == pytest.approx(0.4)
     assert recommendation["threshold"] == pytest.approx(expected)
 
     task_file = tmp / "tasks" / "banking77.yaml"
     task_file.write_text("# banking intents: keep this comment\n" + task_file.read_text())
-    invoke("tune", "banking77", str(small_run), "--frontier-run", str(frontier_run))
+    invoke("tune", "banking77", str(small_run), "--frontier-run", str(frontier_run), "--target", "0.4")
     assert task_file.read_text().startswith("# banking intents: keep this comment\n")  # only tune's keys change
     tuned = yaml.safe_load(task_file.read_text())
     assert tuned["threshold_source"].startswith("tuned ") and "small.jsonl" in tuned["threshold_source"]
     assert tuned["calibration"]["tier"] == "small" and tuned["calibration"]["x"] == sorted(tuned["calibration"]["x"])
+    bound = tuned["threshold_bounds"]["small"]
+    assert (bound["scope"], bound["items"], bound["correct"], bound["target"]) == ("cascade", 4, 4, 0.4)
+    assert bound["accuracy_lower_bound"] == pytest.approx(0.05 ** (1 / 4))
     task = TaskCatalog(tmp / "tasks").get("banking77")  # still a valid task file
     assert task.threshold == pytest.approx(tuned["threshold"]) and task.calibration is not None
 
     # the report on the tuned task compares calibrated confidences, as the cascade and tune do
-    invoke("report", str(small_run), "--out", str(tmp / "report2"), "--frontier-run", str(frontier_run))
+    invoke("report", str(small_run), "--out", str(tmp / "report2"), "--frontier-run", str(frontier_run),
+           "--target", "0.4")
     again = json.loads((tmp / "report2" / "summary.json").read_text())["recommendation"]
     assert again["threshold"] == pytest.approx(tuned["threshold"], abs=1e-6)
     assert "through the task's calibration map" in (tmp / "report2" / "report.md").read_text()
