@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from shared.cli.common import console, find_task, load_cascade, progress_bar, working
+from shared.cli.common import TASK_ARGUMENT, console, find_task, load_cascade, progress_bar, working
 from shared.foundation import PROJECT_ROOT
 from shared.foundation.tasks import AnyTask, ClassificationTask
 from shared.errors import ConfigError, SmallfirstError
@@ -111,29 +111,44 @@ def stats(
 
 
 def review(
-    task: str,
-    by: str = typer.Option(None, "--by", help="who decides (recorded in each correction; default: $USER)"),
+    task: str = TASK_ARGUMENT,
+    by: str = typer.Option(None, "--by", help="who decides (recorded in each correction; default: $USER); not with "
+                           "--app, where the app records the account you signed in with"),
+    app_url: Optional[str] = typer.Option(None, "--app", envvar="SMALLFIRST_REVIEW_APP",
+                                          help="a deployed app's URL (stack output function_app_url): review through "
+                                          "its review routes with your Azure sign-in, not the storage account"),
+    scope: Optional[str] = typer.Option(None, "--scope", envvar="SMALLFIRST_REVIEW_SCOPE",
+                                        help="with --app: the token scope, stack output review_token_scope "
+                                        "(api://<client id>/.default)"),
     listed: bool = typer.Option(False, "--list", help="list the items waiting, decide nothing"),
     as_json: bool = typer.Option(False, "--json", help="list the items waiting as JSON (as --list), decide nothing"),
 ) -> None:
     """Work through the task's review queue: accept the draft, correct it, reject it, or skip.
 
-    Reads and writes the review/, results/ and corrections/ containers of the DataStorage account."""
+    Reads and writes the review/, results/ and corrections/ containers of the DataStorage account.
+
+    With --app, only the deployed app's review routes instead, as your Azure sign-in (it needs the Reviewer role)."""
     import getpass
 
+    from shared.cli.review_client import ReviewApi, ReviewApiError, user_credential
     from shared.pipeline.review import ReviewQueue
     from shared.monitoring.stats_sources import interactive_store
     from shared.pipeline.blob_names import DATA_CONNECTION
 
+    if app_url and not scope:
+        raise typer.BadParameter("--app needs the stack output review_token_scope", param_hint="--scope")
     cascade = load_cascade()
     spec = find_task(cascade, task)
     try:
-        queue = ReviewQueue(interactive_store(DATA_CONNECTION), cascade.tasks)
+        queue = (ReviewApi(app_url, user_credential(), scope) if app_url
+                 else ReviewQueue(interactive_store(DATA_CONNECTION), cascade.tasks))
         with working(f"reading the review queue of {spec.name}", shown=not as_json):
             pending = queue.pending(spec.name)
     except KeyError as exc:  # no storage connection configured
         console.print(f"[red]{exc.args[0]}[/]")
         raise typer.Exit(2)
+    except ReviewApiError as exc:  # not signed in, no Reviewer role, unreachable
+        _stats_failed(str(exc))
     if as_json:
         sys.stdout.write(json.dumps([item.model_dump(mode="json") for item in pending], indent=2,
                                     ensure_ascii=False) + "\n")
@@ -166,7 +181,9 @@ def review(
         decision = {"a": "accept", "c": "correct", "r": "reject"}[choice]
         answer = _ask_answer(spec, item.record.answer) if decision == "correct" else None
         try:
-            queue.decide(spec.name, item.record.id, decision, answer, by=who, source=item.source)
+            who = queue.decide(spec.name, item.record.id, decision, answer, by=who, source=item.source).by
+        except ReviewApiError as exc:  # the app refused the reviewer, not this decision: no other would pass
+            _stats_failed(str(exc))
         except SmallfirstError as exc:
             console.print(f"[red]not recorded: {exc}[/]")
             continue
