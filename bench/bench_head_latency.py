@@ -35,9 +35,10 @@ def main() -> None:
     print(f"trained heads, head time only; {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}")
     for name, path in DEV.items():
         task = tasks.get(name)
-        head, _ = tier.head(task)
+        served, _ = tier.head(task)
+        head = served.model
         texts = [json.loads(line)["text"] for line in path.read_text().splitlines()[:args.items]]
-        X = tier.embedder.embed(texts)
+        X = served.embedder.embed(texts)
         head.predict_with_confidence(X[:1], texts[:1])  # warm-up
         single = []
         for i, text in enumerate(texts):

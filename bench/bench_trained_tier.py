@@ -45,11 +45,11 @@ def run(tier, task, rows: list[dict]) -> dict:
 
 def run_batched(tier, task, rows: list[dict]) -> dict:
     """The whole sample in one embedding call and one head call (what a file of items could use)."""
-    classifier, method = tier.head(task)
-    tier.embedder.embed(["warm-up"])
+    head, method = tier.head(task)
+    head.embedder.embed(["warm-up"])
     start = time.perf_counter()
     texts = [row["text"] for row in rows]
-    prediction = classifier.predict_with_confidence(tier.embedder.embed(texts), texts)
+    prediction = head.model.predict_with_confidence(head.embedder.embed(texts), texts)
     elapsed = time.perf_counter() - start
     right = sum(label == row["label"] for label, row in zip(prediction.labels, rows))
     return {"ms_per_item": 1000 * elapsed / len(rows), "p50_ms": float("nan"), "accuracy": right / len(rows),

@@ -52,7 +52,8 @@ def train(
     with progress_bar() as progress:
         bar = progress.add_task(f"embedding {len(training)} examples", total=len(training))
         try:
-            head = train_head(tier.embedder, training, labels=[label.name for label in spec.labels],
+            head = train_head(tier.heads.embedder_for(spec), training,
+                              labels=[label.name for label in spec.labels],
                               none_label=spec.none_label if spec.allow_none else None,
                               none_reject_budget=spec.none_reject_budget,
                               none_recall_target=spec.none_recall_target,
@@ -61,7 +62,8 @@ def train(
             console.print(f"[red]{exc}[/]")
             raise typer.Exit(1)
     console.print("fitting: regularisation by cross-validation, then temperature and out-of-scope threshold")
-    artifact = save_head(tier.head_store, task=spec.name, classifier=head, embedder=tier.embedder,
+    artifact = save_head(tier.head_store, task=spec.name, classifier=head,
+                         embedder=tier.heads.embedder_for(spec),
                          training_data=training.summary())
     metrics = artifact.cv_metrics
     console.print(f"{spec.name} head {artifact.version}: cross-validated accuracy {metrics.accuracy:.3f}, "
@@ -169,13 +171,13 @@ def _train_extraction(spec: ExtractionTask, tier, data: Path):
             bar = progress.add_task(f"embedding the lines of {len(rows)} texts", total=None)
             console.print("embedding each distinct line, then per field: candidates, labels, cross-validated "
                           "regularisation and calibration")
-            tagger = train_extraction_head(tier.embedder, rows, schema=spec.json_schema,
+            tagger = train_extraction_head(tier.heads.embedder_for(spec), rows, schema=spec.json_schema,
                                            progress=lambda done, total: progress.update(bar, completed=done, total=total))
     except ValueError as exc:
         console.print(f"[red]{exc}[/]")
         raise typer.Exit(1)
     artifact = save_extraction_head(tier.head_store, task=spec.name, tagger=tagger,
-                                    embedder=tier.embedder,
+                                    embedder=tier.heads.embedder_for(spec),
                                     training_data=data_summary([(row.text, row.expected) for row in rows]))
     metrics = artifact.cv_metrics
     fields = ", ".join(f"{name} {m.exact_match:.3f}" for name, m in metrics.fields.items())

@@ -105,8 +105,10 @@ class TierConfig(BaseModel):
     heads_connection: str = "DataStorage"
     heads_container: str = "models"
     heads_refresh_s: float = Field(default=60.0, ge=0.0)
-    # trained only: the embedder, the local MiniLM or an Azure OpenAI embeddings deployment (on `endpoint`)
-    embedder: Literal["minilm", "azure_openai"] = "minilm"
+    # trained only: the embedder. `auto`: per task, the local multilingual USE-m for a task that declares languages
+    # other than English alone, else the local English MiniLM; or one for every task: `minilm`, `use_multilingual`,
+    # or `azure_openai` (an embeddings deployment on `endpoint`). The rule: shared/learning/serving.py:embedder_kind.
+    embedder: Literal["auto", "minilm", "use_multilingual", "azure_openai"] = "auto"
     embeddings_deployment: str = "text-embedding-3-small"
 
     @field_validator("endpoint")
@@ -170,7 +172,7 @@ class TierConfig(BaseModel):
             return "PRICE_* settings"
         if self._listed_price() is None:
             return None
-        if BACKENDS[self.backend].free and self.embedder == "minilm":
+        if BACKENDS[self.backend].free and self.embedder != "azure_openai":
             return "runs locally, free"
         return f"price list: {self.embeddings_deployment if self.backend == Backend.TRAINED else self.model}"
 

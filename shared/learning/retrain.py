@@ -8,8 +8,9 @@ and activate it (activation.py); the trained tier picks it up within its refresh
 The slice is chosen by text hash (one text in ``holdout_every``), not at random: a text held out once is held out in
 every retrain, so a champion made by an earlier retrain never trained on the slice it is judged on.
 
-``retrain_each`` does this for several tasks with the embedder and stores it is given (the trained tier's), from
-the gold rows the operator placed in the head store as ``<task>/gold.jsonl``, if any, plus what its caller gathers.
+``retrain_each`` does this for several tasks with the stores and each task's embedder it is given (the trained
+tier's), from the gold rows the operator placed in the head store as ``<task>/gold.jsonl``, if any, plus what its
+caller gathers.
 Scheduled retraining (shared/pipeline/retraining.py, called by functions/retrain.py) gathers the results and
 corrections of the last ``SMALLFIRST_RETRAIN_DAYS`` in storage; this module reads no production data and knows no
 cascade.
@@ -143,8 +144,9 @@ def gold_examples(store: ArtifactStore, task: str) -> list[LabelledExample]:
 
 def retrain_each(names: Iterable[str], *, task_of: Callable[[str], AnyTask],
                  examples_of: Callable[[ClassificationTask, list[LabelledExample]], GatheredExamples],
-                 embedder: Embedder, store: ArtifactStore, task_file_store: ArtifactStore) -> list[RetrainOutcome]:
-    """Retrain each named task with the stores and embedder given: its gold rows in ``store`` plus what
+                 embedder_for: Callable[[AnyTask], Embedder], store: ArtifactStore,
+                 task_file_store: ArtifactStore) -> list[RetrainOutcome]:
+    """Retrain each named task with the stores given and its embedder: its gold rows in ``store`` plus what
     ``examples_of(task, gold)`` gathers. A task that cannot be retrained is logged and reported, and the others go
     on."""
     outcomes = []
@@ -156,7 +158,7 @@ def retrain_each(names: Iterable[str], *, task_of: Callable[[str], AnyTask],
                 log.warning("retrain %s: %s", name, outcomes[-1].not_trained)
                 continue
             gathered = examples_of(task, gold_examples(store, name))
-            outcome = retrain(task, gathered.examples, embedder=embedder, store=store,
+            outcome = retrain(task, gathered.examples, embedder=embedder_for(task), store=store,
                               task_file_store=task_file_store)
             outcome.sources = gathered.sources
         except Exception as exc:  # one task's failure (storage, data, task file) must not stop the others

@@ -2,9 +2,14 @@
 
 core never imports learning: the backend registry's spec for `trained` (shared/core/backends.py, `heads`) names
 `TrainedHeads` here by import path, and the tier builds it from its configuration on first use. A `TrainedHeads`
-holds the embedder and the two head stores (the heads that ship with the app in `heads_dir`, and `heads_store`,
+holds the embedders and the two head stores (the heads that ship with the app in `heads_dir`, and `heads_store`,
 where heads are saved and activated), and answers with the heads in them; the tier keeps which head is active,
 how often that is checked, and what it answers. Nothing here imports core.
+
+Which embedder a task gets is `embedder_kind`'s one rule: the `embedder` setting, whose default `auto` gives the
+multilingual USE-m to a task that declares languages other than English alone and MiniLM to the others. Each head
+is loaded with its task's embedder (a head trained on another is refused: HeadMismatchError) and travels with it
+as a `ServedHead`.
 """
 
 from __future__ import annotations
@@ -24,6 +29,18 @@ from shared.learning.embedders.base import Embedder
 from shared.learning.stores import ArtifactStore
 
 
+EMBEDDER_KINDS = ("minilm", "use_multilingual", "azure_openai")
+
+
+def embedder_kind(setting: str, task: AnyTask) -> str:
+    """The embedder that embeds ``task``'s texts: the setting, or with ``auto`` the multilingual USE-m for a task
+    that declares languages other than English alone and the English MiniLM (the smaller model) for the others.
+    docs/embedders.md has the measurements behind it."""
+    if setting != "auto":
+        return setting
+    return "use_multilingual" if task.multilingual else "minilm"
+
+
 class HeadsSettings(Protocol):
     """The trained tier's settings that say where its heads are and how it embeds (core/config.py's TierConfig)."""
 
@@ -37,6 +54,14 @@ class HeadsSettings(Protocol):
     heads_store: str
     heads_connection: str
     heads_container: str
+
+
+@dataclass(frozen=True)
+class ServedHead:
+    """A loaded head (a classifier, zero-shot or trained, or a line tagger) with the embedder it reads."""
+
+    model: Any
+    embedder: Embedder
 
 
 @dataclass(frozen=True)
@@ -59,17 +84,32 @@ class TrainedHeads:
 
     def __init__(self, settings: HeadsSettings) -> None:
         self.settings = settings
-        self._lock = threading.Lock()  # one embedder session
+        self._lock = threading.Lock()  # one session per embedder kind
+        self._embedders: dict[str, Embedder] = {}
 
     @property
     def embedder(self) -> Embedder:
-        with self._lock:
-            return self._embedder
+        """The embedder of a task that declares no languages (what the tier's probe and health check)."""
+        return self._embedder("minilm" if self.settings.embedder == "auto" else self.settings.embedder)
 
-    @cached_property
-    def _embedder(self) -> Embedder:
+    def embedder_for(self, task: AnyTask) -> Embedder:
+        """The embedder ``task``'s texts are embedded by, for answering and for training alike."""
+        return self._embedder(embedder_kind(self.settings.embedder, task))
+
+    def _embedder(self, kind: str) -> Embedder:
+        """One embedder per kind, built on first use and kept."""
+        with self._lock:
+            if kind not in self._embedders:
+                self._embedders[kind] = self._build_embedder(kind)
+            return self._embedders[kind]
+
+    def _build_embedder(self, kind: str) -> Embedder:
         settings = self.settings
-        if settings.embedder == "azure_openai":
+        if kind == "use_multilingual":
+            from shared.learning.embedders.use_multilingual import LocalUSEMultilingual
+
+            return LocalUSEMultilingual(threads=settings.n_threads or 1)
+        if kind == "azure_openai":
             from shared.learning.embedders.azure_openai import AzureOpenAIEmbedder
 
             if not settings.endpoint:
@@ -106,11 +146,15 @@ class TrainedHeads:
     def active_head(self, task: AnyTask) -> ActiveHead | None:
         return active_head(self.head_store, task.name, task.trained_head, self.task_file_store)
 
-    def load(self, task: AnyTask, active: ActiveHead | None) -> tuple[object, str]:
-        """The task's classifier (zero-shot with no head) or line tagger, and its confidence method."""
-        return self._classifier(task, active) if isinstance(task, ClassificationTask) else self._tagger(task, active)
+    def load(self, task: AnyTask, active: ActiveHead | None) -> tuple[ServedHead, str]:
+        """The task's classifier (zero-shot with no head) or line tagger with its embedder, and its confidence
+        method."""
+        embedder = self.embedder_for(task)
+        model, method = (self._classifier(task, active, embedder) if isinstance(task, ClassificationTask)
+                         else self._tagger(task, active, embedder))
+        return ServedHead(model, embedder), method
 
-    def _tagger(self, task: ExtractionTask, active: ActiveHead | None) -> tuple[object, str]:
+    def _tagger(self, task: ExtractionTask, active: ActiveHead | None, embedder: Embedder) -> tuple[object, str]:
         from shared.learning.artifact import HeadMismatchError
         from shared.learning.extraction_artifact import ExtractionHeadExpectation, load_extraction_head
         from shared.learning.line_tagger import LINE_TAGGER_CONFIDENCE_METHOD
@@ -118,14 +162,15 @@ class TrainedHeads:
 
         if active is None:
             raise TierError(f"task {task.name}: no trained extraction head (smallfirst train {task.name} --data ...)")
-        expect = ExtractionHeadExpectation.of(self.embedder, task.json_schema)
+        expect = ExtractionHeadExpectation.of(embedder, task.json_schema)
         try:
             loaded = load_extraction_head(active.store, task.name, active.version, expect)
         except (HeadMismatchError, ArtifactNotFoundError, ValueError) as exc:
             raise TierError(f"trained head {task.name}/{active.version} ({active.origin}): {exc}") from exc
         return loaded.tagger, LINE_TAGGER_CONFIDENCE_METHOD
 
-    def _classifier(self, task: ClassificationTask, active: ActiveHead | None) -> tuple[object, str]:
+    def _classifier(self, task: ClassificationTask, active: ActiveHead | None,
+                    embedder: Embedder) -> tuple[object, str]:
         from shared.learning.artifact import HeadExpectation, HeadMismatchError, load_head
         from shared.learning.classifier import (
             TRAINED_CONFIDENCE_METHOD,
@@ -134,7 +179,6 @@ class TrainedHeads:
         )
         from shared.learning.stores import ArtifactNotFoundError
 
-        embedder = self.embedder
         if active is None:
             texts = {label.name: [f"{label.name}: {label.description}" if label.description else label.name]
                      for label in task.labels}
@@ -149,12 +193,12 @@ class TrainedHeads:
             raise TierError(f"trained head {task.name}/{active.version} ({active.origin}): {exc}") from exc
         return loaded.classifier, TRAINED_CONFIDENCE_METHOD
 
-    def label(self, classifier: Any, text: str) -> Label:
-        embedded = self.embedder.embed_metered([text])
-        prediction = classifier.predict_with_confidence(embedded.vectors, [text])
+    def label(self, head: ServedHead, text: str) -> Label:
+        embedded = head.embedder.embed_metered([text])
+        prediction = head.model.predict_with_confidence(embedded.vectors, [text])
         return Label(prediction.labels[0], float(prediction.confidence[0]), embedded.tokens)
 
-    def fields(self, tagger: Any, task: ExtractionTask, text: str) -> Fields:
+    def fields(self, head: ServedHead, task: ExtractionTask, text: str) -> Fields:
         from shared.learning.line_candidates import typed_value
         from shared.learning.line_tagger import texts_of
 
@@ -162,12 +206,12 @@ class TrainedHeads:
 
         def embed(lines):
             nonlocal tokens
-            embedded = self.embedder.embed_metered(lines)
+            embedded = head.embedder.embed_metered(lines)
             tokens += embedded.tokens
             return embedded.vectors
 
-        (found,) = tagger.predict_proba(texts_of([text], embed))
+        (found,) = head.model.predict_proba(texts_of([text], embed))
         field_confidence = {name: p.confidence for name, p in found.items()}
         properties = task.json_schema["properties"]
         value = {name: typed_value(properties[name], p.value) for name, p in found.items() if p.value is not None}
-        return Fields(value, field_confidence, tagger.item_confidence(field_confidence), tokens)
+        return Fields(value, field_confidence, head.model.item_confidence(field_confidence), tokens)

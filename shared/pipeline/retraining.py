@@ -4,7 +4,7 @@
 production taught: the task's frontier's answers in result records (the frontier by the policy's `frontier_of`)
 and people's corrections, from local files or storage (production_data.py). ``retrain_scheduled`` (called by
 functions/retrain.py) retrains each task in ``SMALLFIRST_RETRAIN_TASKS`` from the last ``SMALLFIRST_RETRAIN_DAYS``
-in storage with the cascade's trained tier's embedder and head stores (shared/learning/retrain.py's
+in storage with the cascade's trained tier's head stores and each task's embedder (shared/learning/retrain.py's
 ``retrain_each``, champion/challenger).
 """
 
@@ -74,4 +74,4 @@ def retrain_scheduled(cascade: Cascade, service: BlobServiceClient, now: datetim
     return retrain_each(
         settings.retrain_tasks if tasks is None else tasks, task_of=cascade.tasks.get,
         examples_of=lambda task, gold: training_examples(task, settings, since=since, gold=gold, storage=service),
-        embedder=tier.embedder, store=tier.head_store, task_file_store=tier.task_file_store)
+        embedder_for=tier.heads.embedder_for, store=tier.head_store, task_file_store=tier.task_file_store)

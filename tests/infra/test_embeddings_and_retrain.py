@@ -30,7 +30,7 @@ def deployments(mocks) -> dict:
 def test_no_embeddings_deployment_unless_switched_on_and_the_tier_embeds_locally(default_env):
     assert set(deployments(default_env)) == {"phi-4", "gpt-5.4-mini"}
     settings = settings_of(default_env)
-    assert Settings.from_env(settings).tiers["trained"].embedder == "minilm"
+    assert Settings.from_env(settings).tiers["trained"].embedder == "auto"  # MiniLM or USE-m, both local
 
 
 def test_the_switch_deploys_text_embedding_3_small_after_the_other_deployments(embeddings_env):

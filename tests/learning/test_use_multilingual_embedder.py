@@ -84,3 +84,120 @@ def test_metered_embedding_counts_the_pieces_read_and_gives_the_same_rows(use_m)
     metered = use_m.embed_metered(texts)
     assert metered.tokens == 3 + 9  # [1, 3859, 2] and 7 pieces between the markers
     assert np.array_equal(metered.vectors, use_m.embed(texts))
+
+
+# Which embedder a task gets: the trained tier's `embedder` setting, `auto` by default.
+
+def _trained_settings(heads_dir, embedder: str | None = None):
+    from shared.core.config import Settings
+
+    env = {"SMALLFIRST_TRAINED_HEADS_DIR": str(heads_dir)}
+    if embedder is not None:
+        env["SMALLFIRST_TRAINED_EMBEDDER"] = embedder
+    return Settings.from_env(env).tiers["trained"]
+
+
+@pytest.fixture
+def support_ticket():
+    from shared.foundation.tasks import TaskCatalog
+    from tests.conftest import REPO
+
+    return TaskCatalog(REPO / "tasks").get("support_ticket")
+
+
+@pytest.mark.parametrize(("setting", "languages", "kind"), [
+    ("auto", [], "minilm"),
+    ("auto", ["en"], "minilm"),
+    ("auto", ["en-GB", "EN"], "minilm"),
+    ("auto", ["es"], "use_multilingual"),
+    ("auto", ["en", "es", "fr"], "use_multilingual"),
+    ("minilm", ["en", "es", "fr"], "minilm"),
+    ("use_multilingual", [], "use_multilingual"),
+    ("azure_openai", ["de"], "azure_openai"),
+])
+def test_auto_gives_use_m_to_a_task_declaring_a_language_besides_english_and_an_explicit_setting_wins(
+        support_ticket, setting, languages, kind):
+    from shared.learning.serving import embedder_kind
+
+    assert embedder_kind(setting, support_ticket.model_copy(update={"languages": languages})) == kind
+
+
+def test_the_trained_tiers_embedder_setting_is_auto_by_default_and_local_embedders_are_free(tmp_path):
+    assert _trained_settings(tmp_path).embedder == "auto"
+    for setting in ("auto", "minilm", "use_multilingual"):
+        config = _trained_settings(tmp_path, setting)
+        assert config.prices == (0.0, 0.0) and config.price_source == "runs locally, free"
+
+
+def test_an_unknown_embedder_setting_is_refused_naming_the_choices(tmp_path):
+    from shared.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="EMBEDDER: .*'auto', 'minilm', 'use_multilingual' or 'azure_openai'"):
+        _trained_settings(tmp_path, "labse")
+
+
+def test_a_task_file_declares_its_languages_and_a_yaml_boolean_is_a_clear_error(tmp_path):
+    from shared.errors import TaskError
+    from shared.foundation.tasks import TaskCatalog
+
+    body = "name: t\nkind: classification\ninstruction: Route it.\nlabels: [a, b]\n"
+    (tmp_path / "t.yaml").write_text(body + "languages: [en, es, pt-BR]\n")
+    task = TaskCatalog(tmp_path).get("t")
+    assert task.languages == ["en", "es", "pt-BR"] and task.multilingual
+    (tmp_path / "t.yaml").write_text(body + "languages: [en, no]\n")  # Norwegian, unquoted
+    with pytest.raises(TaskError, match="quote it"):
+        TaskCatalog(tmp_path).get("t")
+
+
+def test_each_task_is_answered_with_its_own_embedder_one_built_per_kind(tmp_path, support_ticket):
+    from shared.learning.serving import ServedHead, TrainedHeads
+
+    heads = TrainedHeads(_trained_settings(tmp_path))
+    english = support_ticket.model_copy(update={"trained_head": None})
+    several = english.model_copy(update={"name": "tickets_eu", "languages": ["en", "es", "fr"]})
+    english_head, _ = heads.load(english, None)  # zero-shot: no head in tmp_path
+    several_head, _ = heads.load(several, None)
+    assert isinstance(english_head, ServedHead) and english_head.embedder.id == "all-MiniLM-L6-v2-onnx-int8"
+    assert several_head.embedder.id == "universal-sentence-encoder-multilingual-3-numpy"
+    assert heads.embedder_for(several) is several_head.embedder  # one embedder per kind, kept
+    assert heads.embedder.id == "all-MiniLM-L6-v2-onnx-int8"  # the probe's: a task that declares no languages
+    label = heads.label(several_head, "Me han cobrado dos veces la suscripción")
+    assert label.tokens == len(several_head.embedder.token_ids(["Me han cobrado dos veces la suscripción"])[0])
+
+
+def test_the_shipped_minilm_head_is_refused_for_a_task_that_now_declares_several_languages(support_ticket):
+    from shared.core.tiers.trained import TrainedTier
+    from shared.errors import TierError
+    from tests.conftest import REPO
+
+    several = support_ticket.model_copy(update={"languages": ["en", "fr"]})
+    with pytest.raises(TierError, match="trained on embedder all-MiniLM.*task embeds with universal-sentence"):
+        TrainedTier(_trained_settings(REPO / "models")).classify(several, "Facture en double")
+    answer = TrainedTier(_trained_settings(REPO / "models", "minilm")).classify(several, "I was charged twice")
+    assert answer.value == "billing"  # an explicit minilm keeps the shipped head answering
+
+
+def test_a_head_trained_on_use_m_answers_its_task_and_is_refused_under_minilm(tmp_path, support_ticket,
+                                                                              support_tickets):
+    from shared.core.tiers.trained import TrainedTier
+    from shared.errors import TierError
+    from shared.learning.artifact import save_head
+    from shared.learning.classifier import TRAINED_CONFIDENCE_METHOD
+    from shared.learning.training import train_head
+    from shared.learning.training_data import LabelledExample, TrainingSet
+    from tests.learning.conftest import per_label
+
+    rows = per_label(support_tickets["train"], {"billing", "technical", "account", "other"}, limit=15)
+    several = support_ticket.model_copy(update={"languages": ["en", "es"], "trained_head": None})
+    tier = TrainedTier(_trained_settings(tmp_path))
+    embedder = tier.heads.embedder_for(several)
+    training = TrainingSet(LabelledExample(text=row["text"], label=row["label"], provenance="gold") for row in rows)
+    head = train_head(embedder, training, labels=[label.name for label in several.labels])
+    saved = save_head(tier.head_store, task=several.name, classifier=head, embedder=embedder,
+                      training_data=training.summary())
+    several = several.model_copy(update={"trained_head": saved.version})
+
+    answer = tier.classify(several, "Me cobraron dos veces la factura de este mes")
+    assert answer.confidence_method == TRAINED_CONFIDENCE_METHOD and answer.value == "billing"
+    with pytest.raises(TierError, match="trained on embedder universal-sentence.*task embeds with all-MiniLM"):
+        TrainedTier(_trained_settings(tmp_path, "minilm")).classify(several, "Me cobraron dos veces")

@@ -1,0 +1,42 @@
+"""`smallfirst train` embeds a task that declares several languages with the multilingual USE-m, as answering does."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import yaml
+from typer.testing import CliRunner
+
+from shared.cli import app
+from shared.core.cascade import Cascade
+from shared.core.config import Settings
+from shared.foundation.records import Item
+from tests.conftest import REPO
+
+runner = CliRunner()
+
+
+def test_train_fits_a_multilingual_tasks_head_on_use_m_and_the_tier_answers_with_it(tmp_path, monkeypatch):
+    tasks, heads = tmp_path / "tasks", tmp_path / "heads"
+    shutil.copytree(REPO / "tasks", tasks)
+    task_file = tasks / "support_ticket.yaml"
+    task_file.write_text(task_file.read_text() + "languages: [en, es, fr, de]\n")
+    rows = [json.loads(line) for line in (REPO / "tasks/data/support_ticket/train.jsonl").read_text().splitlines()]
+    data = tmp_path / "train.jsonl"
+    data.write_text("".join(json.dumps(row) + "\n" for label in ("billing", "technical", "account", "other")
+                            for row in [r for r in rows if r["label"] == label][:15]))
+    env = {"SMALLFIRST_TASKS_DIR": str(tasks), "SMALLFIRST_TRAINED_HEADS_DIR": str(heads)}
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    result = runner.invoke(app, ["train", "support_ticket", "--data", str(data)], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    version = yaml.safe_load(task_file.read_text())["trained_head"]
+    head = json.loads((heads / "support_ticket" / version / "head.json").read_text())
+    assert head["embedder"]["id"] == "universal-sentence-encoder-multilingual-3-numpy"
+    assert head["embedder"]["dimension"] == 512
+
+    cascade = Cascade(Settings.from_env(env))
+    record = cascade.process(cascade.tasks.get("support_ticket"),
+                             Item(id="t", text="On m'a facturé deux fois l'abonnement ce mois-ci"))
+    assert record.attempts[0].tier == "trained" and record.attempts[0].answer == "billing"
