@@ -83,6 +83,7 @@ def test_metered_embedding_counts_the_pieces_read_and_gives_the_same_rows(use_m)
     texts = ["hi", "how do I reset my pin"]
     metered = use_m.embed_metered(texts)
     assert metered.tokens == 3 + 9  # [1, 3859, 2] and 7 pieces between the markers
+    assert use_m.token_counts(texts) == [3, 9]
     assert np.array_equal(metered.vectors, use_m.embed(texts))
 
 

@@ -108,6 +108,10 @@ class LocalUSEMultilingual:
         self.load()
         return [self._tokenizer.encode(text, out_type=int, add_bos=True, add_eos=True) for text in texts]
 
+    def token_counts(self, texts: Sequence[str]) -> list[int]:
+        """The pieces each text is read as: its share of a batch's count in ``embed_metered``."""
+        return [len(ids) for ids in self.token_ids(texts)]
+
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         return self.embed_metered(texts).vectors
 
