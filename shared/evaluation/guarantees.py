@@ -7,7 +7,9 @@ thresholds by testing each on the same data would make a per-threshold bound opt
 by luck), so the candidates are tested in a fixed sequence, from the highest threshold down, stopping at the first
 that fails: fixed-sequence testing keeps the chance of any wrong pass at most 1 - confidence with no correction
 for the number of tests (Bauer, 1991), as in Learn then Test (Angelopoulos et al., 2021, arXiv:2110.01052). The
-candidates and their order come from the confidences alone, never from which answers were right.
+candidates and their order come from the confidences alone, never from which answers were right. (With `tune
+--calibrate` the confidences are an isotonic map's fitted on the same run: its flat steps pool neighbouring
+thresholds, so which candidates exist leans a little on the labels; `--no-calibrate` keeps the sequence label-free.)
 
 Two scopes: `accepted`, one tier alone, bounds the accuracy of the items it accepts (the rest go to review);
 candidates accepting fewer items than any bound at the target needs are skipped (a label-free rule: all right,

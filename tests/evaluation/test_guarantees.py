@@ -104,3 +104,13 @@ def test_no_threshold_says_what_the_run_would_need():
         selection.bound()
     perfect = guarantees.select_accepted([0.9] * 40, [True] * 40, 1.0)
     assert perfect.chosen is None and "no finite run shows 100%" in perfect.shortfall()
+
+
+def test_cascade_with_no_threshold_names_the_first_tested_and_what_the_target_needs():
+    # 40 items, the frontier right on 38: even escalating everything shows only 0.85 of the 0.9 asked
+    selection = guarantees.select_cascade([0.5] * 40, [True] * 40, [True] * 38 + [False] * 2, [0.5, 0.51], 0.9)
+    assert selection.chosen is None and selection.stopped_at.threshold == 0.51
+    assert selection.shortfall() == (
+        "no threshold's cascade answers reach 90.0% with 95% confidence: the first threshold tested (0.510) has 38 "
+        "of 40 right, bound 85.1%; 90.0% needs at least 29 items, all right (more if any is wrong): label more "
+        "items, or lower --target or --confidence")
