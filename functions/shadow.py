@@ -12,7 +12,8 @@ bp = func.Blueprint()
 @bp.queue_trigger(arg_name="message", queue_name=services.SHADOW_QUEUE, connection=services.DATA_CONNECTION)
 @traced
 def shadow_accepted_item(message: func.QueueMessage) -> None:
-    services.shadow_worker().handle(message.get_body().decode("utf-8"))
+    # Bytes that are not UTF-8 become U+FFFD and the message is dead-lettered as invalid, not retried until poison.
+    services.shadow_worker().handle(message.get_body().decode("utf-8", "replace"))
 
 
 @bp.function_name("deadletter_poison_shadow")

@@ -345,3 +345,16 @@ def test_a_forged_shadow_message_is_dead_lettered_with_why_and_writes_nothing_el
         time.sleep(0.2)
     assert not env.list_states("claims", "_shadow/") and not env.list_states("shadow", "")
     assert not [n for n in env.list_states("deadletter", "_/") if "shadow-poison" in n]
+
+
+def test_a_shadow_message_whose_bytes_are_not_utf8_is_dead_lettered_not_raised(env):
+    import azure.functions as func
+
+    from function_app import app
+    from localdev.host import indexed_functions
+
+    trigger = next(f for f in indexed_functions(app) if f.get_function_name() == "shadow_accepted_item")
+    raw = b'\xff\xfe{"task": "' + TASK.encode() + b'"}'
+    trigger.get_user_function()(message=func.QueueMessage(id="m1", body=raw))  # returns: nothing to retry
+    name = f"_/shadow-invalid-{hashlib.sha256(raw.decode('utf-8', 'replace').encode()).hexdigest()[:16]}.json"
+    assert json.loads(env.read("deadletter", name))["reason"] == "invalid_shadow_message"
