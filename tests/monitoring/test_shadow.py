@@ -65,7 +65,7 @@ def make_pipeline(storage, tmp_path, small, frontier, fraction: str, task_yaml: 
     (tmp_path / f"{TASK}.yaml").write_text(task_yaml)
     env = {"SMALLFIRST_TASKS_DIR": str(tmp_path), "SMALLFIRST_LOCAL_PROFILE": "trained",
            "SMALLFIRST_SMALL_BACKEND": "openai_compatible", "SMALLFIRST_SMALL_ENDPOINT": small.url,
-           "SMALLFIRST_SMALL_LOGPROBS": "true",
+           "SMALLFIRST_SMALL_LOGPROBS": "true", "SMALLFIRST_SMALL_MODEL": "Phi-4",  # priced: its costs are known
            "SMALLFIRST_FRONTIER_BACKEND": "azure_openai", "SMALLFIRST_FRONTIER_ENDPOINT": frontier.url,
            "SMALLFIRST_FRONTIER_MODEL": "gpt-4o", "SMALLFIRST_FRONTIER_API_KEY": "k",
            "SMALLFIRST_SHADOW_FRACTION": fraction}
