@@ -82,7 +82,7 @@ def _failed(tier: Tier, task: AnyTask, item: Item, exc: TierError, started: floa
     return Attempt(tier=tier.name, outcome=outcome, reason=str(exc), tokens_in=tokens_in, tokens_out=tokens_out,
                    latency_ms=(time.perf_counter() - started) * 1000,
                    cost_usd=tier.config.cost_usd(tokens_in, tokens_out),
-                   cost_known=tier.config.price_source is not None)
+                   cost_known=tier.config.price_source is not None or not (tokens_in or tokens_out))
 
 
 def _answered(tier: Tier, answer: TierAnswer, started: float) -> Attempt:

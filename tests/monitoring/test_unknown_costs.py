@@ -36,14 +36,19 @@ def reply(label: str, logprob: float) -> Scripted:
                                          completion_tokens=6))
 
 
+def text_of(request) -> str:
+    return request.body["messages"][-1]["content"]
+
+
 @pytest.fixture
 def unpriced_small(tmp_path):
-    """A small tier on a fine-tuned model no price list knows (sure of "sure" tickets, unsure of the rest) and a
-    gpt-4o frontier, each on a loopback server."""
+    """A small tier on a fine-tuned model no price list knows (sure of "sure" tickets, refusing "refuse" ones with a
+    400 before any token, unsure of the rest) and a gpt-4o frontier, each on a loopback server."""
+    refused = Scripted(400, {"error": {"code": "BadRequest", "message": "refused"}})
     (tmp_path / "ticket.yaml").write_text(TASK_YAML)
     with AzureWireServer() as small, AzureWireServer() as frontier:
-        small.default = lambda request: reply(
-            "billing", -0.01 if "sure" in request.body["messages"][-1]["content"] else -3.0)
+        small.default = lambda request: refused if "refuse" in text_of(request) else reply(
+            "billing", -0.01 if "sure" in text_of(request) else -3.0)
         frontier.default = lambda request: reply("technical", -0.01)
         yield Settings.from_env({
             "SMALLFIRST_TASKS_DIR": str(tmp_path), "SMALLFIRST_LOCAL_PROFILE": "trained",
@@ -74,6 +79,18 @@ def test_an_unpriced_small_tier_records_unknown_costs_and_stats_shows_them_unkno
     assert answer.exit_code == 0, answer.output
     assert f"2 items; cost ${records[1].cost_usd:.4f} + unknown (2 items), saving $0.0000 (-) against " \
            "all-frontier, 2 items left out: a tier with no known price" in answer.output
+    as_json = CliRunner().invoke(app, ["stats", "--results", str(run), "--json"])
+    [stats] = json.loads(as_json.stdout)["tasks"]
+    assert (stats["total"]["cost_unknown"], stats["total"]["priced"]) == (2, 0)
+    assert [price["tier"] for price in stats["prices"] if price["baseline"]] == ["frontier"]
+
+
+def test_an_unpriced_tier_that_failed_before_any_token_leaves_the_items_cost_known(unpriced_small):
+    cascade = Cascade(unpriced_small)
+    [record] = cascade.run_batch(cascade.tasks.get("ticket"), [Item(id="r", text="refuse this one")])
+    assert [(a.tier, a.outcome, a.tokens_in) for a in record.attempts] == [("small", "error", 0),
+                                                                          ("frontier", "accepted", 300)]
+    assert record.cost_known and record.cost_usd > 0
 
 
 def test_a_record_written_before_costs_could_be_unknown_reads_as_known():
