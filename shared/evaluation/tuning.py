@@ -69,11 +69,12 @@ def tune(task_path: Path, run_path: Path, *, task: str, frontier_run: Path | Non
     source = f"tuned {today} on {run_path.name} for a {bound.target:.1%} target: {bound.statement}{detail}"
     raw = read_task_data(task_path)
     updates: dict[str, Any] = {}
+    # Unrounded: a threshold rounded down would accept items below the one the bound was shown on
     if tier == SMALL:
-        updates["threshold"] = round(float(threshold), 6)
+        updates["threshold"] = float(threshold)
         updates["threshold_source"] = source
     else:
-        updates["tier_thresholds"] = {**(raw.get("tier_thresholds") or {}), tier: round(float(threshold), 6)}
+        updates["tier_thresholds"] = {**(raw.get("tier_thresholds") or {}), tier: float(threshold)}
         updates["tier_threshold_sources"] = {**(raw.get("tier_threshold_sources") or {}), tier: source}
     updates["threshold_bounds"] = {**(raw.get("threshold_bounds") or {}), tier: bound.model_dump()}
     # What the threshold was tuned on, for drift: live confidences are compared with it (population stability)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import shutil
 
+import numpy as np
 import pytest
 import yaml
 from typer.testing import CliRunner
@@ -108,3 +109,18 @@ def test_tune_refuses_a_confidence_outside_its_range(tasks, tmp_path):
     for value in ("1", "0.2"):
         result = tune(str(run), "--confidence", value)
         assert result.exit_code == 2 and "--confidence" in result.output
+
+
+def test_the_written_threshold_accepts_exactly_the_items_its_bound_was_shown_on(tasks, tmp_path):
+    from shared.core.policy import accepts
+
+    # confidences 4e-7 apart: a threshold rounded to 6 decimals would take in, or leave out, neighbouring items
+    confidences = [0.8 + i * 4e-7 for i in range(100)]
+    run = tmp_path / "run.jsonl"
+    write_run(run, "small", confidences, [i >= 10 for i in range(100)])  # the 10 least confident are wrong
+    assert tune(str(run), "--no-calibrate", "--target", "0.9").exit_code == 0
+    task = TaskCatalog(tasks).get("banking77")
+    bound = task.threshold_bounds["small"]
+    accepted = accepts(np.asarray(confidences), task.threshold)
+    assert 90 < bound.accepted < 100 and int(accepted.sum()) == bound.accepted
+    assert int(np.asarray([i >= 10 for i in range(100)])[accepted].sum()) == bound.correct == 90
