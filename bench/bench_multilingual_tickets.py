@@ -110,15 +110,16 @@ def main() -> None:
             by_language = {lang: right[languages == lang] for lang in dict.fromkeys(languages.tolist())}
             print("    multilingual by language: " + ", ".join(
                 f"{lang} {hits.sum()}/{len(hits)}" for lang, hits in by_language.items()))
-            wrong = [f"{row['id']} {row['label']}->{p}" for row, p, ok in zip(multilingual, predicted, right) if not ok]
+            wrong = [f"{row['id']} {row['label']}->{p}"
+                     for row, p, ok in zip(multilingual, predicted, right) if not ok]
             print(f"    multilingual errors ({len(wrong)}): " + "; ".join(wrong))
             table.append((path.name, len(training), key, english, figures, float(right[in_use_m].mean()),
                           float(right[~in_use_m].mean())))
     print("\ntrain file (rows)              embedder  EN acc  ECE    top80 | multi acc  ECE    top80 | its 16 langs  "
           "sv/id/cs | multi - EN")
     for name, rows, key, english, figures, inside, outside in table:
-        print(f"{name + f' ({rows})':<30} {key:<8} {english['acc']:6.1%} {english['ece']:.3f} {english['sel80']:6.1%} "
-              f"| {figures['acc']:8.1%} {figures['ece']:.3f} {figures['sel80']:6.1%} | {inside:11.1%} "
+        print(f"{name + f' ({rows})':<30} {key:<8} {english['acc']:6.1%} {english['ece']:.3f} "
+              f"{english['sel80']:6.1%} | {figures['acc']:8.1%} {figures['ece']:.3f} {figures['sel80']:6.1%} | {inside:11.1%} "
               f"{outside:8.1%} | {100 * (figures['acc'] - english['acc']):+6.1f} pt")
     texts = [row["text"] for row in dev + multilingual]
     for embedder in embedders.values():
