@@ -151,7 +151,7 @@ def health(
     as_json: bool = typer.Option(False, "--json", help="print each tier's state as JSON"),
 ) -> None:
     """Say which tiers are configured and whether each is reachable, and warn of a tier with no known price."""
-    from shared.core.backends import BACKENDS
+    from shared.core.backends import BACKENDS, Backend
 
     cascade = load_cascade()
     tiers: list[dict[str, object]] = []
@@ -164,6 +164,11 @@ def health(
             state.update(ok=True, detail=tier.health() if deep else tier.probe())
         except Exception as exc:  # any failure here is the answer we want to show
             state.update(ok=False, detail=str(exc))
+        if config.backend == Backend.TRAINED:
+            from shared.learning.serving import embedder_kind
+
+            state["embedders"] = {task.name: embedder_kind(config.embedder, task) for _, task in cascade.tasks.each()
+                                  if not isinstance(task, TaskError) and name in task.tiers}
         tiers.append(state)
     if as_json:
         sys.stdout.write(json.dumps(tiers, indent=2) + "\n")
@@ -171,6 +176,9 @@ def health(
         legacy = f" [yellow]{state['legacy']}[/]" if state["legacy"] else ""
         colour = "green" if state["ok"] else "red"
         console.print(f"[{colour}]{state['tier']}[/]{legacy}: {state['detail']}", highlight=False)
+        if embedders := state.get("embedders"):
+            console.print("  embeds " + ", ".join(f"{task} with {kind}" for task, kind in embedders.items()),
+                          highlight=False)
     for state in tiers:
         if state["warning"]:
             console.print(f"[yellow]warning: {state['warning']}[/]")

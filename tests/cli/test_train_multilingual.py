@@ -1,4 +1,5 @@
-"""`smallfirst train` embeds a task that declares several languages with the multilingual USE-m, as answering does."""
+"""A task that declares several languages on the command line: `smallfirst train` embeds it with the multilingual
+USE-m, as answering does, and `smallfirst health` says which embedder each task gets."""
 
 from __future__ import annotations
 
@@ -40,3 +41,18 @@ def test_train_fits_a_multilingual_tasks_head_on_use_m_and_the_tier_answers_with
     record = cascade.process(cascade.tasks.get("support_ticket"),
                              Item(id="t", text="On m'a facturé deux fois l'abonnement ce mois-ci"))
     assert record.attempts[0].tier == "trained" and record.attempts[0].answer == "billing"
+
+
+def test_health_says_which_embedder_each_task_of_the_trained_tier_gets(tmp_path, monkeypatch):
+    tasks = tmp_path / "tasks"
+    shutil.copytree(REPO / "tasks", tasks)
+    task_file = tasks / "support_ticket.yaml"
+    task_file.write_text(task_file.read_text() + "languages: [en, es]\n")
+    monkeypatch.setenv("SMALLFIRST_TASKS_DIR", str(tasks))
+    answer = runner.invoke(app, ["health", "--json"])
+    trained = {tier["tier"]: tier for tier in json.loads(answer.stdout)}["trained"]
+    assert trained["embedders"]["support_ticket"] == "use_multilingual"
+    assert trained["embedders"]["banking77"] == "minilm"
+    monkeypatch.setenv("SMALLFIRST_TRAINED_EMBEDDER", "minilm")
+    answer = runner.invoke(app, ["health"])
+    assert "embeds banking77 with minilm" in answer.stderr and "support_ticket with minilm" in answer.stderr
