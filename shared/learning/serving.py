@@ -29,9 +29,6 @@ from shared.learning.embedders.base import Embedder
 from shared.learning.stores import ArtifactStore
 
 
-EMBEDDER_KINDS = ("minilm", "use_multilingual", "azure_openai")
-
-
 def embedder_kind(setting: str, task: AnyTask) -> str:
     """The embedder that embeds ``task``'s texts: the setting, or with ``auto`` the multilingual USE-m for a task
     that declares languages other than English alone and the English MiniLM (the smaller model) for the others.
