@@ -103,7 +103,8 @@ def build_report(run_path: Path, out_dir: Path, task: AnyTask, *, frontier_run: 
         analysis = analyse_cascade(runs[cheap], runs[FRONTIER], lambda c: policy.calibrated(cheap, c), target)
         blocks += _cascade_blocks(analysis, out_dir, calibrated=task.calibration is not None)
         if analysis.recommendation:
-            summary["recommendation"] = analysis.recommendation.__dict__
+            summary["recommendation"] = {**analysis.recommendation.__dict__,
+                                         "bound": analysis.recommendation.bound.model_dump()}
     elif cheap:
         blocks += _single_tier_blocks(runs[cheap], policy, out_dir, target)
     (out_dir / "report.md").write_text(render_markdown(blocks), encoding="utf-8")
@@ -133,12 +134,13 @@ def _cascade_blocks(analysis, out_dir: Path, *, calibrated: bool) -> list[Block]
     blocks.append(("h2", "Recommended threshold"))
     if rec:
         saving = f"; {rec.saving_vs_frontier:.0%} cheaper than all-frontier" if rec.saving_vs_frontier is not None else ""
-        blocks.append(("p", f"**{rec.threshold:.3f}**: cascade accuracy {rec.accuracy:.3f} "
-                            f"(95% bootstrap interval {rec.accuracy_ci[0]:.3f}-{rec.accuracy_ci[1]:.3f}) against a target of "
-                            f"{rec.target:.3f}; {rec.escalation_rate:.1%} of items escalate; "
+        blocks.append(("p", f"**{rec.threshold:.3f}**: {rec.bound.statement}, against a target of {rec.target:.3f} "
+                            f"(measured {rec.accuracy:.3f}, 95% bootstrap interval {rec.accuracy_ci[0]:.3f}-"
+                            f"{rec.accuracy_ci[1]:.3f}); {rec.escalation_rate:.1%} of items escalate; "
                             f"${rec.cost_per_item * 1e6:,.0f} per 1M items{saving}."))
     else:
-        blocks.append(("p", f"No threshold reaches the target accuracy {analysis.target:.3f}."))
+        blocks.append(("p", f"No threshold is shown to reach the target accuracy {analysis.target:.3f} with the "
+                            "stated confidence on this run."))
     return blocks
 
 

@@ -90,6 +90,10 @@ def test_eval_report_tune_with_a_frontier_run(workspace, monkeypatch):
     expected = candidates[0] if candidates else float(np.nextafter(max(confidences), 2.0))
     assert recommendation["target"] == pytest.approx(0.4)
     assert recommendation["threshold"] == pytest.approx(expected)
+    # the report states the bound it chose by, in words and as data, as tune writes it
+    assert recommendation["bound"]["scope"] == "cascade" and recommendation["bound"]["items"] == 4
+    assert recommendation["bound"]["accuracy_lower_bound"] == pytest.approx(0.05 ** (1 / 4))
+    assert "cascade answers >= 47.2% accurate with 95% confidence on 4 items" in markdown
 
     task_file = tmp / "tasks" / "banking77.yaml"
     task_file.write_text("# banking intents: keep this comment\n" + task_file.read_text())
