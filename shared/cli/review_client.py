@@ -24,11 +24,11 @@ from azure.core.pipeline.policies import BearerTokenCredentialPolicy, RetryPolic
 from azure.core.rest import HttpRequest, HttpResponse
 
 from shared.errors import InputError, ReviewItemNotFound, SmallfirstError, WriteConflict
+from shared.foundation.loopback import is_loopback
 from shared.foundation.records import CorrectionRecord, ReviewDecision
 from shared.pipeline.review import PendingItem
 
 USER_AGENT = "smallfirst-review"
-LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
 REFUSAL_HINTS = {
     401: "sign in (az login) and pass the stack's review_token_scope as --scope",
     403: "your account does not hold the app's Reviewer role: ask for it in the stack's reviewers config",
@@ -42,8 +42,7 @@ class ReviewApiError(SmallfirstError):
 class ReviewApi:
     def __init__(self, app_url: str, credential: TokenCredential, scope: str) -> None:
         parsed = urlparse(app_url)
-        # A bearer token goes over plain HTTP only to this machine (a test's server), never across a network.
-        self._enforce_https = parsed.hostname not in LOOPBACK_HOSTS
+        self._enforce_https = not is_loopback(app_url)
         if not parsed.hostname or parsed.scheme != "https" and (parsed.scheme != "http" or self._enforce_https):
             raise ReviewApiError(f"--app {app_url!r} is not the function app's https:// URL (the stack output "
                                  "function_app_url)")

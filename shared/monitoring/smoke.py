@@ -21,7 +21,7 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Literal
-from urllib.parse import quote, urlparse
+from urllib.parse import quote
 
 from azure.core import PipelineClient
 from azure.core.credentials import TokenCredential
@@ -31,6 +31,7 @@ from azure.storage.blob import BlobServiceClient
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from shared.errors import ConfigError, InputError
+from shared.foundation.loopback import is_loopback
 from shared.pipeline.blob_names import HASH_KEY, Containers, InputBlob
 from shared.pipeline.parsing import parse_input
 
@@ -124,10 +125,6 @@ def skipped(name: str, why: str) -> StepResult:
     return StepResult(name=name, status="skipped", seconds=0.0, detail=why)
 
 
-def _loopback(url: str) -> bool:
-    return urlparse(url).hostname in {"127.0.0.1", "localhost", "::1"}
-
-
 @dataclass
 class FunctionKeys:
     """The app's keys through ARM (azure-mgmt-web is not a dependency: one documented POST through azure-core)."""
@@ -145,7 +142,7 @@ class FunctionKeys:
         request = HttpRequest("POST", self.arm_url.rstrip("/") + path, params={"api-version": WEB_API_VERSION})
         # A bearer token goes over plain HTTP only to this machine (a test's ARM); anywhere else azure-core refuses.
         with client:
-            response = client.send_request(request, enforce_https=not _loopback(self.arm_url))
+            response = client.send_request(request, enforce_https=not is_loopback(self.arm_url))
         if response.status_code != 200:
             raise StepFailed(f"ARM listKeys on {o.function_app_name} answered {response.status_code}: "
                              f"{_arm_error(response)}")
