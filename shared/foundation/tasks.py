@@ -172,6 +172,9 @@ class ClassificationTask(TaskBase):
     # Or the requirement on out-of-scope items instead: the share of held-out none examples the head must answer
     # none. Used when the training data has enough of them (classifier.MIN_NONE_ROWS_FOR_RECALL), else the budget.
     none_recall_target: float | None = Field(default=None, gt=0.0, le=1.0)
+    # The label that takes what fits none of the others (`other`): one of `labels`, answered and prompted like them.
+    # The measurements that need it (catch-all recall, bench/bench_off_distribution.py) read it from here.
+    catch_all: str | None = None
     # How much of each label's description goes into the prompt (cut at a word boundary); None: all, 0: names only.
     label_description_chars: int | None = Field(default=None, ge=0)
 
@@ -196,6 +199,10 @@ class ClassificationTask(TaskBase):
             raise ValueError(f"none_label {self.none_label!r} is set but allow_none is not: set allow_none: true")
         if self.none_label and self.none_label in names:
             raise ValueError("none_label must not also be a label")
+        if self.catch_all is not None and self.catch_all not in names:
+            raise ValueError(f"catch_all {self.catch_all!r} is not one of the labels ({', '.join(names)})")
+        if self.catch_all is not None and self.allow_none:
+            raise ValueError("catch_all and none_label both take what fits no label: declare one of them")
         for example in self.examples:
             if example.label not in self.allowed_labels:
                 raise ValueError(f"example label {example.label!r} is not an allowed label")
