@@ -202,3 +202,30 @@ def test_a_head_trained_on_use_m_answers_its_task_and_is_refused_under_minilm(tm
     assert answer.confidence_method == TRAINED_CONFIDENCE_METHOD and answer.value == "billing"
     with pytest.raises(TierError, match="trained on embedder universal-sentence.*task embeds with all-MiniLM"):
         TrainedTier(_trained_settings(tmp_path, "minilm")).classify(several, "Me cobraron dos veces")
+
+
+def test_retraining_fits_a_multilingual_tasks_challenger_on_its_own_embedder(tmp_path, support_ticket):
+    from dataclasses import dataclass, field
+
+    import json
+
+    from shared.learning.retrain import retrain_each
+    from shared.learning.serving import TrainedHeads
+    from shared.learning.training_data import read_labelled_jsonl
+    from tests.conftest import REPO
+
+    @dataclass
+    class Gathered:
+        examples: list
+        sources: dict = field(default_factory=dict)
+
+    heads = TrainedHeads(_trained_settings(tmp_path))
+    several = support_ticket.model_copy(update={"languages": ["en", "de"], "trained_head": None})
+    examples = read_labelled_jsonl(REPO / "tasks" / "data" / "support_ticket" / "train.jsonl")
+    (outcome,) = retrain_each([several.name], task_of=lambda name: several,
+                              examples_of=lambda task, gold: Gathered(examples),
+                              embedder_for=heads.embedder_for, store=heads.head_store,
+                              task_file_store=heads.task_file_store)
+    assert outcome.activated, outcome.not_trained or outcome.decision
+    head = json.loads(heads.head_store.read(f"{several.name}/{outcome.activated}/head.json"))
+    assert head["embedder"]["id"] == "universal-sentence-encoder-multilingual-3-numpy"
