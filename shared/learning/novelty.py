@@ -1,13 +1,15 @@
 """Confidence that drops off-distribution (issue 29, part 3): the head's probability joined with how near the item
-is to the training examples of the label it answers.
+is to the training examples of the label it answers, and than to those of any other label.
 
 A logistic regression over embeddings can be sure (p = 1.0) of a text unlike anything it was trained on: the softmax
 only compares labels with each other, and far from the data one of them always wins. The nearness it lacks is
-measured here as the mean cosine similarity of the item to its ``neighbours`` most similar training examples of the
-answered label. A small logistic regression over two features -- logit(p) and that similarity -- predicts whether
-the answer is right; it is fitted on out-of-fold data (each training row's probability from a head that did not see
-it, and its similarity to the training rows of its fold only), so it learns how much nearness the head's own
-errors show without touching a dev set. Its output is the answer's confidence.
+measured here as the mean cosine similarity of the item to its ``neighbours`` most similar training examples of a
+label. A small logistic regression over three features -- logit(p), the answered label's similarity, and its margin
+over the most similar other label -- predicts whether the answer is right. It is fitted on out-of-fold data (each
+training row's probability from a head that did not see it, and its similarity to the training rows of its fold
+only), so it learns how much nearness the head's own errors show without touching a dev set. Its output is the
+answer's confidence. On support_ticket's shifted dev set the margin is what helps most
+(bench/results/off_distribution.txt).
 
 Answering needs numpy alone: the calibrator is the training embeddings (float16, with their class column), two
 weights and a bias. Fitting uses scikit-learn, imported when it runs.
@@ -44,9 +46,15 @@ def neighbour_similarity(X: np.ndarray, exemplars: np.ndarray, columns: np.ndarr
     return out
 
 
-def _features(probability: np.ndarray, similarity: np.ndarray) -> np.ndarray:
-    p = np.clip(np.asarray(probability, dtype=np.float64), 1e-12, 1.0 - 1e-12)
-    return np.column_stack([np.clip(np.log(p) - np.log1p(-p), -MAX_LOGIT, MAX_LOGIT), similarity])
+def _features(probabilities: np.ndarray, similarity: np.ndarray, answered: np.ndarray) -> np.ndarray:
+    """(rows x 3): logit of the answered label's probability, its similarity, its margin over the nearest other."""
+    rows = np.arange(len(answered))
+    p = np.clip(probabilities[rows, answered].astype(np.float64), 1e-12, 1.0 - 1e-12)
+    others = similarity.astype(np.float64)  # a copy
+    others[rows, answered] = -np.inf
+    answered_similarity = similarity[rows, answered]
+    return np.column_stack([np.clip(np.log(p) - np.log1p(-p), -MAX_LOGIT, MAX_LOGIT), answered_similarity,
+                            answered_similarity - others.max(axis=1)])
 
 
 @dataclass(frozen=True)
@@ -55,7 +63,7 @@ class NoveltyCalibrator:
 
     exemplars: np.ndarray  # (training rows x embedding), L2-normalised, float16
     columns: np.ndarray  # (training rows,) each exemplar's class column in the head
-    coef: np.ndarray  # (3,): weight of logit(p), weight of the similarity, bias
+    coef: np.ndarray  # (4,): the weights of logit(p), the similarity and the margin, then the bias
     neighbours: int = NEIGHBOURS
 
     def similarity(self, X: np.ndarray, n_classes: int) -> np.ndarray:
@@ -63,8 +71,7 @@ class NoveltyCalibrator:
 
     def confidence(self, probabilities: np.ndarray, similarity: np.ndarray, answered: np.ndarray) -> np.ndarray:
         """For each row, the calibrated chance that the label in column ``answered`` is right."""
-        rows = np.arange(len(answered))
-        z = _features(probabilities[rows, answered], similarity[rows, answered]) @ self.coef[:2] + self.coef[2]
+        z = _features(probabilities, similarity, answered) @ self.coef[:3] + self.coef[3]
         return 1.0 / (1.0 + np.exp(-z))
 
     def arrays(self) -> dict[str, np.ndarray]:
@@ -79,7 +86,7 @@ class NoveltyCalibrator:
         if exemplars not in arrays:
             return None
         saved = np.asarray(arrays[coef], dtype=np.float64)
-        return cls(np.asarray(arrays[exemplars]), np.asarray(arrays[columns]), saved[:3], int(saved[3]))
+        return cls(np.asarray(arrays[exemplars]), np.asarray(arrays[columns]), saved[:4], int(saved[4]))
 
 
 def fit_novelty(X: np.ndarray, targets: np.ndarray, oof_probabilities: np.ndarray,
@@ -92,17 +99,22 @@ def fit_novelty(X: np.ndarray, targets: np.ndarray, oof_probabilities: np.ndarra
 
     X = np.asarray(X, dtype=np.float32)
     targets = np.asarray(targets)
-    n_classes = oof_probabilities.shape[1]
-    similarity = np.zeros((len(X), n_classes))
-    for train, held_out in splits:
-        similarity[held_out] = neighbour_similarity(X[held_out], X[train], targets[train], n_classes, neighbours)
+    similarity = held_out_similarity(X, targets, splits, oof_probabilities.shape[1], neighbours)
     answered = oof_probabilities.argmax(axis=1)
-    rows = np.arange(len(X))
     right = answered == targets
-    features = _features(oof_probabilities[rows, answered], similarity[rows, answered])
+    features = _features(oof_probabilities, similarity, answered)
     if right.all() or not right.any():  # nothing to learn from: keep the probability as it is
-        coef = np.array([1.0, 0.0, 0.0])
+        coef = np.array([1.0, 0.0, 0.0, 0.0])
     else:
         model = LogisticRegression(C=1.0, random_state=random_state).fit(features, right)
         coef = np.append(model.coef_[0], model.intercept_[0])
     return NoveltyCalibrator(X.astype(np.float16), targets.astype(np.int32), coef, neighbours)
+
+
+def held_out_similarity(X: np.ndarray, targets: np.ndarray, splits: Sequence[tuple[np.ndarray, np.ndarray]],
+                        n_classes: int, neighbours: int = NEIGHBOURS) -> np.ndarray:
+    """Each row's similarity to the training part of the fold that holds it out (rows x classes)."""
+    similarity = np.zeros((len(X), n_classes))
+    for train, held_out in splits:
+        similarity[held_out] = neighbour_similarity(X[held_out], X[train], targets[train], n_classes, neighbours)
+    return similarity
