@@ -18,7 +18,7 @@ import threading
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, Sequence
 
 from pydantic import SecretStr
 
@@ -191,9 +191,17 @@ class TrainedHeads:
         return loaded.classifier, TRAINED_CONFIDENCE_METHOD
 
     def label(self, head: ServedHead, text: str) -> Label:
-        embedded = head.embedder.embed_metered([text])
-        prediction = head.model.predict_with_confidence(embedded.vectors, [text])
-        return Label(prediction.labels[0], float(prediction.confidence[0]), embedded.tokens)
+        (label,) = self.labels(head, [text])
+        return label
+
+    def labels(self, head: ServedHead, texts: Sequence[str]) -> list[Label]:
+        """A label for each text, in their order, from one embedder call and one head call: the embedder sorts the
+        texts by token length so that a batch is padded little (the local MiniLM). Each Label's tokens are its
+        own text's."""
+        embedded = head.embedder.embed_metered(texts)
+        prediction = head.model.predict_with_confidence(embedded.vectors, texts)
+        return [Label(value, float(confidence), tokens) for value, confidence, tokens
+                in zip(prediction.labels, prediction.confidence, _tokens_each(head.embedder, texts, embedded.tokens))]
 
     def fields(self, head: ServedHead, task: ExtractionTask, text: str) -> Fields:
         from shared.learning.line_candidates import typed_value
@@ -212,3 +220,17 @@ class TrainedHeads:
         properties = task.json_schema["properties"]
         value = {name: typed_value(properties[name], p.value) for name, p in found.items() if p.value is not None}
         return Fields(value, field_confidence, head.model.item_confidence(field_confidence), tokens)
+
+
+def _tokens_each(embedder: Embedder, texts: Sequence[str], total: int) -> list[int]:
+    """Each text's tokens of a call that read `total`: the embedder's own count per text where it has one (the local
+    MiniLM), else `total` shared in proportion to the texts' lengths, the rounding left to the longest, so the
+    shares add up to what was billed (an endpoint reports one count per request)."""
+    if len(texts) == 1:
+        return [total]
+    if (counts := getattr(embedder, "token_counts", None)) is not None:
+        return counts(texts)
+    lengths = [max(len(text), 1) for text in texts]
+    shares = [total * length // sum(lengths) for length in lengths]
+    shares[lengths.index(max(lengths))] += total - sum(shares)
+    return shares

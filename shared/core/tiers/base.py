@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from abc import ABC, abstractmethod
-from typing import Any
+from typing import Any, Sequence
 
 from pydantic import BaseModel
 
@@ -47,6 +47,16 @@ class Tier(ABC):
         """`answer` on the async path. A tier without a native async client (in-process models) answers on a
         worker thread; the caller's concurrency bound (the batch's semaphore) limits how many at once."""
         return await asyncio.to_thread(self.answer, task, text, decide_at)
+
+    def batches(self, task: AnyTask) -> bool:
+        """Whether this tier answers several of `task`'s items in one call (`answer_many`), for less per item than
+        one at a time. The cascade and `smallfirst eval` then send it a batch; each item is still judged alone."""
+        return False
+
+    def answer_many(self, task: AnyTask, texts: Sequence[str], decide_at: float | None = None) -> list[TierAnswer]:
+        """An answer per text, in their order; a TierError fails them all. One `answer` at a time here; a tier
+        that `batches` answers them in one call."""
+        return [self.answer(task, text, decide_at) for text in texts]
 
     @abstractmethod
     def classify(self, task: ClassificationTask, text: str, decide_at: float | None = None) -> TierAnswer: ...

@@ -9,7 +9,9 @@ zero-shot (cosine similarity to each label's name, description and examples) wit
 its items escalate. An extraction task is answered by its head, a line tagger (`shared/learning/line_tagger.py`:
 per field, the calibrated probability of the line(s) it reads the value from); with no head it raises TierError,
 so the item escalates. Its answers carry the tokens the embedder read, priced at the tier's input price (by default
-free with the local MiniLM, text-embedding-3-small's list price with an Azure OpenAI deployment).
+free with the local MiniLM, text-embedding-3-small's list price with an Azure OpenAI deployment). A classification
+task's batch is answered in one embedder call and one head call (`answer_many`, which the cascade and `smallfirst
+eval` use); each item's answer is what it would be alone.
 
 core never imports learning. The embedder, the head stores and the heads themselves are the tier's `heads`, a
 `TrainedHeads` (shared/learning/serving.py) that the backend registry's spec for `trained` names by import path
@@ -23,7 +25,7 @@ import json
 import logging
 import threading
 import time
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 from shared.core.backends import BACKENDS, Backend
 from shared.core.tiers.base import Tier, TierAnswer
@@ -89,11 +91,25 @@ class TrainedTier(Tier):
                     log.info("trained head of %s: %s (%s)", task.name, active.version, active.origin)
             return self._loaded[key]
 
+    def batches(self, task: AnyTask) -> bool:
+        """A classification task's items are embedded together (extraction items are still answered one at a time:
+        each is embedded line by line)."""
+        return isinstance(task, ClassificationTask)
+
+    def answer_many(self, task: AnyTask, texts: Sequence[str], decide_at: float | None = None) -> list[TierAnswer]:
+        if not isinstance(task, ClassificationTask):
+            return super().answer_many(task, texts, decide_at)
+        return self._labels(task, texts)
+
     def classify(self, task: ClassificationTask, text: str, decide_at: float | None = None) -> TierAnswer:
+        (answer,) = self._labels(task, [text])
+        return answer
+
+    def _labels(self, task: ClassificationTask, texts: Sequence[str]) -> list[TierAnswer]:
+        """One embedder call and one head call for all `texts`, an answer each in their order."""
         classifier, method = self.head(task)
-        label = self.heads.label(classifier, text)
-        return TierAnswer(value=label.value, confidence=label.confidence, confidence_method=method,
-                          tokens_in=label.tokens)
+        return [TierAnswer(value=label.value, confidence=label.confidence, confidence_method=method,
+                           tokens_in=label.tokens) for label in self.heads.labels(classifier, texts)]
 
     def extract(self, task: ExtractionTask, text: str) -> TierAnswer:
         tagger, method = self.head(task)

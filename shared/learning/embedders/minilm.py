@@ -9,7 +9,8 @@ Parts, both local files (nothing is downloaded at run time), each checked by SHA
 
 The tokenizer file pads every input to 128 tokens; that padding is turned off here (several times the compute for
 nothing), inputs are truncated at 128 tokens, a batch is sorted by token length and cut into chunks each padded only
-to its own longest item, and the rows are put back in input order. Embedding = mean of the last hidden state over the
+to its own longest item (a chunk ends where padding it to the next item would cost more than a call of its own,
+`CALL_COST_TOKENS`), and the rows are put back in input order. Embedding = mean of the last hidden state over the
 attention mask, L2-normalised (what sentence-transformers does for this model).
 """
 
@@ -35,6 +36,10 @@ MODEL_SHA256 = "8199be6f699a395f99f89df973f9dc5285fbcfcdb2ae1a4e1201dab014f3d2a6
 TOKENIZER_SHA256 = "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037"  # models/minilm/tokenizer.json
 DIMENSION = 384
 MAX_TOKENS = 128  # the model's training length; longer inputs are truncated
+# What one more model call costs, in tokens of one row: on 2 cores with 1 thread a call costs about 1 ms before its
+# tokens and a token about 0.18 ms (bench/results/batched_embedding.txt). Chunks of fixed size padded a 64-item
+# batch of Banking77 texts to 1.6x its tokens; cutting where padding costs more than a call pads it to 1.04x.
+CALL_COST_TOKENS = 6
 
 
 def _package_dir(package: str) -> Path:
@@ -69,7 +74,7 @@ class LocalMiniLM:
         self,
         *,
         threads: int = 1,
-        batch_size: int = 16,  # measured on 2 cores: sorted chunks of 16 beat 64 (less padding, warmer caches)
+        batch_size: int = 64,  # the most rows in one call; padding cuts chunks sooner (`CALL_COST_TOKENS`)
         model_path: Path | None = None,
         tokenizer_path: Path | None = None,
         expected_sha256: str = MODEL_SHA256,
@@ -125,11 +130,9 @@ class LocalMiniLM:
         assert self._tokenizer is not None
         encodings = self._tokenizer.encode_batch(list(texts))
         lengths = np.array([len(e.ids) for e in encodings])
-        order = np.argsort(lengths, kind="stable")
         batches = []
-        for start in range(0, len(order), self.batch_size):
-            indices = order[start:start + self.batch_size]
-            width = int(lengths[indices].max())
+        for indices in self._chunks(lengths):
+            width = int(lengths[indices[-1]])
             input_ids = np.zeros((len(indices), width), dtype=np.int64)
             attention_mask = np.zeros((len(indices), width), dtype=np.int64)
             for row, index in enumerate(indices):
@@ -138,6 +141,24 @@ class LocalMiniLM:
                 attention_mask[row, :len(ids)] = 1
             batches.append(EncodedBatch(indices, input_ids, attention_mask))
         return batches
+
+    def _chunks(self, lengths: np.ndarray) -> list[np.ndarray]:
+        """Input positions by token length, cut at `batch_size` rows or where padding the chunk's rows up to the next
+        item's length would cost more than a call of its own."""
+        chunks: list[list[int]] = [[]]
+        for index in np.argsort(lengths, kind="stable").tolist():
+            chunk = chunks[-1]
+            if chunk and (len(chunk) == self.batch_size
+                          or len(chunk) * (lengths[index] - lengths[chunk[-1]]) > CALL_COST_TOKENS):
+                chunks.append(chunk := [])
+            chunk.append(index)
+        return [np.array(chunk) for chunk in chunks if chunk]
+
+    def token_counts(self, texts: Sequence[str]) -> list[int]:
+        """The tokens each text is read as (after truncation): its share of a batch's count in `embed_metered`."""
+        self.load()
+        assert self._tokenizer is not None
+        return [len(encoding.ids) for encoding in self._tokenizer.encode_batch(list(texts))]
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         return self.embed_metered(texts).vectors

@@ -1,0 +1,115 @@
+"""The trained tier answering a batch in one embedder call: the real MiniLM and the shipped support_ticket head.
+
+Embedder calls are counted on the real LocalMiniLM (its own embed_metered, wrapped), not on a stand-in model.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from shared.core.cascade import Cascade
+from shared.core.config import Settings
+from shared.core.run_tier import run_tier, run_tier_batch
+from shared.core.tiers.registry import TierRegistry
+from shared.foundation.records import Item
+from shared.learning.embedders.minilm import LocalMiniLM
+from tests.azure_wire import Scripted, chat_completion
+from tests.core.test_cascade import LABEL_TOKENS, frontier_env
+
+REPO = Path(__file__).resolve().parents[2]
+DEV = [json.loads(line) for line in (REPO / "tasks/data/support_ticket/dev.jsonl").read_text().splitlines() if line]
+LONG = ("I was charged twice for the annual plan this month, once on the first and again on the third, and the "
+        "second charge also added tax for a country I do not live in; I have attached both invoices, the bank "
+        "statement and the confirmation emails, so please refund the duplicate and correct the billing address "
+        "on the account before the next renewal, which is due in two weeks.")
+
+
+@pytest.fixture
+def embed_calls(monkeypatch) -> list[int]:
+    """The size of each call of the real local embedder, in order."""
+    calls: list[int] = []
+    real = LocalMiniLM.embed_metered
+
+    def counted(self, texts):
+        calls.append(len(texts))
+        return real(self, texts)
+
+    monkeypatch.setattr(LocalMiniLM, "embed_metered", counted)
+    return calls
+
+
+@pytest.fixture(scope="module")
+def trained():
+    return TierRegistry(Settings.from_env({})).get("trained")
+
+
+def test_a_batch_gives_exactly_the_labels_confidences_and_tokens_of_one_at_a_time(catalog, trained, embed_calls):
+    task = catalog.get("support_ticket")
+    texts = [row["text"] for row in DEV]
+    batched = trained.answer_many(task, texts)
+    assert embed_calls == [len(texts)]  # the whole batch in one call
+    alone = [trained.classify(task, text) for text in texts]
+    assert [a.value for a in batched] == [a.value for a in alone]
+    assert max(abs(b.confidence - a.confidence) for b, a in zip(batched, alone)) <= 1e-6
+    assert [b.tokens_in for b in batched] == [a.tokens_in for a in alone]
+    assert len({a.tokens_in for a in alone}) > 5  # the texts really differ in length
+
+
+def test_a_batch_of_very_different_lengths_comes_back_in_input_order(catalog, trained):
+    task = catalog.get("support_ticket")
+    texts = [LONG, "refund", "How do I reset my two-factor device?", LONG + " " + LONG, "The app crashes on export.",
+             "hi"]
+    encoded = LocalMiniLM(batch_size=2).encode(texts)
+    assert [i for chunk in encoded for i in chunk.indices] != list(range(len(texts)))  # the embedder reorders them
+    batched = trained.answer_many(task, texts)
+    alone = [trained.classify(task, text) for text in texts]
+    assert [(b.value, b.tokens_in) for b in batched] == [(a.value, a.tokens_in) for a in alone]
+    assert [b.confidence for b in batched] == pytest.approx([a.confidence for a in alone], abs=1e-6)
+    assert batched[0].value == "billing" and batched[0].tokens_in > 10 * batched[5].tokens_in
+
+
+def test_the_cascade_asks_the_trained_tier_once_for_a_batch_and_judges_each_item_alone(wire, catalog, embed_calls):
+    wire.default = lambda request: Scripted(body=chat_completion('{"label":"billing"}', tokens=LABEL_TOKENS))
+    task = catalog.get("support_ticket").model_copy(update={"tiers": ["trained", "frontier"]})
+    items = [Item(id=row["id"], text=row["text"]) for row in DEV[:30]]
+    cascade = Cascade(Settings.from_env(frontier_env(wire.url)), tasks=catalog)
+    batched = cascade.run_batch(task, items)
+    assert embed_calls == [len(items)]
+    alone = [cascade.process(task, item) for item in items]
+    assert [r.id for r in batched] == [item.id for item in items]
+    assert [(r.status, r.tier, r.answer) for r in batched] == [(r.status, r.tier, r.answer) for r in alone]
+    assert [r.attempts[0].confidence for r in batched] == pytest.approx(
+        [r.attempts[0].confidence for r in alone], abs=1e-6)
+    statuses = {r.status for r in batched}
+    assert statuses == {"accepted", "escalated"}  # the threshold judged each: some stayed, some went on
+    assert len(wire.requests) == 2 * sum(r.status == "escalated" for r in batched)  # once batched, once alone
+
+
+def test_an_item_over_the_trained_budget_escalates_alone_and_the_rest_are_embedded_together(wire, catalog, embed_calls):
+    wire.default = lambda request: Scripted(body=chat_completion('{"label":"billing"}', tokens=LABEL_TOKENS))
+    task = catalog.get("support_ticket").model_copy(update={"tiers": ["trained", "frontier"]})
+    env = {**frontier_env(wire.url), "SMALLFIRST_TRAINED_MAX_INPUT_TOKENS": "40"}
+    items = [Item(id="short-1", text="I was charged twice, please refund me"), Item(id="long", text=LONG),
+             Item(id="short-2", text="I cannot sign in since I changed my password")]
+    records = Cascade(Settings.from_env(env), tasks=catalog).run_batch(task, items)
+    assert embed_calls == [2]  # the two within budget, together
+    assert [(a.tier, a.outcome) for a in records[1].attempts] == [("trained", "too_large"), ("frontier", "accepted")]
+    assert (records[0].tier, records[0].answer) == ("trained", "billing")
+    assert (records[2].tier, records[2].answer) == ("trained", "account")
+    assert [r.id for r in records] == ["short-1", "long", "short-2"]
+
+
+def test_an_item_that_breaks_the_batch_call_fails_alone_and_the_others_are_answered(catalog, trained, embed_calls):
+    """Text that is not Unicode (built past Item's validation) makes the tokenizer raise, failing the whole call."""
+    task = catalog.get("support_ticket")
+    items = [Item(id="a", text="I was charged twice, please refund me"),
+             Item.model_construct(id="broken", text="refund \ud800 me"),
+             Item(id="b", text="The export button does nothing and the page freezes")]
+    attempts = run_tier_batch(trained, task, items)
+    assert embed_calls[0] == 3 and sorted(embed_calls[1:]) == [1, 1, 1]  # the batch, then each alone
+    assert attempts[1].outcome == "error" and "TypeError" in attempts[1].reason
+    assert [attempts[0].answer, attempts[2].answer] == ["billing", "technical"]
+    assert attempts[0].confidence == pytest.approx(run_tier(trained, task, items[0]).confidence, abs=1e-6)
