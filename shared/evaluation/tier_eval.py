@@ -1,7 +1,9 @@
 """`smallfirst eval`: every labelled item through each named tier separately (not the cascade).
 
-Each (item, tier) pair is one `run_tier` call, the same the cascade makes, recorded with the gold answer
-as an EvalRecord. Runs are resumable: pairs already in the output file are skipped.
+Each (item, tier) pair is run by `run_tier_batch`, the one function the cascade calls, and recorded with the gold
+answer as an EvalRecord: a tier that batches (the trained tier on a classification task) is asked for up to
+`EVAL_BATCH_ITEMS` items in one call, as the cascade's first tier is; any other tier one item at a time. Runs are
+resumable: pairs already in the output file are skipped.
 """
 
 from __future__ import annotations
@@ -9,13 +11,13 @@ from __future__ import annotations
 import asyncio
 import random
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Sequence
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from shared.core.cascade import Cascade
 from shared.foundation.records import Item
-from shared.core.run_tier import run_tier
+from shared.core.run_tier import run_tier_batch
 from shared.foundation.text_files import RowText, decode_text, jsonl_rows
 from shared.foundation.tasks import AnyTask, ClassificationTask
 from shared.errors import ConfigError, InputError
@@ -70,10 +72,20 @@ def _last_byte(path: Path) -> bytes:
         return handle.read(1)
 
 
+EVAL_BATCH_ITEMS = 64  # per call of a tier that batches: few calls, and records still written as the run goes
+
+
 def evaluate(cascade: Cascade, task: AnyTask, item: LabelledItem, tier_name: str) -> EvalRecord:
-    attempt = run_tier(cascade.tiers.get(tier_name), task, Item(id=item.id, text=item.text))
-    gold = item.label if isinstance(task, ClassificationTask) else item.expected
-    return EvalRecord(**attempt.model_dump(), task=task.name, kind=task.kind, id=item.id, gold=gold)
+    (record,) = evaluate_many(cascade, task, [item], tier_name)
+    return record
+
+
+def evaluate_many(cascade: Cascade, task: AnyTask, items: Sequence[LabelledItem], tier_name: str) -> list[EvalRecord]:
+    """The tier's record of each item, in their order, from one `run_tier_batch` call."""
+    attempts = run_tier_batch(cascade.tiers.get(tier_name), task, [Item(id=item.id, text=item.text) for item in items])
+    return [EvalRecord(**attempt.model_dump(), task=task.name, kind=task.kind, id=item.id,
+                       gold=item.label if isinstance(task, ClassificationTask) else item.expected)
+            for item, attempt in zip(items, attempts, strict=True)]
 
 
 async def run_eval(
@@ -90,7 +102,12 @@ async def run_eval(
     if unknown:
         raise ConfigError(f"tiers not configured: {', '.join(unknown)}")
     skip = done_pairs(out, task.name)
-    todo = [(item, tier) for item in items for tier in tiers if (item.id, tier) not in skip]
+    items = list(items)
+    todo: list[tuple[list[LabelledItem], str]] = []  # each one call of a tier
+    for tier in tiers:
+        pending = [item for item in items if (item.id, tier) not in skip]
+        size = EVAL_BATCH_ITEMS if cascade.tiers.get(tier).batches(task) else 1
+        todo += [(pending[start:start + size], tier) for start in range(0, len(pending), size)]
     limit = asyncio.Semaphore(concurrency)
     loop = asyncio.get_running_loop()
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -99,12 +116,13 @@ async def run_eval(
         if cut_short:  # the next record starts on a line of its own, not glued to the broken one
             sink.write("\n")
 
-        async def one(item: LabelledItem, tier: str) -> None:
+        async def one(batch: list[LabelledItem], tier: str) -> None:
             async with limit:
-                record = await loop.run_in_executor(None, evaluate, cascade, task, item, tier)
-            sink.write(record.model_dump_json() + "\n")
+                records = await loop.run_in_executor(None, evaluate_many, cascade, task, batch, tier)
+            for record in records:
+                sink.write(record.model_dump_json() + "\n")
+                on_done(record)
             sink.flush()  # an interrupted run keeps every finished pair
-            on_done(record)
 
-        await asyncio.gather(*(one(item, tier) for item, tier in todo))
-    return len(todo)
+        await asyncio.gather(*(one(batch, tier) for batch, tier in todo))
+    return sum(len(batch) for batch, _ in todo)
