@@ -35,6 +35,7 @@ def train(
     From labelled data (--data), from production (the frontier's answers in result records, joined to their
     inputs' texts, and people's corrections), or both; never from the trained tier's own answers."""
     from shared.learning.artifact import save_head
+    from shared.learning.classifier import FitStep
     from shared.learning.training import train_head
 
     cascade = load_cascade()
@@ -49,19 +50,30 @@ def train(
             _activate_head(cascade, tier, spec.name, artifact.version)
         return
     training = _training_set(cascade, spec, data, from_results, inputs, corrections, from_storage, days)
+    console.print("fitting: regularisation and word n-grams by cross-validation, then temperature and "
+                  "out-of-scope threshold")
     with progress_bar() as progress:
         bar = progress.add_task(f"embedding {len(training)} examples", total=len(training))
+        fitting = progress.add_task("fitting", total=None, visible=False)
+
+        def fitted(step: FitStep) -> None:
+            """Each step on the bar; a line each where no bar is drawn (a log or a pipe)."""
+            progress.update(fitting, completed=step.done, total=step.total, visible=True,
+                            description=f"fitting: {step.describe()}")
+            if progress.disable:
+                console.print(f"fitting {step.done}/{step.total}: {step.describe()}")
+
         try:
             head = train_head(tier.heads.embedder_for(spec), training,
                               labels=[label.name for label in spec.labels],
                               none_label=spec.none_label if spec.allow_none else None,
                               none_reject_budget=spec.none_reject_budget,
                               none_recall_target=spec.none_recall_target,
-                              progress=lambda done, total: progress.update(bar, completed=done))
+                              progress=lambda done, total: progress.update(bar, completed=done),
+                              fit_progress=fitted)
         except ValueError as exc:
             console.print(f"[red]{exc}[/]")
             raise typer.Exit(1)
-    console.print("fitting: regularisation by cross-validation, then temperature and out-of-scope threshold")
     artifact = save_head(tier.head_store, task=spec.name, classifier=head,
                          embedder=tier.heads.embedder_for(spec),
                          training_data=training.summary())

@@ -1,27 +1,41 @@
-"""Turning held-out logits into trustworthy probabilities: temperature scaling and the out-of-scope threshold."""
+"""Turning held-out logits into trustworthy probabilities: temperature scaling and the out-of-scope threshold.
+
+Answering uses ``softmax`` alone, so this module imports numpy alone; scipy's optimiser is imported when a
+temperature is fitted.
+"""
 
 from __future__ import annotations
 
 import numpy as np
-from scipy.optimize import minimize_scalar
-from scipy.special import log_softmax
 
 MIN_TEMPERATURE, MAX_TEMPERATURE = 0.05, 20.0
 
 
+def log_softmax(logits: np.ndarray) -> np.ndarray:
+    """Row-wise log-softmax, in the steps of scipy.special.log_softmax (shift by the row's maximum, a finite one),
+    so that probabilities are the same to the last bit as when scipy computed them."""
+    shift = logits.max(axis=1, keepdims=True)
+    shift[~np.isfinite(shift)] = 0.0
+    shifted = logits - shift
+    with np.errstate(divide="ignore"):
+        return shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+
+
 def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
-    return np.exp(log_softmax(np.asarray(logits, dtype=np.float64) / temperature, axis=1))
+    return np.exp(log_softmax(np.asarray(logits, dtype=np.float64) / temperature))
 
 
 def negative_log_likelihood(logits: np.ndarray, targets: np.ndarray, temperature: float = 1.0) -> float:
     """Mean -log p(target) under softmax(logits / temperature); ``targets`` are column indices."""
-    log_p = log_softmax(np.asarray(logits, dtype=np.float64) / temperature, axis=1)
+    log_p = log_softmax(np.asarray(logits, dtype=np.float64) / temperature)
     return float(-log_p[np.arange(len(targets)), targets].mean())
 
 
 def fit_temperature(logits: np.ndarray, targets: np.ndarray) -> float:
     """The single T > 0 that minimises the NLL of held-out rows (Guo et al. 2017). It rescales every logit alike,
     so the predicted label never changes; only how sure the head says it is. Searched on log T, bounded."""
+    from scipy.optimize import minimize_scalar
+
     result = minimize_scalar(
         lambda log_t: negative_log_likelihood(logits, targets, float(np.exp(log_t))),
         bounds=(np.log(MIN_TEMPERATURE), np.log(MAX_TEMPERATURE)), method="bounded", options={"xatol": 1e-4},

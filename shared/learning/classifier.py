@@ -7,7 +7,17 @@ EmbeddingClassifier (scikit-learn style: fit / predict_proba / predict, paramete
    data for everything fitted after training: the temperature (minimising their NLL), the out-of-scope threshold and
    the cross-validated metrics recorded in the artifact. No dev or test data is touched.
 3. The final multinomial logistic regression is refitted on all the training data with that C.
-Confidence = the temperature-scaled probability of the answered label.
+Confidence = the temperature-scaled probability of the answered label. Answering is head.py's ``LinearHead`` (numpy
+alone); this module imports scikit-learn, scipy and joblib only inside ``fit``.
+
+Fitting fast (issue 29: 15,100 CLINC150 rows took over 10 minutes on 2 cores). The regression is scikit-learn's
+LogisticRegression objective (multinomial cross-entropy averaged over rows plus ||W||^2 / (2 C n), intercept not
+penalised, L-BFGS-B with its options; sklearn/linear_model/_logistic.py) minimised here over the embedding as a
+dense block and the n-grams as a sparse one: LogisticRegression takes one matrix, and the 384 dense columns stored
+as CSR beside the n-grams cost ~1 s an iteration in scalar sparse products instead of a BLAS call. With more than
+FEW_FOLDS_ABOVE rows the cross-validation uses 3 folds (each still trains on thousands of rows), and the grid's
+fits run in parallel (``n_jobs``). ``progress`` hears of every step: each fold's vocabulary, each (view, C, fold)
+fit, the temperature, the threshold and the final fit; without a callback the steps are logged.
 
 With ``word_ngrams`` set, step 1 also tries the regression over the texts' word n-gram TF-IDF (lexical.py) beside the
 embedding, for each C: one weight row per class over both, the vocabulary fitted on each fold's training part. The
@@ -28,26 +38,35 @@ probabilities, the chance that the best in-scope label would have been wrong.
 
 from __future__ import annotations
 
+import logging
+import time
 from dataclasses import dataclass
-from typing import Mapping, Sequence
+from typing import TYPE_CHECKING, Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 from pydantic import BaseModel
-from joblib import Parallel, delayed
-from scipy.sparse import csr_matrix, hstack
-from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import StratifiedKFold
 
 from shared.errors import some_of
+from shared.foundation.metrics import expected_calibration_error, macro_f1, selective_accuracy
 from shared.learning.calibration import choose_recall_threshold, choose_reject_threshold, fit_temperature, softmax
 from shared.learning.embedders.base import Embedder, l2_normalise
+from shared.learning.head import LinearHead, Predictions, best_in_scope, none_column_of
 from shared.learning.lexical import WordNgrams
-from shared.foundation.metrics import expected_calibration_error, macro_f1, selective_accuracy
+
+if TYPE_CHECKING:
+    from scipy.sparse import csr_matrix
+
+log = logging.getLogger(__name__)
 
 TRAINED_CONFIDENCE_METHOD = "temperature-scaled logistic regression probability"
 ZERO_SHOT_CONFIDENCE_METHOD = "zero-shot cosine similarity, shrunk towards uniform"
 # Fewer held-out none rows than this measure a recall too coarsely (one row is more than 5%) to set a threshold by.
 MIN_NONE_ROWS_FOR_RECALL = 20
+# Above this many rows cross-validation uses FEW_FOLDS: each fold still trains on thousands of rows, and the grid
+# costs 3/5 of five folds (CLINC150: cross-validated accuracy within 0.5 point, bench/results/training.txt).
+FEW_FOLDS_ABOVE, FEW_FOLDS = 5000, 3
+LBFGS_TOLERANCE = 1e-4  # LogisticRegression's default tol
+REPORT_EVERY_S = 5.0  # how often a long step (the final fit) says it is still at work
 
 
 class CrossValidatedMetrics(BaseModel):
@@ -66,20 +85,78 @@ class CrossValidatedMetrics(BaseModel):
 
 
 @dataclass(frozen=True)
-class Predictions:
-    labels: list[str]
-    confidence: np.ndarray
+class FitStep:
+    """A step of fitting just finished, the ``done``-th of ``total``: for a progress display."""
+
+    phase: str  # "vocabulary", "cross-validation", "temperature", "threshold" or "final fit"
+    done: int
+    total: int
+    fold: int | None = None  # 1-based, of ``folds``
+    folds: int | None = None
+    C: float | None = None
+    view: tuple[int, int] | None = None  # the word n-grams read beside the embedding
+    iteration: int | None = None  # of the final fit's optimiser, while it runs (the step is not done yet)
+
+    def describe(self) -> str:
+        parts = [self.phase]
+        if self.C is not None:
+            parts.append(f"C = {_grid_key(self.view, self.C)}")
+        if self.fold is not None:
+            parts.append(f"fold {self.fold}/{self.folds}")
+        if self.iteration is not None:
+            parts.append(f"iteration {self.iteration}")
+        return ", ".join(parts)
+
+
+FitProgress = Callable[[FitStep], None]
+
+
+def log_fit_step(step: FitStep) -> None:
+    """What ``fit`` reports without a callback (the scheduled retrain's log)."""
+    log.info("fitting a head, step %d/%d: %s", step.done, step.total, step.describe())
+
+
+class _Steps:
+    """Counts fitting's steps and tells ``progress`` of each; ``total`` grows as the search over C plans more."""
+
+    def __init__(self, progress: FitProgress | None, folds: int, total: int) -> None:
+        self.progress, self.folds, self.total, self.done = progress, folds, total, 0
+        self._last_report = time.monotonic()
+
+    def finished(self, phase: str, **where) -> None:
+        self.done += 1
+        self._tell(phase, where)
+
+    def report(self, phase: str, **where) -> None:
+        """Still at work on ``phase``: told at most every REPORT_EVERY_S, so a log is not flooded."""
+        if time.monotonic() - self._last_report >= REPORT_EVERY_S:
+            self._tell(phase, where)
+
+    def _tell(self, phase: str, where: dict) -> None:
+        self._last_report = time.monotonic()
+        if self.progress is not None:
+            self.progress(FitStep(phase, self.done, self.total, folds=self.folds if "fold" in where else None,
+                                  **where))
+
+
+@dataclass(frozen=True)
+class _Features:
+    """A regression's input: the embedding as a dense block, the n-gram TF-IDF (if any) as a sparse one."""
+
+    dense: np.ndarray
+    sparse: "csr_matrix | None" = None
 
 
 class EmbeddingClassifier:
     """Multinomial logistic regression over L2-normalised embeddings (and, with ``word_ngrams``, the texts' word
-    n-gram TF-IDF), temperature-scaled, with optional out-of-scope."""
+    n-gram TF-IDF), temperature-scaled, with optional out-of-scope. Fitting fills ``head_``, which answers."""
 
     def __init__(
         self,
         *,
         Cs: Sequence[float] = (1.0, 3.0, 10.0, 30.0, 100.0),
         cv_folds: int = 5,
+        few_folds_above: int = FEW_FOLDS_ABOVE,
         none_label: str | None = None,
         max_inscope_reject: float = 0.05,
         min_none_recall: float | None = None,
@@ -90,18 +167,24 @@ class EmbeddingClassifier:
     ) -> None:
         self.Cs = tuple(sorted(Cs))
         self.cv_folds = cv_folds
+        self.few_folds_above = few_folds_above  # with more rows, min(cv_folds, FEW_FOLDS) folds
         self.none_label = none_label
         self.max_inscope_reject = max_inscope_reject
         self.min_none_recall = min_none_recall
         self.max_iter = max_iter
         self.random_state = random_state
-        self.n_jobs = n_jobs  # parallel cross-validation fits (joblib); 1 keeps training to one core
+        self.n_jobs = n_jobs  # parallel cross-validation fits (joblib processes); 1 keeps training to one core
         self.word_ngrams = tuple(word_ngrams) if word_ngrams else None  # e.g. (1, 2): words and word pairs
 
     # -- training -----------------------------------------------------------------------------------------------
-    def fit(self, X: np.ndarray, y: Sequence[str], texts: Sequence[str] | None = None) -> "EmbeddingClassifier":
-        """``X``: the embeddings of ``texts``; the texts themselves are needed only with ``word_ngrams``."""
-        X = np.asarray(X, dtype=np.float32)
+    def fit(self, X: np.ndarray, y: Sequence[str], texts: Sequence[str] | None = None,
+            progress: FitProgress | None = log_fit_step) -> "EmbeddingClassifier":
+        """``X``: the embeddings of ``texts``; the texts themselves are needed only with ``word_ngrams``.
+        ``progress`` hears of each step as it finishes (see the module docstring)."""
+        from joblib import Parallel, delayed
+        from sklearn.model_selection import StratifiedKFold
+
+        X = np.asarray(X, dtype=np.float32).astype(np.float64)  # the precision embeddings have, computed in float64
         if self.word_ngrams and (texts is None or len(texts) != len(X)):
             raise ValueError("a head with word_ngrams is fitted on the texts as well as their embeddings")
         labels = np.asarray(list(y), dtype=object)
@@ -110,73 +193,81 @@ class EmbeddingClassifier:
             raise ValueError("training needs examples of at least two labels")
         targets = np.searchsorted(self.classes_, labels)
         counts = np.bincount(targets)
-        folds = min(self.cv_folds, int(counts.min()))
+        wanted = min(self.cv_folds, FEW_FOLDS) if len(X) > self.few_folds_above else self.cv_folds
+        folds = min(wanted, int(counts.min()))
         if folds < 2:
             lone = [str(label) for label, count in zip(self.classes_, counts) if count < 2]
             raise ValueError(f"every label needs at least 2 examples for cross-validation; one only: {some_of(lone)}")
 
         splits = list(StratifiedKFold(folds, shuffle=True, random_state=self.random_state).split(X, targets))
         views = [None, self.word_ngrams] if self.word_ngrams else [None]
-        grid = [(view, c) for view in views for c in self.Cs]
-        fold_features = {view: [self._fold_features(X, texts, train, held_out, view) for train, held_out in splits]
-                         for view in views}
-        fold_logits = Parallel(n_jobs=self.n_jobs)(
-            delayed(self._held_out_logits)(train_features, targets[train], held_features, c)
-            for view, c in grid for (train, _), (train_features, held_features) in zip(splits, fold_features[view])
-        )
-        oof_by = {}
-        for i, key in enumerate(grid):
-            oof_by[key] = np.zeros((len(X), len(self.classes_)))
-            for (_, held_out), logits in zip(splits, fold_logits[i * len(splits):(i + 1) * len(splits)]):
-                oof_by[key][held_out] = logits
+        steps = _Steps(progress, folds, total=(folds if self.word_ngrams else 0) + 2 + (self.none_label is not None))
+
+        dense = X.astype(np.float32)  # the regression's products in single precision: half the time (fit_logistic)
+        fold_features = {None: [(_Features(dense[train]), _Features(dense[held_out])) for train, held_out in splits]}
+        if self.word_ngrams:
+            fold_features[self.word_ngrams] = []
+            for fold, (train, held_out) in enumerate(splits, 1):
+                fold_features[self.word_ngrams].append(self._fold_ngrams(dense, texts, train, held_out))
+                steps.finished("vocabulary", fold=fold)
+        oof_by: dict[tuple, np.ndarray] = {}
+        with Parallel(n_jobs=self.n_jobs, return_as="generator_unordered") as parallel:
+            for grid in _c_search(self.Cs, views, lambda key: float(np.mean(oof_by[key].argmax(axis=1) == targets))):
+                steps.total += len(grid) * folds
+                for key in grid:
+                    oof_by[key] = np.zeros((len(X), len(self.classes_)))
+                fitted = parallel(
+                    delayed(_held_out_logits)((view, c, fold), fold_features[view][fold],
+                                              targets[splits[fold][0]], len(self.classes_), c, self.max_iter)
+                    for view, c in grid for fold in range(folds))
+                for (view, c, fold), logits in fitted:
+                    oof_by[(view, c)][splits[fold][1]] = logits
+                    steps.finished("cross-validation", view=view, C=c, fold=fold + 1)
         cv_accuracy = {key: float(np.mean(oof.argmax(axis=1) == targets)) for key, oof in oof_by.items()}
         # Highest accuracy; on a tie the simpler head: the embedding alone, then the stronger regularisation.
-        view, self.C_ = max(grid, key=lambda key: (cv_accuracy[key], key[0] is None, -key[1]))
+        view, self.C_ = max(cv_accuracy, key=lambda key: (cv_accuracy[key], key[0] is None, -key[1]))
         self.oof_logits_ = oof = oof_by[(view, self.C_)]  # kept for analysis (e.g. other reject budgets); not saved
 
         self.temperature_ = fit_temperature(oof, targets)
-        self.oos_threshold_: float | None = None
+        steps.finished("temperature")
+        oos_threshold: float | None = None
         self.threshold_rule_: str | None = None
         if self.none_label is not None:
-            self.oos_threshold_ = self.choose_threshold(softmax(oof, self.temperature_), labels)
+            oos_threshold = self.choose_threshold(softmax(oof, self.temperature_), labels)
+            steps.finished("threshold")
 
         self.ngrams_ = WordNgrams(ngram_range=view).fit(texts) if view else None
-        final = self._logistic(self.C_).fit(self._features(X, texts), targets)
-        coef, intercept = _multiclass_weights(final, len(self.classes_))
-        self._set_weights(coef.astype(np.float32), intercept)  # coef at the precision it is saved at (artifact.py)
+        coef, intercept = fit_logistic(
+            self._features(dense, texts), targets, len(self.classes_), self.C_, self.max_iter,
+            on_iteration=lambda n: steps.report("final fit", view=view, C=self.C_, iteration=n))
+        self._set_head(coef.astype(np.float32), intercept, oos_threshold)  # coef as saved (artifact.py)
+        steps.finished("final fit", view=view, C=self.C_)
         by_key = {_grid_key(*key): accuracy for key, accuracy in cv_accuracy.items()}
         self.cv_metrics_ = self._cv_metrics(oof, labels, folds, by_key)
         return self
 
-    def _logistic(self, C: float) -> LogisticRegression:
-        return LogisticRegression(C=C, max_iter=self.max_iter, random_state=self.random_state)
-
-    def _fold_features(self, X, texts, train, held_out, view: tuple[int, int] | None):
-        """(training rows, held-out rows) of one fold; the n-gram vocabulary sees the training part only."""
-        if view is None:
-            return X[train], X[held_out]
+    def _fold_ngrams(self, X, texts, train, held_out) -> tuple[_Features, _Features]:
+        """(training rows, held-out rows) of one fold with n-grams; the vocabulary sees the training part only."""
         train_texts = [texts[i] for i in train]
-        ngrams = WordNgrams(ngram_range=view).fit(train_texts)
-        return (_joined(X[train], ngrams.transform(train_texts)),
-                _joined(X[held_out], ngrams.transform([texts[i] for i in held_out])))
+        ngrams = WordNgrams(ngram_range=self.word_ngrams).fit(train_texts)
+        if ngrams.width == 0:
+            return _Features(X[train]), _Features(X[held_out])
+        return (_Features(X[train], ngrams.transform(train_texts)),
+                _Features(X[held_out], ngrams.transform([texts[i] for i in held_out])))
 
-    def _held_out_logits(self, train_features, train_targets, held_features, C: float) -> np.ndarray:
-        model = self._logistic(C).fit(train_features, train_targets)
-        coef, intercept = _multiclass_weights(model, len(self.classes_))
-        return np.asarray(held_features @ coef.T) + intercept
-
-    def _features(self, X: np.ndarray, texts: Sequence[str] | None):
-        """The final fit's input: the embeddings, then the texts' n-gram columns when the head has them."""
+    def _features(self, X: np.ndarray, texts: Sequence[str] | None) -> _Features:
+        """The final fit's input: the embeddings, and the texts' n-gram columns when the head has them."""
         if self.ngrams_ is None or self.ngrams_.width == 0:
-            return X
-        return _joined(X, self.ngrams_.transform(texts))
+            return _Features(X)
+        return _Features(X, self.ngrams_.transform(texts))
 
     def choose_threshold(self, probabilities: np.ndarray, labels: np.ndarray) -> float:
         """The out-of-scope threshold for held-out ``probabilities`` with gold ``labels``: meeting this head's
         ``min_none_recall`` where set and measurable, else within its ``max_inscope_reject`` (see the module
         docstring). Sets ``threshold_rule_``, which says which rule chose it."""
-        best, _ = self._best_in_scope(probabilities)
-        answered_none = probabilities.argmax(axis=1) == self._none_column()
+        none_column = none_column_of(self.classes_, self.none_label)
+        best, _ = best_in_scope(probabilities, none_column)
+        answered_none = probabilities.argmax(axis=1) == none_column
         in_scope = labels != self.none_label
         none_rows = int((~in_scope).sum())
         if self.min_none_recall is not None and none_rows >= MIN_NONE_ROWS_FOR_RECALL:
@@ -189,7 +280,7 @@ class EmbeddingClassifier:
         return choose_reject_threshold(best[in_scope], answered_none[in_scope], self.max_inscope_reject)
 
     def _cv_metrics(self, oof: np.ndarray, labels: np.ndarray, folds: int, cv_accuracy) -> CrossValidatedMetrics:
-        scored = self._decide(softmax(oof, self.temperature_))
+        scored = self.head_.decide(softmax(oof, self.temperature_))
         raw = softmax(oof)  # before temperature and threshold: the plain logistic regression
         gold = labels.tolist()
         right = labels == np.asarray(scored.labels, dtype=object)
@@ -214,85 +305,142 @@ class EmbeddingClassifier:
         max_inscope_reject: float, ngrams: WordNgrams | None = None, min_none_recall: float | None = None,
         threshold_rule: str | None = None,
     ) -> "EmbeddingClassifier":
-        """A fitted head rebuilt from saved weights (see artifact.py); predicts exactly as the one that was saved."""
+        """A fitted head rebuilt from saved weights (see artifact.py); predicts exactly as the one that was saved,
+        with numpy alone."""
         head = cls(Cs=(C,), none_label=none_label, max_inscope_reject=max_inscope_reject,
                    min_none_recall=min_none_recall, word_ngrams=ngrams.ngram_range if ngrams is not None else None)
         head.threshold_rule_ = threshold_rule
         head.ngrams_ = ngrams
         head.classes_ = np.asarray(list(classes), dtype=object)
-        head._set_weights(coef, intercept)
-        head.C_, head.temperature_, head.oos_threshold_, head.cv_metrics_ = C, temperature, oos_threshold, cv_metrics
+        head.C_, head.temperature_, head.cv_metrics_ = C, temperature, cv_metrics
+        head._set_head(coef, intercept, oos_threshold)
         return head
 
-    # -- prediction ---------------------------------------------------------------------------------------------
+    def _set_head(self, coef: np.ndarray, intercept: np.ndarray, oos_threshold: float | None) -> None:
+        self.coef_, self.intercept_ = np.asarray(coef, dtype=np.float64), np.asarray(intercept, dtype=np.float64)
+        self.head_ = LinearHead(classes=self.classes_, coef=self.coef_, intercept=self.intercept_,
+                                temperature=self.temperature_, none_label=self.none_label,
+                                oos_threshold=oos_threshold, ngrams=self.ngrams_)
+
+    @property
+    def oos_threshold_(self) -> float | None:
+        """The head's out-of-scope threshold (settable, e.g. to compare answers without it)."""
+        return self.head_.oos_threshold
+
+    @oos_threshold_.setter
+    def oos_threshold_(self, threshold: float | None) -> None:
+        self.head_.oos_threshold = threshold
+
+    # -- prediction: the head's --------------------------------------------------------------------------------
     # ``texts``: the texts ``X`` embeds, needed by a head with word n-grams (``ngrams_``) and ignored otherwise.
     def decision_function(self, X: np.ndarray, texts: Sequence[str] | None = None) -> np.ndarray:
-        logits = np.asarray(X, dtype=np.float64) @ self._embedding_weights + self.intercept_
-        if self._ngram_weights is not None:
-            if texts is None or len(texts) != len(X):
-                raise ValueError("this head reads word n-grams: give the texts as well as their embeddings")
-            logits += np.asarray(self.ngrams_.transform(texts) @ self._ngram_weights)
-        return logits
-
-    def _set_weights(self, coef: np.ndarray, intercept: np.ndarray) -> None:
-        """coef_ (classes x (embedding + n-gram columns)) and intercept_, and each view's columns transposed and
-        contiguous for prediction: a product with a strided slice of coef_ copies it, ~2 ms an item on Banking77."""
-        self.coef_, self.intercept_ = np.asarray(coef, dtype=np.float64), np.asarray(intercept, dtype=np.float64)
-        width = self.coef_.shape[1] - (self.ngrams_.width if self.ngrams_ is not None else 0)
-        self._embedding_weights = np.ascontiguousarray(self.coef_[:, :width].T)
-        self._ngram_weights = np.ascontiguousarray(self.coef_[:, width:].T) if width < self.coef_.shape[1] else None
+        return self.head_.decision_function(X, texts)
 
     def predict_proba(self, X: np.ndarray, texts: Sequence[str] | None = None) -> np.ndarray:
         """Temperature-scaled class probabilities, columns in ``classes_`` order (before the out-of-scope rule)."""
-        return softmax(self.decision_function(X, texts), self.temperature_)
+        return self.head_.predict_proba(X, texts)
 
     def predict_with_confidence(self, X: np.ndarray, texts: Sequence[str] | None = None) -> Predictions:
-        return self._decide(self.predict_proba(X, texts))
+        return self.head_.predict_with_confidence(X, texts)
 
     def predict(self, X: np.ndarray, texts: Sequence[str] | None = None) -> list[str]:
         return self.predict_with_confidence(X, texts).labels
-
-    def _none_column(self) -> int | None:
-        hits = np.flatnonzero(self.classes_ == self.none_label) if self.none_label is not None else []
-        return int(hits[0]) if len(hits) else None
-
-    def _best_in_scope(self, probabilities: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Probability and column of the best label other than the none class."""
-        masked = probabilities.copy()
-        if (column := self._none_column()) is not None:
-            masked[:, column] = -1.0
-        best_column = masked.argmax(axis=1)
-        return masked[np.arange(len(masked)), best_column], best_column
-
-    def _decide(self, probabilities: np.ndarray) -> Predictions:
-        top = probabilities.argmax(axis=1)
-        labels = self.classes_[top].astype(object)
-        confidence = probabilities[np.arange(len(top)), top]
-        if self.none_label is not None and self.oos_threshold_:
-            best, _ = self._best_in_scope(probabilities)
-            reject = best < self.oos_threshold_
-            if (none_column := self._none_column()) is not None:
-                reject &= top != none_column  # already answered none by the class, with its own probability
-            labels[reject] = self.none_label
-            confidence = np.where(reject, 1.0 - best, confidence)
-        return Predictions(labels.tolist(), np.asarray(confidence, dtype=float))
 
 
 def _grid_key(view: tuple[int, int] | None, C: float) -> str:
     return f"{C:g}" if view is None else f"{C:g} + words {view[0]}-{view[1]}"
 
 
-def _joined(X: np.ndarray, ngram_columns) -> csr_matrix:
-    return hstack([csr_matrix(np.asarray(X, dtype=np.float64)), ngram_columns], format="csr")
+def _held_out_logits(job, fold: tuple[_Features, _Features], train_targets: np.ndarray, n_classes: int,
+                     C: float, max_iter: int):
+    """(job, the held-out rows' logits) of a regression fitted on the training rows of ``fold`` (a module-level
+    function, so that joblib's processes can run it)."""
+    train, held_out = fold
+    coef, intercept = fit_logistic(train, train_targets, n_classes, C, max_iter)
+    width = train.dense.shape[1]
+    logits = held_out.dense @ coef[:, :width].T + intercept
+    if held_out.sparse is not None:
+        logits += held_out.sparse @ coef[:, width:].T
+    return job, logits
 
 
-def _multiclass_weights(model: LogisticRegression, n_classes: int) -> tuple[np.ndarray, np.ndarray]:
-    """(k, d) weights and (k,) intercepts; a two-class model's single logit z becomes the pair (0, z),
-    whose softmax is scikit-learn's (1 - sigmoid(z), sigmoid(z))."""
-    coef, intercept = np.asarray(model.coef_, dtype=np.float64), np.asarray(model.intercept_, dtype=np.float64)
-    if n_classes == 2 and coef.shape[0] == 1:
-        coef = np.vstack([np.zeros_like(coef), coef])
-        intercept = np.concatenate([[0.0], intercept])
+def _c_search(Cs: Sequence[float], views: list, accuracy_of: Callable[[tuple], float]) -> Iterator[list[tuple]]:
+    """The (view, C) pairs to cross-validate, a batch at a time (``accuracy_of`` reads a pair's once its batch is
+    fitted): each view's middle C and its neighbours, then one C further out on a side for as long as the best so
+    far is the one at that end. Cross-validated accuracy rises to a peak over C and falls after it (Banking77,
+    CLINC150: bench/results/trained_head.txt), so this finds the grid's best with 3 or 4 of its 5 Cs fitted:
+    C = 1 and 100 never won there. On a tie the smaller C counts as the best, as in the choice itself."""
+    middle = len(Cs) // 2
+    tried = {view: (max(middle - 1, 0), min(middle + 1, len(Cs) - 1)) for view in views}  # index ranges
+    batch = [(view, c) for view, (low, high) in tried.items() for c in Cs[low:high + 1]]
+    while batch:
+        yield batch
+        batch = []
+        for view, (low, high) in tried.items():
+            best = max(range(low, high + 1), key=lambda i: (accuracy_of((view, Cs[i])), -i))
+            if best == low and low > 0:
+                tried[view] = (low - 1, high)
+                batch.append((view, Cs[low - 1]))
+            elif best == high and high < len(Cs) - 1:
+                tried[view] = (low, high + 1)
+                batch.append((view, Cs[high + 1]))
+
+
+def fit_logistic(features: _Features, targets: np.ndarray, n_classes: int, C: float, max_iter: int,
+                 on_iteration: Callable[[int], None] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(classes x columns) weights and (classes,) intercepts minimising scikit-learn's LogisticRegression objective
+    for an L2 penalty and the lbfgs solver: the mean multinomial cross-entropy plus ||W||^2 / (2 C n), intercept
+    unpenalised, L-BFGS-B from zeros with its options (sklearn/linear_model/_logistic.py, scikit-learn 1.9). The
+    embedding's columns are one BLAS product in single precision (``features.dense`` is float32; the logits, the
+    loss and the optimiser are float64) and the n-grams' a sparse one (see the module docstring). Two classes are
+    one logit, as in LogisticRegression, returned as two rows whose first is 0. ``on_iteration`` hears each
+    optimiser iteration's number."""
+    from scipy.optimize import minimize
+
+    dense, sparse = features.dense, features.sparse
+    n, d = dense.shape
+    width = d + (sparse.shape[1] if sparse is not None else 0)
+    k, rows, l2 = n_classes, np.arange(n), 1.0 / (C * n)
+    free = 1 if k == 2 else k  # two classes: one logit against a fixed 0, LogisticRegression's binary model
+
+    def loss_and_gradient(params: np.ndarray) -> tuple[float, np.ndarray]:
+        W, b = params[:free * width].reshape(free, width), params[free * width:]
+        scores = (dense @ W[:, :d].T.astype(np.float32)).astype(np.float64) + b
+        if sparse is not None:
+            scores += sparse @ W[:, d:].T
+        logits = np.hstack([np.zeros((n, 1)), scores]) if free < k else scores
+        logits -= logits.max(axis=1, keepdims=True)
+        exp = np.exp(logits)
+        total = exp.sum(axis=1)
+        loss = float(np.mean(np.log(total) - logits[rows, targets])) + 0.5 * l2 * float(W.ravel() @ W.ravel())
+        residual = exp / total[:, None]  # d loss / d logits, times n
+        residual[rows, targets] -= 1.0
+        residual = residual[:, k - free:] / n
+        gradient = np.empty_like(params)
+        grad_W = gradient[:free * width].reshape(free, width)
+        grad_W[:, :d] = residual.T.astype(np.float32) @ dense
+        if sparse is not None:
+            grad_W[:, d:] = (sparse.T @ residual).T
+        grad_W += l2 * W
+        gradient[free * width:] = residual.sum(axis=0)
+        return loss, gradient
+
+    iterations = 0
+
+    def iterated(_) -> None:
+        nonlocal iterations
+        iterations += 1
+        if on_iteration is not None:
+            on_iteration(iterations)
+
+    result = minimize(loss_and_gradient, np.zeros(free * (width + 1)), jac=True, method="L-BFGS-B", callback=iterated,
+                      options={"maxiter": max_iter, "maxls": 50, "gtol": LBFGS_TOLERANCE,
+                               "ftol": 64 * np.finfo(float).eps})
+    if result.status == 1:
+        log.warning("logistic regression (C = %g) stopped at max_iter = %d before converging", C, max_iter)
+    coef, intercept = result.x[:free * width].reshape(free, width), result.x[free * width:]
+    if free < k:  # the fixed row: softmax(0, z) is (1 - sigmoid(z), sigmoid(z))
+        coef, intercept = np.vstack([np.zeros((1, width)), coef]), np.concatenate([[0.0], intercept])
     return coef, intercept
 
 

@@ -8,7 +8,7 @@ import jsonschema
 import numpy as np
 
 from shared.errors import some_of
-from shared.learning.classifier import EmbeddingClassifier
+from shared.learning.classifier import EmbeddingClassifier, FitProgress, log_fit_step
 from shared.learning.embedders.base import Embedder
 from shared.learning.lexical import NGRAM_RANGE
 from shared.learning.line_tagger import LineTagger, texts_of
@@ -37,10 +37,13 @@ def train_head(
     none_recall_target: float | None = None,
     classifier: EmbeddingClassifier | None = None,
     progress: Progress | None = None,
+    fit_progress: FitProgress | None = log_fit_step,
 ) -> EmbeddingClassifier:
     """Fit a head for a task whose in-scope labels are ``labels`` (over the embedding, with the texts' word n-grams
-    where cross-validation finds them more accurate, see lexical.py). Refuses data with unknown labels, and data
-    missing a label (the head could never answer it, and the artifact loader would refuse it for the task)."""
+    where cross-validation finds them more accurate, see lexical.py), its cross-validation on every core. Refuses
+    data with unknown labels, and data missing a label (the head could never answer it, and the artifact loader
+    would refuse it for the task). ``progress`` hears of the embedding, ``fit_progress`` of each step of fitting
+    (by default they are logged: the scheduled retrain's log)."""
     allowed = set(labels) | ({none_label} if none_label else set())
     present = set(training.labels)
     if unknown := sorted(present - allowed):
@@ -48,11 +51,11 @@ def train_head(
     if missing := sorted(set(labels) - present):
         raise ValueError(f"training data has no examples of: {missing}")
     head = classifier or EmbeddingClassifier(none_label=none_label, max_inscope_reject=none_reject_budget,
-                                             min_none_recall=none_recall_target, word_ngrams=NGRAM_RANGE)
+                                             min_none_recall=none_recall_target, word_ngrams=NGRAM_RANGE, n_jobs=-1)
     if head.none_label != none_label:
         raise ValueError(f"the classifier's none label {head.none_label!r} is not the task's {none_label!r}")
     X = embed_in_batches(embedder, training.texts, progress=progress)
-    return head.fit(X, training.labels, texts=training.texts)
+    return head.fit(X, training.labels, texts=training.texts, progress=fit_progress)
 
 
 def train_extraction_head(

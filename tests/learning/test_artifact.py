@@ -55,14 +55,16 @@ def test_round_trip_gives_identical_predictions_and_probabilities(store, support
     assert loaded.artifact == artifact
 
 
-def test_the_artifact_records_what_the_head_is_and_how_it_was_made(store, support_head, embedder, summary):
+def test_the_artifact_records_what_the_head_is_and_how_it_was_made(store, support_head, embedder, summary,
+                                                                   support_tickets):
     artifact = save(store, support_head, embedder, summary)
     head = json.loads((store.root / "support_ticket" / artifact.version / "head.json").read_text())
     assert head["embedder"] == {"id": embedder.id, "model_hash": embedder.model_hash, "dimension": 384}
     assert head["labels"] == LABELS and head["classes"] == LABELS and head["none_label"] is None
     assert head["temperature"] == pytest.approx(support_head.temperature_)
-    assert head["training_data"]["size"] == 240 and len(head["training_data"]["sha256"]) == 64
-    assert head["training_data"]["by_provenance"] == {"gold": 240}
+    rows = len({r["text"] for r in support_tickets["train"]})  # the training file's texts, each once
+    assert head["training_data"]["size"] == rows and len(head["training_data"]["sha256"]) == 64
+    assert head["training_data"]["by_provenance"] == {"gold": rows}
     assert set(head["cv_metrics"]) >= {"accuracy", "macro_f1", "ece", "selective_accuracy_80"}
     assert datetime.fromisoformat(head["created_at"]).tzinfo is not None
 

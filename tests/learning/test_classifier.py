@@ -1,4 +1,4 @@
-"""The logistic head for real (scikit-learn), trained on a Banking77 subset and judged on its dev rows."""
+"""The logistic head for real (scikit-learn's objective, fitted here), trained on a Banking77 subset and judged on its dev rows."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from shared.learning.calibration import softmax
-from shared.learning.classifier import EmbeddingClassifier, ZeroShotClassifier
+from shared.learning.classifier import EmbeddingClassifier, FitStep, ZeroShotClassifier, _c_search, _Features, fit_logistic
 from shared.foundation.metrics import expected_calibration_error
 from tests.learning.conftest import dataset, per_label
 
@@ -84,6 +84,42 @@ def test_two_labels_work_and_probabilities_match_scikit_learn_at_temperature_one
     reference = LogisticRegression(C=3.0, max_iter=2000).fit(X, y)
     assert head.coef_.shape == (2, X.shape[1])
     assert np.allclose(softmax(head.decision_function(X_dev)), reference.predict_proba(X_dev), atol=1e-6)
+
+
+def test_fit_logistic_reaches_scikit_learns_logistic_regression_on_twenty_intents(banking):
+    from sklearn.linear_model import LogisticRegression
+
+    X_train, y_train, X_dev, _ = banking
+    targets = np.searchsorted(sorted(set(y_train)), y_train)
+    coef, intercept = fit_logistic(_Features(X_train.astype(np.float32)), targets, 20, 10.0, 2000)
+    reference = LogisticRegression(C=10.0, max_iter=2000).fit(X_train, targets)
+    ours, theirs = softmax(X_dev @ coef.T + intercept), reference.predict_proba(X_dev)
+    assert np.mean(ours.argmax(1) == theirs.argmax(1)) >= 0.99
+    assert np.abs(ours - theirs).max() < 0.02  # both stop at the same gradient tolerance, by slightly other paths
+
+
+def test_progress_hears_each_vocabulary_fold_and_c_then_temperature_threshold_and_final_fit(support_data):
+    X_train, y_train, _, _ = support_data
+    texts = [f"ticket {i} about {label}" for i, label in enumerate(y_train)]
+    steps: list[FitStep] = []
+    head = EmbeddingClassifier(Cs=(1.0, 10.0, 100.0), cv_folds=3, none_label="other", word_ngrams=(1, 2)).fit(
+        X_train, y_train, texts=texts, progress=steps.append)
+    fits = {(step.view, step.C, step.fold) for step in steps if step.phase == "cross-validation"}
+    assert fits == {(view, c, fold) for view in (None, (1, 2)) for c in (1.0, 10.0, 100.0) for fold in (1, 2, 3)}
+    assert [step.fold for step in steps if step.phase == "vocabulary"] == [1, 2, 3]
+    finished = [step for step in steps if step.iteration is None]
+    assert [step.phase for step in finished[-3:]] == ["temperature", "threshold", "final fit"]
+    assert [step.done for step in finished] == list(range(1, len(finished) + 1)) and finished[-1].done == steps[-1].total
+    assert finished[-1].C == head.C_
+
+
+def test_the_search_over_c_stops_where_accuracy_has_peaked():
+    Cs = (1.0, 3.0, 10.0, 30.0, 100.0)
+    accuracy = {1.0: 0.90, 3.0: 0.92, 10.0: 0.95, 30.0: 0.94, 100.0: 0.99}
+    batches = list(_c_search(Cs, [None], lambda key: accuracy[key[1]]))
+    assert batches == [[(None, 3.0), (None, 10.0), (None, 30.0)]]  # 10 beats both neighbours: 1 and 100 unfitted
+    rising = list(_c_search(Cs, ["a", "b"], lambda key: key[1] if key[0] == "a" else -key[1]))
+    assert rising[1:] == [[("a", 100.0), ("b", 1.0)]]  # each view's best at an end of what was tried: one further
 
 
 def test_a_label_with_a_single_example_is_refused_naming_it():

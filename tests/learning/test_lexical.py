@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,6 +15,7 @@ from shared.learning.stores import LocalFolderStore
 from shared.learning.training_data import LabelledExample, TrainingSet
 
 LABELS = ["account", "billing", "other", "technical"]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def test_vocabulary_keeps_words_and_pairs_seen_in_two_texts_and_rows_are_unit_length():
@@ -39,6 +41,46 @@ def test_restored_ngrams_transform_exactly_as_the_fitted_ones():
         WordNgrams.restore(fitted.vocabulary, fitted.idf[:-1], fitted.ngram_range)
     with pytest.raises(ValueError, match="n-gram range 2-1"):
         WordNgrams.restore(fitted.vocabulary, fitted.idf, (2, 1))
+
+
+TRAINING_TEXTS = [
+    "My card was declined at the shop", "card declined again!!", "Where is my new card?", "new card, new PIN",
+    "Ich möchte meine Karte sperren", "Karte gesperrt – warum?", "Où est ma carte ?", "ma carte est bloquée",
+    "top-up failed: top-up pending", "Top-up PENDING since Monday", "refund refund refund", "a I x",
+    "naïve café résumé", "Naïve cafe resume", "email: bob@example.com / 42 £", "42 £ fee on 2024-01-02",
+]
+ODD_TEXTS = ["", "   ", "!!! ???", "a b c", "ÉCOLE école", "card card card declined", "Karte Karte gesperrt",
+             "unseen words only here", "top-up_failed top-up-failed", "数字 卡 卡片 卡片", "x" * 300,
+             "card\ndeclined\tagain", "café résumé naïve CAFÉ", "🙂 card 🙂 declined"]
+
+
+@pytest.mark.parametrize("ngram_range", [(1, 1), (1, 2), (2, 3)])
+def test_numpy_tfidf_equals_scikit_learns_tfidfvectorizer_on_varied_texts(ngram_range):
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    reference = TfidfVectorizer(ngram_range=ngram_range, sublinear_tf=True, min_df=1).fit(TRAINING_TEXTS)
+    ngrams = WordNgrams(ngram_range=ngram_range, min_df=1).fit(TRAINING_TEXTS)
+    assert ngrams.vocabulary == reference.get_feature_names_out().tolist()
+    texts = TRAINING_TEXTS + ODD_TEXTS
+    ours, theirs = ngrams.transform(texts).toarray(), reference.transform(texts).toarray()
+    assert np.abs(ours - theirs).max() <= 1e-12
+    restored = WordNgrams.restore(ngrams.vocabulary, ngrams.idf, ngram_range)
+    for (columns, values), row in zip(restored.tfidf_rows(texts), theirs):
+        assert np.array_equal(columns, np.flatnonzero(row)) and np.abs(values - row[columns]).max(initial=0) <= 1e-12
+
+
+def test_answering_with_ngrams_needs_neither_scikit_learn_nor_scipy():
+    import subprocess
+    import sys
+
+    code = ("import sys, numpy as np\n"
+            "from shared.learning.lexical import WordNgrams\n"
+            "ngrams = WordNgrams.restore(['card', 'card declined', 'declined'], np.ones(3), (1, 2))\n"
+            "[(columns, values)] = ngrams.tfidf_rows(['my card declined'])\n"
+            "assert columns.tolist() == [0, 1, 2] and abs(values @ values - 1) < 1e-12\n"
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('sklearn', 'scipy')))\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO)
+    assert done.stdout.strip() == "[]"
 
 
 def _word_decides(n: int = 120, words=("alpha", "beta", "gamma"), dimension: int = 16):
