@@ -36,10 +36,11 @@ MODEL_SHA256 = "8199be6f699a395f99f89df973f9dc5285fbcfcdb2ae1a4e1201dab014f3d2a6
 TOKENIZER_SHA256 = "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037"  # models/minilm/tokenizer.json
 DIMENSION = 384
 MAX_TOKENS = 128  # the model's training length; longer inputs are truncated
-# What one more model call costs, in tokens of one row: on 2 cores with 1 thread a call costs about 1 ms before its
-# tokens and a token about 0.18 ms (bench/results/batched_embedding.txt). Chunks of fixed size padded a 64-item
-# batch of Banking77 texts to 1.6x its tokens; cutting where padding costs more than a call pads it to 1.04x.
-CALL_COST_TOKENS = 6
+# What one more model call costs, in tokens of one row: with 1 thread on this shared 2-core machine a call's fixed
+# cost measured 7 to 34 tokens' worth (bench/results/batched_embedding.txt); a trial of values from 6 to 24 gave
+# the same batched time within noise. Fixed chunks of 16 padded 64-item batches of Banking77 texts to 1.57x their tokens; this
+# cut pads them to 1.08x.
+CALL_COST_TOKENS = 12
 
 
 def _package_dir(package: str) -> Path:
@@ -121,6 +122,11 @@ class LocalMiniLM:
         options.intra_op_num_threads = self.threads
         options.inter_op_num_threads = 1
         options.execution_mode = onnxruntime.ExecutionMode.ORT_SEQUENTIAL
+        # Basic graph optimizations only: the extended ones (on by default) made this int8 model slower here, 2.45 ->
+        # 1.94 ms a batched item and 3.95 -> 3.80 a single one, hidden states within 3e-5
+        # (bench/results/batched_embedding.txt; the levels:
+        # https://onnxruntime.ai/docs/performance/model-optimizations/graph-optimizations.html, checked 2026-12-06).
+        options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_BASIC
         self._session = onnxruntime.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
         self._tokenizer = tokenizer
 
