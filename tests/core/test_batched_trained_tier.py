@@ -113,3 +113,25 @@ def test_an_item_that_breaks_the_batch_call_fails_alone_and_the_others_are_answe
     assert attempts[1].outcome == "error" and "TypeError" in attempts[1].reason
     assert [attempts[0].answer, attempts[2].answer] == ["billing", "technical"]
     assert attempts[0].confidence == pytest.approx(run_tier(trained, task, items[0]).confidence, abs=1e-6)
+
+
+def test_the_trained_tier_runs_its_head_on_one_blas_thread(catalog, trained, monkeypatch):
+    """BLAS threads left spinning after a head's small products took a core from the embedder's next call."""
+    from threadpoolctl import threadpool_info
+
+    def blas_threads() -> set[int]:
+        return {lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"}
+
+    task = catalog.get("support_ticket")
+    model = trained.head(task)[0].model
+    real = type(model).predict_with_confidence
+    seen: list[set[int]] = []
+
+    def spied(self, X, texts=None):
+        seen.append(blas_threads())
+        return real(self, X, texts)
+
+    monkeypatch.setattr(type(model), "predict_with_confidence", spied)
+    before = blas_threads()
+    trained.answer_many(task, [row["text"] for row in DEV[:8]])
+    assert seen == [{1}] and blas_threads() == before  # one thread while the head runs, as many as before after it

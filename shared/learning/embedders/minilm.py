@@ -37,7 +37,7 @@ TOKENIZER_SHA256 = "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f41157
 DIMENSION = 384
 MAX_TOKENS = 128  # the model's training length; longer inputs are truncated
 # What one more model call costs, in tokens of one row: with 1 thread on this shared 2-core machine a call's fixed
-# cost measured 7 to 34 tokens' worth (bench/results/batched_embedding.txt); a trial of values from 6 to 24 gave
+# cost measured 5 to 34 tokens' worth (bench/results/batched_embedding.txt); a trial of values from 6 to 24 gave
 # the same batched time within noise. Fixed chunks of 16 padded 64-item batches of Banking77 texts to 1.57x their tokens; this
 # cut pads them to 1.08x.
 CALL_COST_TOKENS = 12
