@@ -89,17 +89,15 @@ class NoveltyCalibrator:
         return cls(np.asarray(arrays[exemplars]), np.asarray(arrays[columns]), saved[:4], int(saved[4]))
 
 
-def fit_novelty(X: np.ndarray, targets: np.ndarray, oof_probabilities: np.ndarray,
-                splits: Sequence[tuple[np.ndarray, np.ndarray]], *, neighbours: int = NEIGHBOURS,
-                random_state: int = 0) -> NoveltyCalibrator:
-    """Fit on out-of-fold data: ``oof_probabilities`` scores each row by a head that did not see it, and ``splits``
-    are the (training, held-out) rows of the folds that made them; a row's similarity is measured to its fold's
-    training part, as a new item's will be to the whole training set."""
+def fit_novelty(X: np.ndarray, targets: np.ndarray, oof_probabilities: np.ndarray, similarity: np.ndarray, *,
+                neighbours: int = NEIGHBOURS, random_state: int = 0) -> NoveltyCalibrator:
+    """Fit on out-of-fold data: ``oof_probabilities`` scores each row by a head that did not see it, and
+    ``similarity`` is held_out_similarity over the folds that made them (a row's similarity to its fold's training
+    part, as a new item's will be to the whole training set). ``X`` (all rows) become the exemplars."""
     from sklearn.linear_model import LogisticRegression  # fitting only: answering stays numpy
 
     X = np.asarray(X, dtype=np.float32)
     targets = np.asarray(targets)
-    similarity = held_out_similarity(X, targets, splits, oof_probabilities.shape[1], neighbours)
     answered = oof_probabilities.argmax(axis=1)
     right = answered == targets
     features = _features(oof_probabilities, similarity, answered)

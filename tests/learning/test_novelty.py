@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from shared.learning.embedders.base import l2_normalise
-from shared.learning.novelty import NoveltyCalibrator, fit_novelty, neighbour_similarity
+from shared.learning.novelty import NoveltyCalibrator, fit_novelty, held_out_similarity, neighbour_similarity
 from tests.conftest import REPO
 
 
@@ -34,7 +34,7 @@ def fitted():
     probabilities[np.arange(len(X)), answered] = 0.95
     order = rng.permutation(len(X))
     splits = [(np.setdiff1d(order, held), held) for held in np.array_split(order, 5)]
-    return fit_novelty(X, targets, probabilities, splits), centres
+    return fit_novelty(X, targets, probabilities, held_out_similarity(X, targets, splits, 2)), centres
 
 
 def test_an_item_far_from_its_labels_examples_is_less_sure_than_a_near_one_at_the_same_probability(fitted):
@@ -67,7 +67,7 @@ def test_with_no_wrong_out_of_fold_answer_the_confidence_is_the_probability():
     probabilities = np.array([[0.8, 0.2]] * 3 + [[0.3, 0.7]] * 3)
     splits = [(np.array([1, 2, 4, 5]), np.array([0, 3])), (np.array([0, 2, 3, 5]), np.array([1, 4])),
               (np.array([0, 1, 3, 4]), np.array([2, 5]))]
-    calibrator = fit_novelty(X, targets, probabilities, splits)
+    calibrator = fit_novelty(X, targets, probabilities, held_out_similarity(X, targets, splits, 2))
     confidence = calibrator.confidence(probabilities, calibrator.similarity(X, 2), targets)
     np.testing.assert_allclose(confidence, [0.8, 0.8, 0.8, 0.7, 0.7, 0.7])
 
