@@ -1,8 +1,10 @@
 """Answering items: the one service the HTTP API, the queue worker and `smallfirst run` each call.
 
 It holds what every entry point does around the cascade, once: the request size check, the batch through the
-cascade (from async code, or blocking on an event loop of its own), keeping what was paid for (items answered
-before are not sent again, and each record is handed on as soon as its item is done), and the shadow pick.
+cascade (from async code, or blocking on an event loop of its own; a first tier that batches, the trained tier on a
+classification task, answers the batch's new items in one call: `Cascade.process_batch`), keeping what was paid
+for (items answered before are not sent again, and each record is handed on as soon as its item is done), and the
+shadow pick.
 What differs stays with the caller: the HTTP API refuses an oversized request and answers NoTierError with 503,
 the queue worker dead-letters it and shadows only once its results are published, the CLI writes as it goes.
 """

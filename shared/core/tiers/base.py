@@ -1,4 +1,5 @@
-"""The tier interface: a tier answers one item of a task with a value and its confidence, or raises TierError.
+"""The tier interface: a tier answers one item of a task with a value and its confidence, or raises TierError; a
+tier that `batches` answers several items in one call (`answer_many`), each answer what that item would get alone.
 
 Tiers only answer and score; whether an answer is accepted is decided by `shared/core/policy.py`, and
 `shared/core/run_tier.py` is the one function that calls a tier (budget, retries, timing, cost).
