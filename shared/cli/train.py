@@ -68,7 +68,7 @@ def train(
                               labels=[label.name for label in spec.labels],
                               none_label=spec.none_label if spec.allow_none else None,
                               none_reject_budget=spec.none_reject_budget,
-                              none_recall_target=spec.none_recall_target,
+                              none_recall_target=spec.none_recall_target, catch_all=spec.catch_all,
                               progress=lambda done, total: progress.update(bar, completed=done),
                               fit_progress=fitted)
         except ValueError as exc:
@@ -81,10 +81,14 @@ def train(
     console.print(f"{spec.name} head {artifact.version}: cross-validated accuracy {metrics.accuracy:.3f}, "
                   f"ECE {metrics.ece:.3f}, accuracy of the 80% most confident {metrics.selective_accuracy_80:.3f} "
                   f"({metrics.rows} examples) -> {tier.head_store.describe(f'{spec.name}/{artifact.version}')}")
-    if artifact.none_label is not None:
+    if (reject_label := artifact.none_label or artifact.catch_all) is not None:
         recall = "n/a (no none examples)" if metrics.oos_recall is None else f"{metrics.oos_recall:.3f}"
-        console.print(f"out of scope: threshold {artifact.oos_threshold or 0.0:.3f} ({artifact.oos_threshold_rule}); "
-                      f"cross-validated in-scope accuracy {metrics.inscope_accuracy:.3f}, none recall {recall}")
+        console.print(f"out of scope ({reject_label}): threshold {artifact.oos_threshold or 0.0:.3f} "
+                      f"({artifact.oos_threshold_rule}); cross-validated in-scope accuracy "
+                      f"{metrics.inscope_accuracy:.3f}, {reject_label} recall {recall}")
+    if artifact.novelty_neighbours is not None:
+        console.print(f"confidence drops off-distribution: calibrated on nearness to the {artifact.novelty_neighbours} "
+                      "nearest training examples of the answered label")
     if activate:
         _activate_head(cascade, tier, spec.name, artifact.version)
 

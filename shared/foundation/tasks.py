@@ -173,7 +173,8 @@ class ClassificationTask(TaskBase):
     # none. Used when the training data has enough of them (classifier.MIN_NONE_ROWS_FOR_RECALL), else the budget.
     none_recall_target: float | None = Field(default=None, gt=0.0, le=1.0)
     # The label that takes what fits none of the others (`other`): one of `labels`, answered and prompted like them.
-    # The measurements that need it (catch-all recall, bench/bench_off_distribution.py) read it from here.
+    # The trained head treats it as it treats none_label (a class plus a threshold by the two settings above, its
+    # held-out rows counting as none), so a text far from every other label lands there instead of in the nearest.
     catch_all: str | None = None
     # How much of each label's description goes into the prompt (cut at a word boundary); None: all, 0: names only.
     label_description_chars: int | None = Field(default=None, ge=0)

@@ -1,7 +1,8 @@
 """The versioned head artifact: what a trained head is, what it was trained on and how good it was, on any store.
 
 Layout (keys of an ArtifactStore): ``{task}/{version}/weights.npz`` (coef, intercept; with word n-grams also their
-vocabulary and idf, whose columns follow the embedding's in coef) and ``{task}/{version}/head.json``
+vocabulary and idf, whose columns follow the embedding's in coef; with a novelty calibrator its exemplars, their
+classes and its weights, novelty.ARRAY_NAMES) and ``{task}/{version}/head.json``
 (this module's HeadArtifact; written last, so a version without it is incomplete and not listed). Versions are UTC
 timestamps ``YYYYMMDDTHHMMSS.ffffffZ``: they sort in time order as plain strings, and they are never overwritten.
 
@@ -23,6 +24,7 @@ from shared.foundation.tasks import HEAD_VERSION
 from shared.learning.classifier import CrossValidatedMetrics, EmbeddingClassifier
 from shared.learning.embedders.base import Embedder
 from shared.learning.lexical import WordNgrams
+from shared.learning.novelty import NoveltyCalibrator
 from shared.learning.stores import ArtifactStore
 from shared.learning.training_data import TrainingDataSummary
 
@@ -61,6 +63,9 @@ class HeadArtifact(BaseModel):
     max_inscope_reject: float
     min_none_recall: float | None = None
     oos_threshold_rule: str | None = None  # which of the two rules chose oos_threshold, on how many rows
+    catch_all: str | None = None  # the label (one of `labels`) that oos_threshold answers, where none_label is None
+    # Confidence drops off-distribution (novelty.py) over this many nearest training examples; None: the probability
+    novelty_neighbours: int | None = None
     training_data: TrainingDataSummary
     cv_metrics: CrossValidatedMetrics
     weights_sha256: str
@@ -115,6 +120,9 @@ def save_head(
     arrays = {"coef": classifier.coef_.astype(np.float32), "intercept": classifier.intercept_}
     if ngrams is not None:  # unicode strings, so the file still loads without pickle
         arrays |= {"vocabulary": np.asarray(ngrams.vocabulary, dtype=str), "idf": ngrams.idf}
+    novelty: NoveltyCalibrator | None = getattr(classifier, "novelty_", None)
+    if novelty is not None:
+        arrays |= novelty.arrays()
     buffer = io.BytesIO()
     np.savez_compressed(buffer, **arrays)
     weights = buffer.getvalue()
@@ -129,7 +137,8 @@ def save_head(
         classes=classes, C=classifier.C_, word_ngrams=ngrams.ngram_range if ngrams is not None else None,
         ngram_features=width, temperature=classifier.temperature_, oos_threshold=classifier.oos_threshold_,
         max_inscope_reject=classifier.max_inscope_reject, min_none_recall=classifier.min_none_recall,
-        oos_threshold_rule=classifier.threshold_rule_, training_data=training_data,
+        oos_threshold_rule=classifier.threshold_rule_, catch_all=classifier.catch_all,
+        novelty_neighbours=novelty.neighbours if novelty is not None else None, training_data=training_data,
         cv_metrics=classifier.cv_metrics_, weights_sha256=hashlib.sha256(weights).hexdigest(),
     )
     store.write(f"{task}/{version}/{WEIGHTS_FILE}", weights)
@@ -170,6 +179,14 @@ def load_head(store: ArtifactStore, task: str, version: str, expect: HeadExpecta
             if not {"vocabulary", "idf"} <= set(arrays.files):
                 raise HeadMismatchError(f"{where}: the head reads word n-grams, {WEIGHTS_FILE} has no vocabulary")
             ngrams = WordNgrams.restore(arrays["vocabulary"].tolist(), arrays["idf"], artifact.word_ngrams)
+        novelty = NoveltyCalibrator.from_arrays(arrays) if artifact.novelty_neighbours is not None else None
+    if artifact.novelty_neighbours is not None and (
+            novelty is None or novelty.exemplars.shape[1:] != (artifact.embedder.dimension,)
+            or novelty.columns.shape != novelty.exemplars.shape[:1]
+            or not 0 <= novelty.columns.min(initial=0) <= novelty.columns.max(initial=0) < len(artifact.classes)):
+        raise HeadMismatchError(f"{where}: the head's confidence reads its training examples (novelty), "
+                                f"{WEIGHTS_FILE} has none that fit {artifact.embedder.dimension} dimensions "
+                                f"and {len(artifact.classes)} classes")
     rows, width = len(artifact.classes), artifact.embedder.dimension + artifact.ngram_features
     if (coef.shape != (rows, width) or intercept.shape != (rows,)
             or (ngrams is not None and ngrams.width != artifact.ngram_features)):
@@ -180,7 +197,7 @@ def load_head(store: ArtifactStore, task: str, version: str, expect: HeadExpecta
         classes=artifact.classes, coef=coef, intercept=intercept, temperature=artifact.temperature, C=artifact.C,
         none_label=artifact.none_label, oos_threshold=artifact.oos_threshold, cv_metrics=artifact.cv_metrics,
         max_inscope_reject=artifact.max_inscope_reject, ngrams=ngrams, min_none_recall=artifact.min_none_recall,
-        threshold_rule=artifact.oos_threshold_rule,
+        threshold_rule=artifact.oos_threshold_rule, catch_all=artifact.catch_all, novelty=novelty,
     )
     return LoadedHead(artifact, classifier)
 

@@ -34,6 +34,16 @@ calibration.choose_recall_threshold instead: the lowest threshold at which that 
 requirement stated where it is felt, on out-of-scope items; the budget rule is the fallback without such rows).
 An item rejected by the threshold is answered none with confidence 1 - p(best label): under calibrated
 probabilities, the chance that the best in-scope label would have been wrong.
+
+A ``catch_all`` label (a task's `other`, one of its labels) is treated as the none label is: it stays a class, and a
+threshold chosen by the same rules (``min_none_recall`` on its held-out rows, else the budget) answers it for an
+item whose best other label is not sure enough, rather than forcing that item into the nearest label.
+
+With ``novelty_max_rows`` (train_head sets it) and at most that many training rows, confidence also drops
+off-distribution: novelty.py's calibrator, fitted on the out-of-fold probabilities and the rows' similarity to their
+fold's training part, turns (probability, nearness to the label's training examples) into the chance the answer is
+right; the threshold is chosen on that confidence. Above that many rows the head answers by probability alone
+(storing and searching every training embedding costs more there, and Banking77 and CLINC150 are tuned without it).
 """
 
 from __future__ import annotations
@@ -50,8 +60,9 @@ from shared.errors import some_of
 from shared.foundation.metrics import expected_calibration_error, macro_f1, selective_accuracy
 from shared.learning.calibration import choose_recall_threshold, choose_reject_threshold, fit_temperature, softmax
 from shared.learning.embedders.base import Embedder, l2_normalise
-from shared.learning.head import LinearHead, Predictions, best_in_scope, none_column_of
+from shared.learning.head import LinearHead, Predictions, best_in_scope, label_confidence, none_column_of
 from shared.learning.lexical import WordNgrams
+from shared.learning.novelty import NoveltyCalibrator, fit_novelty, held_out_similarity
 
 if TYPE_CHECKING:
     from scipy.sparse import csr_matrix
@@ -164,7 +175,11 @@ class EmbeddingClassifier:
         random_state: int = 0,
         n_jobs: int = 1,
         word_ngrams: tuple[int, int] | None = None,
+        catch_all: str | None = None,
+        novelty_max_rows: int = 0,
     ) -> None:
+        if none_label is not None and catch_all is not None:
+            raise ValueError("a head has a none label or a catch-all label, not both")
         self.Cs = tuple(sorted(Cs))
         self.cv_folds = cv_folds
         self.few_folds_above = few_folds_above  # with more rows, min(cv_folds, FEW_FOLDS) folds
@@ -175,6 +190,13 @@ class EmbeddingClassifier:
         self.random_state = random_state
         self.n_jobs = n_jobs  # parallel cross-validation fits (joblib processes); 1 keeps training to one core
         self.word_ngrams = tuple(word_ngrams) if word_ngrams else None  # e.g. (1, 2): words and word pairs
+        self.catch_all = catch_all
+        self.novelty_max_rows = novelty_max_rows  # 0: confidence is the probability alone
+
+    @property
+    def reject_label(self) -> str | None:
+        """The label the out-of-scope threshold answers: the none label, or the catch-all."""
+        return self.none_label if self.none_label is not None else self.catch_all
 
     # -- training -----------------------------------------------------------------------------------------------
     def fit(self, X: np.ndarray, y: Sequence[str], texts: Sequence[str] | None = None,
@@ -201,7 +223,7 @@ class EmbeddingClassifier:
 
         splits = list(StratifiedKFold(folds, shuffle=True, random_state=self.random_state).split(X, targets))
         views = [None, self.word_ngrams] if self.word_ngrams else [None]
-        steps = _Steps(progress, folds, total=(folds if self.word_ngrams else 0) + 2 + (self.none_label is not None))
+        steps = _Steps(progress, folds, total=(folds if self.word_ngrams else 0) + 2 + (self.reject_label is not None))
 
         dense = X.astype(np.float32)  # the regression's products in single precision: half the time (fit_logistic)
         fold_features = {None: [(_Features(dense[train]), _Features(dense[held_out])) for train, held_out in splits]}
@@ -230,10 +252,16 @@ class EmbeddingClassifier:
 
         self.temperature_ = fit_temperature(oof, targets)
         steps.finished("temperature")
+        oof_probabilities = softmax(oof, self.temperature_)
+        self.novelty_: NoveltyCalibrator | None = None
+        oof_similarity = None
+        if 0 < len(X) <= self.novelty_max_rows:
+            oof_similarity = held_out_similarity(dense, targets, splits, len(self.classes_))
+            self.novelty_ = fit_novelty(dense, targets, oof_probabilities, oof_similarity)
         oos_threshold: float | None = None
         self.threshold_rule_: str | None = None
-        if self.none_label is not None:
-            oos_threshold = self.choose_threshold(softmax(oof, self.temperature_), labels)
+        if self.reject_label is not None:
+            oos_threshold = self.choose_threshold(oof_probabilities, labels, oof_similarity)
             steps.finished("threshold")
 
         self.ngrams_ = WordNgrams(ngram_range=view).fit(texts) if view else None
@@ -243,7 +271,7 @@ class EmbeddingClassifier:
         self._set_head(coef.astype(np.float32), intercept, oos_threshold)  # coef as saved (artifact.py)
         steps.finished("final fit", view=view, C=self.C_)
         by_key = {_grid_key(*key): accuracy for key, accuracy in cv_accuracy.items()}
-        self.cv_metrics_ = self._cv_metrics(oof, labels, folds, by_key)
+        self.cv_metrics_ = self._cv_metrics(oof, labels, folds, by_key, oof_similarity)
         return self
 
     def _fold_ngrams(self, X, texts, train, held_out) -> tuple[_Features, _Features]:
@@ -261,14 +289,16 @@ class EmbeddingClassifier:
             return _Features(X)
         return _Features(X, self.ngrams_.transform(texts))
 
-    def choose_threshold(self, probabilities: np.ndarray, labels: np.ndarray) -> float:
-        """The out-of-scope threshold for held-out ``probabilities`` with gold ``labels``: meeting this head's
-        ``min_none_recall`` where set and measurable, else within its ``max_inscope_reject`` (see the module
-        docstring). Sets ``threshold_rule_``, which says which rule chose it."""
-        none_column = none_column_of(self.classes_, self.none_label)
-        best, _ = best_in_scope(probabilities, none_column)
+    def choose_threshold(self, probabilities: np.ndarray, labels: np.ndarray,
+                         similarity: np.ndarray | None = None) -> float:
+        """The out-of-scope threshold for held-out ``probabilities`` (and, with a novelty calibrator, ``similarity``)
+        with gold ``labels``: meeting this head's ``min_none_recall`` where set and measurable, else within its
+        ``max_inscope_reject`` (see the module docstring). Sets ``threshold_rule_``, which says which rule chose it."""
+        none_column = none_column_of(self.classes_, self.reject_label)
+        _, best_column = best_in_scope(probabilities, none_column)
+        best = label_confidence(probabilities, best_column, self.novelty_, similarity)
         answered_none = probabilities.argmax(axis=1) == none_column
-        in_scope = labels != self.none_label
+        in_scope = labels != self.reject_label
         none_rows = int((~in_scope).sum())
         if self.min_none_recall is not None and none_rows >= MIN_NONE_ROWS_FOR_RECALL:
             self.threshold_rule_ = f"none recall >= {self.min_none_recall:g} on {none_rows} held-out none rows"
@@ -279,8 +309,9 @@ class EmbeddingClassifier:
                                      f" had {none_rows})")
         return choose_reject_threshold(best[in_scope], answered_none[in_scope], self.max_inscope_reject)
 
-    def _cv_metrics(self, oof: np.ndarray, labels: np.ndarray, folds: int, cv_accuracy) -> CrossValidatedMetrics:
-        scored = self.head_.decide(softmax(oof, self.temperature_))
+    def _cv_metrics(self, oof: np.ndarray, labels: np.ndarray, folds: int, cv_accuracy,
+                    similarity: np.ndarray | None) -> CrossValidatedMetrics:
+        scored = self.head_.decide(softmax(oof, self.temperature_), similarity)
         raw = softmax(oof)  # before temperature and threshold: the plain logistic regression
         gold = labels.tolist()
         right = labels == np.asarray(scored.labels, dtype=object)
@@ -292,8 +323,8 @@ class EmbeddingClassifier:
             selective_accuracy_80=selective_accuracy(scored.confidence, right, 0.8),
             cv_accuracy_by_c=cv_accuracy,
         )
-        if self.none_label is not None:
-            in_scope = labels != self.none_label
+        if self.reject_label is not None:
+            in_scope = labels != self.reject_label
             metrics.inscope_accuracy = float(right[in_scope].mean()) if in_scope.any() else None
             metrics.oos_recall = float(right[~in_scope].mean()) if (~in_scope).any() else None
         return metrics
@@ -303,14 +334,16 @@ class EmbeddingClassifier:
         cls, *, classes: Sequence[str], coef: np.ndarray, intercept: np.ndarray, temperature: float, C: float,
         none_label: str | None, oos_threshold: float | None, cv_metrics: CrossValidatedMetrics,
         max_inscope_reject: float, ngrams: WordNgrams | None = None, min_none_recall: float | None = None,
-        threshold_rule: str | None = None,
+        threshold_rule: str | None = None, catch_all: str | None = None, novelty: NoveltyCalibrator | None = None,
     ) -> "EmbeddingClassifier":
         """A fitted head rebuilt from saved weights (see artifact.py); predicts exactly as the one that was saved,
         with numpy alone."""
         head = cls(Cs=(C,), none_label=none_label, max_inscope_reject=max_inscope_reject,
-                   min_none_recall=min_none_recall, word_ngrams=ngrams.ngram_range if ngrams is not None else None)
+                   min_none_recall=min_none_recall, word_ngrams=ngrams.ngram_range if ngrams is not None else None,
+                   catch_all=catch_all)
         head.threshold_rule_ = threshold_rule
         head.ngrams_ = ngrams
+        head.novelty_ = novelty
         head.classes_ = np.asarray(list(classes), dtype=object)
         head.C_, head.temperature_, head.cv_metrics_ = C, temperature, cv_metrics
         head._set_head(coef, intercept, oos_threshold)
@@ -319,8 +352,8 @@ class EmbeddingClassifier:
     def _set_head(self, coef: np.ndarray, intercept: np.ndarray, oos_threshold: float | None) -> None:
         self.coef_, self.intercept_ = np.asarray(coef, dtype=np.float64), np.asarray(intercept, dtype=np.float64)
         self.head_ = LinearHead(classes=self.classes_, coef=self.coef_, intercept=self.intercept_,
-                                temperature=self.temperature_, none_label=self.none_label,
-                                oos_threshold=oos_threshold, ngrams=self.ngrams_)
+                                temperature=self.temperature_, none_label=self.reject_label,
+                                oos_threshold=oos_threshold, ngrams=self.ngrams_, novelty=self.novelty_)
 
     @property
     def oos_threshold_(self) -> float | None:

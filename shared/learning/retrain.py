@@ -111,7 +111,7 @@ def retrain(
         challenger = fit(embedder, train_part, labels=[label.name for label in task.labels],
                          none_label=task.none_label if task.allow_none else None,
                          none_reject_budget=task.none_reject_budget, none_recall_target=task.none_recall_target,
-                         progress=progress)
+                         catch_all=task.catch_all, progress=progress)
     except ValueError as exc:  # e.g. a label with no examples outside the slice
         outcome.not_trained = str(exc)
         return outcome

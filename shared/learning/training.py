@@ -14,6 +14,9 @@ from shared.learning.lexical import NGRAM_RANGE
 from shared.learning.line_tagger import LineTagger, texts_of
 from shared.learning.training_data import ExtractionRow, TrainingSet
 
+# Up to this many training rows a head's confidence reads their embeddings (novelty.py): a support team's own inbox.
+# Above, storing and searching them all costs more (Banking77's 10,003 rows would add ~8 MB to the head).
+NOVELTY_MAX_ROWS = 5000
 Progress = Callable[[int, int], None]  # (items embedded so far, total): drives a progress bar
 
 
@@ -35,6 +38,7 @@ def train_head(
     none_label: str | None = None,
     none_reject_budget: float = 0.05,
     none_recall_target: float | None = None,
+    catch_all: str | None = None,
     classifier: EmbeddingClassifier | None = None,
     progress: Progress | None = None,
     fit_progress: FitProgress | None = log_fit_step,
@@ -43,7 +47,9 @@ def train_head(
     where cross-validation finds them more accurate, see lexical.py), its cross-validation on every core. Refuses
     data with unknown labels, and data missing a label (the head could never answer it, and the artifact loader
     would refuse it for the task). ``progress`` hears of the embedding, ``fit_progress`` of each step of fitting
-    (by default they are logged: the scheduled retrain's log)."""
+    (by default they are logged: the scheduled retrain's log). A ``catch_all`` label (one of ``labels``) gets the
+    none label's threshold (classifier.py), and up to NOVELTY_MAX_ROWS examples the confidence drops
+    off-distribution (novelty.py)."""
     allowed = set(labels) | ({none_label} if none_label else set())
     present = set(training.labels)
     if unknown := sorted(present - allowed):
@@ -51,9 +57,12 @@ def train_head(
     if missing := sorted(set(labels) - present):
         raise ValueError(f"training data has no examples of: {missing}")
     head = classifier or EmbeddingClassifier(none_label=none_label, max_inscope_reject=none_reject_budget,
-                                             min_none_recall=none_recall_target, word_ngrams=NGRAM_RANGE, n_jobs=-1)
+                                             min_none_recall=none_recall_target, word_ngrams=NGRAM_RANGE, n_jobs=-1,
+                                             catch_all=catch_all, novelty_max_rows=NOVELTY_MAX_ROWS)
     if head.none_label != none_label:
         raise ValueError(f"the classifier's none label {head.none_label!r} is not the task's {none_label!r}")
+    if head.catch_all != catch_all:
+        raise ValueError(f"the classifier's catch-all {head.catch_all!r} is not the task's {catch_all!r}")
     X = embed_in_batches(embedder, training.texts, progress=progress)
     return head.fit(X, training.labels, texts=training.texts, progress=fit_progress)
 

@@ -48,7 +48,7 @@ def decisions(store: LocalFolderStore) -> list[dict]:
 def test_the_held_out_slice_is_the_same_texts_whatever_else_is_in_the_data(examples):
     _, slice_all = split_holdout(TrainingSet(examples))
     _, slice_half = split_holdout(TrainingSet(examples[::2]))
-    assert 50 <= len(slice_all) <= 100
+    assert 0.1 <= len(slice_all) / len(examples) <= 0.3  # one text in five, by hash
     assert set(slice_half.texts) == set(slice_all.texts) & {e.text for e in examples[::2]}
 
 
