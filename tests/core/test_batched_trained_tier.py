@@ -1,6 +1,8 @@
-"""The trained tier answering a batch in one embedder call: the real MiniLM and the shipped support_ticket head.
+"""The trained tier answering a batch in one embedder call: the real MiniLM and a shipped support_ticket head.
 
-Embedder calls are counted on the real LocalMiniLM (its own embed_metered, wrapped), not on a stand-in model.
+Embedder calls are counted on the real LocalMiniLM (its own embed_metered, wrapped), not on a stand-in model. The
+task is support_ticket as an English-only task on its MiniLM head of 2026-11-23 (the task now declares languages,
+so its current head is on USE-m).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from tests.azure_wire import Scripted, chat_completion
 from tests.core.test_cascade import LABEL_TOKENS, frontier_env
 
 REPO = Path(__file__).resolve().parents[2]
+MINILM_HEAD = "20261123T204049.592929Z"
 DEV = [json.loads(line) for line in (REPO / "tasks/data/support_ticket/dev.jsonl").read_text().splitlines() if line]
 LONG = ("I was charged twice for the annual plan this month, once on the first and again on the third, and the "
         "second charge also added tax for a country I do not live in; I have attached both invoices, the bank "
@@ -41,13 +44,18 @@ def embed_calls(monkeypatch) -> list[int]:
     return calls
 
 
+def english_ticket(catalog, **update):
+    return catalog.get("support_ticket").model_copy(
+        update={"languages": [], "trained_head": MINILM_HEAD, **update})
+
+
 @pytest.fixture(scope="module")
 def trained():
     return TierRegistry(Settings.from_env({})).get("trained")
 
 
 def test_a_batch_gives_exactly_the_labels_confidences_and_tokens_of_one_at_a_time(catalog, trained, embed_calls):
-    task = catalog.get("support_ticket")
+    task = english_ticket(catalog)
     texts = [row["text"] for row in DEV]
     batched = trained.answer_many(task, texts)
     assert embed_calls == [len(texts)]  # the whole batch in one call
@@ -59,7 +67,7 @@ def test_a_batch_gives_exactly_the_labels_confidences_and_tokens_of_one_at_a_tim
 
 
 def test_a_batch_of_very_different_lengths_comes_back_in_input_order(catalog, trained):
-    task = catalog.get("support_ticket")
+    task = english_ticket(catalog)
     texts = [LONG, "refund", "How do I reset my two-factor device?", LONG + " " + LONG, "The app crashes on export.",
              "hi"]
     encoded = LocalMiniLM(batch_size=2).encode(texts)
@@ -73,7 +81,7 @@ def test_a_batch_of_very_different_lengths_comes_back_in_input_order(catalog, tr
 
 def test_the_cascade_asks_the_trained_tier_once_for_a_batch_and_judges_each_item_alone(wire, catalog, embed_calls):
     wire.default = lambda request: Scripted(body=chat_completion('{"label":"billing"}', tokens=LABEL_TOKENS))
-    task = catalog.get("support_ticket").model_copy(update={"tiers": ["trained", "frontier"]})
+    task = english_ticket(catalog, tiers=["trained", "frontier"])
     items = [Item(id=row["id"], text=row["text"]) for row in DEV[:30]]
     cascade = Cascade(Settings.from_env(frontier_env(wire.url)), tasks=catalog)
     batched = cascade.run_batch(task, items)
@@ -90,7 +98,7 @@ def test_the_cascade_asks_the_trained_tier_once_for_a_batch_and_judges_each_item
 
 def test_an_item_over_the_trained_budget_escalates_alone_and_the_rest_are_embedded_together(wire, catalog, embed_calls):
     wire.default = lambda request: Scripted(body=chat_completion('{"label":"billing"}', tokens=LABEL_TOKENS))
-    task = catalog.get("support_ticket").model_copy(update={"tiers": ["trained", "frontier"]})
+    task = english_ticket(catalog, tiers=["trained", "frontier"])
     env = {**frontier_env(wire.url), "SMALLFIRST_TRAINED_MAX_INPUT_TOKENS": "40"}
     items = [Item(id="short-1", text="I was charged twice, please refund me"), Item(id="long", text=LONG),
              Item(id="short-2", text="I cannot sign in since I changed my password")]
@@ -104,7 +112,7 @@ def test_an_item_over_the_trained_budget_escalates_alone_and_the_rest_are_embedd
 
 def test_an_item_that_breaks_the_batch_call_fails_alone_and_the_others_are_answered(catalog, trained, embed_calls):
     """Text that is not Unicode (built past Item's validation) makes the tokenizer raise, failing the whole call."""
-    task = catalog.get("support_ticket")
+    task = english_ticket(catalog)
     items = [Item(id="a", text="I was charged twice, please refund me"),
              Item.model_construct(id="broken", text="refund \ud800 me"),
              Item(id="b", text="The export button does nothing and the page freezes")]
@@ -122,7 +130,7 @@ def test_the_trained_tier_runs_its_head_on_one_blas_thread(catalog, trained, mon
     def blas_threads() -> set[int]:
         return {lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"}
 
-    task = catalog.get("support_ticket")
+    task = english_ticket(catalog)
     model = trained.head(task)[0].model
     real = type(model).predict_with_confidence
     seen: list[set[int]] = []
