@@ -143,3 +143,24 @@ def test_the_trained_tier_runs_its_head_on_one_blas_thread(catalog, trained, mon
     before = blas_threads()
     trained.answer_many(task, [row["text"] for row in DEV[:8]])
     assert seen == [{1}] and blas_threads() == before  # one thread while the head runs, as many as before after it
+
+
+def test_a_batch_embedded_by_a_deployment_shares_what_it_billed_among_its_items(tmp_path, catalog):
+    """An Azure OpenAI deployment bills one count per request (the loopback server: a token per word): each item
+    gets a share by length, the shares add up to the bill, and an item alone gets its own count."""
+    from shared.core.tiers.trained import TrainedTier
+    from tests.learning.test_azure_openai_embedder import EmbeddingsServer
+
+    task = catalog.get("support_ticket").model_copy(update={"trained_head": None})  # zero-shot: any embedder
+    texts = ["refund", "I was charged twice", "the export button does nothing and the whole page freezes again"]
+    with EmbeddingsServer(dimension=1536) as server:
+        tier = TrainedTier(Settings.from_env({"SMALLFIRST_TRAINED_HEADS_DIR": str(tmp_path),
+                                              "SMALLFIRST_TRAINED_EMBEDDER": "azure_openai",
+                                              "SMALLFIRST_TRAINED_ENDPOINT": server.endpoint,
+                                              "SMALLFIRST_TRAINED_API_KEY": "test-key"}).tiers["trained"])
+        batched = tier.answer_many(task, texts)
+        assert [r["body"]["input"] for r in server.requests][-1] == texts  # the batch in one request
+        alone = [tier.classify(task, text) for text in texts]
+    assert [a.tokens_in for a in alone] == [1, 4, 11]
+    assert sum(b.tokens_in for b in batched) == 16 and [b.tokens_in for b in batched] == [1, 3, 12]
+    assert [b.value for b in batched] == [a.value for a in alone]
