@@ -14,10 +14,12 @@ Fitting fast (issue 29: 15,100 CLINC150 rows took over 10 minutes on 2 cores). T
 LogisticRegression objective (multinomial cross-entropy averaged over rows plus ||W||^2 / (2 C n), intercept not
 penalised, L-BFGS-B with its options; sklearn/linear_model/_logistic.py) minimised here over the embedding as a
 dense block and the n-grams as a sparse one: LogisticRegression takes one matrix, and the 384 dense columns stored
-as CSR beside the n-grams cost ~1 s an iteration in scalar sparse products instead of a BLAS call. With more than
-FEW_FOLDS_ABOVE rows the cross-validation uses 3 folds (each still trains on thousands of rows), and the grid's
-fits run in parallel (``n_jobs``). ``progress`` hears of every step: each fold's vocabulary, each (view, C, fold)
-fit, the temperature, the threshold and the final fit; without a callback the steps are logged.
+as CSR beside the n-grams cost ~1 s an iteration in scalar sparse products instead of a BLAS call. C is searched
+from the middle of the grid outwards (``_c_search``), not over all of it. With more than FEW_FOLDS_ABOVE rows the
+search runs on 3 folds, and only the chosen (view, C) on all ``cv_folds`` for the out-of-fold logits of step 2 (a
+threshold chosen on 3-fold logits cost CLINC150 a point of in-scope accuracy). The fits run in parallel
+(``n_jobs``). ``progress`` hears of every step: each fold's vocabulary, each (view, C, fold) fit, the temperature,
+the threshold and the final fit; without a callback the steps are logged.
 
 With ``word_ngrams`` set, step 1 also tries the regression over the texts' word n-gram TF-IDF (lexical.py) beside the
 embedding, for each C: one weight row per class over both, the vocabulary fitted on each fold's training part. The
@@ -73,8 +75,8 @@ TRAINED_CONFIDENCE_METHOD = "temperature-scaled logistic regression probability"
 ZERO_SHOT_CONFIDENCE_METHOD = "zero-shot cosine similarity, shrunk towards uniform"
 # Fewer held-out none rows than this measure a recall too coarsely (one row is more than 5%) to set a threshold by.
 MIN_NONE_ROWS_FOR_RECALL = 20
-# Above this many rows cross-validation uses FEW_FOLDS: each fold still trains on thousands of rows, and the grid
-# costs 3/5 of five folds (CLINC150: cross-validated accuracy within 0.5 point, bench/results/training.txt).
+# Above this many rows the search over C uses FEW_FOLDS: each fold still trains on thousands of rows, and the grid
+# costs about half of five folds (bench/results/training.txt).
 FEW_FOLDS_ABOVE, FEW_FOLDS = 5000, 3
 LBFGS_TOLERANCE = 1e-4  # LogisticRegression's default tol
 REPORT_EVERY_S = 5.0  # how often a long step (the final fit) says it is still at work
@@ -146,8 +148,8 @@ class _Steps:
     def _tell(self, phase: str, where: dict) -> None:
         self._last_report = time.monotonic()
         if self.progress is not None:
-            self.progress(FitStep(phase, self.done, self.total, folds=self.folds if "fold" in where else None,
-                                  **where))
+            self.progress(FitStep(phase, self.done, self.total, **({"folds": self.folds} if "fold" in where else {})
+                                  | where))
 
 
 @dataclass(frozen=True)
@@ -182,7 +184,7 @@ class EmbeddingClassifier:
             raise ValueError("a head has a none label or a catch-all label, not both")
         self.Cs = tuple(sorted(Cs))
         self.cv_folds = cv_folds
-        self.few_folds_above = few_folds_above  # with more rows, min(cv_folds, FEW_FOLDS) folds
+        self.few_folds_above = few_folds_above  # with more rows, C is searched on min(cv_folds, FEW_FOLDS) folds
         self.none_label = none_label
         self.max_inscope_reject = max_inscope_reject
         self.min_none_recall = min_none_recall
@@ -215,40 +217,55 @@ class EmbeddingClassifier:
             raise ValueError("training needs examples of at least two labels")
         targets = np.searchsorted(self.classes_, labels)
         counts = np.bincount(targets)
-        wanted = min(self.cv_folds, FEW_FOLDS) if len(X) > self.few_folds_above else self.cv_folds
-        folds = min(wanted, int(counts.min()))
+        folds = min(self.cv_folds, int(counts.min()))
         if folds < 2:
             lone = [str(label) for label, count in zip(self.classes_, counts) if count < 2]
             raise ValueError(f"every label needs at least 2 examples for cross-validation; one only: {some_of(lone)}")
 
         splits = list(StratifiedKFold(folds, shuffle=True, random_state=self.random_state).split(X, targets))
+        # With plentiful rows C and the view are searched on FEW_FOLDS folds; the chosen pair is then fitted on all
+        # ``folds`` for the out-of-fold logits everything after is fitted on (as close to the final fit as before).
+        search_folds = min(folds, FEW_FOLDS) if len(X) > self.few_folds_above else folds
+        search = splits if search_folds == folds else list(
+            StratifiedKFold(search_folds, shuffle=True, random_state=self.random_state).split(X, targets))
         views = [None, self.word_ngrams] if self.word_ngrams else [None]
-        steps = _Steps(progress, folds, total=(folds if self.word_ngrams else 0) + 2 + (self.reject_label is not None))
+        steps = _Steps(progress, search_folds,
+                       total=(search_folds if self.word_ngrams else 0) + 2 + (self.reject_label is not None))
 
         dense = X.astype(np.float32)  # the regression's products in single precision: half the time (fit_logistic)
-        fold_features = {None: [(_Features(dense[train]), _Features(dense[held_out])) for train, held_out in splits]}
-        if self.word_ngrams:
-            fold_features[self.word_ngrams] = []
-            for fold, (train, held_out) in enumerate(splits, 1):
-                fold_features[self.word_ngrams].append(self._fold_ngrams(dense, texts, train, held_out))
-                steps.finished("vocabulary", fold=fold)
-        oof_by: dict[tuple, np.ndarray] = {}
+        def features_of(view, folds_of) -> list[tuple[_Features, _Features]]:
+            if view is None:
+                return [(_Features(dense[train]), _Features(dense[held_out])) for train, held_out in folds_of]
+            features = []
+            for fold, (train, held_out) in enumerate(folds_of, 1):
+                features.append(self._fold_ngrams(dense, texts, train, held_out))
+                steps.finished("vocabulary", fold=fold, folds=len(folds_of))
+            return features
+
+        def held_out_logits(parallel, keys, folds_of, features) -> dict[tuple, np.ndarray]:
+            """Each (view, C) of ``keys``: the out-of-fold logits of its fits on ``folds_of``, in parallel."""
+            steps.total += len(keys) * len(folds_of)
+            oof_by = {key: np.zeros((len(X), len(self.classes_))) for key in keys}
+            fitted = parallel(
+                delayed(_held_out_logits)((view, c, fold), features[view][fold], targets[folds_of[fold][0]],
+                                          len(self.classes_), c, self.max_iter)
+                for view, c in keys for fold in range(len(folds_of)))
+            for (view, c, fold), logits in fitted:
+                oof_by[(view, c)][folds_of[fold][1]] = logits
+                steps.finished("cross-validation", view=view, C=c, fold=fold + 1, folds=len(folds_of))
+            return oof_by
+
+        search_features = {view: features_of(view, search) for view in views}
+        searched: dict[tuple, np.ndarray] = {}
         with Parallel(n_jobs=self.n_jobs, return_as="generator_unordered") as parallel:
-            for grid in _c_search(self.Cs, views, lambda key: float(np.mean(oof_by[key].argmax(axis=1) == targets))):
-                steps.total += len(grid) * folds
-                for key in grid:
-                    oof_by[key] = np.zeros((len(X), len(self.classes_)))
-                fitted = parallel(
-                    delayed(_held_out_logits)((view, c, fold), fold_features[view][fold],
-                                              targets[splits[fold][0]], len(self.classes_), c, self.max_iter)
-                    for view, c in grid for fold in range(folds))
-                for (view, c, fold), logits in fitted:
-                    oof_by[(view, c)][splits[fold][1]] = logits
-                    steps.finished("cross-validation", view=view, C=c, fold=fold + 1)
-        cv_accuracy = {key: float(np.mean(oof.argmax(axis=1) == targets)) for key, oof in oof_by.items()}
-        # Highest accuracy; on a tie the simpler head: the embedding alone, then the stronger regularisation.
-        view, self.C_ = max(cv_accuracy, key=lambda key: (cv_accuracy[key], key[0] is None, -key[1]))
-        self.oof_logits_ = oof = oof_by[(view, self.C_)]  # kept for analysis (e.g. other reject budgets); not saved
+            for grid in _c_search(self.Cs, views, lambda key: float(np.mean(searched[key].argmax(axis=1) == targets))):
+                searched |= held_out_logits(parallel, grid, search, search_features)
+            cv_accuracy = {key: float(np.mean(oof.argmax(axis=1) == targets)) for key, oof in searched.items()}
+            # Highest accuracy; on a tie the simpler head: the embedding alone, then the stronger regularisation.
+            view, self.C_ = max(cv_accuracy, key=lambda key: (cv_accuracy[key], key[0] is None, -key[1]))
+            oof = searched[(view, self.C_)] if search is splits else held_out_logits(
+                parallel, [(view, self.C_)], splits, {view: features_of(view, splits)})[(view, self.C_)]
+        self.oof_logits_ = oof  # kept for analysis (e.g. other reject budgets); not saved
 
         self.temperature_ = fit_temperature(oof, targets)
         steps.finished("temperature")

@@ -1,4 +1,5 @@
-"""The logistic head for real (scikit-learn's objective, fitted here), trained on a Banking77 subset and judged on its dev rows."""
+"""The logistic head for real (scikit-learn's objective, fitted here), trained on a Banking77 subset and judged
+on its dev rows; the search over C and the progress of fitting."""
 
 from __future__ import annotations
 
@@ -6,7 +7,8 @@ import numpy as np
 import pytest
 
 from shared.learning.calibration import softmax
-from shared.learning.classifier import EmbeddingClassifier, FitStep, ZeroShotClassifier, _c_search, _Features, fit_logistic
+from shared.learning.classifier import (EmbeddingClassifier, FitStep, ZeroShotClassifier, _c_search, _Features,
+                                        fit_logistic)
 from shared.foundation.metrics import expected_calibration_error
 from tests.learning.conftest import dataset, per_label
 
@@ -109,8 +111,22 @@ def test_progress_hears_each_vocabulary_fold_and_c_then_temperature_threshold_an
     assert [step.fold for step in steps if step.phase == "vocabulary"] == [1, 2, 3]
     finished = [step for step in steps if step.iteration is None]
     assert [step.phase for step in finished[-3:]] == ["temperature", "threshold", "final fit"]
-    assert [step.done for step in finished] == list(range(1, len(finished) + 1)) and finished[-1].done == steps[-1].total
+    assert [step.done for step in finished] == list(range(1, len(finished) + 1))
+    assert finished[-1].done == steps[-1].total
     assert finished[-1].C == head.C_
+
+
+def test_with_plentiful_rows_c_is_searched_on_three_folds_and_the_chosen_c_refitted_on_all_five(banking):
+    X_train, y_train, _, _ = banking
+    steps: list[FitStep] = []
+    head = EmbeddingClassifier(Cs=(1.0, 10.0, 30.0), few_folds_above=500).fit(X_train, y_train, progress=steps.append)
+    fits = [(step.C, step.fold, step.folds) for step in steps if step.phase == "cross-validation"]
+    assert sorted(fits[:9]) == [(c, fold, 3) for c in (1.0, 10.0, 30.0) for fold in (1, 2, 3)]
+    assert sorted(fits[9:]) == [(head.C_, fold, 5) for fold in range(1, 6)]
+    assert head.cv_metrics_.folds == 5 and set(head.cv_metrics_.cv_accuracy_by_c) == {"1", "10", "30"}
+    # Temperature and metrics come from the five-fold logits: the chosen C's accuracy there, not the search's.
+    assert head.cv_metrics_.accuracy == pytest.approx(np.mean(head.oof_logits_.argmax(1) == np.searchsorted(
+        head.classes_, y_train)))
 
 
 def test_the_search_over_c_stops_where_accuracy_has_peaked():
