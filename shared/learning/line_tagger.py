@@ -21,12 +21,7 @@ from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
 import numpy as np
-from joblib import Parallel, delayed
 from pydantic import BaseModel
-from scipy.optimize import minimize
-from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import KFold
-from sklearn.preprocessing import StandardScaler
 
 from shared.foundation.metrics import expected_calibration_error, selective_accuracy
 from shared.foundation.answers import NORMALISERS, ValueKind, same_value
@@ -170,6 +165,8 @@ class LineTagger:
     def fit(self, texts: Sequence[EmbeddedText], expected: Sequence[Mapping[str, Any]]) -> "LineTagger":
         if len(texts) != len(expected):
             raise ValueError("texts and expected values differ in length")
+        from sklearn.model_selection import KFold  # fitting only: answering never imports scikit-learn
+
         folds = min(self.cv_folds, len(texts))
         if folds < 2:
             raise ValueError("training needs at least 2 labelled texts")
@@ -216,6 +213,8 @@ class LineTagger:
         return tagger, _FieldData(found, X, labels, groups, right)
 
     def _fit_field(self, tagger: FieldTagger, data: _FieldData, splits) -> tuple[np.ndarray, FieldMetrics]:
+        from joblib import Parallel, delayed
+
         n = len(data.X)
         fold_scores = Parallel(n_jobs=self.n_jobs)(
             delayed(self._fit_scores)(data, train, held_out, c) for c in self.Cs for train, held_out in splits)
@@ -249,6 +248,9 @@ class LineTagger:
     def _fit_weights(self, data: _FieldData, rows: np.ndarray, C: float) -> tuple[np.ndarray, float]:
         """Logistic regression on the texts ``rows`` (every positive, at most ``max_negatives`` negatives per text),
         on standardised features; returned as weights on the raw features."""
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.preprocessing import StandardScaler
+
         rng = np.random.default_rng(self.random_state)
         X_parts, y_parts = [], []
         for i in rows:
@@ -326,6 +328,8 @@ def _decide(data: _FieldData, scores: Sequence[np.ndarray], temperature: float,
 
 def _fit_calibration(data: _FieldData, scores: Sequence[np.ndarray]) -> tuple[float, float]:
     """(T, b) maximising the Bernoulli likelihood that the answered value is right, over out-of-fold scores."""
+    from scipy.optimize import minimize
+
     def nll(params: np.ndarray) -> float:
         temperature = float(np.clip(np.exp(params[0]), _MIN_T, _MAX_T))
         p, right = _decide(data, scores, temperature, float(params[1]))

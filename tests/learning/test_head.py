@@ -41,6 +41,30 @@ def test_a_fresh_process_answers_through_the_trained_tier_without_importing_skle
     assert answer["loaded"] == []
 
 
+FIRST_EXTRACTION = """
+import json, sys
+from pathlib import Path
+from shared.core.config import Settings
+from shared.core.tiers.trained import TrainedTier
+from shared.foundation.tasks import TaskCatalog
+
+task = TaskCatalog(Path("tasks")).get("receipt")
+text = "TAN WOON YANN\\nBOOK TA .K (TAMAN DAYA) SDN BHD\\nDATE : 25/12/2018\\nTOTAL 9.00"
+answer = TrainedTier(Settings.from_env({}).tiers["trained"]).extract(task, text)
+loaded = sorted({name.split(".")[0] for name in sys.modules} & {"sklearn", "scipy"})
+print(json.dumps({"value": answer.value, "loaded": loaded}))
+"""
+
+
+def test_a_fresh_process_extracts_through_the_trained_tier_without_importing_sklearn_or_scipy():
+    done = subprocess.run([sys.executable, "-c", FIRST_EXTRACTION], cwd=REPO, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    answer = json.loads(done.stdout.strip().splitlines()[-1])
+    assert answer["value"]["total"] == "9.00"  # the shipped line tagger found the total line
+    assert answer["loaded"] == []
+
+
 def test_the_shipped_banking77_head_loaded_as_arrays_gives_scikit_learns_probabilities(embedder):
     from scipy.special import log_softmax
     from sklearn.feature_extraction.text import TfidfVectorizer
