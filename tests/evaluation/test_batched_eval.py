@@ -11,12 +11,12 @@ from shared.core.cascade import Cascade
 from shared.core.config import Settings
 from shared.evaluation.run_analysis import EvalRecord
 from shared.evaluation.tier_eval import EVAL_BATCH_ITEMS, LabelledItem, evaluate, run_eval
-from tests.core.test_batched_trained_tier import DEV, embed_calls  # noqa: F401 (a fixture)
+from tests.core.test_batched_trained_tier import DEV, embed_calls, english_ticket  # noqa: F401 (a fixture)
 
 
 def test_eval_embeds_the_trained_tiers_items_in_batches_with_the_records_of_one_at_a_time(
         tmp_path, catalog, embed_calls):  # noqa: F811
-    task = catalog.get("support_ticket")
+    task = english_ticket(catalog)  # support_ticket on its MiniLM head
     items = [LabelledItem(**row) for row in DEV]
     assert len(items) > EVAL_BATCH_ITEMS  # so there are two calls
     cascade = Cascade(Settings.from_env({}), tasks=catalog)

@@ -26,7 +26,8 @@ class Clock:
 
 @pytest.fixture
 def task():
-    return TaskCatalog(REPO / "tasks").get("support_ticket").model_copy(update={"trained_head": None})
+    """support_ticket with no head, English-only so that its embedder is MiniLM, support_head's."""
+    return TaskCatalog(REPO / "tasks").get("support_ticket").model_copy(update={"trained_head": None, "languages": []})
 
 
 def test_a_newly_activated_head_answers_after_the_refresh_interval(tmp_path, task, support_head, embedder):

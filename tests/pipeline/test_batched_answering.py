@@ -7,11 +7,11 @@ from shared.core.cascade import Cascade
 from shared.core.config import Settings
 from shared.foundation.records import Item
 from shared.pipeline.answering import AnswerService
-from tests.core.test_batched_trained_tier import DEV, embed_calls  # noqa: F401 (a fixture)
+from tests.core.test_batched_trained_tier import DEV, embed_calls, english_ticket  # noqa: F401 (a fixture)
 
 
 def test_a_request_embeds_its_new_items_in_one_call_and_kept_items_not_at_all(catalog, embed_calls):  # noqa: F811
-    task = catalog.get("support_ticket").model_copy(update={"tiers": ["trained"]})
+    task = english_ticket(catalog, tiers=["trained"])  # support_ticket on its MiniLM head
     items = [Item(id=row["id"], text=row["text"]) for row in DEV[:12]]
     answers = AnswerService(Cascade(Settings.from_env({}), tasks=catalog))
     first = answers.answer(task, items[:4])
