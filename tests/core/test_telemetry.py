@@ -35,7 +35,7 @@ from tests.core.test_cascade import LABEL_TOKENS
 
 REPO = Path(__file__).resolve().parents[2]
 SURE = "I was charged twice for my subscription, please refund me"
-UNSURE = "Please add my colleague as an admin on our team account."  # just under the trained threshold
+UNSURE = "The export is slow and costs us extra seats."  # two teams' matter: well under the trained threshold
 
 
 @pytest.fixture(scope="module")
