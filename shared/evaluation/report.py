@@ -61,8 +61,13 @@ def quality_rows(run: TierRun, task: AnyTask) -> list[tuple[str, str]]:
     rows += [(f"latency {k} (ms)", f"{v:.0f}") for k, v in latency.items()]
     cost = float(np.mean(run.costs)) if run.records else 0.0
     unit = "item" if run.kind == "classification" else "field"
-    rows += [("cost per item (USD)", f"{cost:.6f}"), ("cost per 1M items (USD)", f"{cost * 1e6:,.0f}"),
-             (f"ECE (10 bins, per {unit}, raw confidence)", ece_cell(*calibration_pairs(run)))]
+    unpriced = sum(not r.cost_known for r in run.records)
+    if unpriced:  # a model with no known price records no cost: a sum of the rest would read as a real figure
+        rows += [("cost per item (USD)", f"unknown ({unpriced} of {len(run.records)} items unpriced: set PRICE_*)"),
+                 ("cost per 1M items (USD)", "unknown")]
+    else:
+        rows += [("cost per item (USD)", f"{cost:.6f}"), ("cost per 1M items (USD)", f"{cost * 1e6:,.0f}")]
+    rows.append((f"ECE (10 bins, per {unit}, raw confidence)", ece_cell(*calibration_pairs(run))))
     return rows
 
 
@@ -132,8 +137,13 @@ def _cascade_blocks(analysis, out_dir: Path, *, calibrated: bool) -> list[Block]
                    [[f"{p.threshold:.3f}", f"{p.accuracy:.3f}", f"{p.escalation_rate:.1%}", f"{p.cost_per_item * 1e6:,.0f}"]
                     for p in sampled]))
     blocks.append(("h2", "Recommended threshold"))
+    unpriced = sorted({r.tier for run in (analysis.small, analysis.frontier) for r in run.records if not r.cost_known})
+    if unpriced:
+        blocks.append(("p", f"Costs count {', '.join(unpriced)} at $0: its model has no known price (set PRICE_*), "
+                            "so no saving is claimed."))
     if rec:
-        saving = f"; {rec.saving_vs_frontier:.0%} cheaper than all-frontier" if rec.saving_vs_frontier is not None else ""
+        saving = (f"; {rec.saving_vs_frontier:.0%} cheaper than all-frontier"
+                  if rec.saving_vs_frontier is not None and not unpriced else "")
         blocks.append(("p", f"**{rec.threshold:.3f}**: {rec.bound.statement}, against a target of {rec.target:.3f} "
                             f"(measured {rec.accuracy:.3f}, 95% bootstrap interval {rec.accuracy_ci[0]:.3f}-"
                             f"{rec.accuracy_ci[1]:.3f}); {rec.escalation_rate:.1%} of items escalate; "
