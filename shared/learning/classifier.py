@@ -229,14 +229,14 @@ class EmbeddingClassifier:
         search = splits if search_folds == folds else list(
             StratifiedKFold(search_folds, shuffle=True, random_state=self.random_state).split(X, targets))
         views = [None, self.word_ngrams] if self.word_ngrams else [None]
-        steps = _Steps(progress, search_folds,
-                       total=(search_folds if self.word_ngrams else 0) + 2 + (self.reject_label is not None))
+        steps = _Steps(progress, search_folds, total=2 + (self.reject_label is not None))
 
         dense = X.astype(np.float32)  # the regression's products in single precision: half the time (fit_logistic)
         def features_of(view, folds_of) -> list[tuple[_Features, _Features]]:
             if view is None:
                 return [(_Features(dense[train]), _Features(dense[held_out])) for train, held_out in folds_of]
             features = []
+            steps.total += len(folds_of)  # the search's folds, and all folds again where a chosen n-gram view is refitted
             for fold, (train, held_out) in enumerate(folds_of, 1):
                 features.append(self._fold_ngrams(dense, texts, train, held_out))
                 steps.finished("vocabulary", fold=fold, folds=len(folds_of))

@@ -129,6 +129,21 @@ def test_with_plentiful_rows_c_is_searched_on_three_folds_and_the_chosen_c_refit
         head.classes_, y_train)))
 
 
+def test_progress_never_passes_its_total_when_the_chosen_n_gram_view_is_refitted_on_all_folds():
+    rng = np.random.default_rng(0)
+    labels = [("refund", "login", "crash")[i % 3] for i in range(120)]
+    texts = [f"{label} ticket {i % 7}" for i, label in enumerate(labels)]  # the words tell the label apart
+    X = rng.normal(size=(120, 8))  # the embedding does not
+    X /= np.linalg.norm(X, axis=1, keepdims=True)
+    steps: list[FitStep] = []
+    head = EmbeddingClassifier(Cs=(1.0, 10.0), word_ngrams=(1, 2), few_folds_above=50).fit(
+        X, labels, texts=texts, progress=steps.append)
+    assert head.ngrams_ is not None  # the n-gram view was chosen, so its vocabulary is refitted on all five folds
+    assert [step.folds for step in steps if step.phase == "vocabulary"] == [3, 3, 3, 5, 5, 5, 5, 5]
+    assert all(step.done <= step.total for step in steps)
+    assert steps[-1].done == steps[-1].total
+
+
 def test_the_search_over_c_stops_where_accuracy_has_peaked():
     Cs = (1.0, 3.0, 10.0, 30.0, 100.0)
     accuracy = {1.0: 0.90, 3.0: 0.92, 10.0: 0.95, 30.0: 0.94, 100.0: 0.99}
