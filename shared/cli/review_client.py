@@ -22,6 +22,7 @@ from azure.core.credentials import TokenCredential
 from azure.core.exceptions import AzureError, ClientAuthenticationError
 from azure.core.pipeline.policies import BearerTokenCredentialPolicy, RetryPolicy, UserAgentPolicy
 from azure.core.rest import HttpRequest, HttpResponse
+from pydantic import ValidationError
 
 from shared.errors import InputError, ReviewItemNotFound, SmallfirstError, WriteConflict
 from shared.foundation.loopback import is_loopback
@@ -54,7 +55,10 @@ class ReviewApi:
     def pending(self, task: str) -> list[PendingItem]:
         """Every item waiting in the task's review queue, as the app lists them."""
         body = self._send("GET", f"/api/review/{quote(task, safe='')}")
-        return [PendingItem.model_validate(item) for item in body.get("items", [])]
+        try:
+            return [PendingItem.model_validate(item) for item in body["items"]]
+        except (KeyError, TypeError, ValidationError):
+            raise self._not_the_app("a review queue's items") from None
 
     def decide(self, task_name: str, item_id: str, decision: ReviewDecision, answer: Any = None, *, by: str,
                source: str) -> CorrectionRecord:
@@ -62,7 +66,15 @@ class ReviewApi:
         the token names, whoever the caller says it is."""
         body = self._send("POST", f"/api/review/{quote(task_name, safe='')}/{quote(item_id, safe='/')}",
                           {"decision": decision, "answer": answer, "source": source})
-        return CorrectionRecord.model_validate(body)
+        try:
+            return CorrectionRecord.model_validate(body)
+        except ValidationError:
+            raise self._not_the_app("the decision it recorded") from None
+
+    def _not_the_app(self, what: str) -> ReviewApiError:
+        """A 200 whose body is not what the review routes answer: another site, or another app, at that URL."""
+        return ReviewApiError(f"{self.app_url} answered 200 without {what}: is --app the stack output "
+                              "function_app_url?")
 
     def _send(self, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
         request = HttpRequest(method, f"{self.app_url}{path}", json=body)

@@ -121,6 +121,26 @@ def test_review_with_app_and_no_scope_is_a_usage_error_naming_the_stack_output(d
     assert result.exit_code == 2 and "review_token_scope" in result.output and not server.requests
 
 
+@pytest.mark.parametrize("reply", [Scripted(body={"title": "Your Functions app is up"}),
+                                   Scripted(body={"items": [{"id": "1"}]}), Scripted(body={"items": None})])
+def test_a_listing_that_is_not_the_review_routes_reply_is_one_line_and_a_non_zero_exit(deployed, reply):
+    server, _ = deployed
+    server.script = [reply]
+    result = review(server, "")
+    assert result.exit_code == 2, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and "answered 200 without a review queue's items" in lines[0], result.output
+
+
+def test_a_decision_reply_that_is_not_a_correction_ends_the_session_with_one_line(deployed):
+    server, _ = deployed
+    server.script = [Scripted(body={"items": [pending("1", f"{TASK}/a.jsonl")]}), Scripted(body={"ok": True})]
+    result = review(server, "a\n")
+    assert result.exit_code == 2, result.output
+    assert result.output.strip().splitlines()[-1].endswith("answered 200 without the decision it recorded: is --app "
+                                                           "the stack output function_app_url?")
+
+
 @pytest.mark.parametrize("url", ["http://app.example.net", "ftp://app.example.net", "app.example.net"])
 def test_a_token_is_never_sent_to_an_app_url_that_is_not_https(url):
     with pytest.raises(ReviewApiError, match="https://"):
