@@ -193,10 +193,6 @@ class TrainedHeads:
             raise TierError(f"trained head {task.name}/{active.version} ({active.origin}): {exc}") from exc
         return loaded.classifier, TRAINED_CONFIDENCE_METHOD
 
-    def label(self, head: ServedHead, text: str) -> Label:
-        (label,) = self.labels(head, [text])
-        return label
-
     @cached_property
     def _blas(self) -> ThreadpoolController:
         """numpy's BLAS, to run a head on one thread: its products are small, and BLAS threads left spinning after

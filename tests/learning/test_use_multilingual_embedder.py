@@ -164,7 +164,7 @@ def test_each_task_is_answered_with_its_own_embedder_one_built_per_kind(tmp_path
     assert several_head.embedder.id == "universal-sentence-encoder-multilingual-3-numpy"
     assert heads.embedder_for(several) is several_head.embedder  # one embedder per kind, kept
     assert heads.embedder.id == "all-MiniLM-L6-v2-onnx-int8"  # the probe's: a task that declares no languages
-    label = heads.label(several_head, "Me han cobrado dos veces la suscripción")
+    (label,) = heads.labels(several_head, ["Me han cobrado dos veces la suscripción"])
     assert label.tokens == len(several_head.embedder.token_ids(["Me han cobrado dos veces la suscripción"])[0])
 
 
