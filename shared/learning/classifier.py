@@ -72,6 +72,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 TRAINED_CONFIDENCE_METHOD = "temperature-scaled logistic regression probability"
+NOVELTY_CONFIDENCE_METHOD = ("calibrated chance the label is right, from its temperature-scaled probability and its "
+                             "nearness to the label's training examples")
 ZERO_SHOT_CONFIDENCE_METHOD = "zero-shot cosine similarity, shrunk towards uniform"
 # Fewer held-out none rows than this measure a recall too coarsely (one row is more than 5%) to set a threshold by.
 MIN_NONE_ROWS_FOR_RECALL = 20
@@ -371,6 +373,11 @@ class EmbeddingClassifier:
         self.head_ = LinearHead(classes=self.classes_, coef=self.coef_, intercept=self.intercept_,
                                 temperature=self.temperature_, none_label=self.reject_label,
                                 oos_threshold=oos_threshold, ngrams=self.ngrams_, novelty=self.novelty_)
+
+    @property
+    def confidence_method(self) -> str:
+        """What its confidence is, as each answer records it: with a novelty calibrator, not the probability."""
+        return NOVELTY_CONFIDENCE_METHOD if self.novelty_ is not None else TRAINED_CONFIDENCE_METHOD
 
     @property
     def oos_threshold_(self) -> float | None:

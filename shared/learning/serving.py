@@ -172,11 +172,7 @@ class TrainedHeads:
     def _classifier(self, task: ClassificationTask, active: ActiveHead | None,
                     embedder: Embedder) -> tuple[object, str]:
         from shared.learning.artifact import HeadExpectation, HeadMismatchError, load_head
-        from shared.learning.classifier import (
-            TRAINED_CONFIDENCE_METHOD,
-            ZERO_SHOT_CONFIDENCE_METHOD,
-            ZeroShotClassifier,
-        )
+        from shared.learning.classifier import ZERO_SHOT_CONFIDENCE_METHOD, ZeroShotClassifier
         from shared.learning.stores import ArtifactNotFoundError
 
         if active is None:
@@ -191,7 +187,7 @@ class TrainedHeads:
             loaded = load_head(active.store, task.name, active.version, expect)
         except (HeadMismatchError, ArtifactNotFoundError, ValueError) as exc:
             raise TierError(f"trained head {task.name}/{active.version} ({active.origin}): {exc}") from exc
-        return loaded.classifier, TRAINED_CONFIDENCE_METHOD
+        return loaded.classifier, loaded.classifier.confidence_method
 
     @cached_property
     def _blas(self) -> ThreadpoolController:

@@ -15,6 +15,7 @@ from shared.core.config import Settings
 from shared.foundation.records import Item
 from shared.core.tiers.registry import TierRegistry
 from shared.errors import ConfigError, NoTierError, SmallfirstError
+from shared.learning.classifier import NOVELTY_CONFIDENCE_METHOD
 from tests.azure_wire import AzureWireServer, Scripted, chat_completion
 
 ITEM = Item(id="t-1", text="I was charged twice for my subscription, please refund me")
@@ -211,7 +212,7 @@ def test_calibration_maps_the_confidence_the_threshold_is_compared_with(wire, ca
 def test_trained_tier_answers_first_with_its_calibrated_head(wire, catalog, embedded):
     record = make_cascade(frontier_env(wire.url), catalog, embedded).process(catalog.get("support_ticket"), ITEM)
     assert record.tier == "trained" and record.status == "accepted" and record.answer == "billing"
-    assert record.attempts[0].confidence_method == "temperature-scaled logistic regression probability"
+    assert record.attempts[0].confidence_method == NOVELTY_CONFIDENCE_METHOD  # the shipped head's
     assert wire.requests == [] and record.cost_usd == 0.0
 
 

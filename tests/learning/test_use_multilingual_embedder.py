@@ -185,7 +185,7 @@ def test_a_head_trained_on_use_m_answers_its_task_and_is_refused_under_minilm(tm
     from shared.core.tiers.trained import TrainedTier
     from shared.errors import TierError
     from shared.learning.artifact import save_head
-    from shared.learning.classifier import TRAINED_CONFIDENCE_METHOD
+    from shared.learning.classifier import NOVELTY_CONFIDENCE_METHOD
     from shared.learning.training import train_head
     from shared.learning.training_data import LabelledExample, TrainingSet
     from tests.learning.conftest import per_label
@@ -201,7 +201,7 @@ def test_a_head_trained_on_use_m_answers_its_task_and_is_refused_under_minilm(tm
     several = several.model_copy(update={"trained_head": saved.version})
 
     answer = tier.classify(several, "Me cobraron dos veces la factura de este mes")
-    assert answer.confidence_method == TRAINED_CONFIDENCE_METHOD and answer.value == "billing"
+    assert answer.confidence_method == NOVELTY_CONFIDENCE_METHOD and answer.value == "billing"  # 60 rows: novelty
     with pytest.raises(TierError, match="trained on embedder universal-sentence.*task embeds with all-MiniLM"):
         TrainedTier(_trained_settings(tmp_path, "minilm")).classify(several, "Me cobraron dos veces")
 

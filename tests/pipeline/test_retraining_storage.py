@@ -17,7 +17,7 @@ from shared.core.config import Settings
 from shared.foundation.tasks import TaskCatalog
 from shared.core.tiers.trained import TrainedTier
 from shared.learning.activation import latest_activation
-from shared.learning.classifier import TRAINED_CONFIDENCE_METHOD
+from shared.learning.classifier import NOVELTY_CONFIDENCE_METHOD
 from shared.pipeline.production_data import from_storage
 from shared.pipeline.blob_names import Containers, correction
 from tests.conftest import REPO
@@ -138,7 +138,7 @@ def test_the_timer_function_retrains_promotes_into_blob_storage_and_the_tier_ans
 
     task = TaskCatalog(REPO / "tasks").get("support_ticket").model_copy(update={"trained_head": None})
     answer = tier.classify(task, "I was charged twice for my subscription")
-    assert answer.confidence_method == TRAINED_CONFIDENCE_METHOD and answer.value == "billing"
+    assert answer.confidence_method == NOVELTY_CONFIDENCE_METHOD and answer.value == "billing"
     assert tier.active_head(task).version == activation.version
 
 
