@@ -24,7 +24,7 @@ the threshold and the final fit; without a callback the steps are logged.
 With ``word_ngrams`` set, step 1 also tries the regression over the texts' word n-gram TF-IDF (lexical.py) beside the
 embedding, for each C: one weight row per class over both, the vocabulary fitted on each fold's training part. The
 cross-validated accuracy decides between the two as it decides C (on a tie, the embedding alone): the n-grams pay
-on Banking77 (10,000 examples) and not on the 240 support tickets. A head that uses them needs the texts as well as
+on Banking77 (10,000 examples) and not on the 434 support tickets. A head that uses them needs the texts as well as
 their embeddings wherever it predicts.
 
 Out of scope, for tasks with a ``none_label``: when the training data has examples of it, the none label stays a

@@ -1,7 +1,9 @@
 """The trained tier: an embedding classifier that learns from labels and from the frontier's answers.
 
-It embeds the item (local int8 MiniLM through onnxruntime, or an Azure OpenAI embeddings deployment) and answers
-with the task's active head, whose confidence is a temperature-scaled probability. The active head is the newest
+It embeds the item with its task's embedder (the local int8 MiniLM through onnxruntime; for a task that declares
+other languages the local USE-m in numpy; or an Azure OpenAI embeddings deployment: shared/learning/serving.py)
+and answers with the task's active head, whose confidence is a temperature-scaled probability, or with a novelty
+calibrator the chance the answer is right (shared/learning/novelty.py). The active head is the newest
 activation in the head store (`heads_store`: the local `heads_dir`, or a blob container, where scheduled retraining
 activates heads), else the task file's `trained_head` in `heads_dir`. Which one is active is checked again at most
 every `heads_refresh_s`, so a newly activated head answers without a restart. A task with no head yet is answered
