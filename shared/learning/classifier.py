@@ -238,7 +238,7 @@ class EmbeddingClassifier:
             if view is None:
                 return [(_Features(dense[train]), _Features(dense[held_out])) for train, held_out in folds_of]
             features = []
-            steps.total += len(folds_of)  # the search's folds, and all folds again where a chosen n-gram view is refitted
+            steps.total += len(folds_of)  # the search's folds, and all of them again for a chosen view refitted there
             for fold, (train, held_out) in enumerate(folds_of, 1):
                 features.append(self._fold_ngrams(dense, texts, train, held_out))
                 steps.finished("vocabulary", fold=fold, folds=len(folds_of))

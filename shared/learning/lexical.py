@@ -5,8 +5,9 @@ card, "pending" vs "declined" top-up); a TF-IDF of the words and word pairs keep
 over both views, measured on Banking77 with everything fitted on the train split (5-fold, C = 10): accuracy
 0.921 -> 0.926 cross-validated and 0.929 -> 0.936 on dev, log loss 0.280 -> 0.260, accuracy of the 80% most
 confident 0.984 -> 0.985 (dev 0.983 -> 0.988). On support tickets (240, then the 434 of today's head) they add
-nothing, so whether a head uses them is decided by cross-validation (classifier.py). The vocabulary is fitted on the training texts only (inside
-cross-validation, on each fold's training part), so it never sees the rows it is judged on.
+nothing, so whether a head uses them is decided by cross-validation (classifier.py). The vocabulary is fitted on the
+training texts only (inside cross-validation, on each fold's training part), so it never sees the rows it is judged
+on.
 
 scikit-learn's TfidfVectorizer fits the vocabulary and idf (imported inside ``fit``); turning texts into TF-IDF rows
 is written here in numpy, the same steps in the same order (lowercase, its default token pattern, word n-grams,
