@@ -57,6 +57,15 @@ def test_saved_arrays_give_back_the_same_confidence(fitted):
     assert restored.neighbours == calibrator.neighbours
 
 
+def test_a_calibrator_holds_its_saved_float16_exemplars_as_float32_so_answering_never_converts_them(fitted):
+    calibrator, _ = fitted
+    restored = NoveltyCalibrator.from_arrays(calibrator.arrays())
+    assert calibrator.arrays()["novelty_exemplars"].dtype == np.float16  # the head's file stays small
+    for held in (calibrator, restored):
+        assert held.exemplars.dtype == np.float32
+    np.testing.assert_array_equal(restored.exemplars, calibrator.exemplars)  # fitted and loaded heads answer alike
+
+
 def test_a_head_saved_without_a_calibrator_reads_as_none():
     assert NoveltyCalibrator.from_arrays({"coef": np.zeros((2, 3)), "intercept": np.zeros(2)}) is None
 
