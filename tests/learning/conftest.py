@@ -40,6 +40,33 @@ def per_label(rows: list[dict], labels: set[str], limit: int | None = None) -> l
     return [row for label in sorted(kept) for row in kept[label]]
 
 
+def loads_once_when_asked_at_once(monkeypatch, module, constructor: str, embedder) -> list[str]:
+    """Two threads call ``embedder.load`` at once, the first held inside ``module.constructor`` (the model's) until
+    the second has had time to start one too; returns the names of the threads that built a model."""
+    import threading
+
+    real = getattr(module, constructor)
+    built, first_inside, release = [], threading.Event(), threading.Event()
+
+    def held(*args, **kwargs):
+        built.append(threading.current_thread().name)
+        first_inside.set()
+        release.wait(timeout=60)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(module, constructor, held)
+    first = threading.Thread(target=embedder.load, name="first")
+    first.start()
+    assert first_inside.wait(timeout=60)
+    second = threading.Thread(target=embedder.load, name="second")
+    second.start()
+    second.join(timeout=1)  # time to start a second model, were loads not one at a time
+    release.set()
+    first.join()
+    second.join()
+    return built
+
+
 class CachedEmbedder:
     """The real LocalMiniLM, remembering each text's vector so tests that share texts embed them once."""
 

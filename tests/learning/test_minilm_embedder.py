@@ -7,6 +7,7 @@ import pytest
 
 from shared.learning.embedders import Embedder
 from shared.learning.embedders.minilm import DIMENSION, LocalMiniLM, ModelHashError
+from tests.learning.conftest import loads_once_when_asked_at_once
 
 
 def test_rows_are_unit_length_float32_and_the_interface_is_met(minilm):
@@ -82,29 +83,8 @@ def test_metered_embedding_counts_the_tokens_read_after_truncation_and_gives_the
 
 
 def test_threads_that_ask_at_once_load_the_model_once(monkeypatch):
-    import threading
-
     import onnxruntime
 
-    real = onnxruntime.InferenceSession
-    built, first_inside, release = [], threading.Event(), threading.Event()
-
-    def slow(*args, **kwargs):
-        built.append(threading.current_thread().name)
-        first_inside.set()
-        release.wait(timeout=60)
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(onnxruntime, "InferenceSession", slow)
     embedder = LocalMiniLM()
-    first = threading.Thread(target=embedder.load, name="first")
-    first.start()
-    assert first_inside.wait(timeout=60)
-    second = threading.Thread(target=embedder.load, name="second")
-    second.start()
-    second.join(timeout=1)  # time to start a second model, were loads not one at a time
-    release.set()
-    first.join()
-    second.join()
-    assert built == ["first"]
+    assert loads_once_when_asked_at_once(monkeypatch, onnxruntime, "InferenceSession", embedder) == ["first"]
     assert embedder.embed(["after both"]).shape == (1, DIMENSION)

