@@ -74,8 +74,9 @@ def shadow_day(task: str, day: date) -> str:
 
 
 def poison_deadletter(kind: str, message_text: str) -> str:
-    """In the deadletter container: a queue message that failed every try and names no input (`kind` says
-    which queue: `poison` for the work queue, `shadow-poison` for the shadow queue), by its text's hash."""
+    """In the deadletter container: a queue message that failed every try, or was refused unread, and names no
+    input (`kind` says which: `poison` for the work queue, `shadow-poison` and `shadow-invalid` for the shadow
+    queue's), by its text's hash."""
     return f"_/{kind}-{hashlib.sha256(message_text.encode('utf-8', 'replace')).hexdigest()[:16]}.json"
 
 
