@@ -26,7 +26,7 @@ DEFAULT_SAMPLE = PROJECT_ROOT / "samples" / "support_ticket" / "double-charge.tx
 STATUS_STYLE = {"passed": "green", "failed": "red", "skipped": "yellow"}
 
 
-def _stats_failed(message: str) -> NoReturn:
+def _exit_in_one_line(message: str) -> NoReturn:
     """One line, whatever the terminal's width; names and paths are printed as they are, not as markup."""
     console.print(message, style="red", markup=False, highlight=False, soft_wrap=True)
     raise typer.Exit(2)
@@ -70,9 +70,9 @@ def stats(
                 records = ContainerRecords(interactive_store(DATA_CONNECTION), task=task, reading=reading)
                 found, pairs, corrections = records.results(), records.shadows(), records.corrections()
     except KeyError as exc:  # no storage connection configured
-        _stats_failed(exc.args[0])
+        _exit_in_one_line(exc.args[0])
     except ValueError as exc:  # an unreadable source (InputError) or a malformed connection string
-        _stats_failed(str(exc))
+        _exit_in_one_line(str(exc))
     since = datetime.now(timezone.utc).date() - timedelta(days=days - 1) if days else None
     settings = Settings.from_env()
     catalog = TaskCatalog(settings.tasks_dir)  # each task's prices, and its tuning reference for drift
@@ -106,7 +106,7 @@ def stats(
         try:
             html.write_text(stats_page(summary, origin), encoding="utf-8")
         except OSError as exc:
-            _stats_failed(f"{html}: {exc.strerror or exc}")
+            _exit_in_one_line(f"{html}: {exc.strerror or exc}")
         console.print(f"stats page -> {html}")
 
 
@@ -148,7 +148,7 @@ def review(
         console.print(f"[red]{exc.args[0]}[/]")
         raise typer.Exit(2)
     except ReviewApiError as exc:  # not signed in, no Reviewer role, unreachable
-        _stats_failed(str(exc))
+        _exit_in_one_line(str(exc))
     if as_json:
         sys.stdout.write(json.dumps([item.model_dump(mode="json") for item in pending], indent=2,
                                     ensure_ascii=False) + "\n")
@@ -183,7 +183,7 @@ def review(
         try:
             who = queue.decide(spec.name, item.record.id, decision, answer, by=who, source=item.source).by
         except ReviewApiError as exc:  # the app refused the reviewer, not this decision: no other would pass
-            _stats_failed(str(exc))
+            _exit_in_one_line(str(exc))
         except SmallfirstError as exc:
             console.print(f"[red]not recorded: {exc}[/]")
             continue
