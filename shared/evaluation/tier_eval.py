@@ -75,11 +75,6 @@ def _last_byte(path: Path) -> bytes:
 EVAL_BATCH_ITEMS = 64  # per call of a tier that batches: few calls, and records still written as the run goes
 
 
-def evaluate(cascade: Cascade, task: AnyTask, item: LabelledItem, tier_name: str) -> EvalRecord:
-    (record,) = evaluate_many(cascade, task, [item], tier_name)
-    return record
-
-
 def evaluate_many(cascade: Cascade, task: AnyTask, items: Sequence[LabelledItem], tier_name: str) -> list[EvalRecord]:
     """The tier's record of each item, in their order, from one `run_tier_batch` call."""
     attempts = run_tier_batch(cascade.tiers.get(tier_name), task, [Item(id=item.id, text=item.text) for item in items])

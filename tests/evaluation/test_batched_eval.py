@@ -10,7 +10,7 @@ import pytest
 from shared.core.cascade import Cascade
 from shared.core.config import Settings
 from shared.evaluation.run_analysis import EvalRecord
-from shared.evaluation.tier_eval import EVAL_BATCH_ITEMS, LabelledItem, evaluate, run_eval
+from shared.evaluation.tier_eval import EVAL_BATCH_ITEMS, LabelledItem, evaluate_many, run_eval
 from tests.core.test_batched_trained_tier import DEV, embed_calls, english_ticket  # noqa: F401 (a fixture)
 
 
@@ -26,7 +26,7 @@ def test_eval_embeds_the_trained_tiers_items_in_batches_with_the_records_of_one_
     records = {r.id: r for r in map(EvalRecord.model_validate_json, out.read_text().splitlines())}
     assert set(records) == {item.id for item in items}
     for item in items:
-        alone = evaluate(cascade, task, item, "trained")
+        (alone,) = evaluate_many(cascade, task, [item], "trained")
         assert (records[item.id].answer, records[item.id].gold) == (alone.answer, item.label)
         assert records[item.id].confidence == pytest.approx(alone.confidence, abs=1e-6)
     assert asyncio.run(run_eval(cascade, task, items, ["trained"], out, concurrency=2)) == 0  # resumed: none left

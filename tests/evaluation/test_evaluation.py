@@ -226,11 +226,11 @@ def test_a_frontier_run_recorded_as_small_never_replaces_the_small_tier(tmp_path
 def test_eval_applies_the_same_input_budget_as_the_cascade(catalog):
     from shared.core.cascade import Cascade
     from shared.core.config import Settings
-    from shared.evaluation.tier_eval import LabelledItem, evaluate
+    from shared.evaluation.tier_eval import LabelledItem, evaluate_many
 
     task = catalog.get("support_ticket").model_copy(update={"max_input_chars": 10})
     item = LabelledItem(id="long", text="a ticket far longer than ten characters", label="other")
-    record = evaluate(Cascade(Settings.from_env({}), tasks=catalog), task, item, "small")
+    (record,) = evaluate_many(Cascade(Settings.from_env({}), tasks=catalog), task, [item], "small")
     assert record.outcome == "too_large" and not record.answered and record.gold == "other"
 
 
