@@ -89,8 +89,15 @@ class TrainedHeads:
 
     @property
     def embedder(self) -> Embedder:
-        """The embedder of a task that declares no languages (what the tier's probe and health check)."""
+        """The embedder of a task that declares no languages."""
         return self._embedder("minilm" if self.settings.embedder == "auto" else self.settings.embedder)
+
+    @property
+    def embedders(self) -> list[Embedder]:
+        """Every embedder the setting can give a task (with ``auto``, both local ones): what the tier's probe and
+        health check, so a broken multilingual install is not reported healthy by the English one."""
+        kinds = ["minilm", "use_multilingual"] if self.settings.embedder == "auto" else [self.settings.embedder]
+        return [self._embedder(kind) for kind in kinds]
 
     def embedder_for(self, task: AnyTask) -> Embedder:
         """The embedder ``task``'s texts are embedded by, for answering and for training alike."""

