@@ -18,7 +18,7 @@ import threading
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, Sequence
+from typing import Any, Protocol, Sequence
 
 from pydantic import SecretStr
 
@@ -27,9 +27,6 @@ from shared.foundation.tasks import AnyTask, ClassificationTask, ExtractionTask
 from shared.learning.activation import ActiveHead, active_head
 from shared.learning.embedders.base import Embedder
 from shared.learning.stores import ArtifactStore
-
-if TYPE_CHECKING:
-    from threadpoolctl import ThreadpoolController
 
 
 def embedder_kind(setting: str, task: AnyTask) -> str:
@@ -197,19 +194,15 @@ class TrainedHeads:
         return loaded.classifier, loaded.classifier.confidence_method
 
     @cached_property
-    def _blas(self) -> ThreadpoolController:
-        """numpy's BLAS, to run a head on one thread: its products are small, and BLAS threads left spinning after
-        one took a core from the embedder's next call (batched items 3.9 -> 2.9 ms on this 2-core machine)."""
-        from threadpoolctl import ThreadpoolController
-
-        return ThreadpoolController()
+    def _one_blas_thread(self) -> "OneBlasThread":
+        return OneBlasThread()
 
     def labels(self, head: ServedHead, texts: Sequence[str]) -> list[Label]:
         """A label for each text, in their order, from one embedder call and one head call: the embedder sorts the
         texts by token length so that a batch is padded little (the local MiniLM). Each Label's tokens are its
         own text's."""
         embedded = head.embedder.embed_metered(texts)
-        with self._blas.limit(limits=1, user_api="blas"):
+        with self._one_blas_thread:
             prediction = head.model.predict_with_confidence(embedded.vectors, texts)
         return [Label(value, float(confidence), tokens) for value, confidence, tokens
                 in zip(prediction.labels, prediction.confidence, _tokens_each(head.embedder, texts, embedded.tokens))]
@@ -231,6 +224,35 @@ class TrainedHeads:
         properties = task.json_schema["properties"]
         value = {name: typed_value(properties[name], p.value) for name, p in found.items() if p.value is not None}
         return Fields(value, field_confidence, head.model.item_confidence(field_confidence), tokens)
+
+
+class OneBlasThread:
+    """numpy's BLAS on one thread while any head answers: a head's products are small, and BLAS threads left
+    spinning after one took a core from the embedder's next call (batched items 3.9 -> 2.9 ms on this 2-core
+    machine). threadpoolctl's limit is process-wide and restores what it saw on entry, so two threads' overlapping
+    limits could restore in the wrong order and leave BLAS at one thread for good; here the first head in sets the
+    limit and the last one out restores it. (The multilingual embedder sets its own limit around each call; with
+    more than one thread configured for it, the same overlap can leave BLAS at that count, which costs speed only.)"""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._inside = 0
+        self._limit: Any = None
+
+    def __enter__(self) -> None:
+        with self._lock:
+            if self._inside == 0:
+                from threadpoolctl import ThreadpoolController
+
+                self._limit = ThreadpoolController().limit(limits=1, user_api="blas")
+            self._inside += 1
+
+    def __exit__(self, *exc: object) -> None:
+        with self._lock:
+            self._inside -= 1
+            if self._inside == 0:
+                self._limit.restore_original_limits()
+                self._limit = None
 
 
 def _tokens_each(embedder: Embedder, texts: Sequence[str], total: int) -> list[int]:

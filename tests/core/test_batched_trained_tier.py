@@ -164,3 +164,24 @@ def test_a_batch_embedded_by_a_deployment_shares_what_it_billed_among_its_items(
     assert [a.tokens_in for a in alone] == [1, 4, 11]
     assert sum(b.tokens_in for b in batched) == 16 and [b.tokens_in for b in batched] == [1, 3, 12]
     assert [b.value for b in batched] == [a.value for a in alone]
+
+
+def test_overlapping_heads_on_two_threads_leave_blas_as_it_was_whatever_order_they_finish_in():
+    """threadpoolctl restores what it saw on entry: two plain overlapping limits that end in the order they began
+    leave BLAS at one thread for good. The first head in sets the limit and the last one out restores it."""
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    from shared.learning.serving import OneBlasThread
+
+    def blas_threads() -> set[int]:
+        return {lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"}
+
+    with threadpool_limits(limits=2, user_api="blas"):  # two, whatever this machine's default, so a limit left
+        one = OneBlasThread()                             # behind shows
+        one.__enter__()  # thread A's head starts
+        one.__enter__()  # thread B's head starts while A's runs
+        assert blas_threads() == {1}
+        one.__exit__(None, None, None)  # A's ends first: B's still runs on one thread
+        assert blas_threads() == {1}
+        one.__exit__(None, None, None)  # B's ends: BLAS as before
+        assert blas_threads() == {2}
