@@ -1,7 +1,6 @@
 """The evaluation's cascade, simulated from per-tier records: each threshold's accuracy and cost, the recommended
-threshold (the one evaluation/guarantees.py shows to reach a target), and (with one tier) the lowest threshold whose
-accepted items reach an accuracy on the run. Acceptance is the policy's own rule (core/policy.py `accepts`), so the
-simulation and the live cascade cannot disagree."""
+threshold (the one evaluation/guarantees.py shows to reach a target). Acceptance is the policy's own rule
+(core/policy.py `accepts`), so the simulation and the live cascade cannot disagree."""
 
 from __future__ import annotations
 
@@ -87,18 +86,3 @@ def recommend_threshold(
         saving = 1.0 - best.cost_per_item / frontier_cost_per_item
     return Recommendation(best.threshold, best.accuracy, (float(low), float(high)), best.cost_per_item,
                           best.escalation_rate, selection.target, saving, selection.bound())
-
-
-def selective_threshold(confidences: Sequence[float], correct: Sequence[bool], target: float) -> tuple[float, float, float] | None:
-    """With one tier only: the lowest threshold whose accepted items reach `target` accuracy on the run (a point
-    estimate, for the report's table; what `tune` writes is guarantees.select_accepted's).
-
-    Returns (threshold, accuracy of accepted items, share accepted); the rest would go to review.
-    """
-    conf = np.asarray(confidences, dtype=float)
-    ok = np.asarray(correct, dtype=float)
-    for t in sorted(set(conf.tolist())):
-        keep = accepts(conf, t)
-        if keep.any() and ok[keep].mean() >= target:
-            return float(t), float(ok[keep].mean()), float(keep.mean())
-    return None

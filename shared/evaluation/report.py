@@ -9,9 +9,9 @@ from typing import Any
 
 import numpy as np
 
-from shared.core.policy import AcceptancePolicy
+from shared.core.policy import AcceptancePolicy, accepts
 from shared.foundation.tasks import AnyTask, ClassificationTask
-from shared.evaluation import cascade_simulation
+from shared.evaluation import guarantees
 from shared.foundation import answers, metrics
 from shared.evaluation.plots import cascade_plot, coverage_plot, reliability_plot
 from shared.evaluation.render import Block, render_html, render_markdown
@@ -157,18 +157,25 @@ def _cascade_blocks(analysis, out_dir: Path, *, calibrated: bool) -> list[Block]
 def _single_tier_blocks(run: TierRun, policy: AcceptancePolicy, out_dir: Path, target: float | None) -> list[Block]:
     confidences = [policy.calibrated(run.name, c) for c in run.raw_confidences]
     coverage_plot(run.name, confidences, run.correct, out_dir / "coverage.png")
+    correct = np.asarray(run.correct, dtype=bool)
     rows = []
     for goal in ([target] if target is not None else [0.5, 0.7, 0.8, 0.9, 0.95]):
-        found = cascade_simulation.selective_threshold(confidences, run.correct, goal)
-        cells = [f"{found[0]:.3f}", f"{found[1]:.3f}", f"{found[2]:.1%}"] if found else ["-", "-", "0%"]
-        rows.append([f"{goal:.2f}", *cells])
+        chosen = guarantees.select_accepted(confidences, run.correct, goal).chosen
+        if chosen is None:
+            rows.append([f"{goal:.2f}", "-", "-", "-", "0%"])
+            continue
+        keep = accepts(np.asarray(confidences, dtype=float), chosen.threshold)
+        rows.append([f"{goal:.2f}", f"{chosen.threshold:.3f}", f"{chosen.bound:.3f}", f"{correct[keep].mean():.3f}",
+                     f"{chosen.accepted / len(confidences):.1%}"])
     return [
         ("h2", "One tier only: accept or send to review"),
         ("p", "No frontier run was given (pass `--frontier-run` with a run recorded against a frontier tier "
-              "to simulate the cascade). Below: the lowest threshold whose accepted items reach each accuracy; "
-              "the rest would go to review."),
+              "to simulate the cascade). Below, for each target: the lowest threshold whose accepted items are shown "
+              f"to reach it with {guarantees.DEFAULT_CONFIDENCE:.0%} confidence (a one-sided Clopper-Pearson bound, "
+              "thresholds tested from the highest down, as `smallfirst tune` chooses); the rest would go to review."),
         ("img", "coverage.png", "accuracy vs coverage"),
-        ("table", ["target accuracy", "threshold", "accuracy of accepted", "accepted"], rows),
+        ("table", ["target accuracy", "threshold", f"lower bound ({guarantees.DEFAULT_CONFIDENCE:.0%})",
+                   "accuracy of accepted", "accepted"], rows),
     ]
 
 

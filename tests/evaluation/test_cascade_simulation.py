@@ -59,13 +59,6 @@ def test_bootstrap_interval_narrows_with_more_items():
     assert 0.74 < low < 0.8 < high < 0.86
 
 
-def test_selective_threshold():
-    conf = [0.9, 0.8, 0.6, 0.3]
-    ok = [True, True, False, True]
-    assert cascade_simulation.selective_threshold(conf, ok, 0.99) == (0.8, 1.0, 0.5)
-    assert cascade_simulation.selective_threshold(conf, ok, 0.7) == (0.3, 0.75, 1.0)
-
-
 def test_isotonic_calibration_gives_tied_confidences_one_value_their_accuracy():
     from shared.evaluation.tuning import fit_isotonic
 
