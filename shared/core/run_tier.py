@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Sequence
+from typing import Any, Sequence
 
 from shared.core.policy import over_input_budget
 from shared.foundation.records import Attempt, AttemptOutcome, Item
@@ -110,9 +110,18 @@ def _failed(tier: Tier, task: AnyTask, item: Item, exc: TierError, started: floa
     # Invalid or cut-off output was generated, and is paid for.
     tokens_in, tokens_out = (exc.tokens_in, exc.tokens_out) if isinstance(exc, InvalidOutputError) else (0, 0)
     return Attempt(tier=tier.name, outcome=outcome, reason=str(exc), tokens_in=tokens_in, tokens_out=tokens_out,
-                   latency_ms=(time.perf_counter() - started) * 1000,
-                   cost_usd=tier.config.cost_usd(tokens_in, tokens_out),
-                   cost_known=tier.config.price_source is not None or not (tokens_in or tokens_out))
+                   latency_ms=(time.perf_counter() - started) * 1000, **_cost(tier, tokens_in, tokens_out))
+
+
+def _cost(tier: Tier, tokens_in: int, tokens_out: int, tokens_cached: int = 0) -> dict[str, Any]:
+    """An attempt's cost and whether it is known: a tier whose model has no known price and no PRICE_* settings
+    counts its tokens at zero (cost_known false). The first such attempt of each tier is logged as a warning, so a
+    deployed app says so on its first result (the CLI warns before a run starts)."""
+    known = tier.config.price_source is not None or not (tokens_in or tokens_out)
+    if not known and not tier.unpriced_warned:
+        tier.unpriced_warned = True
+        log.warning("%s", tier.config.price_warning)
+    return {"cost_usd": tier.config.cost_usd(tokens_in, tokens_out, tokens_cached), "cost_known": known}
 
 
 def _answered(tier: Tier, answer: TierAnswer, latency_ms: float) -> Attempt:
@@ -128,6 +137,5 @@ def _answered(tier: Tier, answer: TierAnswer, latency_ms: float) -> Attempt:
         tokens_out=answer.tokens_out,
         tokens_cached=answer.tokens_cached,
         latency_ms=latency_ms,
-        cost_usd=tier.config.cost_usd(answer.tokens_in, answer.tokens_out, answer.tokens_cached),
-        cost_known=tier.config.price_source is not None,
+        **_cost(tier, answer.tokens_in, answer.tokens_out, answer.tokens_cached),
     )

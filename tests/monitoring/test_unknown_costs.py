@@ -119,3 +119,14 @@ def test_the_price_table_names_each_tiers_model_price_and_source_and_the_unknown
         [SourcedResult("run", result("a"))], prices={"ticket": task_prices(task, unpriced_small)}).tasks[0]).rows}
     assert rows["small"][1:] == ["support-ft-2026", "unknown", "unknown", "unknown", "none: set its PRICE_* settings"]
     assert rows["frontier (all-frontier baseline)"][1:] == ["gpt-4o", "$2.5", "$1.25", "$10", "price list: gpt-4o"]
+
+
+def test_the_first_unpriced_attempt_of_a_tier_is_logged_once_as_a_warning(unpriced_small, caplog):
+    cascade = Cascade(unpriced_small)
+    with caplog.at_level("WARNING", logger="shared.core.run_tier"):
+        cascade.run_batch(cascade.tasks.get("ticket"), [Item(id="a", text="sure: one"), Item(id="b", text="sure: 2")])
+        cascade.run_batch(cascade.tasks.get("ticket"), [Item(id="c", text="sure: three")])
+    warned = [r.getMessage() for r in caplog.records if "no known price" in r.getMessage()]
+    assert warned == ["tier small (model 'support-ft-2026') has no known price: its costs are recorded as unknown and "
+                      "left out of savings until SMALLFIRST_SMALL_PRICE_IN_PER_M and SMALLFIRST_SMALL_PRICE_OUT_PER_M "
+                      "are set"]  # once, for the small tier only: the frontier's gpt-4o is priced

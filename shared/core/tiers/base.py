@@ -32,6 +32,7 @@ class TierAnswer(BaseModel):
 class Tier(ABC):
     def __init__(self, config: TierConfig) -> None:
         self.config = config
+        self.unpriced_warned = False  # run_tier logs the first attempt it cannot price, once per tier
 
     @property
     def name(self) -> str:
