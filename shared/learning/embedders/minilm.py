@@ -170,7 +170,7 @@ class LocalMiniLM:
         result = np.zeros((len(texts), DIMENSION), dtype=np.float32)
         if not texts:
             return Embeddings(result, 0)
-        tokens = 0
+        tokens_each = np.zeros(len(texts), dtype=np.int64)
         for batch in self.encode(texts):
             assert self._session is not None
             (hidden,) = self._session.run(["last_hidden_state"], {
@@ -181,5 +181,5 @@ class LocalMiniLM:
             mask = batch.attention_mask[:, :, None].astype(np.float32)
             pooled = (hidden * mask).sum(axis=1) / np.maximum(mask.sum(axis=1), 1.0)
             result[batch.indices] = pooled
-            tokens += int(batch.attention_mask.sum())
-        return Embeddings(l2_normalise(result), tokens)
+            tokens_each[batch.indices] = batch.attention_mask.sum(axis=1)
+        return Embeddings(l2_normalise(result), int(tokens_each.sum()), tokens_each.tolist())

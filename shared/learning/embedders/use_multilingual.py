@@ -125,4 +125,5 @@ class LocalUSEMultilingual:
             return Embeddings(np.zeros((0, DIMENSION), dtype=np.float32), 0)
         ids = self.token_ids(texts)
         assert self._model is not None
-        return Embeddings(l2_normalise(self._model.encode(ids)), sum(map(len, ids)))
+        tokens_each = [len(text_ids) for text_ids in ids]
+        return Embeddings(l2_normalise(self._model.encode(ids)), sum(tokens_each), tokens_each)
