@@ -1,5 +1,5 @@
 """Confidence that drops off-distribution (issue 29, part 3): the head's probability joined with how near the item
-is to the training examples of the label it answers, and than to those of any other label.
+is to the training examples of the label it answers, and how much nearer than to those of any other label.
 
 A logistic regression over embeddings can be sure (p = 1.0) of a text unlike anything it was trained on: the softmax
 only compares labels with each other, and far from the data one of them always wins. The nearness it lacks is
@@ -11,7 +11,7 @@ only), so it learns how much nearness the head's own errors show without touchin
 answer's confidence. On support_ticket's shifted dev set the margin is what helps most
 (bench/results/off_distribution.txt).
 
-Answering needs numpy alone: the calibrator is the training embeddings (float16, with their class column), two
+Answering needs numpy alone: the calibrator is the training embeddings (float16, with their class column), three
 weights and a bias. Fitting uses scikit-learn, imported when it runs.
 """
 
