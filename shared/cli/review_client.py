@@ -13,7 +13,6 @@ unreachable) is a ReviewApiError, one line that ends the session.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 from urllib.parse import quote, urlparse
 
@@ -25,7 +24,7 @@ from azure.core.rest import HttpRequest, HttpResponse
 from pydantic import ValidationError
 
 from shared.errors import InputError, ReviewItemNotFound, SmallfirstError, WriteConflict
-from shared.foundation.loopback import is_loopback
+from shared.foundation.azure_http import is_loopback, json_object
 from shared.foundation.records import CorrectionRecord, ReviewDecision
 from shared.pipeline.review import PendingItem
 
@@ -86,21 +85,14 @@ class ReviewApi:
         except AzureError as exc:
             raise ReviewApiError(f"{self.app_url} could not be reached: {exc.message or exc}") from None
         if response.status_code == 200:
-            return _json(response)
+            return json_object(response.text())
         raise _refusal(self.app_url, response)
 
-
-def _json(response: HttpResponse) -> dict[str, Any]:
-    try:
-        body = json.loads(response.text() or "{}")
-    except ValueError:
-        return {}
-    return body if isinstance(body, dict) else {}
 
 
 def _refusal(app_url: str, response: HttpResponse) -> SmallfirstError:
     """The error for a reply that is not 200, from its problem+json (`code`, `detail`)."""
-    problem = _json(response)
+    problem = json_object(response.text())
     status = response.status_code
     code = str(problem.get("code") or response.reason or "error")
     detail = str(problem.get("detail") or response.text()[:200] or "").replace("\n", " ")

@@ -31,7 +31,7 @@ from azure.storage.blob import BlobServiceClient
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from shared.errors import ConfigError, InputError
-from shared.foundation.loopback import is_loopback
+from shared.foundation.azure_http import is_loopback, json_object
 from shared.pipeline.blob_names import HASH_KEY, Containers, InputBlob
 from shared.pipeline.parsing import parse_input
 
@@ -146,23 +146,16 @@ class FunctionKeys:
         if response.status_code != 200:
             raise StepFailed(f"ARM listKeys on {o.function_app_name} answered {response.status_code}: "
                              f"{_arm_error(response)}")
-        key = (_json(response).get("functionKeys") or {}).get("default")
+        key = (json_object(response.text()).get("functionKeys") or {}).get("default")
         if not key:
             raise StepFailed(f"ARM listKeys on {o.function_app_name} returned no default function key")
         return key
 
 
-def _json(response: HttpResponse) -> dict[str, Any]:
-    try:
-        body = json.loads(response.text() or "{}")
-    except ValueError:
-        return {}
-    return body if isinstance(body, dict) else {}
-
 
 def _arm_error(response: HttpResponse) -> str:
     """ARM's error body ({"error": {"code", "message"}}) in one line, or the start of whatever came back."""
-    error = _json(response).get("error")
+    error = json_object(response.text()).get("error")
     if isinstance(error, dict):
         return f"{error.get('code', '')}: {error.get('message', '')}".strip(": ")
     return response.text()[:200] or response.reason or ""
@@ -244,7 +237,7 @@ class Smoke:
             response = client.send_request(request, connection_timeout=30, read_timeout=HTTP_TIMEOUT_S)
         if response.status_code != 200:
             raise StepFailed(f"{method} {path} answered {response.status_code}: {response.text()[:300]}")
-        return _json(response)
+        return json_object(response.text())
 
     def health(self) -> str:
         body = self._call("GET", "/api/health")
