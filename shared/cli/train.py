@@ -4,14 +4,18 @@ and `export-finetune` (chat-format files for fine-tuning the small tier)."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import typer
+from rich.progress import Progress, TaskID
 
-from shared.cli.common import (TASK_ARGUMENT, console, find_classification_task, find_task, load_cascade, progress_bar,
-                               working)
+from shared.cli.common import (TASK_ARGUMENT, console, find_classification_task, find_task, load_cascade,
+                               progress_bar)
 from shared.core.cascade import Cascade
 from shared.foundation.tasks import ClassificationTask, ExtractionTask
+
+if TYPE_CHECKING:
+    from shared.learning.classifier import FitProgress, FitStep
 
 
 def train(
@@ -35,7 +39,6 @@ def train(
     From labelled data (--data), from production (the frontier's answers in result records, joined to their
     inputs' texts, and people's corrections), or both; never from the trained tier's own answers."""
     from shared.learning.artifact import save_head
-    from shared.learning.classifier import FitStep
     from shared.learning.training import train_head
 
     cascade = load_cascade()
@@ -55,14 +58,6 @@ def train(
     with progress_bar() as progress:
         bar = progress.add_task(f"embedding {len(training)} examples", total=len(training))
         fitting = progress.add_task("fitting", total=None, visible=False)
-
-        def fitted(step: FitStep) -> None:
-            """Each step on the bar; a line each where no bar is drawn (a log or a pipe)."""
-            progress.update(fitting, completed=step.done, total=step.total, visible=True,
-                            description=f"fitting: {step.describe()}")
-            if progress.disable:
-                console.print(f"fitting {step.done}/{step.total}: {step.describe()}")
-
         try:
             head = train_head(tier.heads.embedder_for(spec), training,
                               labels=[label.name for label in spec.labels],
@@ -70,7 +65,7 @@ def train(
                               none_reject_budget=spec.none_reject_budget,
                               none_recall_target=spec.none_recall_target, catch_all=spec.catch_all,
                               progress=lambda done, total: progress.update(bar, completed=done),
-                              fit_progress=fitted)
+                              fit_progress=_fit_steps(progress, fitting))
         except ValueError as exc:
             console.print(f"[red]{exc}[/]")
             raise typer.Exit(1)
@@ -108,12 +103,26 @@ def retrain(
     cascade = load_cascade()
     find_classification_task(cascade, task, " (the trained tier's extraction heads learn from labelled rows: "
                                             "smallfirst train TASK --data ...)")
-    with working(f"retraining {task}: reading production data, training a challenger, judging it"):
-        [outcome] = retrain_scheduled(cascade, blob_service("DataStorage"), tasks=[task], days=days)
+    console.print(f"retraining {task}: reading production data, fitting a challenger, judging it against the "
+                  "active head")
+    with progress_bar() as progress:
+        bar = progress.add_task(f"reading and embedding the production data of {task}", total=None)
+        [outcome] = retrain_scheduled(cascade, blob_service("DataStorage"), tasks=[task], days=days,
+                                      fit_progress=_fit_steps(progress, bar))
     _print_sources(outcome.sources)
     console.print(f"{task}: {describe(outcome)}")
     if outcome.decision is None:
         raise typer.Exit(1)
+
+
+def _fit_steps(progress: Progress, bar: TaskID) -> FitProgress:
+    """Each step of fitting on ``bar``; a line each where no bar is drawn (a log or a pipe)."""
+    def fitted(step: FitStep) -> None:
+        progress.update(bar, completed=step.done, total=step.total, visible=True,
+                        description=f"fitting: {step.describe()}")
+        if progress.disable:
+            console.print(f"fitting {step.done}/{step.total}: {step.describe()}")
+    return fitted
 
 
 def _print_sources(reports) -> None:

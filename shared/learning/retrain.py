@@ -27,7 +27,7 @@ from shared.foundation.tasks import AnyTask, ClassificationTask
 from shared.foundation.text_files import decode_text
 from shared.learning.activation import active_head, activate
 from shared.learning.artifact import HeadExpectation, HeadMismatchError, load_head, new_version, save_head
-from shared.learning.classifier import EmbeddingClassifier
+from shared.learning.classifier import EmbeddingClassifier, FitProgress, FitStep, log_fit_step
 from shared.learning.embedders.base import Embedder
 from shared.learning.promotion import PromotionDecision, promotion_gate, record_decision
 from shared.learning.stores import ArtifactNotFoundError, ArtifactStore
@@ -98,8 +98,10 @@ def retrain(
     holdout_every: int = HOLDOUT_EVERY,
     min_slice: int = 50,
     progress: Progress | None = None,
+    fit_progress: FitProgress | None = None,
 ) -> RetrainOutcome:
-    """Train a challenger on ``examples`` and promote it into ``store`` only if the gate passes."""
+    """Train a challenger on ``examples`` and promote it into ``store`` only if the gate passes. Each step of
+    fitting is logged, and told to ``fit_progress`` too if given (a command's progress bar)."""
     training = TrainingSet(examples)
     train_part, held_out = split_holdout(training, holdout_every)
     outcome = RetrainOutcome(task=task.name, training_data=training.summary())
@@ -111,7 +113,7 @@ def retrain(
         challenger = fit(embedder, train_part, labels=[label.name for label in task.labels],
                          none_label=task.none_label if task.allow_none else None,
                          none_reject_budget=task.none_reject_budget, none_recall_target=task.none_recall_target,
-                         catch_all=task.catch_all, progress=progress)
+                         catch_all=task.catch_all, progress=progress, fit_progress=_logged(fit_progress))
     except ValueError as exc:  # e.g. a label with no examples outside the slice
         outcome.not_trained = str(exc)
         return outcome
@@ -133,6 +135,17 @@ def retrain(
     return outcome
 
 
+def _logged(fit_progress: FitProgress | None) -> FitProgress:
+    """The log of each fitting step (the scheduled retrain's), then ``fit_progress`` if given."""
+    if fit_progress is None:
+        return log_fit_step
+
+    def both(step: FitStep) -> None:
+        log_fit_step(step)
+        fit_progress(step)
+    return both
+
+
 def gold_examples(store: ArtifactStore, task: str) -> list[LabelledExample]:
     key = GOLD_KEY.format(task=task)
     try:
@@ -145,10 +158,10 @@ def gold_examples(store: ArtifactStore, task: str) -> list[LabelledExample]:
 def retrain_each(names: Iterable[str], *, task_of: Callable[[str], AnyTask],
                  examples_of: Callable[[ClassificationTask, list[LabelledExample]], GatheredExamples],
                  embedder_for: Callable[[AnyTask], Embedder], store: ArtifactStore,
-                 task_file_store: ArtifactStore) -> list[RetrainOutcome]:
+                 task_file_store: ArtifactStore, fit_progress: FitProgress | None = None) -> list[RetrainOutcome]:
     """Retrain each named task with the stores given and its embedder: its gold rows in ``store`` plus what
-    ``examples_of(task, gold)`` gathers. A task that cannot be retrained is logged and reported, and the others go
-    on."""
+    ``examples_of(task, gold)`` gathers, each fitting step logged and told to ``fit_progress`` if given. A task
+    that cannot be retrained is logged and reported, and the others go on."""
     outcomes = []
     for name in names:
         try:
@@ -159,7 +172,7 @@ def retrain_each(names: Iterable[str], *, task_of: Callable[[str], AnyTask],
                 continue
             gathered = examples_of(task, gold_examples(store, name))
             outcome = retrain(task, gathered.examples, embedder=embedder_for(task), store=store,
-                              task_file_store=task_file_store)
+                              task_file_store=task_file_store, fit_progress=fit_progress)
             outcome.sources = gathered.sources
         except Exception as exc:  # one task's failure (storage, data, task file) must not stop the others
             log.exception("retrain %s failed", name)

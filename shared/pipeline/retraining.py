@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Sequence
 
 from shared.core.policy import frontier_of
 from shared.foundation.tasks import ClassificationTask
+from shared.learning.classifier import FitProgress
 from shared.learning.retrain import RetrainOutcome, retrain_each
 from shared.learning.training_data import BuildReport, LabelledExample
 from shared.pipeline.production_data import ProductionExamples, from_files, from_storage
@@ -64,14 +65,17 @@ def training_examples(task: ClassificationTask, settings: Settings, *, since: da
 
 
 def retrain_scheduled(cascade: Cascade, service: BlobServiceClient, now: datetime | None = None, *,
-                      tasks: Sequence[str] | None = None, days: int | None = None) -> list[RetrainOutcome]:
+                      tasks: Sequence[str] | None = None, days: int | None = None,
+                      fit_progress: FitProgress | None = None) -> list[RetrainOutcome]:
     """Retrain each of ``tasks`` (default: the setting ``retrain_tasks``) from the last ``days`` (default:
-    ``retrain_days``) of production data in ``service``. A task that cannot be retrained is logged and reported,
-    and the others go on."""
+    ``retrain_days``) of production data in ``service``, each step of fitting logged and told to ``fit_progress``
+    if given (`smallfirst retrain`'s bar). A task that cannot be retrained is logged and reported, and the others
+    go on."""
     settings = cascade.settings
     since = (now or datetime.now(timezone.utc)) - timedelta(days=days or settings.retrain_days)
     tier = cascade.tiers.get("trained")
     return retrain_each(
         settings.retrain_tasks if tasks is None else tasks, task_of=cascade.tasks.get,
         examples_of=lambda task, gold: training_examples(task, settings, since=since, gold=gold, storage=service),
-        embedder_for=tier.heads.embedder_for, store=tier.head_store, task_file_store=tier.task_file_store)
+        embedder_for=tier.heads.embedder_for, store=tier.head_store, task_file_store=tier.task_file_store,
+        fit_progress=fit_progress)

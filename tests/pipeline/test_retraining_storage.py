@@ -4,7 +4,9 @@ scheduled retrain function promoting a head into the models container, which the
 from __future__ import annotations
 
 import hashlib
+import io
 import json
+import logging
 import os
 import shutil
 from datetime import datetime, timedelta, timezone
@@ -153,7 +155,9 @@ def test_the_timer_function_does_nothing_when_no_tasks_are_listed(app_env, stora
     assert list(blobs.get_container_client("models").list_blob_names()) == before
 
 
-def test_smallfirst_retrain_runs_the_same_champion_challenger_now_and_records_its_decision(app_env):
+def test_smallfirst_retrain_runs_the_same_champion_challenger_now_records_its_decision_and_prints_each_fitting_step(
+        app_env):
+    """Its stderr is no terminal here, so each step of fitting is a line of its own."""
     from typer.testing import CliRunner
 
     from shared.cli import app
@@ -168,6 +172,42 @@ def test_smallfirst_retrain_runs_the_same_champion_challenger_now_and_records_it
     decision = json.loads(tier.head_store.read(sorted(decisions)[-1]))
     verdict = "promoted" if decision["promote"] else "kept the active head"
     assert f"support_ticket: {verdict}" in " ".join(result.output.split())
+    steps = [line for line in result.output.splitlines() if line.startswith("fitting ")]
+    finished = [step for step in steps if "iteration" not in step]  # a long final fit also says it is at work
+    done = [int(step.split()[1].split("/")[0]) for step in finished]  # the total grows as the search plans more
+    assert len(done) > 10 and done == list(range(1, len(done) + 1))
+    assert sum("C = " in step and "fold " in step for step in finished) > 5
+    assert finished[-1].startswith(f"fitting {len(done)}/{len(done)}: final fit")
 
     refused = CliRunner().invoke(app, ["retrain", "receipt"])
     assert refused.exit_code == 2 and "extraction task" in refused.output
+
+
+def test_smallfirst_retrain_on_a_terminal_draws_the_fitting_steps_on_a_bar_not_as_lines(app_env, monkeypatch):
+    from rich.console import Console
+    from typer.testing import CliRunner
+
+    from shared.cli import app, common
+
+    terminal = io.StringIO()
+    monkeypatch.setattr(common, "console", Console(file=terminal, force_terminal=True, width=160))
+    result = CliRunner().invoke(app, ["retrain", "support_ticket", "--days", "2"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert "fitting: final fit" in terminal.getvalue()  # the bar's last state, drawn when it stops
+    assert not [line for line in result.output.splitlines() if line.startswith("fitting ")]
+
+
+def test_retrain_scheduled_tells_its_fit_progress_every_step_of_fitting_it_logs(app_env, storage, caplog):
+    from shared.core.cascade import Cascade
+    from shared.learning.classifier import FitStep
+    from shared.pipeline.retraining import retrain_scheduled
+
+    _, blobs, _ = storage
+    heard: list[FitStep] = []
+    with caplog.at_level(logging.INFO, logger="shared.learning.classifier"):
+        [outcome] = retrain_scheduled(Cascade.from_env(), blobs, tasks=["support_ticket"], days=2,
+                                      fit_progress=heard.append)
+    assert outcome.decision is not None, outcome.not_trained
+    logged = [r.getMessage() for r in caplog.records if r.name == "shared.learning.classifier"]
+    assert len(heard) > 10 and heard[-1].phase == "final fit"
+    assert [f"fitting a head, step {s.done}/{s.total}: {s.describe()}" for s in heard] == logged
