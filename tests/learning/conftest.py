@@ -86,6 +86,10 @@ class CachedEmbedder:
     def dimension(self) -> int:
         return self.inner.dimension
 
+    @property
+    def languages(self) -> frozenset[str]:
+        return self.inner.languages
+
     def embed_metered(self, texts) -> Embeddings:
         tokens = sum(int(batch.attention_mask.sum()) for batch in self.inner.encode(texts)) if texts else 0
         return Embeddings(self.embed(texts), tokens)

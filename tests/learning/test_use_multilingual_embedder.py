@@ -286,3 +286,13 @@ def test_a_batch_through_the_heads_tokenises_each_text_once_and_gives_each_its_o
         del served.embedder.token_ids
     assert [label.tokens for label in labels] == expected  # each text's own count, not a share of the total
     assert tokenised == [texts]  # once, by the embedding itself: no second pass to count
+
+
+def test_a_shouted_ticket_is_embedded_as_its_lower_case_and_a_few_capitals_are_kept(use_m):
+    from shared.learning.embedders.use_multilingual import unshouted
+
+    shouted = "YOUR DASHBOARD HAS BEEN LOADING FOR TEN MINUTES. FIX YOUR SERVERS."
+    rows = use_m.embed([shouted, shouted.lower(), "Export to PDF fails with ERROR_TIMEOUT in API v2"])
+    assert float(rows[0] @ rows[1]) == pytest.approx(1.0, abs=1e-6)
+    assert unshouted("Export to PDF fails with ERROR_TIMEOUT in API v2").startswith("Export to PDF")
+    assert unshouted("HELP ME") == "HELP ME"  # too few letters to tell shouting from an acronym

@@ -69,6 +69,10 @@ class AzureOpenAIEmbedder:
     def dimension(self) -> int:
         return self._dimension
 
+    @property
+    def languages(self) -> None:
+        return None  # the text-embedding-3 models are multilingual: no language is refused
+
     @cached_property
     def client(self) -> openai.AzureOpenAI:
         import openai

