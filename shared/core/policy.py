@@ -95,7 +95,8 @@ class AcceptancePolicy:
         threshold = self.threshold_for(attempt.tier, role)
         if accepts(confidence, threshold):
             return attempt.model_copy(update={"outcome": "accepted", "confidence": confidence, "reason": None})
+        note = f" ({attempt.reason})" if attempt.reason else ""  # the tier's own word on its confidence
         return attempt.model_copy(update={
             "outcome": "low_confidence", "confidence": confidence,
-            "reason": f"confidence {confidence:.3f} < {attempt.tier}'s threshold {threshold}",
+            "reason": f"confidence {confidence:.3f} < {attempt.tier}'s threshold {threshold}{note}",
         })

@@ -128,6 +128,7 @@ def _answered(tier: Tier, answer: TierAnswer, latency_ms: float) -> Attempt:
     return Attempt(
         tier=tier.name,
         outcome="answered",
+        reason=answer.note,
         answer=answer.value,
         confidence=answer.confidence,
         raw_confidence=answer.confidence,

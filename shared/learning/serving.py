@@ -26,6 +26,7 @@ from shared.errors import TierError
 from shared.foundation.tasks import AnyTask, ClassificationTask, ExtractionTask
 from shared.learning.activation import ActiveHead, active_head
 from shared.learning.embedders.base import Embedder, Embeddings
+from shared.learning.language import LanguageGate
 from shared.learning.stores import ArtifactStore
 
 
@@ -66,6 +67,7 @@ class Label:
     value: str
     confidence: float
     tokens: int  # what the embedder read
+    note: str | None = None  # why the confidence is what it is, where the head was overruled
 
 
 @dataclass(frozen=True)
@@ -197,15 +199,28 @@ class TrainedHeads:
     def _one_blas_thread(self) -> "OneBlasThread":
         return OneBlasThread()
 
+    @cached_property
+    def _language_gate(self) -> LanguageGate:
+        return LanguageGate()
+
     def labels(self, head: ServedHead, texts: Sequence[str]) -> list[Label]:
         """A label for each text, in their order, from one embedder call and one head call: the embedder sorts the
         texts by token length so that a batch is padded little (the local MiniLM). Each Label's tokens are its
-        own text's."""
+        own text's. A text in a language the embedder was not trained on gets confidence 0, and a note that says
+        so (shared/learning/language.py), so it escalates."""
         embedded = head.embedder.embed_metered(texts)
         with self._one_blas_thread:
             prediction = head.model.predict_with_confidence(embedded.vectors, texts)
-        return [Label(value, float(confidence), tokens) for value, confidence, tokens
-                in zip(prediction.labels, prediction.confidence, _tokens_each(texts, embedded))]
+        labels = []
+        for value, confidence, tokens, language in zip(
+                prediction.labels, prediction.confidence, _tokens_each(texts, embedded),
+                self._language_gate.unreadable(texts, head.embedder.languages)):
+            if language is None:
+                labels.append(Label(value, float(confidence), tokens))
+            else:  # the head's confidence means nothing for a text its embedder cannot read (language.py)
+                labels.append(Label(value, 0.0, tokens, note=f"the text reads as {language!r}, a language "
+                                                             f"{head.embedder.id} was not trained on"))
+        return labels
 
     def fields(self, head: ServedHead, task: ExtractionTask, text: str) -> Fields:
         from shared.learning.line_candidates import typed_value

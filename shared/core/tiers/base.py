@@ -27,6 +27,7 @@ class TierAnswer(BaseModel):
     tokens_in: int = 0
     tokens_out: int = 0
     tokens_cached: int = 0  # of tokens_in, served from the provider's prompt cache
+    note: str | None = None  # why the confidence is what it is, where the tier has more to say than its method
 
 
 class Tier(ABC):

@@ -111,7 +111,7 @@ class TrainedTier(Tier):
         """One embedder call and one head call for all `texts`, an answer each in their order."""
         classifier, method = self.head(task)
         return [TierAnswer(value=label.value, confidence=label.confidence, confidence_method=method,
-                           tokens_in=label.tokens) for label in self.heads.labels(classifier, texts)]
+                           tokens_in=label.tokens, note=label.note) for label in self.heads.labels(classifier, texts)]
 
     def extract(self, task: ExtractionTask, text: str) -> TierAnswer:
         tagger, method = self.head(task)
