@@ -48,3 +48,17 @@ def test_the_readme_demo_tickets_are_all_routed_right(support_head, embedder):
     names = list(expected)
     predicted = support_head.predict(embedder.embed([texts[n] for n in names]))
     assert dict(zip(names, predicted)) == expected
+
+
+def test_the_tuning_set_has_every_label_and_kind_and_shares_no_ticket_with_training_or_the_dev_sets(support_tickets):
+    from tests.learning.conftest import SUPPORT_TICKETS, read_jsonl
+
+    tuning = read_jsonl(SUPPORT_TICKETS / "tuning.jsonl")
+    others = support_tickets["train"] + support_tickets["dev"] + read_jsonl(
+        SUPPORT_TICKETS / "multilingual_dev.jsonl") + read_jsonl(SUPPORT_TICKETS / "shifted_dev.jsonl")
+    assert len(tuning) >= 400 and {r["label"] for r in tuning} == LABELS
+    assert {r["kind"] for r in tuning} == {"inbox", "language", "phrasing", "domain", "mixed"}
+    assert len({r["id"] for r in tuning + others}) == len(tuning) + len(others)
+    seen = {text_hash(r["text"]) for r in others}
+    assert not [r["id"] for r in tuning if text_hash(r["text"]) in seen]
+    assert len({text_hash(r["text"]) for r in tuning}) == len(tuning)
