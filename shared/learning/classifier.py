@@ -7,6 +7,10 @@ EmbeddingClassifier (scikit-learn style: fit / predict_proba / predict, paramete
    data for everything fitted after training: the temperature (minimising their NLL), the out-of-scope threshold and
    the cross-validated metrics recorded in the artifact. No dev or test data is touched.
 3. The final multinomial logistic regression is refitted on all the training data with that C.
+Folds are drawn over the rows in an order of their own content (``content_order``), so the same examples give the
+same head whatever order they come in. A head with a novelty calibrator (below) repeats step 2 over
+``calibration_repeats`` fold assignments and fits its temperature, calibrator and threshold on all of them stacked:
+from one assignment they swung with it (support_ticket: temperature 0.50-0.97 over five seeds).
 Confidence = the temperature-scaled probability of the answered label. Answering is head.py's ``LinearHead`` (numpy
 alone); this module imports scikit-learn, scipy and joblib only inside ``fit``.
 
@@ -111,6 +115,8 @@ class FitStep:
     C: float | None = None
     view: tuple[int, int] | None = None  # the word n-grams read beside the embedding
     iteration: int | None = None  # of the final fit's optimiser, while it runs (the step is not done yet)
+    assignment: int | None = None  # 1-based, of ``assignments``: a novelty head's repeated fold assignments
+    assignments: int | None = None
 
     def describe(self) -> str:
         parts = [self.phase]
@@ -118,6 +124,8 @@ class FitStep:
             parts.append(f"C = {_grid_key(self.view, self.C)}")
         if self.fold is not None:
             parts.append(f"fold {self.fold}/{self.folds}")
+        if self.assignment is not None:
+            parts.append(f"fold assignment {self.assignment}/{self.assignments}")
         if self.iteration is not None:
             parts.append(f"iteration {self.iteration}")
         return ", ".join(parts)
@@ -181,6 +189,7 @@ class EmbeddingClassifier:
         word_ngrams: tuple[int, int] | None = None,
         catch_all: str | None = None,
         novelty_max_rows: int = 0,
+        calibration_repeats: int = 1,
     ) -> None:
         if none_label is not None and catch_all is not None:
             raise ValueError("a head has a none label or a catch-all label, not both")
@@ -196,6 +205,9 @@ class EmbeddingClassifier:
         self.word_ngrams = tuple(word_ngrams) if word_ngrams else None  # e.g. (1, 2): words and word pairs
         self.catch_all = catch_all
         self.novelty_max_rows = novelty_max_rows  # 0: confidence is the probability alone
+        if calibration_repeats < 1:
+            raise ValueError("calibration_repeats must be at least 1")
+        self.calibration_repeats = calibration_repeats  # out-of-fold passes for a novelty head's calibration
 
     @property
     def reject_label(self) -> str | None:
@@ -224,28 +236,40 @@ class EmbeddingClassifier:
             lone = [str(label) for label, count in zip(self.classes_, counts) if count < 2]
             raise ValueError(f"every label needs at least 2 examples for cross-validation; one only: {some_of(lone)}")
 
-        splits = list(StratifiedKFold(folds, shuffle=True, random_state=self.random_state).split(X, targets))
+        def split(n_folds: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+            """Stratified folds of the rows taken in an order of their own content, so the same examples get the
+            same folds (and the same head) whatever order they come in."""
+            order = content_order(X)
+            return [(order[train], order[held_out]) for train, held_out in
+                    StratifiedKFold(n_folds, shuffle=True, random_state=seed).split(X[order], targets[order])]
+
+        splits = split(folds, self.random_state)
         # With plentiful rows C and the view are searched on FEW_FOLDS folds; the chosen pair is then fitted on all
         # ``folds`` for the out-of-fold logits everything after is fitted on (as close to the final fit as before).
         search_folds = min(folds, FEW_FOLDS) if len(X) > self.few_folds_above else folds
-        search = splits if search_folds == folds else list(
-            StratifiedKFold(search_folds, shuffle=True, random_state=self.random_state).split(X, targets))
+        search = splits if search_folds == folds else split(search_folds, self.random_state)
+        novelty = 0 < len(X) <= self.novelty_max_rows
+        # A novelty head's calibration (temperature, calibrator, threshold) is fitted on every row's out-of-fold
+        # scores from several fold assignments: from one, it swung with the assignment (support_ticket's
+        # temperature 0.50-0.97 over five seeds)
+        repeats = [split(folds, self.random_state + r) for r in range(1, self.calibration_repeats if novelty else 1)]
         views = [None, self.word_ngrams] if self.word_ngrams else [None]
         steps = _Steps(progress, search_folds, total=2 + (self.reject_label is not None))
 
         dense = X.astype(np.float32)  # the regression's products in single precision: half the time (fit_logistic)
-        def features_of(view, folds_of) -> list[tuple[_Features, _Features]]:
+        def features_of(view, folds_of, **where) -> list[tuple[_Features, _Features]]:
             if view is None:
                 return [(_Features(dense[train]), _Features(dense[held_out])) for train, held_out in folds_of]
             features = []
             steps.total += len(folds_of)  # the search's folds, and all of them again for a chosen view refitted there
             for fold, (train, held_out) in enumerate(folds_of, 1):
                 features.append(self._fold_ngrams(dense, texts, train, held_out))
-                steps.finished("vocabulary", fold=fold, folds=len(folds_of))
+                steps.finished("vocabulary", fold=fold, folds=len(folds_of), **where)
             return features
 
-        def held_out_logits(parallel, keys, folds_of, features) -> dict[tuple, np.ndarray]:
-            """Each (view, C) of ``keys``: the out-of-fold logits of its fits on ``folds_of``, in parallel."""
+        def held_out_logits(parallel, keys, folds_of, features, **where) -> dict[tuple, np.ndarray]:
+            """Each (view, C) of ``keys``: the out-of-fold logits of its fits on ``folds_of``, in parallel (``where``:
+            more to say of each fit's step)."""
             steps.total += len(keys) * len(folds_of)
             oof_by = {key: np.zeros((len(X), len(self.classes_))) for key in keys}
             fitted = parallel(
@@ -254,7 +278,7 @@ class EmbeddingClassifier:
                 for view, c in keys for fold in range(len(folds_of)))
             for (view, c, fold), logits in fitted:
                 oof_by[(view, c)][folds_of[fold][1]] = logits
-                steps.finished("cross-validation", view=view, C=c, fold=fold + 1, folds=len(folds_of))
+                steps.finished("cross-validation", view=view, C=c, fold=fold + 1, folds=len(folds_of), **where)
             return oof_by
 
         search_features = {view: features_of(view, search) for view in views}
@@ -267,20 +291,31 @@ class EmbeddingClassifier:
             view, self.C_ = max(cv_accuracy, key=lambda key: (cv_accuracy[key], key[0] is None, -key[1]))
             oof = searched[(view, self.C_)] if search is splits else held_out_logits(
                 parallel, [(view, self.C_)], splits, {view: features_of(view, splits)})[(view, self.C_)]
+            repeated = []
+            for n, again in enumerate(repeats, 2):
+                where = {"assignment": n, "assignments": len(repeats) + 1}
+                repeated.append(held_out_logits(parallel, [(view, self.C_)], again,
+                                                {view: features_of(view, again, **where)}, **where)[(view, self.C_)])
         self.oof_logits_ = oof  # kept for analysis (e.g. other reject budgets); not saved
 
-        self.temperature_ = fit_temperature(oof, targets)
+        # Calibration is fitted on the out-of-fold rows of every fold assignment, stacked (one assignment but for a
+        # novelty head with calibration_repeats)
+        stacked = len(repeats) + 1
+        stacked_logits, stacked_targets = np.vstack([oof, *repeated]), np.tile(targets, stacked)
+        stacked_labels = np.tile(labels, stacked)
+        self.temperature_ = fit_temperature(stacked_logits, stacked_targets)
         steps.finished("temperature")
-        oof_probabilities = softmax(oof, self.temperature_)
+        stacked_probabilities = softmax(stacked_logits, self.temperature_)
         self.novelty_: NoveltyCalibrator | None = None
-        oof_similarity = None
-        if 0 < len(X) <= self.novelty_max_rows:
-            oof_similarity = held_out_similarity(dense, targets, splits, len(self.classes_))
-            self.novelty_ = fit_novelty(dense, targets, oof_probabilities, oof_similarity)
+        stacked_similarity = None
+        if novelty:
+            stacked_similarity = np.vstack([held_out_similarity(dense, targets, folds_of, len(self.classes_))
+                                            for folds_of in [splits, *repeats]])
+            self.novelty_ = fit_novelty(dense, targets, stacked_probabilities, stacked_similarity)
         oos_threshold: float | None = None
         self.threshold_rule_: str | None = None
         if self.reject_label is not None:
-            oos_threshold = self.choose_threshold(oof_probabilities, labels, oof_similarity)
+            oos_threshold = self.choose_threshold(stacked_probabilities, stacked_labels, stacked_similarity, stacked)
             steps.finished("threshold")
 
         self.ngrams_ = WordNgrams(ngram_range=view).fit(texts) if view else None
@@ -290,7 +325,8 @@ class EmbeddingClassifier:
         self._set_head(coef.astype(np.float32), intercept, oos_threshold)  # coef as saved (artifact.py)
         steps.finished("final fit", view=view, C=self.C_)
         by_key = {_grid_key(*key): accuracy for key, accuracy in cv_accuracy.items()}
-        self.cv_metrics_ = self._cv_metrics(oof, labels, folds, by_key, oof_similarity)
+        self.cv_metrics_ = self._cv_metrics(stacked_logits, stacked_labels, folds, by_key, stacked_similarity,
+                                            rows=len(labels))
         return self
 
     def _fold_ngrams(self, X, texts, train, held_out) -> tuple[_Features, _Features]:
@@ -309,18 +345,22 @@ class EmbeddingClassifier:
         return _Features(X, self.ngrams_.transform(texts))
 
     def choose_threshold(self, probabilities: np.ndarray, labels: np.ndarray,
-                         similarity: np.ndarray | None = None) -> float:
+                         similarity: np.ndarray | None = None, repeats: int = 1) -> float:
         """The out-of-scope threshold for held-out ``probabilities`` (and, with a novelty calibrator, ``similarity``)
         with gold ``labels``: meeting this head's ``min_none_recall`` where set and measurable, else within its
-        ``max_inscope_reject`` (see the module docstring). Sets ``threshold_rule_``, which says which rule chose it."""
+        ``max_inscope_reject`` (see the module docstring). ``repeats``: how many fold assignments the rows stack
+        (each example counts once towards the rows a recall needs). Sets ``threshold_rule_``, which says which rule
+        chose it."""
         none_column = none_column_of(self.classes_, self.reject_label)
         _, best_column = best_in_scope(probabilities, none_column)
         best = label_confidence(probabilities, best_column, self.novelty_, similarity)
         answered_none = probabilities.argmax(axis=1) == none_column
         in_scope = labels != self.reject_label
-        none_rows = int((~in_scope).sum())
+        none_rows = int((~in_scope).sum()) // repeats
         if self.min_none_recall is not None and none_rows >= MIN_NONE_ROWS_FOR_RECALL:
             self.threshold_rule_ = f"none recall >= {self.min_none_recall:g} on {none_rows} held-out none rows"
+            if repeats > 1:
+                self.threshold_rule_ += f" in {repeats} fold assignments"
             return choose_recall_threshold(best[~in_scope], answered_none[~in_scope], self.min_none_recall)
         self.threshold_rule_ = f"in-scope rows answered none <= {self.max_inscope_reject:g}"
         if self.min_none_recall is not None:
@@ -329,14 +369,16 @@ class EmbeddingClassifier:
         return choose_reject_threshold(best[in_scope], answered_none[in_scope], self.max_inscope_reject)
 
     def _cv_metrics(self, oof: np.ndarray, labels: np.ndarray, folds: int, cv_accuracy,
-                    similarity: np.ndarray | None) -> CrossValidatedMetrics:
+                    similarity: np.ndarray | None, rows: int) -> CrossValidatedMetrics:
+        """The head's metrics on out-of-fold rows (every fold assignment's, stacked, as its calibration was fitted);
+        ``rows``: the training examples they are passes over."""
         scored = self.head_.decide(softmax(oof, self.temperature_), similarity)
         raw = softmax(oof)  # before temperature and threshold: the plain logistic regression
         gold = labels.tolist()
         right = labels == np.asarray(scored.labels, dtype=object)
         raw_right = labels == self.classes_[raw.argmax(axis=1)]
         metrics = CrossValidatedMetrics(
-            folds=folds, rows=len(labels), accuracy=float(right.mean()), macro_f1=macro_f1(gold, scored.labels),
+            folds=folds, rows=rows, accuracy=float(right.mean()), macro_f1=macro_f1(gold, scored.labels),
             ece=expected_calibration_error(scored.confidence, right),
             ece_before_temperature=expected_calibration_error(raw.max(axis=1), raw_right),
             selective_accuracy_80=selective_accuracy(scored.confidence, right, 0.8),
@@ -402,6 +444,14 @@ class EmbeddingClassifier:
 
     def predict(self, X: np.ndarray, texts: Sequence[str] | None = None) -> list[str]:
         return self.predict_with_confidence(X, texts).labels
+
+
+def content_order(X: np.ndarray) -> np.ndarray:
+    """The rows' indices ordered by a hash of each row's values: an order set by the rows, not by where they stand."""
+    import hashlib
+
+    keys = [hashlib.blake2b(row.tobytes(), digest_size=8).digest() for row in np.ascontiguousarray(X)]
+    return np.asarray(sorted(range(len(keys)), key=keys.__getitem__), dtype=np.intp)
 
 
 def _grid_key(view: tuple[int, int] | None, C: float) -> str:

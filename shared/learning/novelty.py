@@ -98,18 +98,23 @@ def fit_novelty(X: np.ndarray, targets: np.ndarray, oof_probabilities: np.ndarra
                 neighbours: int = NEIGHBOURS, random_state: int = 0) -> NoveltyCalibrator:
     """Fit on out-of-fold data: ``oof_probabilities`` scores each row by a head that did not see it, and
     ``similarity`` is held_out_similarity over the folds that made them (a row's similarity to its fold's training
-    part, as a new item's will be to the whole training set). ``X`` (all rows) become the exemplars."""
+    part, as a new item's will be to the whole training set); both may stack several fold assignments' passes over
+    the rows, in their order. ``X`` (all rows, once) become the exemplars."""
     from sklearn.linear_model import LogisticRegression  # fitting only: answering stays numpy
 
     X = np.asarray(X, dtype=np.float32)
     targets = np.asarray(targets)
+    if len(oof_probabilities) % len(targets):
+        raise ValueError("out-of-fold rows must be whole passes over the training rows")
+    passes = len(oof_probabilities) // len(targets)
     answered = oof_probabilities.argmax(axis=1)
-    right = answered == targets
+    right = answered == np.tile(targets, passes)
     features = _features(oof_probabilities, similarity, answered)
     if right.all() or not right.any():  # nothing to learn from: keep the probability as it is
         coef = np.array([1.0, 0.0, 0.0, 0.0])
     else:
-        model = LogisticRegression(C=1.0, random_state=random_state).fit(features, right)
+        # Regularised as for one pass: the passes are the same examples again, not new evidence
+        model = LogisticRegression(C=1.0 / passes, random_state=random_state).fit(features, right)
         coef = np.append(model.coef_[0], model.intercept_[0])
     return NoveltyCalibrator(X.astype(np.float16), targets.astype(np.int32), coef, neighbours)
 

@@ -17,6 +17,7 @@ from shared.learning.training_data import ExtractionRow, TrainingSet
 # Up to this many training rows a head's confidence reads their embeddings (novelty.py): a support team's own inbox.
 # Above, storing and searching them all costs more (Banking77's 10,003 rows would add ~8 MB to the head).
 NOVELTY_MAX_ROWS = 5000
+CALIBRATION_REPEATS = 5  # fold assignments a novelty head's calibration is fitted on (classifier.py)
 Progress = Callable[[int, int], None]  # (items embedded so far, total): drives a progress bar
 
 
@@ -58,7 +59,8 @@ def train_head(
         raise ValueError(f"training data has no examples of: {missing}")
     head = classifier or EmbeddingClassifier(none_label=none_label, max_inscope_reject=none_reject_budget,
                                              min_none_recall=none_recall_target, word_ngrams=NGRAM_RANGE, n_jobs=-1,
-                                             catch_all=catch_all, novelty_max_rows=NOVELTY_MAX_ROWS)
+                                             catch_all=catch_all, novelty_max_rows=NOVELTY_MAX_ROWS,
+                                             calibration_repeats=CALIBRATION_REPEATS)
     if head.none_label != none_label:
         raise ValueError(f"the classifier's none label {head.none_label!r} is not the task's {none_label!r}")
     if head.catch_all != catch_all:

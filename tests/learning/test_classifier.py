@@ -167,3 +167,31 @@ def test_zero_shot_ranks_support_tickets_better_than_chance_but_never_sounds_sur
     assert accuracy >= 0.6  # chance is 0.25
     assert predictions.confidence.max() <= 0.5 + 0.5 / 4 + 1e-9
     assert np.allclose(head.predict_proba(X_dev).sum(1), 1.0)
+
+
+def test_the_same_examples_in_another_order_give_the_same_head(banking):
+    X_train, y_train, X_dev, _ = banking
+    order = np.random.default_rng(1).permutation(len(X_train))
+    settings = dict(Cs=(1.0, 10.0), cv_folds=3, novelty_max_rows=1000, calibration_repeats=2)
+    head, shuffled = EmbeddingClassifier(**settings), EmbeddingClassifier(**settings)
+    as_given = head.fit(X_train, y_train, progress=None).predict_with_confidence(X_dev)
+    reordered = shuffled.fit(X_train[order], [y_train[i] for i in order], progress=None).predict_with_confidence(X_dev)
+    assert reordered.labels == as_given.labels
+    assert np.allclose(reordered.confidence, as_given.confidence, atol=1e-6)
+    assert shuffled.temperature_ == pytest.approx(head.temperature_, abs=1e-9)
+
+
+def test_a_novelty_heads_calibration_is_fitted_on_each_fold_assignment_and_a_large_head_fits_one(banking):
+    X_train, y_train, _, _ = banking
+    steps: list[FitStep] = []
+    head = EmbeddingClassifier(Cs=(10.0,), cv_folds=3, novelty_max_rows=1000, calibration_repeats=4).fit(
+        X_train, y_train, progress=steps.append)
+    cross_validation = [step for step in steps if step.phase == "cross-validation"]
+    assert len(cross_validation) == 3 + 3 * 3  # the search's assignment, then three more at the chosen C
+    assert head.novelty_ is not None and head.cv_metrics_.rows == len(X_train)  # metrics: one pass, as before
+    steps.clear()
+    EmbeddingClassifier(Cs=(10.0,), cv_folds=3, novelty_max_rows=100, calibration_repeats=4).fit(
+        X_train, y_train, progress=steps.append)
+    assert sum(step.phase == "cross-validation" for step in steps) == 3  # above novelty_max_rows: one assignment
+    with pytest.raises(ValueError, match="calibration_repeats"):
+        EmbeddingClassifier(calibration_repeats=0)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from shared.learning.training import train_head
+from shared.learning.training import CALIBRATION_REPEATS, train_head
 from shared.learning.training_data import LabelledExample, TrainingSet
 
 LABELS = ["account", "billing", "other", "technical"]
@@ -18,9 +18,14 @@ def test_train_head_without_a_callback_logs_each_fold_c_and_phase_of_fitting(emb
     steps = [r.getMessage() for r in caplog.records if r.name == "shared.learning.classifier"]
     tried = head.cv_metrics_.cv_accuracy_by_c
     folds = head.cv_metrics_.folds
+    searched = [step for step in steps if "fold assignment" not in step]
     for key in tried:  # every (C, view) cross-validated, on every fold
         for fold in range(1, folds + 1):
-            assert sum(f"C = {key}, fold {fold}/{folds}" in step for step in steps) == 1, (key, fold, steps)
+            assert sum(f"C = {key}, fold {fold}/{folds}" in step for step in searched) == 1, (key, fold, steps)
+    chosen = next(key for key in tried if steps[-1].endswith(f"final fit, C = {key}"))
+    for assignment in range(2, CALIBRATION_REPEATS + 1):  # the chosen one again on each fold assignment
+        assert sum(f"C = {chosen}, fold {fold}/{folds}, fold assignment {assignment}/{CALIBRATION_REPEATS}" in step
+                   for step in steps for fold in range(1, folds + 1)) == folds
     assert any("vocabulary, fold 1/" in step for step in steps)
     finished = [step for step in steps if "iteration" not in step]  # a long final fit also says it is at work
     assert [step.split(": ", 1)[1].split(",")[0] for step in finished[-2:]] == ["temperature", "final fit"]
