@@ -223,8 +223,10 @@ class EmbeddingClassifier:
         from sklearn.model_selection import StratifiedKFold
 
         X = np.asarray(X, dtype=np.float32).astype(np.float64)  # the precision embeddings have, computed in float64
-        if self.word_ngrams and (texts is None or len(texts) != len(X)):
+        if self.word_ngrams and texts is None:
             raise ValueError("a head with word_ngrams is fitted on the texts as well as their embeddings")
+        if texts is not None and len(texts) != len(X):
+            raise ValueError(f"{len(texts)} texts for {len(X)} embeddings")
         labels = np.asarray(list(y), dtype=object)
         self.classes_ = np.array(sorted(set(labels.tolist())), dtype=object)
         if len(self.classes_) < 2:
@@ -239,7 +241,7 @@ class EmbeddingClassifier:
         def split(n_folds: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
             """Stratified folds of the rows taken in an order of their own content, so the same examples get the
             same folds (and the same head) whatever order they come in."""
-            order = content_order(X)
+            order = content_order(X, texts)
             return [(order[train], order[held_out]) for train, held_out in
                     StratifiedKFold(n_folds, shuffle=True, random_state=seed).split(X[order], targets[order])]
 
@@ -446,12 +448,15 @@ class EmbeddingClassifier:
         return self.predict_with_confidence(X, texts).labels
 
 
-def content_order(X: np.ndarray) -> np.ndarray:
-    """The rows' indices ordered by a hash of each row's values: an order set by the rows, not by where they stand."""
+def content_order(X: np.ndarray, texts: Sequence[str] | None = None) -> np.ndarray:
+    """The rows' indices ordered by a hash of each row's text (else of its values): an order set by the examples, not
+    by where they stand. Texts are the better key: an embedder's last bits can differ with the batch a text was in."""
     import hashlib
 
-    keys = [hashlib.blake2b(row.tobytes(), digest_size=8).digest() for row in np.ascontiguousarray(X)]
-    return np.asarray(sorted(range(len(keys)), key=keys.__getitem__), dtype=np.intp)
+    keys = ([text.encode("utf-8") for text in texts] if texts is not None
+            else [row.tobytes() for row in np.ascontiguousarray(X)])
+    digests = [hashlib.blake2b(key, digest_size=8).digest() for key in keys]
+    return np.asarray(sorted(range(len(digests)), key=digests.__getitem__), dtype=np.intp)
 
 
 def _grid_key(view: tuple[int, int] | None, C: float) -> str:

@@ -169,16 +169,26 @@ def test_zero_shot_ranks_support_tickets_better_than_chance_but_never_sounds_sur
     assert np.allclose(head.predict_proba(X_dev).sum(1), 1.0)
 
 
-def test_the_same_examples_in_another_order_give_the_same_head(banking):
+def test_the_same_examples_in_another_order_give_the_same_head_though_their_last_bits_differ(banking):
     X_train, y_train, X_dev, _ = banking
+    texts = [f"example {i}" for i in range(len(X_train))]  # the folds follow the texts
     order = np.random.default_rng(1).permutation(len(X_train))
+    # as an embedder gives a text in another batch: equal to float32's last bits, not bit for bit
+    nudged = (X_train * np.float32(1 + 1e-7)).astype(np.float32)
+    assert not np.array_equal(nudged, X_train)
     settings = dict(Cs=(1.0, 10.0), cv_folds=3, novelty_max_rows=1000, calibration_repeats=2)
     head, shuffled = EmbeddingClassifier(**settings), EmbeddingClassifier(**settings)
-    as_given = head.fit(X_train, y_train, progress=None).predict_with_confidence(X_dev)
-    reordered = shuffled.fit(X_train[order], [y_train[i] for i in order], progress=None).predict_with_confidence(X_dev)
+    as_given = head.fit(X_train, y_train, texts=texts, progress=None).predict_with_confidence(X_dev)
+    reordered = shuffled.fit(nudged[order], [y_train[i] for i in order], texts=[texts[i] for i in order],
+                             progress=None).predict_with_confidence(X_dev)
     assert reordered.labels == as_given.labels
-    assert np.allclose(reordered.confidence, as_given.confidence, atol=1e-6)
-    assert shuffled.temperature_ == pytest.approx(head.temperature_, abs=1e-9)
+    assert np.allclose(reordered.confidence, as_given.confidence, atol=1e-4)
+    assert shuffled.temperature_ == pytest.approx(head.temperature_, abs=1e-4)
+
+
+def test_texts_that_do_not_match_the_embeddings_are_refused():
+    with pytest.raises(ValueError, match="2 texts for 3 embeddings"):
+        EmbeddingClassifier().fit(np.eye(3), ["a", "b", "a"], texts=["x", "y"])
 
 
 def test_a_novelty_heads_calibration_is_fitted_on_each_fold_assignment_and_a_large_head_fits_one(banking):
