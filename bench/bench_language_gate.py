@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from shared.learning.embedders import LocalMiniLM, LocalUSEMultilingual
-from shared.learning.language import MAX_READABLE_SHARE, MIN_CHARS, LanguageGate
+from shared.learning.language import MAX_READABLE_SHARE, MIN_IDENTIFIED, MIN_LETTERS, LanguageGate
 
 REPO = Path(__file__).resolve().parents[1]
 DATASETS = REPO.parent / "shared" / "datasets"
@@ -50,8 +50,9 @@ def main() -> None:
 
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=REPO).stdout
     print(f"# bench_language_gate  {time.strftime('%Y-%m-%d %H:%M')}  commit {commit.strip()}  "
-          f"python {platform.python_version()}  rule: >= {MIN_CHARS} characters and < {MAX_READABLE_SHARE:.0%} of "
-          "the identifier's probability on the embedder's languages")
+          f"python {platform.python_version()}  rule: >= {MIN_LETTERS} letters, one language named at >= "
+          f"{MIN_IDENTIFIED:.0%} and < {MAX_READABLE_SHARE:.0%} of the identifier's probability on the embedder's "
+          "languages")
     gate = LanguageGate()
     started = time.perf_counter()
     gate.unreadable(["a text long enough to be judged by the identifier"], frozenset({"en"}))

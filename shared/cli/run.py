@@ -167,8 +167,12 @@ def health(
         if config.backend == Backend.TRAINED:
             from shared.learning.serving import embedder_kind
 
-            state["embedders"] = {task.name: embedder_kind(config.embedder, task) for _, task in cascade.tasks.each()
-                                  if not isinstance(task, TaskError) and name in task.tiers}
+            tasks = [task for _, task in cascade.tasks.each() if not isinstance(task, TaskError) and name in task.tiers]
+            state["embedders"] = {task.name: embedder_kind(config.embedder, task) for task in tasks}
+            if state["ok"]:  # a declared language the task's embedder cannot read: those items always escalate
+                heads = cascade.tiers.get(name).heads
+                state["languages_outside"] = {task.name: outside for task in tasks
+                                              if (outside := heads.languages_outside(task))}
         tiers.append(state)
     if as_json:
         sys.stdout.write(json.dumps(tiers, indent=2) + "\n")
@@ -179,6 +183,9 @@ def health(
         if embedders := state.get("embedders"):
             console.print("  embeds " + ", ".join(f"{task} with {kind}" for task, kind in embedders.items()),
                           highlight=False)
+        for task, outside in (state.get("languages_outside") or {}).items():
+            console.print(f"  [yellow]{task} declares {', '.join(outside)}, which its embedder was not trained on: "
+                          "its items in them escalate[/]", highlight=False)
     for state in tiers:
         if state["warning"]:
             console.print(f"[yellow]warning: {state['warning']}[/]")

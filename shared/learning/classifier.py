@@ -238,12 +238,13 @@ class EmbeddingClassifier:
             lone = [str(label) for label, count in zip(self.classes_, counts) if count < 2]
             raise ValueError(f"every label needs at least 2 examples for cross-validation; one only: {some_of(lone)}")
 
+        order = content_order(X, texts)
+
         def split(n_folds: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
             """Stratified folds of the rows taken in an order of their own content, so the same examples get the
             same folds (and the same head) whatever order they come in."""
-            order = content_order(X, texts)
             return [(order[train], order[held_out]) for train, held_out in
-                    StratifiedKFold(n_folds, shuffle=True, random_state=seed).split(X[order], targets[order])]
+                    StratifiedKFold(n_folds, shuffle=True, random_state=seed).split(order, targets[order])]
 
         splits = split(folds, self.random_state)
         # With plentiful rows C and the view are searched on FEW_FOLDS folds; the chosen pair is then fitted on all
@@ -449,8 +450,10 @@ class EmbeddingClassifier:
 
 
 def content_order(X: np.ndarray, texts: Sequence[str] | None = None) -> np.ndarray:
-    """The rows' indices ordered by a hash of each row's text (else of its values): an order set by the examples, not
-    by where they stand. Texts are the better key: an embedder's last bits can differ with the batch a text was in."""
+    """The rows' indices ordered by a hash of each row's text (else of its embedding's values): an order set by the
+    examples, not by where they stand. Texts are the better key: an embedder's last bits can differ with the batch a
+    text was in. Rows with the same text keep their given order among themselves (training sets are de-duplicated
+    by text: training_data.py)."""
     import hashlib
 
     keys = ([text.encode("utf-8") for text in texts] if texts is not None

@@ -14,6 +14,7 @@ as a `ServedHead`.
 
 from __future__ import annotations
 
+import logging
 import threading
 from dataclasses import dataclass
 from functools import cached_property
@@ -27,6 +28,8 @@ from shared.foundation.tasks import AnyTask, ClassificationTask, ExtractionTask
 from shared.learning.activation import ActiveHead, active_head
 from shared.learning.embedders.base import Embedder, Embeddings
 from shared.learning.language import LanguageGate
+
+log = logging.getLogger(__name__)
 from shared.learning.stores import ArtifactStore
 
 
@@ -200,8 +203,24 @@ class TrainedHeads:
         return OneBlasThread()
 
     @cached_property
-    def _language_gate(self) -> LanguageGate:
+    def language_gate(self) -> LanguageGate:
         return LanguageGate()
+
+    def _unreadable(self, texts: Sequence[str], embedder: Embedder) -> list[str | None]:
+        """The gate's judgement of each text; if the identifier itself fails, every text is read as the head reads
+        it (logged): a broken check must not fail every answer."""
+        try:
+            return self.language_gate.unreadable(texts, embedder.languages)
+        except Exception:
+            log.exception("the language check failed; answering without it")
+            return [None] * len(texts)
+
+    def languages_outside(self, task: AnyTask) -> list[str]:
+        """The languages ``task`` declares that its embedder was not trained on: its items in them escalate."""
+        readable = self.embedder_for(task).languages
+        if readable is None:
+            return []
+        return sorted({tag for tag in task.languages if tag.split("-")[0].casefold() not in readable})
 
     def labels(self, head: ServedHead, texts: Sequence[str]) -> list[Label]:
         """A label for each text, in their order, from one embedder call and one head call: the embedder sorts the
@@ -214,7 +233,7 @@ class TrainedHeads:
         labels = []
         for value, confidence, tokens, language in zip(
                 prediction.labels, prediction.confidence, _tokens_each(texts, embedded),
-                self._language_gate.unreadable(texts, head.embedder.languages)):
+                self._unreadable(texts, head.embedder)):
             if language is None:
                 labels.append(Label(value, float(confidence), tokens))
             else:  # the head's confidence means nothing for a text its embedder cannot read (language.py)

@@ -56,3 +56,16 @@ def test_health_says_which_embedder_each_task_of_the_trained_tier_gets(tmp_path,
     monkeypatch.setenv("SMALLFIRST_TRAINED_EMBEDDER", "minilm")
     answer = runner.invoke(app, ["health"])
     assert "embeds banking77 with minilm" in answer.stderr and "support_ticket with minilm" in answer.stderr
+
+
+def test_health_warns_of_a_declared_language_the_tasks_embedder_was_not_trained_on(tmp_path, monkeypatch):
+    tasks = tmp_path / "tasks"
+    shutil.copytree(REPO / "tasks", tasks)
+    task_file = tasks / "support_ticket.yaml"
+    task_file.write_text(task_file.read_text() + "languages: [en, es, sv-SE]\n")  # USE-m reads es, not Swedish
+    monkeypatch.setenv("SMALLFIRST_TASKS_DIR", str(tasks))
+    trained = {tier["tier"]: tier for tier in json.loads(runner.invoke(app, ["health", "--json"]).stdout)}["trained"]
+    assert trained["languages_outside"] == {"support_ticket": ["sv-SE"]}  # English-only tasks: nothing to say
+    monkeypatch.setenv("SMALLFIRST_TRAINED_EMBEDDER", "minilm")
+    answer = runner.invoke(app, ["health"])
+    assert "support_ticket declares es, sv-SE, which its embedder was not trained on" in " ".join(answer.stderr.split())

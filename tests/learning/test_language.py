@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from shared.learning.embedders.use_multilingual import LANGUAGES as USE_M_LANGUAGES
-from shared.learning.language import MIN_CHARS, LanguageGate
+from shared.learning.language import MIN_LETTERS, LanguageGate
 from tests.conftest import REPO, dataset_rows
 
 ENGLISH = frozenset({"en"})
@@ -40,13 +40,26 @@ def test_a_non_english_ticket_is_unreadable_for_an_english_embedder_but_english_
     assert gate.unreadable([spanish, english], ENGLISH) == ["es", None]
 
 
-def test_texts_shorter_than_the_minimum_are_never_judged(gate):
+def test_texts_with_fewer_letters_than_the_minimum_are_never_judged(gate):
     short = "Tack för hjälpen igår!"
-    assert len(short) < MIN_CHARS
-    assert gate.unreadable([short, "   " + short + "   "], USE_M_LANGUAGES) == [None, None]
+    padded = "   " + short + " 1234567890 1234567890   "
+    assert sum(c.isalpha() for c in padded) < MIN_LETTERS <= len(padded)
+    assert gate.unreadable([short, padded], USE_M_LANGUAGES) == [None, None]
 
 
-def test_an_embedder_that_reads_any_language_is_never_refused_and_nothing_is_loaded(monkeypatch):
+@pytest.mark.parametrize("text", [
+    "!" * 40 + "?" * 20,
+    "INV-2024-00123 INV-2024-00124 INV-2024-00125 INV-2024-00126 INV-2024-00127",
+    "Order #123456789, SKU 99-8812-AX, qty 3, total $129.99, ref ABCD-EFGH-IJKL-MNOP",
+    "https://example.com/support/tickets/8812/attachments/screenshot-of-the-error-page.png",
+    "0123456789 " * 8,
+    "🙂🙂🙂 👍👍👍 🔥🔥🔥 " * 6,
+])
+def test_a_text_in_no_language_is_never_judged_unreadable_even_by_an_english_embedder(gate, text):
+    assert gate.unreadable([text], ENGLISH) == [None]
+
+
+def test_an_embedder_that_reads_any_language_is_never_refused_and_nothing_is_loaded():
     fresh = LanguageGate()
     assert fresh.unreadable([SWEDISH, CZECH], None) == [None, None]
     assert fresh._identifier is None
@@ -100,3 +113,23 @@ def test_the_cascade_escalates_such_a_ticket_with_the_language_in_the_attempts_r
     judged = AcceptancePolicy(support_ticket).judge(attempt, "small")
     assert judged.outcome == "low_confidence"
     assert judged.reason.startswith("confidence 0.000 < trained's threshold") and "'sv'" in judged.reason
+
+
+def test_a_failing_language_check_leaves_the_heads_answers_as_they_are_and_logs_it(tmp_path, support_ticket, caplog):
+    from shared.core.config import Settings
+    from shared.learning.serving import TrainedHeads
+
+    heads = TrainedHeads(Settings.from_env({}).tiers["trained"])
+    served, _ = heads.load(support_ticket, heads.active_head(support_ticket))
+    texts = [CZECH, "I was charged twice for the annual plan this month, can you refund one of them?"]
+    gated = heads.labels(served, texts)
+    heads.language_gate._identify = lambda: (_ for _ in ()).throw(OSError("model file unreadable"))
+    ungated = heads.labels(served, texts)
+    assert gated[0].confidence == 0.0 and ungated[0].confidence > 0.0 and ungated[0].note is None
+    assert ungated[1] == gated[1]
+    assert "the language check failed" in caplog.text
+
+
+def test_the_trained_tiers_probe_loads_the_language_check(trained):
+    assert "the language check ready" in trained.probe()
+    assert trained.heads.language_gate._identifier is not None

@@ -133,7 +133,8 @@ class TrainedTier(Tier):
             else:
                 embedder.load()
             ready.append(embedder.id)
-        return f"trained: {', '.join(ready)} ready; heads in {self.heads.location()}"
+        self.heads.language_gate.load()
+        return f"trained: {', '.join(ready)} and the language check ready; heads in {self.heads.location()}"
 
     def health(self) -> str:
         ready = []
