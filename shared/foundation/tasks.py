@@ -132,9 +132,15 @@ class TaskBase(BaseModel):
         return languages
 
     @property
+    def language_codes(self) -> dict[str, str]:
+        """Each declared tag with its language alone, lower-case (`sv-SE` -> `sv`): what an embedder's languages and
+        a language identifier name."""
+        return {tag: tag.split("-")[0].casefold() for tag in self.languages}
+
+    @property
     def multilingual(self) -> bool:
         """Its texts come in a language other than English."""
-        return any(tag.split("-")[0].casefold() != "en" for tag in self.languages)
+        return any(code != "en" for code in self.language_codes.values())
 
     @field_validator("tiers")
     @classmethod

@@ -220,7 +220,7 @@ class TrainedHeads:
         readable = self.embedder_for(task).languages
         if readable is None:
             return []
-        return sorted({tag for tag in task.languages if tag.split("-")[0].casefold() not in readable})
+        return sorted(tag for tag, code in task.language_codes.items() if code not in readable)
 
     def labels(self, head: ServedHead, texts: Sequence[str]) -> list[Label]:
         """A label for each text, in their order, from one embedder call and one head call: the embedder sorts the
