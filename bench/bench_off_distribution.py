@@ -41,14 +41,15 @@ import numpy as np
 import yaml
 from sklearn.metrics import roc_auc_score
 
+from shared.core.config import Settings
 from shared.evaluation.guarantees import select_accepted
 from shared.foundation.metrics import expected_calibration_error
 from shared.foundation.tasks import ClassificationTask
 from shared.learning.artifact import HeadExpectation, load_head
 from shared.learning.classifier import EmbeddingClassifier
 from shared.learning.embedders import LocalMiniLM, LocalUSEMultilingual
-from shared.learning.language import LanguageGate
 from shared.learning.lexical import NGRAM_RANGE
+from shared.learning.serving import ServedHead, TrainedHeads
 from shared.learning.stores import LocalFolderStore
 from shared.learning.training import CALIBRATION_REPEATS, NOVELTY_MAX_ROWS, embed_in_batches
 
@@ -144,18 +145,18 @@ def main() -> None:
         return EmbeddingClassifier(word_ngrams=NGRAM_RANGE, calibration_repeats=CALIBRATION_REPEATS, **kwargs).fit(
             embedded[key]["train"], [r["label"] for r in train], texts=[r["text"] for r in train], progress=None)
 
-    gate = LanguageGate()
+    serving = TrainedHeads(Settings.from_env({}).tiers["trained"])
 
-    def answering(head: EmbeddingClassifier, key: str, gated: bool = False):
-        """The head's answers; ``gated``: as the trained tier serves them, confidence 0 where the embedder cannot
-        read the text."""
+    def answering(head: EmbeddingClassifier, key: str, served: bool = False):
+        """The head's answers; ``served``: through the trained tier's own path (serving.py: it embeds the texts and
+        gives confidence 0 where the embedder cannot read one)."""
         def answer(name: str) -> Answers:
+            if served:
+                labels = serving.labels(ServedHead(head, embedders[key]), texts[name])
+                return Answers(np.asarray([label.value for label in labels], dtype=object),
+                               np.asarray([label.confidence for label in labels]))
             answered = head.predict_with_confidence(embedded[key][name], texts[name])
-            confidence = answered.confidence
-            if gated:
-                unread = gate.unreadable(texts[name], embedders[key].languages)
-                confidence = np.where([language is not None for language in unread], 0.0, confidence)
-            return Answers(np.asarray(answered.labels, dtype=object), confidence)
+            return Answers(np.asarray(answered.labels, dtype=object), answered.confidence)
         return answer
 
     shipped = load_head(LocalFolderStore(REPO / "models"), "support_ticket", OLD_HEAD,
@@ -189,7 +190,7 @@ def main() -> None:
             w = head.novelty_.coef
             extra.append(f"calibrator: logit(p) x {w[0]:.3f}, similarity x {w[1]:.3f}, margin x {w[2]:.3f}, "
                          f"bias {w[3]:.3f}")
-        variants[title + (f" ({'; '.join(extra)})" if extra else "")] = answering(head, key, gated=title == after)
+        variants[title + (f" ({'; '.join(extra)})" if extra else "")] = answering(head, key, served=title == after)
 
     print(f"\n  {'':17s} {'':6s} {'':6s} {'':6s} {'':7s}  {'CP95/216: thr, accept, acc':>20s}  "
           f"{'CP95/616: thr, accept, acc':>20s}\n  {'set':17s} {'acc':>6s} {'ECE':>6s} {'AUROC':>6s} {'other-R':>7s}  "
