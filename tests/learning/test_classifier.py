@@ -191,7 +191,7 @@ def test_texts_that_do_not_match_the_embeddings_are_refused():
         EmbeddingClassifier().fit(np.eye(3), ["a", "b", "a"], texts=["x", "y"])
 
 
-def test_a_novelty_heads_calibration_is_fitted_on_each_fold_assignment_and_a_large_head_fits_one(banking):
+def test_a_novelty_head_cross_validates_its_chosen_c_on_each_extra_fold_assignment_and_a_larger_head_on_one(banking):
     X_train, y_train, _, _ = banking
     steps: list[FitStep] = []
     head = EmbeddingClassifier(Cs=(10.0,), cv_folds=3, novelty_max_rows=1000, calibration_repeats=4).fit(
